@@ -1,0 +1,247 @@
+"""Camera-shake blur kernels (PSFs) and the kernel-bank file.
+
+``make_kernels`` turns seeds into normalised, centred PSFs by drawing random
+trajectories (:mod:`blurgen.trajectory`) and rasterising the exposed part
+(:mod:`blurgen.psf`).  A kernel bank is an HDF5 file of such PSFs with every
+kernel's seed and parameters (layout in ``docs/kernel-bank.md``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from blurgen import psf as _psf
+from blurgen import streams
+from blurgen.trajectory import POS_FRACTION, random_trajectories
+
+#: DeblurGAN's exposure fractions, drawn uniformly when not fixed.
+FRACTION_CHOICES = (0.1, 0.5, 1.0)
+
+BANK_FORMAT = "blurgen.kernel-bank"
+BANK_VERSION = 1
+
+# Trajectories are drawn in batches of this many kernels: large enough that the
+# per-step numpy calls are amortised, small enough to stay within ~100 MB at
+# iters = 2000.
+_BATCH = 4096
+
+
+class BankError(ValueError):
+    """A file that is not a readable kernel bank."""
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """How to draw kernels.  ``None`` for ``expl`` or ``fraction`` draws it per kernel.
+
+    size : side of the PSF in pixels (>= 3).
+    iters : trajectory samples (>= 2).
+    max_len : trajectory length in pixels (0 < max_len <= size - 3, so a centred
+        PSF always fits).
+    expl : anxiety (>= 0; 0 = straight blur), or None for DeblurGAN's set
+        {0.003, 0.005, 0.007, 0.008, 0.009, 0.01}.
+    fraction : exposure fraction in (0, 1], or None for {1/10, 1/2, 1}.
+    """
+
+    size: int = 64
+    iters: int = 2000
+    max_len: float = 60.0
+    expl: float | None = None
+    fraction: float | None = None
+
+    def __post_init__(self):
+        if self.size < 3:
+            raise ValueError(f"size must be >= 3, got {self.size}")
+        if self.iters < 2:
+            raise ValueError(f"iters must be >= 2, got {self.iters}")
+        if not 0 < self.max_len <= _psf.max_extent(self.size):
+            raise ValueError(
+                f"max-len must be in (0, {_psf.max_extent(self.size):g}] for size {self.size} "
+                f"(the centred kernel must fit), got {self.max_len:g}"
+            )
+        if self.expl is not None and not self.expl >= 0:
+            raise ValueError(f"expl must be >= 0, got {self.expl}")
+        if self.fraction is not None and not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class KernelBatch:
+    """``n`` kernels with their seeds and parameters.
+
+    psf : (n, size, size) float32, >= 0, each sums to 1, centre of mass at the centre.
+    seed : (n,) uint64 — regenerates the kernel with the same spec.
+    expl, fraction : (n,) float64 — anxiety and exposure fraction.
+    length : (n,) float64 — length (px) of the exposed part of the trajectory.
+    extent : (n,) float64 — larger side (px) of the exposed part's bounding box.
+    big_shakes : (n,) int32 — big shakes within the exposed part.
+    centripetal, prob_big_shake, gaussian_shake, init_angle : (n,) float64.
+    """
+
+    psf: np.ndarray
+    seed: np.ndarray
+    expl: np.ndarray
+    fraction: np.ndarray
+    length: np.ndarray
+    extent: np.ndarray
+    big_shakes: np.ndarray
+    centripetal: np.ndarray
+    prob_big_shake: np.ndarray
+    gaussian_shake: np.ndarray
+    init_angle: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seed)
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Every per-kernel field but the PSF itself, name -> (n,) array."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "psf"}
+
+    def subset(self, index) -> "KernelBatch":
+        """The kernels at ``index`` (an int array, slice or boolean mask)."""
+        return KernelBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @staticmethod
+    def concat(batches: list["KernelBatch"]) -> "KernelBatch":
+        return KernelBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(KernelBatch)})
+
+
+def kernel_seeds(seed: int, n: int, start: int = 0) -> np.ndarray:
+    """Seeds of kernels ``start .. start + n - 1`` of the stream named by ``seed``.
+
+    Kernel i's seed depends on (seed, i) only, so any slice of a bank can be
+    regenerated alone, by any process.  Returns (n,) uint64.
+    """
+    if n < 0 or start < 0:
+        raise ValueError("n and start must be >= 0")
+    base = streams.seed_sequence_base(seed)
+    return streams.stream_u64(np.array([base]), start, n)[:, 0]
+
+
+def make_kernels(seeds: np.ndarray, spec: KernelSpec = KernelSpec()) -> KernelBatch:
+    """One random-trajectory kernel per seed (see :class:`KernelBatch`)."""
+    seeds = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
+    parts = [_make_batch(seeds[i : i + _BATCH], spec) for i in range(0, len(seeds), _BATCH)]
+    if len(parts) == 1:
+        return parts[0]
+    return KernelBatch.concat(parts) if parts else _make_batch(seeds, spec)
+
+
+def _make_batch(seeds: np.ndarray, spec: KernelSpec) -> KernelBatch:
+    n = len(seeds)
+    if spec.fraction is None:
+        u = streams.uniform(streams.stream_u64(seeds, POS_FRACTION, 1)[0])
+        choice = np.minimum((u * len(FRACTION_CHOICES)).astype(np.int64), len(FRACTION_CHOICES) - 1)
+        fraction = np.asarray(FRACTION_CHOICES)[choice]
+    else:
+        fraction = np.full(n, float(spec.fraction))
+    exposed = _psf.exposed_samples(spec.iters, fraction)
+
+    out = {
+        "psf": np.zeros((n, spec.size, spec.size), np.float32),
+        "length": np.zeros(n),
+        "extent": np.zeros(n),
+        "big_shakes": np.zeros(n, np.int32),
+    }
+    params = {}
+    # Kernels of one exposure share a trajectory length, so each group is one
+    # rectangular batch, and no step past the exposure is ever simulated.
+    for samples in np.unique(exposed):
+        group = np.flatnonzero(exposed == samples)
+        traj = random_trajectories(seeds[group], spec.iters, spec.max_len, spec.expl, samples=int(samples))
+        out["psf"][group] = _psf.rasterize(traj.points, spec.size)
+        out["length"][group] = np.abs(np.diff(traj.points, axis=0)).sum(axis=0, dtype=np.float64)
+        width = np.ptp(traj.points.real, axis=0)
+        height = np.ptp(traj.points.imag, axis=0)
+        out["extent"][group] = np.maximum(width, height)
+        out["big_shakes"][group] = traj.big_shake.sum(axis=0)
+        for name in ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "init_angle"):
+            params.setdefault(name, np.zeros(n))[group] = getattr(traj, name)
+    if n == 0:
+        params = {name: np.zeros(0) for name in ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "init_angle")}
+    return KernelBatch(seed=seeds, fraction=fraction, **out, **params)
+
+
+# --- the kernel-bank file -----------------------------------------------------
+
+
+def write_bank(
+    path: str | os.PathLike,
+    n: int,
+    seed: int,
+    spec: KernelSpec,
+    attrs: dict | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Generate ``n`` kernels of stream ``seed`` and write them as a bank at ``path``.
+
+    The file is written under a temporary name beside ``path`` and renamed
+    when complete, so an interrupted run never leaves a half-written bank.
+    ``progress(k)`` is called after each batch of ``k`` kernels.
+    """
+    import h5py
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            chunk = (max(1, min(n, 64)), spec.size, spec.size)
+            ds = f.create_dataset(
+                "kernels", (n, spec.size, spec.size), np.float32, chunks=chunk,
+                compression="gzip", compression_opts=4, shuffle=True,
+            )
+            columns = None
+            for start in range(0, n, _BATCH):
+                batch = make_kernels(kernel_seeds(seed, min(_BATCH, n - start), start), spec)
+                ds[start : start + len(batch)] = batch.psf
+                if columns is None:
+                    columns = {k: f.create_dataset(k, (n,), v.dtype) for k, v in batch.params().items()}
+                for k, v in batch.params().items():
+                    columns[k][start : start + len(batch)] = v
+                if progress:
+                    progress(len(batch))
+            f.attrs["format"] = BANK_FORMAT
+            f.attrs["format_version"] = BANK_VERSION
+            f.attrs["seed"] = seed
+            f.attrs["spec"] = json.dumps(asdict(spec))
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_bank(path: str | os.PathLike, index=None) -> tuple[KernelBatch, dict]:
+    """Read a kernel bank: (kernels, attributes).
+
+    ``index`` (a slice or sorted int array) reads only those kernels.  Raises
+    :class:`BankError` with a one-line reason if ``path`` is not a kernel bank.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise BankError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != BANK_FORMAT:
+                raise BankError(f"{path}: not a kernel bank (made by `blurgen make-kernels`)")
+            sel = slice(None) if index is None else index
+            data = {name: f[name][sel] for name in (fl.name for fl in fields(KernelBatch)) if name != "psf"}
+            data["psf"] = f["kernels"][sel]
+            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    except BankError:
+        raise
+    except (OSError, KeyError) as exc:
+        raise BankError(f"{path}: not a readable kernel bank ({exc})") from None
+    return KernelBatch(**data), attrs
+
+
+def bank_spec(attrs: dict) -> KernelSpec:
+    """The :class:`KernelSpec` a bank was generated with."""
+    return KernelSpec(**json.loads(attrs["spec"]))

@@ -1,0 +1,187 @@
+"""The random camera-shake trajectory model of Boracchi & Foi (2012).
+
+"Modeling the performance of image restoration from motion blur", IEEE TIP 21(8),
+the model DeblurGAN (Kupyn et al., CVPR 2018) draws its synthetic blur from.
+A particle starts at the origin with a velocity of random direction.  At each of
+``iters - 1`` steps its velocity changes by
+
+* a Gaussian perturbation of strength ``gaussian_shake``,
+* an inertial pull back toward the origin of strength ``centripetal``, and
+* with probability ``prob_big_shake * expl``, an impulsive *big shake* that turns
+  the velocity roughly around (by pi ± 0.5 rad),
+
+all scaled by the anxiety ``expl``; the velocity is then renormalised to
+``max_len / (iters - 1)`` pixels per step, so every trajectory is exactly
+``max_len`` pixels long.  ``expl = 0`` gives straight (rectilinear) motion.
+
+The model is vectorised over kernels: the loop runs over the ``iters`` time
+steps only, each step updating every kernel of the batch at once.  Random
+numbers come from per-kernel counter-based streams (:mod:`blurgen.streams`), so
+a trajectory depends on its seed alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from blurgen import streams
+
+#: DeblurGAN's values of the anxiety, drawn uniformly when not fixed.
+EXPL_CHOICES = (0.003, 0.005, 0.007, 0.008, 0.009, 0.01)
+
+# Positions in a kernel's random stream.  Fixed so that adding a parameter never
+# shifts the numbers another one draws.
+_POS_CENTRIPETAL, _POS_PROB_BIG_SHAKE, _POS_GAUSSIAN_SHAKE, _POS_ANGLE = 0, 1, 2, 3
+POS_EXPL, POS_FRACTION = 4, 5
+_POS_STEPS = 8
+_STEP_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """A batch of ``n`` trajectories of ``iters`` samples each.
+
+    Attributes
+    ----------
+    points : (samples, n) complex64
+        Positions x + iy in pixels, ``points[0] == 0``; step-major.
+        ``samples`` is ``iters`` unless fewer were asked for.
+    big_shake : (samples - 1, n) bool
+        Whether step t (from sample t to t + 1) had a big shake.
+    expl, centripetal, prob_big_shake, gaussian_shake, init_angle : (n,) float64
+        The per-trajectory parameters (``init_angle`` in radians).
+    """
+
+    points: np.ndarray
+    big_shake: np.ndarray
+    expl: np.ndarray
+    centripetal: np.ndarray
+    prob_big_shake: np.ndarray
+    gaussian_shake: np.ndarray
+    init_angle: np.ndarray
+
+
+@dataclass(frozen=True)
+class StepDraws:
+    """The random numbers a batch of trajectories consumes, one row per step.
+
+    ``shake_u`` and ``turn_u`` are (iters - 1, n) float32 uniforms in [0, 1)
+    (whether a big shake happens, and by how much it turns); ``noise`` is
+    (iters - 1, n) complex64 standard complex normal.  Exposed so that a
+    reference implementation can replay exactly the same draws.
+    """
+
+    shake_u: np.ndarray
+    turn_u: np.ndarray
+    noise: np.ndarray
+
+
+def draw_parameters(seeds: np.ndarray, expl: float | None = None) -> dict[str, np.ndarray]:
+    """Per-trajectory parameters: DeblurGAN's U(0, 0.7), U(0, 0.2), U(0, 10), U(0, 2pi).
+
+    ``expl`` fixes the anxiety for every trajectory; ``None`` draws it from
+    :data:`EXPL_CHOICES`.  Returns (n,) float64 arrays.
+    """
+    u = streams.uniform(streams.stream_u64(seeds, 0, _POS_STEPS))  # (8, n)
+    if expl is None:
+        choice = np.minimum((u[POS_EXPL] * len(EXPL_CHOICES)).astype(np.int64), len(EXPL_CHOICES) - 1)
+        expl_values = np.asarray(EXPL_CHOICES)[choice]
+    else:
+        expl_values = np.full(len(seeds), float(expl))
+    return {
+        "expl": expl_values,
+        "centripetal": 0.7 * u[_POS_CENTRIPETAL],
+        "prob_big_shake": 0.2 * u[_POS_PROB_BIG_SHAKE],
+        "gaussian_shake": 10.0 * u[_POS_GAUSSIAN_SHAKE],
+        "init_angle": 2.0 * np.pi * u[_POS_ANGLE],
+    }
+
+
+def draw_steps(seeds: np.ndarray, first: int, count: int) -> StepDraws:
+    """The random numbers of steps ``first .. first+count-1`` of each trajectory (see :class:`StepDraws`)."""
+    z = streams.stream_u64(seeds, _POS_STEPS + 2 * first, 2 * count).reshape(count, 2, len(seeds))
+    shake_u, turn_u = streams.uniform_pair(z[:, 0])
+    noise = streams.complex_normal(*streams.uniform_pair(z[:, 1])).astype(np.complex64)
+    return StepDraws(shake_u=shake_u, turn_u=turn_u, noise=noise)
+
+
+def random_trajectories(
+    seeds: np.ndarray,
+    iters: int = 2000,
+    max_len: float = 60.0,
+    expl: float | None = None,
+    samples: int | None = None,
+) -> Trajectories:
+    """Draw one camera-shake trajectory per seed.
+
+    Parameters
+    ----------
+    seeds : (n,) uint64
+        One seed per trajectory (see :func:`blurgen.kernels.kernel_seeds`).
+    iters : int
+        Number of samples along the trajectory (>= 2).
+    max_len : float
+        Length of every trajectory in pixels.
+    expl : float or None
+        Anxiety; ``None`` draws it per trajectory from :data:`EXPL_CHOICES`,
+        0 gives straight lines.
+    samples : int or None
+        Compute only the first ``samples`` (2 .. iters) samples — all an
+        exposure fraction sees; they equal the first samples of the full
+        trajectory.  ``None``: all ``iters``.
+
+    Returns
+    -------
+    Trajectories
+        With ``samples`` rows of points.
+    """
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    if iters < 2:
+        raise ValueError(f"iters must be >= 2, got {iters}")
+    samples = iters if samples is None else samples
+    if not 2 <= samples <= iters:
+        raise ValueError(f"samples must be in [2, iters], got {samples}")
+    params = draw_parameters(seeds, expl)
+    step = max_len / (iters - 1)
+    e = params["expl"]
+    shake_threshold = (params["prob_big_shake"] * e).astype(np.float32)
+    kick_scale = (e * params["gaussian_shake"] * step).astype(np.float32)
+    pull = (e * params["centripetal"] * step).astype(np.float32)
+
+    direction = np.exp(1j * params["init_angle"])
+    # As in the reference: the initial speed is expl (not `step`) whenever expl > 0,
+    # which lets the first Gaussian kick weigh on the initial direction.
+    v = np.where(e > 0, direction * e, direction * step).astype(np.complex64)
+    points = np.zeros((samples, len(seeds)), dtype=np.complex64)
+    big_shake = np.zeros((samples - 1, len(seeds)), dtype=bool)
+    speed = np.empty(len(seeds), dtype=np.float32)
+    tmp = np.empty_like(v)
+    step32 = np.float32(step)
+    # Steps are drawn in blocks so that the random numbers of a block stay in
+    # cache while the recurrence consumes them.
+    for first in range(0, samples - 1, _STEP_BLOCK):
+        count = min(_STEP_BLOCK, samples - 1 - first)
+        draws = draw_steps(seeds, first, count)
+        # v_{t+1} = normalise(v_t * turn_t + kick_t - pull * x_t) * step, where
+        # turn_t = 1 + 2 e^{i(pi + u - 1/2)} on a big shake (else 1) is the
+        # reference's `v += 2 v e^{...}`, kick_t the Gaussian perturbation and
+        # pull the centripetal term.
+        shake = draws.shake_u < shake_threshold
+        big_shake[first : first + count] = shake
+        turn = np.ones_like(draws.noise)
+        turn[shake] += 2.0 * np.exp(1j * (np.pi + (draws.turn_u[shake] - 0.5)))
+        kick = draws.noise
+        kick *= kick_scale
+        for i in range(count):
+            t = first + i
+            np.multiply(v, turn[i], out=v)
+            np.add(v, kick[i], out=v)
+            np.multiply(points[t], pull, out=tmp)
+            np.subtract(v, tmp, out=v)
+            np.abs(v, out=speed)
+            np.maximum(speed, np.float32(1e-30), out=speed)  # a zero velocity has no direction to keep
+            np.divide(step32, speed, out=speed)
+            np.multiply(v, speed, out=v)
+            np.add(points[t], v, out=points[t + 1])
+    return Trajectories(points=points, big_shake=big_shake, **params)
