@@ -1,0 +1,103 @@
+"""Looking at kernels: display scaling, per-kernel lines and a bank summary."""
+from __future__ import annotations
+
+import numpy as np
+
+from blurgen.kernels import KernelBatch
+
+_BAR = "\u2588"
+
+
+def parse_index(text: str | None, n: int) -> np.ndarray:
+    """Parse ``"5"``, ``"0-7,12"`` into sorted unique kernel indices in [0, n).
+
+    A single number means "from this index on".  Raises ``ValueError`` on bad
+    text or an index out of range.
+    """
+    if not text:
+        return np.arange(n)
+    out: list[int] = []
+    try:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if len(parts) == 1 and "-" not in parts[0]:
+            start = int(parts[0])
+            if not 0 <= start < n:
+                raise ValueError
+            return np.arange(start, n)
+        for p in parts:
+            lo, _, hi = p.partition("-")
+            lo_i = int(lo)
+            hi_i = int(hi) if hi else lo_i
+            if lo_i > hi_i:
+                raise ValueError
+            out.extend(range(lo_i, hi_i + 1))
+    except ValueError:
+        raise ValueError(f"--index must look like 5 or 0-7,12 with indices in [0, {n - 1}], got {text!r}") from None
+    idx = np.unique(np.asarray(out, dtype=np.int64))
+    if idx.size == 0 or idx[0] < 0 or idx[-1] >= n:
+        raise ValueError(f"--index must look like 5 or 0-7,12 with indices in [0, {n - 1}], got {text!r}")
+    return idx
+
+
+def display_crops(psf: np.ndarray, gamma: float = 0.5) -> list[np.ndarray]:
+    """Kernels ready to look at: a common centred window around their support,
+    each scaled to its own peak and gamma-lifted so faint tails show.
+
+    psf : (n, k, k) float — returns n (w, w) float32 arrays in [0, 1].
+    """
+    k = psf.shape[-1]
+    support = psf.max(axis=0) > 0
+    if support.any():
+        ys, xs = np.nonzero(support)
+        c = (k - 1) / 2
+        half = int(np.ceil(max(np.abs(ys - c).max(), np.abs(xs - c).max()))) + 1
+    else:
+        half = k // 2
+    lo = max(0, int(np.floor((k - 1) / 2 - half)))
+    hi = k - lo  # symmetric about the centre, where the centre of mass sits
+    out = []
+    for p in psf:
+        win = p[lo:hi, lo:hi].astype(np.float32)
+        peak = win.max()
+        out.append((win / peak) ** gamma if peak > 0 else win)
+    return out
+
+
+def kernel_line(batch: KernelBatch, i: int, index: int | None = None) -> str:
+    """One line of parameters for kernel ``i`` of ``batch`` (labelled ``index``)."""
+    return (
+        f"#{i if index is None else index:<5d} seed {int(batch.seed[i]):>20d}  expl {batch.expl[i]:.3f}  "
+        f"fraction {batch.fraction[i]:.2f}  length {batch.length[i]:5.1f} px  "
+        f"extent {batch.extent[i]:5.1f} px  big shakes {int(batch.big_shakes[i])}"
+    )
+
+
+def histogram(values: np.ndarray, bins: int | np.ndarray = 8, width: int = 30, unit: str = "") -> list[str]:
+    """Text histogram: one line per bin, ``[lo, hi)  ████ count``."""
+    values = np.asarray(values, dtype=np.float64)
+    counts, edges = np.histogram(values, bins=bins)
+    top = max(1, counts.max())
+    lines = []
+    for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
+        bar = _BAR * int(round(width * c / top))
+        lines.append(f"  {lo:7.2f} – {hi:7.2f}{unit:3s} {bar:<{width}s} {c}")
+    return lines
+
+
+def bank_summary(batch: KernelBatch, spec_text: str = "") -> str:
+    """Distribution of length, extent and big shakes over a bank, as text."""
+    n = len(batch)
+    lines = [f"{n} kernels{'  ' + spec_text if spec_text else ''}"]
+    lines.append(
+        f"expl: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.expl, return_counts=True)))
+        + "   fraction: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.fraction, return_counts=True)))
+    )
+    lines.append("trajectory length (px)")
+    lines += histogram(batch.length, unit="px")
+    lines.append("extent (px, larger side of the bounding box)")
+    lines += histogram(batch.extent, unit="px")
+    lines.append("big shakes per kernel")
+    counts = np.bincount(batch.big_shakes.astype(np.int64)) if n else np.zeros(1, np.int64)
+    top = max(1, counts.max())
+    lines += [f"  {k:17d}    {_BAR * int(round(30 * c / top)):<30s} {c}" for k, c in enumerate(counts)]
+    return "\n".join(lines)
