@@ -63,18 +63,33 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
         mean = block.mean(axis=1, dtype=np.complex128, keepdims=True)
         # Offsets from the mean are small (< size / 2), so float32 keeps them to ~1e-6 px.
         block += (complex(centre, centre) - mean).astype(np.complex64)
-        x, y = block.real, block.imag
-        if min(x.min(), y.min()) < 0 or max(x.max(), y.max()) >= size - 1:
+        xy = block.view(np.float32).reshape(m, samples, 2)  # (x, y) pairs, no copy
+        if xy.min() < 0 or xy.max() >= size - 1:
             raise ValueError(
                 f"a trajectory does not fit a {size}x{size} PSF; use a larger size or a shorter max_len"
             )
-        ix, iy = x.astype(np.int64), y.astype(np.int64)  # floor: coordinates are >= 0
-        fx, fy = (x - ix).astype(np.float64), (y - iy).astype(np.float64)
-        gx, gy = 1 - fx, 1 - fy
-        base = (np.arange(m) * (size * size))[:, None] + iy * size + ix
-        index = np.stack([base, base + 1, base + size, base + size + 1], axis=-1)
-        weight = np.stack([gx * gy, fx * gy, gx * fy, fx * fy], axis=-1)
-        acc = np.bincount(index.ravel(), weights=weight.ravel(), minlength=m * size * size)
+        ixy = xy.astype(np.int32)  # floor: coordinates are >= 0
+        fxy = xy - ixy
+        cell = (ixy[..., 1] * size + ixy[..., 0] + (np.arange(m, dtype=np.int32) * (size * size))[:, None]).ravel()
+        # Successive samples are ~max_len/iters apart (0.03 px by default), so
+        # they come in long runs within one pixel.  The bilinear weights are
+        # bilinear in (fx, fy): a run's four corner weights follow from its
+        # sums of 1, fx, fy and fx*fy, and the histogram gets one entry per
+        # run and corner instead of one per sample and corner.
+        new_run = np.empty(cell.size, bool)
+        new_run[0] = True
+        np.not_equal(cell[1:], cell[:-1], out=new_run[1:])
+        starts = np.flatnonzero(new_run)
+        count = np.diff(starts, append=cell.size).astype(np.float64)
+        fx = np.ascontiguousarray(fxy[..., 0]).ravel()
+        fy = np.ascontiguousarray(fxy[..., 1]).ravel()
+        sx = np.add.reduceat(fx, starts, dtype=np.float64)
+        sy = np.add.reduceat(fy, starts, dtype=np.float64)
+        sxy = np.add.reduceat(fx * fy, starts, dtype=np.float64)
+        c = cell[starts].astype(np.intp)
+        index = np.concatenate([c, c + 1, c + size, c + size + 1])
+        weight = np.concatenate([count - sx - sy + sxy, sx - sxy, sy - sxy, sxy])
+        acc = np.bincount(index, weights=weight, minlength=m * size * size)
         psf[start : start + m] = (acc * (1.0 / samples)).reshape(m, size, size)  # each sample's weights sum to 1
     return psf
 

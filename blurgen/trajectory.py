@@ -34,7 +34,8 @@ EXPL_CHOICES = (0.003, 0.005, 0.007, 0.008, 0.009, 0.01)
 # shifts the numbers another one draws.
 _POS_CENTRIPETAL, _POS_PROB_BIG_SHAKE, _POS_GAUSSIAN_SHAKE, _POS_ANGLE = 0, 1, 2, 3
 POS_EXPL, POS_FRACTION = 4, 5
-_POS_STEPS = 8
+_POS_STEPS = 8  # step t draws the number at _POS_STEPS + t
+_POS_TURNS = 8 + 2**40  # a big shake at step t turns by the number at _POS_TURNS + t
 _STEP_BLOCK = 64
 
 
@@ -66,14 +67,13 @@ class Trajectories:
 class StepDraws:
     """The random numbers a batch of trajectories consumes, one row per step.
 
-    ``shake_u`` and ``turn_u`` are (iters - 1, n) float32 uniforms in [0, 1)
-    (whether a big shake happens, and by how much it turns); ``noise`` is
-    (iters - 1, n) complex64 standard complex normal.  Exposed so that a
-    reference implementation can replay exactly the same draws.
+    ``shake_u`` is (steps, n) float32 uniform in [0, 1) (a big shake happens
+    when it falls below ``prob_big_shake * expl``); ``noise`` is (steps, n)
+    complex64 standard complex normal.  Exposed, with :func:`draw_turns`, so
+    that a reference implementation can replay exactly the same draws.
     """
 
     shake_u: np.ndarray
-    turn_u: np.ndarray
     noise: np.ndarray
 
 
@@ -99,11 +99,29 @@ def draw_parameters(seeds: np.ndarray, expl: float | None = None) -> dict[str, n
 
 
 def draw_steps(seeds: np.ndarray, first: int, count: int) -> StepDraws:
-    """The random numbers of steps ``first .. first+count-1`` of each trajectory (see :class:`StepDraws`)."""
-    z = streams.stream_u64(seeds, _POS_STEPS + 2 * first, 2 * count).reshape(count, 2, len(seeds))
-    shake_u, turn_u = streams.uniform_pair(z[:, 0])
-    noise = streams.complex_normal(*streams.uniform_pair(z[:, 1])).astype(np.complex64)
-    return StepDraws(shake_u=shake_u, turn_u=turn_u, noise=noise)
+    """The random numbers of steps ``first .. first+count-1`` of each trajectory (see :class:`StepDraws`).
+
+    One 64-bit number per step and trajectory: its top 24 bits decide the big
+    shake (fine enough for probabilities down to 1e-7), the next two 20-bit
+    fields feed Box–Muller (normals to 5.3 sigma).
+    """
+    z = streams.stream_u64(seeds, _POS_STEPS + first, count)
+    shake_u = (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0**-24)
+    u1 = ((z >> np.uint64(20)) & np.uint64(0xFFFFF)).astype(np.float32) * np.float32(2.0**-20)
+    u2 = (z & np.uint64(0xFFFFF)).astype(np.float32) * np.float32(2.0**-20)
+    return StepDraws(shake_u=shake_u, noise=streams.complex_normal(u1, u2))
+
+
+def draw_turns(seeds: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Uniforms in [0, 1) that set how far a big shake at ``steps`` turns (same shape as ``seeds``).
+
+    Drawn only where a big shake happens (rarely), from a part of each stream
+    no step ever reaches.
+    """
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = seeds + (np.asarray(steps, dtype=np.uint64) + np.uint64(_POS_TURNS + 1)) * streams.GAMMA
+    return streams.uniform(streams.mix64(z))
 
 
 def random_trajectories(
@@ -164,24 +182,28 @@ def random_trajectories(
         count = min(_STEP_BLOCK, samples - 1 - first)
         draws = draw_steps(seeds, first, count)
         # v_{t+1} = normalise(v_t * turn_t + kick_t - pull * x_t) * step, where
-        # turn_t = 1 + 2 e^{i(pi + u - 1/2)} on a big shake (else 1) is the
-        # reference's `v += 2 v e^{...}`, kick_t the Gaussian perturbation and
-        # pull the centripetal term.
+        # turn_t = 1 + 2 e^{i(pi + u - 1/2)} on a big shake is the reference's
+        # `v += 2 v e^{...}`, kick_t the Gaussian perturbation and pull the
+        # centripetal term.  Big shakes are rare, so they are applied sparsely.
         shake = draws.shake_u < shake_threshold
         big_shake[first : first + count] = shake
-        turn = np.ones_like(draws.noise)
-        turn[shake] += 2.0 * np.exp(1j * (np.pi + (draws.turn_u[shake] - 0.5)))
+        t_shake, k_shake = np.nonzero(shake)
+        turn = 1 + 2 * np.exp(1j * (np.pi + (draw_turns(seeds[k_shake], first + t_shake) - 0.5)))
+        split = np.searchsorted(t_shake, np.arange(count + 1))
         kick = draws.noise
         kick *= kick_scale
         for i in range(count):
             t = first + i
-            np.multiply(v, turn[i], out=v)
+            if split[i] < split[i + 1]:
+                who = k_shake[split[i] : split[i + 1]]
+                v[who] *= turn[split[i] : split[i + 1]].astype(np.complex64)
             np.add(v, kick[i], out=v)
             np.multiply(points[t], pull, out=tmp)
             np.subtract(v, tmp, out=v)
             np.abs(v, out=speed)
-            np.maximum(speed, np.float32(1e-30), out=speed)  # a zero velocity has no direction to keep
             np.divide(step32, speed, out=speed)
             np.multiply(v, speed, out=v)
             np.add(points[t], v, out=points[t + 1])
+    if not np.isfinite(points[-1]).all():  # a velocity cancelled exactly: no direction to keep
+        raise FloatingPointError("a trajectory lost its direction; try another seed")
     return Trajectories(points=points, big_shake=big_shake, **params)

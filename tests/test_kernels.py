@@ -5,7 +5,7 @@ from scipy import stats
 
 from blurgen import psf as psf_mod
 from blurgen.kernels import KernelSpec, kernel_seeds, make_kernels
-from blurgen.trajectory import EXPL_CHOICES, draw_parameters, draw_steps, random_trajectories
+from blurgen.trajectory import EXPL_CHOICES, draw_parameters, draw_steps, draw_turns, random_trajectories
 
 
 def reference_trajectory(iters, max_len, expl, centripetal, prob_big_shake, gaussian_shake, init_angle, draw):
@@ -59,7 +59,8 @@ def test_vectorised_trajectories_replay_the_reference_exactly():
         threshold = np.float32(params["prob_big_shake"][k] * 0.01)
 
         def draw(t, k=k):
-            return draws.shake_u[t, k], draws.turn_u[t, k], complex(draws.noise[t, k])
+            turn_u = draw_turns(seeds[k : k + 1], np.array([t]))[0]
+            return draws.shake_u[t, k], turn_u, complex(draws.noise[t, k])
 
         ref, shakes = reference_trajectory(
             iters, 60.0, 0.01, params["centripetal"][k], float(threshold) / 0.01,
