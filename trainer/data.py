@@ -1,0 +1,551 @@
+"""Training and validation data: synthetic shard pairs mixed with GoPro frames.
+
+The training stream is a sequence of *draws* j = 0, 1, 2, ...  Draw j is a
+pure function of (seed, j) and the data on disk:
+
+* its source -- synthetic (the shards) or GoPro -- follows a fixed pattern
+  of period a + b for ``mix = (a, b)``, with the a synthetic slots spread
+  evenly (Bresenham), so every window of a + b consecutive draws holds
+  exactly a synthetic and b GoPro draws, not only on average;
+* its sample is the next one of that source's own shuffled pass: the c-th
+  draw from a source of n samples takes ``perm_e[c % n]``, where ``perm_e``
+  (epoch e = c // n) is a permutation from
+  ``default_rng([seed, PERMUTATION_TAG, source, e])``;
+* its crop offset and horizontal flip come from ``default_rng([seed,
+  DRAW_TAG, j])``.
+
+Generator step k of rank r (of ``world_size``) takes the draws
+``(k * world_size + r) * B + t`` for t < B, so ranks read disjoint draws and
+a run resumed at step k sees exactly what the uninterrupted run saw.
+
+Samples are read inside DataLoader workers; every HDF5 file is opened lazily
+by the worker that reads it, and the dataset pickles without open handles.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from blurgen.shards import ShardError, ShardInfo, ShardReader, find_shards
+from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
+
+SYNTHETIC, GOPRO = 0, 1
+SOURCE_NAMES = ("synthetic", "GoPro")
+# Stream tags keep the permutation and per-draw random streams apart even
+# when their other seed words coincide.
+PERMUTATION_TAG = 0x7065726D
+DRAW_TAG = 0x64726177
+
+
+class DataError(ValueError):
+    """Unusable data settings or data (one line, meant for the user)."""
+
+
+def parse_mix(text: str) -> tuple[int, int]:
+    """``"2:1"`` -> (2, 1): synthetic : GoPro draws.  DataError on bad text or ``0:0``."""
+    parts = str(text).strip().split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        a, b = (int(p) for p in parts)
+    except ValueError:
+        raise DataError(f"bad mix {text!r}: expected SYNTHETIC:GOPRO, e.g. 2:1, 1:0 or 0:1") from None
+    return _check_mix((a, b))
+
+
+def _check_mix(mix) -> tuple[int, int]:
+    try:
+        a, b = (int(v) for v in mix)
+    except (TypeError, ValueError):
+        raise DataError(f"bad mix {mix!r}: expected two integers, e.g. (2, 1)") from None
+    if a < 0 or b < 0 or a + b == 0:
+        raise DataError(f"bad mix {a}:{b}: both parts must be >= 0 and not both 0")
+    return a, b
+
+
+@dataclass
+class DataConfig:
+    """Where the training pairs come from and how they are cut.
+
+    shards: shard folders (each with a manifest.json) of synthetic pairs.
+    gopro: a GOPRO_Large root (``train/`` for training, ``test/`` for validation).
+    mix: synthetic : GoPro draws, exact over every window of a + b draws.
+    crop: side of the square random crops in pixels (a multiple of 4).
+    batch_size: pairs per generator step and rank.
+    flip: random horizontal flips (the same for both images of a pair).
+    gopro_scale: GoPro frames are resized by this (area averaging) before cropping.
+    gopro_blur: ``"blur"`` or ``"blur_gamma"`` (see trainer.gopro).
+    workers: DataLoader worker processes (0: read in the calling process).
+    seed: seed of the draw stream.
+    """
+
+    shards: tuple[Path, ...] = ()
+    gopro: Path | None = None
+    mix: tuple[int, int] = (2, 1)
+    crop: int = 256
+    batch_size: int = 1
+    flip: bool = True
+    gopro_scale: float = 0.5
+    gopro_blur: str = "blur"
+    workers: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
+        if isinstance(self.shards, (str, Path)):
+            self.shards = (self.shards,)
+        self.shards = tuple(Path(p) for p in self.shards)
+        self.gopro = None if self.gopro is None else Path(self.gopro)
+        self.mix = parse_mix(self.mix) if isinstance(self.mix, str) else _check_mix(self.mix)
+        if int(self.crop) != self.crop or self.crop < 4 or self.crop % 4:
+            raise DataError(f"bad crop {self.crop}: must be a positive multiple of 4 "
+                            "(the generator downsamples twice by 2)")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise DataError(f"bad batch size {self.batch_size}: must be >= 1")
+        if not self.gopro_scale > 0:
+            raise DataError(f"bad GoPro scale {self.gopro_scale}: must be > 0")
+        if self.gopro_blur not in BLUR_FOLDERS:
+            raise DataError(f"bad GoPro blur variant {self.gopro_blur!r}: "
+                            f"choose from {', '.join(BLUR_FOLDERS)}")
+        if int(self.workers) != self.workers or self.workers < 0:
+            raise DataError(f"bad worker count {self.workers}: must be >= 0")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise DataError(f"bad seed {self.seed}: must be an integer >= 0")
+        self.crop, self.batch_size = int(self.crop), int(self.batch_size)
+        self.workers, self.seed = int(self.workers), int(self.seed)
+        self.gopro_scale, self.flip = float(self.gopro_scale), bool(self.flip)
+
+
+# --- the draw schedule (pure) ----------------------------------------------------
+
+
+def mix_pattern(mix: tuple[int, int]) -> np.ndarray:
+    """(a + b,) bool, True where a draw is synthetic; a True slots spread evenly.
+
+    Slot p is synthetic iff floor((p + 1) a / n) - floor(p a / n) == 1 with
+    n = a + b.  The stream repeats this pattern, so any a + b consecutive
+    draws form a rotation of it and hold exactly a synthetic draws.
+    """
+    a, b = _check_mix(mix)
+    n = a + b
+    p = np.arange(n)
+    return ((p + 1) * a) // n - (p * a) // n == 1
+
+
+class DrawPlan:
+    """Maps a global draw index to (source, sample index); pure and picklable."""
+
+    def __init__(self, mix: tuple[int, int], sizes: tuple[int, int], seed: int):
+        self.pattern = mix_pattern(mix)
+        self.sizes = tuple(int(s) for s in sizes)
+        self.seed = int(seed)
+        for source, share in enumerate(mix):
+            if share and not self.sizes[source]:
+                raise DataError(f"no {SOURCE_NAMES[source]} pairs to draw from")
+        is_source = (self.pattern, ~self.pattern)  # indexed by SYNTHETIC, GOPRO
+        # before[s][p]: how many slots of source s precede slot p in one period.
+        self._before = [np.concatenate([[0], np.cumsum(m)[:-1]]) for m in is_source]
+        self._per_period = [int(m.sum()) for m in is_source]
+        self._permutations: dict[tuple[int, int], np.ndarray] = {}
+
+    def source(self, j: int) -> int:
+        return SYNTHETIC if self.pattern[j % len(self.pattern)] else GOPRO
+
+    def locate(self, j: int) -> tuple[int, int]:
+        """(source, sample index) of draw j >= 0."""
+        period, slot = divmod(int(j), len(self.pattern))
+        source = self.source(j)
+        count = period * self._per_period[source] + int(self._before[source][slot])
+        epoch, position = divmod(count, self.sizes[source])
+        return source, int(self._permutation(source, epoch)[position])
+
+    def _permutation(self, source: int, epoch: int) -> np.ndarray:
+        key = (source, epoch)
+        if key not in self._permutations:
+            if len(self._permutations) >= 4:  # a worker only moves forward; keep a few epochs
+                self._permutations.pop(next(iter(self._permutations)))
+            rng = np.random.default_rng([self.seed, PERMUTATION_TAG, source, epoch])
+            self._permutations[key] = rng.permutation(self.sizes[source])
+        return self._permutations[key]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_permutations"] = {}
+        return state
+
+
+# --- the sources ---------------------------------------------------------------------
+
+
+class ShardSource:
+    """Synthetic pairs from HDF5 shards; each process opens its own readers lazily."""
+
+    def __init__(self, shards: Sequence[ShardInfo]):
+        self.paths = [Path(s.path) for s in shards]
+        self.offsets = np.concatenate([[0], np.cumsum([int(s.count) for s in shards])]).astype(np.int64)
+        self._readers: dict[int, ShardReader] = {}
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        return k, int(i - self.offsets[k])
+
+    def _reader(self, k: int) -> ShardReader:
+        if k not in self._readers:
+            self._readers[k] = ShardReader(self.paths[k])
+        return self._readers[k]
+
+    def name(self, i: int) -> str:
+        k, local = self._locate(i)
+        return f"{self.paths[k]}#{local}"
+
+    def size(self, i: int) -> tuple[int, int]:
+        k, local = self._locate(i)
+        return tuple(self._reader(k).image_shape(local))
+
+    def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        k, local = self._locate(i)
+        return self._reader(k).read_pair(local, box=box)
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
+
+    def __getstate__(self):
+        # Never carry an HDF5 handle into another process.
+        state = self.__dict__.copy()
+        state["_readers"] = {}
+        return state
+
+
+class GoProSource:
+    """Real pairs from GoPro frames, resized by ``scale`` before cropping."""
+
+    def __init__(self, pairs: Sequence[GoProPair], scale: float):
+        self.pairs = list(pairs)
+        self.scale = scale
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def name(self, i: int) -> str:
+        return str(self.pairs[i].blurred)
+
+    def size(self, i: int) -> tuple[int, int]:
+        return scaled_size(self.pairs[i].size, self.scale)
+
+    def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        y0, x0, y1, x1 = box
+        blurred, sharp = read_gopro_pair(self.pairs[i], self.scale)
+        return blurred[y0:y1, x0:x1], sharp[y0:y1, x0:x1]
+
+    def close(self) -> None:
+        pass
+
+
+# --- the dataset ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draw:
+    """What draw j reads: ``box`` is (y0, x0, y1, x1) in the (scaled) sample."""
+
+    index: int
+    source: int
+    sample: int
+    box: tuple[int, int, int, int]
+    flip: bool
+
+
+class DrawDataset(Dataset):
+    """Map-style dataset whose item j is draw j: (blurred, sharp) uint8 (crop, crop, 3) RGB.
+
+    A sample that cannot be read yields a one-line error string instead, so
+    that the calling process can raise a clean DataError rather than a
+    worker traceback.
+    """
+
+    def __init__(self, plan: DrawPlan, sources: tuple, crop: int, flip: bool, seed: int):
+        self.plan, self.sources = plan, sources
+        self.crop, self.flip, self.seed = crop, flip, seed
+
+    def draw(self, j: int) -> Draw:
+        """The source, sample, crop box and flip of draw j (reads only the sample's size)."""
+        source, sample = self.plan.locate(j)
+        height, width = self.sources[source].size(sample)
+        if height < self.crop or width < self.crop:
+            raise DataError(f"{self.sources[source].name(sample)} is {width}x{height}, "
+                            f"smaller than the {self.crop}x{self.crop} crop")
+        rng = np.random.default_rng([self.seed, DRAW_TAG, int(j)])
+        y0 = int(rng.integers(0, height - self.crop + 1))
+        x0 = int(rng.integers(0, width - self.crop + 1))
+        # Drawn whether or not flips are on, so that flip=False keeps the same crops.
+        flip = bool(rng.random() < 0.5) and self.flip
+        return Draw(int(j), source, sample, (y0, x0, y0 + self.crop, x0 + self.crop), flip)
+
+    def __getitem__(self, j: int):
+        try:
+            d = self.draw(j)
+            blurred, sharp = self.sources[d.source].read(d.sample, d.box)
+        except (DataError, GoProError, ShardError, OSError, KeyError) as exc:
+            return f"draw {j}: {exc}"
+        if blurred.shape != (self.crop, self.crop, 3) or sharp.shape != blurred.shape:
+            return (f"draw {j}: {self.sources[d.source].name(d.sample)} gave crops of shape "
+                    f"{blurred.shape} and {sharp.shape}, expected {(self.crop, self.crop, 3)}")
+        if d.flip:
+            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+        return blurred, sharp
+
+    def close(self) -> None:
+        for source in self.sources:
+            if source is not None:
+                source.close()
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1] (contiguous NCHW)."""
+    chw = np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))
+    return torch.from_numpy(chw).float().div_(127.5).sub_(1.0)
+
+
+def collate_draws(items: list) -> dict:
+    """Stacks draws into {"blurred", "sharp"} tensors, or {"error": message} if one failed."""
+    for item in items:
+        if isinstance(item, str):
+            return {"error": item}
+    return {"blurred": to_tensor(np.stack([b for b, _ in items])),
+            "sharp": to_tensor(np.stack([s for _, s in items]))}
+
+
+class DrawSampler(Sampler):
+    """Yields the draw indices of one rank from generator step ``start`` on, forever."""
+
+    def __init__(self, start: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.start, self.batch_size = start, batch_size
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.start
+        while True:
+            first = (step * self.world_size + self.rank) * self.batch_size
+            yield from range(first, first + self.batch_size)
+            step += 1
+
+
+def _init_worker(_worker_id: int) -> None:
+    # One OpenCV thread per worker: the workers are the parallelism.
+    import cv2
+    cv2.setNumThreads(1)
+
+
+# --- assembling the sources from a config ---------------------------------------------
+
+
+def _find_shards(folder: Path) -> list[ShardInfo]:
+    try:
+        return [s for s in find_shards(folder) if s.count > 0]
+    except ShardError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _shard_split(cfg: DataConfig) -> tuple[list[ShardInfo], ShardInfo | None]:
+    """(training shards, held-out validation shard or None).
+
+    Without GoPro data, the last shard of the first folder is held out for
+    validation and left out of training.
+    """
+    folders = [_find_shards(f) for f in cfg.shards]
+    if cfg.gopro is not None or not folders or not folders[0]:
+        return [s for f in folders for s in f], None
+    held_out = folders[0][-1]
+    return folders[0][:-1] + [s for f in folders[1:] for s in f], held_out
+
+
+def _check_shards(shards: Sequence[ShardInfo], crop: int) -> None:
+    # The first sample of each shard: catches unreadable files and crops
+    # that do not fit before any worker starts.  Opened and closed here.
+    for info in shards:
+        reader = ShardReader(info.path)
+        try:
+            height, width = reader.image_shape(0)
+        except (ShardError, OSError, KeyError) as exc:
+            raise DataError(f"{info.path}: cannot read shard ({exc})") from None
+        finally:
+            reader.close()
+        if height < crop or width < crop:
+            raise DataError(f"{info.path}: samples are {width}x{height}, "
+                            f"smaller than the {crop}x{crop} crop")
+
+
+def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource | None]:
+    """The (synthetic, GoPro) training sources of ``cfg``; None for a source with mix share 0.
+
+    Raises DataError (or GoProError) if a source with a nonzero share is
+    missing, empty or broken.
+    """
+    a, b = cfg.mix
+    synthetic = gopro = None
+    if a:
+        if not cfg.shards:
+            raise DataError(f"mix {a}:{b} draws synthetic pairs but no shard folder was given")
+        shards, held_out = _shard_split(cfg)
+        if not shards:
+            why = (f" ({held_out.path} is held out for validation; add shards, "
+                   "or give GoPro data to validate on)" if held_out else "")
+            raise DataError(f"no synthetic training pairs in {', '.join(map(str, cfg.shards))}{why}")
+        _check_shards(shards, cfg.crop)
+        synthetic = ShardSource(shards)
+    if b:
+        if cfg.gopro is None:
+            raise DataError(f"mix {a}:{b} draws GoPro pairs but no GoPro folder was given")
+        gopro = GoProSource(scan_gopro(cfg.gopro, "train", cfg.gopro_blur), cfg.gopro_scale)
+        for i in range(len(gopro)):
+            height, width = gopro.size(i)
+            if height < cfg.crop or width < cfg.crop:
+                raise DataError(f"{gopro.name(i)}: {width}x{height} after scaling by "
+                                f"{cfg.gopro_scale:g}, smaller than the {cfg.crop}x{cfg.crop} crop")
+    return synthetic, gopro
+
+
+def build_dataset(cfg: DataConfig) -> DrawDataset:
+    """The map-style dataset of all draws of ``cfg`` (nothing opened yet)."""
+    synthetic, gopro = training_sources(cfg)
+    sizes = (len(synthetic) if synthetic else 0, len(gopro) if gopro else 0)
+    plan = DrawPlan(cfg.mix, sizes, cfg.seed)
+    return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed)
+
+
+def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
+                  world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+    """Infinite stream of training batches from generator step ``start`` on.
+
+    Each batch is {"blurred": float32 (B, 3, crop, crop) in [-1, 1], "sharp":
+    same}, B = cfg.batch_size; batch k is a pure function of (cfg, k, rank,
+    world_size) and the data, so ``train_batches(cfg, start=k)`` resumes a
+    run exactly.  Rank r of world_size reads its own disjoint draws.  Reads
+    happen in cfg.workers DataLoader workers (memory pinned when CUDA is
+    available).  Settings and data are checked before this returns; a
+    sample that breaks later raises DataError from the iterator.
+    """
+    if not (0 <= rank < world_size):
+        raise DataError(f"bad rank {rank} for world size {world_size}")
+    if start < 0:
+        raise DataError(f"bad start step {start}: must be >= 0")
+    dataset = build_dataset(cfg)
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        sampler=DrawSampler(start, cfg.batch_size, rank, world_size),
+        collate_fn=collate_draws,
+        num_workers=cfg.workers,
+        pin_memory=torch.cuda.is_available(),
+        worker_init_fn=_init_worker if cfg.workers else None,
+        persistent_workers=cfg.workers > 0,
+        prefetch_factor=4 if cfg.workers else None,
+    )
+    return _stream(loader, dataset)
+
+
+def _stream(loader: DataLoader, dataset: DrawDataset) -> Iterator[dict[str, torch.Tensor]]:
+    try:
+        for batch in loader:
+            if "error" in batch:
+                raise DataError(batch["error"])
+            yield batch
+    finally:
+        dataset.close()  # the handles workers=0 opened in this process
+
+
+def epoch_length(cfg: DataConfig, world_size: int = 1) -> int:
+    """Generator steps in one epoch: enough draws to see every training pair at least once.
+
+    With mix a:b over n synthetic and m GoPro pairs that is
+    max(ceil(n (a+b) / a), ceil(m (a+b) / b)) draws (a source with share 0
+    left out), divided by batch_size * world_size and rounded up; the
+    smaller source is revisited within the epoch.
+    """
+    synthetic, gopro = training_sources(cfg)
+    total = sum(cfg.mix)
+    draws = max(math.ceil(len(src) * total / share)
+                for src, share in zip((synthetic, gopro), cfg.mix) if share)
+    return math.ceil(draws / (cfg.batch_size * world_size))
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+class ValPairs(Sequence):
+    """Held-out pairs, read on access: item i is (name, blurred, sharp), uint8 (H, W, 3) RGB.
+
+    Behaves like a read-only list (len, indexing, slicing, iteration) but
+    keeps nothing in memory, so a full GoPro test set costs no RAM.
+    """
+
+    def __init__(self, names: list[str], read: Callable[[int], tuple[np.ndarray, np.ndarray]]):
+        self.names, self._read = names, read
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        blurred, sharp = self._read(i)
+        return self.names[i], blurred, sharp
+
+
+def _spread(n: int, limit: int | None) -> list[int]:
+    # An evenly spaced subset covers every sequence, where the first `limit`
+    # frames would all come from one.
+    if limit is None or limit >= n:
+        return list(range(n))
+    if limit <= 0:
+        return []
+    return sorted(set(np.linspace(0, n - 1, limit).round().astype(int).tolist()))
+
+
+def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
+    """The held-out set: GoPro ``test/`` (scaled by gopro_scale) if cfg.gopro is set,
+    else the last shard of the first shard folder (left out of training).
+
+    Whole images, not crops.  ``limit`` keeps that many pairs spread evenly
+    over the set (all when None).  Names are ``sequence/frame.png`` for GoPro
+    and ``shard_file#index`` for shards.
+    """
+    if cfg.gopro is not None:
+        pairs = scan_gopro(cfg.gopro, "test", cfg.gopro_blur)
+        chosen = [pairs[i] for i in _spread(len(pairs), limit)]
+        scale = cfg.gopro_scale
+        return ValPairs([p.name for p in chosen], lambda i: read_gopro_pair(chosen[i], scale))
+    if not cfg.shards:
+        raise DataError("no validation data: give a GoPro folder or a shard folder")
+    _, held_out = _shard_split(cfg)
+    if held_out is None:
+        raise DataError(f"{cfg.shards[0]}: no shards to validate on")
+    indices = _spread(held_out.count, limit)
+    path = Path(held_out.path)
+
+    def read(i: int) -> tuple[np.ndarray, np.ndarray]:
+        reader = ShardReader(path)  # opened per pair: no handle outlives the call
+        try:
+            return reader.read_pair(indices[i])
+        except (ShardError, OSError, KeyError) as exc:
+            raise DataError(f"{path}#{indices[i]}: cannot read ({exc})") from None
+        finally:
+            reader.close()
+
+    return ValPairs([f"{path.name}#{i}" for i in indices], read)
