@@ -1,0 +1,105 @@
+"""The DeblurGAN generator and critic: shapes, structure (parameter counts
+against the paper's layer list) and the global skip."""
+import pytest
+import torch
+from torch import nn
+
+from trainer.models import Critic, Generator, ResBlock, count_parameters
+
+
+def conv_params(cin, cout, k, bias=True):
+    return cin * cout * k * k + (cout if bias else 0)
+
+
+@pytest.mark.parametrize("size", [(32, 48), (36, 44), (40, 28), (8, 8)])
+def test_generator_keeps_the_input_size(size):
+    # 36 / 4 = 9 and 44 / 4 = 11 are odd at the bottleneck; 8 is the smallest side.
+    torch.manual_seed(0)
+    g = Generator(ngf=8, n_blocks=2).eval()
+    x = torch.rand(2, 3, *size) * 2 - 1
+    with torch.no_grad():
+        y = g(x)
+    assert y.shape == x.shape
+    assert y.dtype == torch.float32
+    assert y.min() >= -1 and y.max() <= 1
+
+
+def _critic_side(n):
+    # Independent conv arithmetic: out = floor((n + 2 p - k) / s) + 1 with k = 4, p = 2.
+    for stride in (2, 2, 2, 1, 1):
+        n = (n + 2 * 2 - 4) // stride + 1
+    return n
+
+
+@pytest.mark.parametrize("size", [(32, 48), (36, 44), (37, 53), (256, 256)])
+def test_critic_map_shape(size):
+    c = Critic(ndf=8)
+    with torch.no_grad():
+        y = c(torch.zeros(3, 3, *size))
+    assert y.shape == (3, 1, _critic_side(size[0]), _critic_side(size[1]))
+    assert _critic_side(256) == 35
+
+
+def test_resblock_has_two_convs():
+    # DeblurGAN's released block loses its second conv to a precedence slip; ours has both.
+    for channels in (4, 16, 256):
+        block = ResBlock(channels, dropout=0.5)
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
+        assert len(convs) == 2
+        assert count_parameters(block) == 2 * conv_params(channels, channels, 3)
+        assert any(isinstance(m, nn.Dropout) and m.p == 0.5 for m in block.modules())
+
+
+def test_full_generator_parameter_count_matches_the_paper_layout():
+    ngf, blocks = 64, 9
+    expected = (conv_params(3, ngf, 7) + conv_params(ngf, 2 * ngf, 3) + conv_params(2 * ngf, 4 * ngf, 3)
+                + blocks * 2 * conv_params(4 * ngf, 4 * ngf, 3)
+                + conv_params(4 * ngf, 2 * ngf, 3) + conv_params(2 * ngf, ngf, 3)  # transposed convs
+                + conv_params(ngf, 3, 7))
+    assert count_parameters(Generator(ngf, blocks)) == expected
+    assert sum(isinstance(m, ResBlock) for m in Generator(ngf, blocks).modules()) == blocks
+
+
+def test_full_critic_parameter_count_matches_the_paper_layout():
+    widths = [3, 64, 128, 256, 512, 1]
+    expected = sum(conv_params(a, b, 4) for a, b in zip(widths, widths[1:]))
+    assert count_parameters(Critic(64)) == expected
+    # Norm after every conv but the first and the last; no sigmoid at the end.
+    layers = list(Critic(64).body)
+    assert isinstance(layers[1], nn.LeakyReLU) and isinstance(layers[-1], nn.Conv2d)
+    assert sum(isinstance(m, nn.InstanceNorm2d) for m in layers) == 3
+
+
+def test_global_skip_adds_the_input_and_clamps():
+    torch.manual_seed(1)
+    g = Generator(ngf=8, n_blocks=1).eval()
+    last = [m for m in g.modules() if isinstance(m, nn.Conv2d)][-1]
+    x = torch.rand(1, 3, 16, 20) * 2 - 1
+    with torch.no_grad():
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        assert torch.equal(g(x), x)              # tanh(0) = 0: output is the input
+        last.bias.fill_(0.5)                     # constant residual tanh(0.5), then clamped
+        expected = torch.clamp(x + torch.tanh(torch.tensor(0.5)), -1, 1)
+        assert torch.allclose(g(x), expected, atol=1e-6)
+        assert g(x).max() == 1.0
+
+
+def test_dropout_only_in_training_mode():
+    torch.manual_seed(2)
+    g = Generator(ngf=8, n_blocks=2)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        g.train()
+        assert not torch.equal(g(x), g(x))
+        g.eval()
+        assert torch.equal(g(x), g(x))
+
+
+def test_weights_initialised_as_deblurgan():
+    torch.manual_seed(3)
+    convs = [m for m in Generator(64, 9).modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(weights.mean().item()) < 1e-3
+    assert abs(weights.std().item() - 0.02) < 1e-3
+    assert all(torch.count_nonzero(m.bias) == 0 for m in convs)

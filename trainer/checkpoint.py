@@ -1,0 +1,165 @@
+"""Checkpoints: everything a run needs to continue exactly where it stopped.
+
+A checkpoint is a dict of tensors and plain containers (str, int, float, bool,
+None, list, tuple, dict), so ``torch.load(path, weights_only=True)`` reads it
+without unpickling arbitrary objects.  Files are written to a temporary name,
+fsynced and renamed over the old one: a run killed at any instant (kill -9
+included) leaves either the previous checkpoint or the new one, never half of
+one.
+
+Layout of a training checkpoint (``kind == "training"``)::
+
+    step            int, generator steps done; also the index of the next batch
+    epoch           int, epochs done
+    generator, critic                    state dicts
+    opt_generator, opt_critic            Adam state dicts
+    schedule        {"lr", "total_steps", "decay_start"} (see trainer.loop.learning_rate)
+    rng             {"python", "numpy", "torch", "cuda"} generator states
+    data            {"config": DataConfig fields, "next_batch": int, "world_size": int}
+    config          TrainConfig fields
+    best            {"psnr", "ssim", "step"} of the best validation so far (or None)
+
+A generator checkpoint (``kind == "generator"``, the run's best.pt) holds only
+generator, config, step and the validation scores; ``trainer eval`` and
+``trainer deblur`` take either kind.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = "deblurgan-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not one of ours (one-line message)."""
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel and/or torch.compile wrappers."""
+    while True:
+        if hasattr(module, "module") and isinstance(module.module, nn.Module):   # DDP
+            module = module.module
+        elif hasattr(module, "_orig_mod"):                                          # torch.compile
+            module = module._orig_mod
+        else:
+            return module
+
+
+def rng_state() -> dict:
+    """States of the python, numpy (legacy global), torch and CUDA generators, as plain data."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what ``rng_state`` returned (CUDA states only where devices exist)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][: torch.cuda.device_count()])
+
+
+def save(path: str | os.PathLike, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    # Make the rename itself durable (a power cut must not bring back the old name).
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint with ``weights_only=True``; CheckpointError on anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a DeblurGAN checkpoint of this toolkit")
+    if state.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than "
+                              f"this toolkit reads ({VERSION})")
+    return state
+
+
+def training_state(*, step: int, epoch: int, generator: nn.Module, critic: nn.Module,
+                   opt_generator: torch.optim.Optimizer, opt_critic: torch.optim.Optimizer,
+                   schedule: dict, config: dict, data: dict, best: dict | None) -> dict:
+    """The dict a training checkpoint holds (see the module docstring)."""
+    return {
+        "format": FORMAT, "version": VERSION, "kind": "training",
+        "step": int(step), "epoch": int(epoch),
+        "generator": unwrap(generator).state_dict(),
+        "critic": unwrap(critic).state_dict(),
+        "opt_generator": opt_generator.state_dict(),
+        "opt_critic": opt_critic.state_dict(),
+        "schedule": dict(schedule),
+        "rng": rng_state(),
+        "data": dict(data),
+        "config": dict(config),
+        "best": None if best is None else dict(best),
+    }
+
+
+def generator_state(*, step: int, generator: nn.Module, config: dict, scores: dict) -> dict:
+    """A generator-only checkpoint (the run's best.pt)."""
+    return {
+        "format": FORMAT, "version": VERSION, "kind": "generator",
+        "step": int(step),
+        "generator": unwrap(generator).state_dict(),
+        "config": dict(config),
+        "scores": {k: float(v) for k, v in scores.items()},
+    }
+
+
+def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """(Generator in eval mode on ``device``, checkpoint dict) from either kind of checkpoint."""
+    from trainer.config import train_config_from
+    from trainer.models import Generator
+
+    state = load(path)
+    cfg = train_config_from(state.get("config", {}))
+    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout)
+    try:
+        generator.load_state_dict(state["generator"])
+    except (KeyError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else "no generator weights"
+        raise CheckpointError(f"{path}: generator weights do not fit its config ({first})") from None
+    return generator.to(device).eval(), state

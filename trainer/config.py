@@ -1,0 +1,130 @@
+"""Training settings: the paper's defaults, and presets that change them.
+
+``TrainConfig`` holds everything about the networks, the losses, the
+optimisation and the run; where the training pairs come from is
+``trainer.data.DataConfig``.  Defaults are DeblurGAN's (Kupyn et al. 2018,
+section 4 and the released ``train_options.py``): 9 ResBlocks, 64 base
+channels, lambda = 100 perceptual loss, lambda_gp = 10, 5 critic steps per
+generator step, Adam lr 1e-4 betas (0.5, 0.999), 150 epochs at constant
+learning rate then 150 decaying linearly to 0; batch 1 and 256x256 crops come
+from DataConfig.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.losses import CONTENT_LOSSES
+
+
+@dataclass
+class TrainConfig:
+    out: Path = Path("run")                 # run folder: checkpoints, logs, previews
+    # networks (trainer.models)
+    ngf: int = 64                           # generator base width (64-128-256 channels)
+    n_blocks: int = 9                       # ResBlocks in the generator
+    dropout: float = 0.5                    # dropout inside each ResBlock
+    ndf: int = 64                           # critic base width (64-128-256-512)
+    critic_layers: int = 3                  # stride-2 layers of the PatchGAN critic
+    # losses (trainer.losses)
+    content_loss: str = "perceptual"        # perceptual | l1 | l2
+    content_weight: float = 100.0           # lambda of the paper's eq. 1
+    gp_weight: float = 10.0                 # lambda_gp of WGAN-GP
+    vgg_weights: Path | None = None         # None: torchvision's cache
+    # optimisation
+    critic_steps: int = 5
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    epochs: int = 300                       # half at constant lr, half decaying to 0
+    steps: int | None = None                # if set: the run is this many generator steps
+    # run
+    device: str = "auto"                    # auto (cuda if available) | cpu | cuda | cuda:N
+    seed: int = 0
+    checkpoint_every: int = 1000            # generator steps; also at every epoch end
+    val_every: int | None = None            # generator steps; validation also at every epoch end
+    val_limit: int = 100                    # held-out pairs per validation (0: all)
+    log_every: int = 10                     # generator steps between logged scalars
+    # speed: None = on for CUDA, off on the CPU
+    amp: bool | None = None                 # bfloat16 autocast (gradient penalty stays float32)
+    channels_last: bool | None = None
+    compile: bool = False                   # torch.compile the generator and the VGG
+    preview: bool = True                    # preview triplet in the terminal at each validation
+
+    def validate(self) -> None:
+        """Raise ValueError (one line) on a value no run could use."""
+        positive = ["ngf", "n_blocks", "ndf", "critic_layers", "critic_steps", "epochs",
+                    "checkpoint_every", "log_every"]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+        if self.val_limit < 0:
+            raise ValueError(f"val_limit must be >= 0 (0: all), not {self.val_limit}")
+        for name in ("steps", "val_every"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.content_loss not in CONTENT_LOSSES:
+            raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, "
+                             f"not {self.content_loss!r}")
+        if self.lr <= 0 or self.content_weight < 0 or self.gp_weight < 0:
+            raise ValueError("lr must be positive, content and gradient-penalty weights non-negative")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"Adam betas must be in [0, 1), not {self.betas}")
+
+
+# name -> (TrainConfig changes, DataConfig changes)
+PRESETS: dict[str, tuple[dict, dict]] = {
+    "paper": ({}, {}),
+    # A few hundred steps in minutes on a laptop CPU: a quarter of the widths,
+    # two ResBlocks, 64x64 crops.  Same losses and optimisation as the paper.
+    "tiny": (dict(ngf=16, n_blocks=2, ndf=16, checkpoint_every=100, val_limit=8, log_every=5),
+             dict(crop=64)),
+}
+
+
+def make_configs(preset: str = "paper", train: dict | None = None, data: dict | None = None):
+    """(TrainConfig, DataConfig) of ``preset`` with the non-None values of
+    ``train`` and ``data`` on top.  Raises ValueError on an unknown preset or
+    field, or a bad value."""
+    from trainer.data import DataConfig
+
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    train_changes, data_changes = PRESETS[preset]
+    train_changes = {**train_changes, **{k: v for k, v in (train or {}).items() if v is not None}}
+    data_changes = {**data_changes, **{k: v for k, v in (data or {}).items() if v is not None}}
+    try:
+        train_cfg = dataclasses.replace(TrainConfig(), **train_changes)
+        data_cfg = dataclasses.replace(DataConfig(), **data_changes)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+    train_cfg.validate()
+    return train_cfg, data_cfg
+
+
+def to_primitive(cfg) -> dict:
+    """A dataclass as a dict of str/int/float/bool/None/lists, for checkpoints and JSON."""
+    def convert(value):
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (tuple, list)):
+            return [convert(v) for v in value]
+        return value
+
+    return {f.name: convert(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def train_config_from(values: dict) -> TrainConfig:
+    """Inverse of ``to_primitive`` for TrainConfig (unknown keys are ignored, so
+    checkpoints of newer versions with extra settings still load)."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    kwargs = {k: v for k, v in values.items() if k in names}
+    for key in ("out", "vgg_weights"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = Path(kwargs[key])
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    return TrainConfig(**kwargs)

@@ -1,0 +1,146 @@
+"""The DeblurGAN networks (Kupyn et al., CVPR 2018, section 3 and figure 3).
+
+Generator: a ResNet encoder-decoder that predicts the residual between the
+blurred input and the sharp image (the paper's "ResOut" global skip).
+Critic: a PatchGAN that scores overlapping patches; with WGAN-GP it has no
+sigmoid and its scores are unbounded.
+
+Images are float tensors (B, 3, H, W) in [-1, 1] (see ``trainer.data``).
+Layer widths and block counts are arguments so that the ``tiny`` preset can
+shrink them; the defaults are the paper's.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Both networks use InstanceNorm without affine parameters (DeblurGAN's
+# ``get_norm_layer('instance')``), so every conv keeps its bias.
+
+
+def _instance_norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=False)
+
+
+class ResBlock(nn.Module):
+    """conv3x3-IN-ReLU-Dropout-conv3x3-IN plus the block's input.
+
+    DeblurGAN's released code builds this list with an operator-precedence slip
+    (``a + b + [Dropout] if use_dropout else [] + conv2``) that silently drops
+    the second conv whenever dropout is on; the paper's block has both convs.
+    """
+
+    def __init__(self, channels: int, dropout: float = 0.5):
+        super().__init__()
+        layers = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, kernel_size=3),
+            _instance_norm(channels),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, kernel_size=3),
+            _instance_norm(channels),
+        ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Generator(nn.Module):
+    """DeblurGAN generator: I_S = clamp(I_B + G(I_B), -1, 1).
+
+    7x7 conv (ngf) -> two stride-2 3x3 convs (2 ngf, 4 ngf) -> ``n_blocks``
+    ResBlocks at 4 ngf -> two stride-2 transposed 3x3 convs (2 ngf, ngf) ->
+    7x7 conv to 3 channels -> tanh. Reflection padding; InstanceNorm and ReLU
+    after every conv but the last.
+
+    Input and output: (B, 3, H, W) float in [-1, 1], with H and W multiples of
+    4 (the two stride-2 stages) and at least 8 (reflection padding at 1/4
+    resolution needs 2 pixels); ``trainer.evaluate.restore`` pads other sizes.
+    """
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, dropout: float = 0.5):
+        super().__init__()
+        layers = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, ngf, kernel_size=7),
+            _instance_norm(ngf),
+            nn.ReLU(inplace=True),
+        ]
+        for mult in (1, 2):  # downsampling: ngf -> 2 ngf -> 4 ngf
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1),
+                _instance_norm(ngf * mult * 2),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [ResBlock(ngf * 4, dropout) for _ in range(n_blocks)]
+        for mult in (4, 2):  # upsampling: 4 ngf -> 2 ngf -> ngf
+            # output_padding=1 makes each stage exactly double the size, so the
+            # residual lines up with the input for every multiple of 4.
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2,
+                                   padding=1, output_padding=1),
+                _instance_norm(ngf * mult // 2),
+                nn.ReLU(inplace=True),
+            ]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, kernel_size=7), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, blurred: torch.Tensor) -> torch.Tensor:
+        # ResOut: the network learns the residual I_S - I_B, which is what makes
+        # DeblurGAN train faster and generalise better (paper, section 3.2).
+        return torch.clamp(blurred + self.body(blurred), -1.0, 1.0)
+
+
+class Critic(nn.Module):
+    """PatchGAN critic: (B, 3, H, W) image in [-1, 1] -> (B, 1, h, w) scores.
+
+    4x4 convs ndf-2ndf-4ndf-8ndf-1, the first three with stride 2; InstanceNorm
+    and LeakyReLU(0.2) after every conv except the first (no norm) and the last
+    (no activation, no sigmoid: a WGAN critic).  Padding is 2, as in DeblurGAN's
+    ``NLayerDiscriminator`` (``ceil((4 - 1) / 2)``), so for an input side n the
+    map side is ((n // 2 + 1) // 2 + 1) // 2 + 1 + 2 (35 for 256).
+
+    Like DeblurGAN's code (``define_D(opt.output_nc, ...)``) the critic sees
+    only the restored or sharp image, not the blurred one; the condition enters
+    through the generator's input and the content loss.
+    """
+
+    def __init__(self, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers = [nn.Conv2d(3, ndf, kernel_size=4, stride=2, padding=2), nn.LeakyReLU(0.2, inplace=True)]
+        width = ndf
+        for n in range(1, n_layers + 1):
+            stride = 2 if n < n_layers else 1
+            new_width = ndf * min(2 ** n, 8)
+            layers += [
+                nn.Conv2d(width, new_width, kernel_size=4, stride=stride, padding=2),
+                _instance_norm(new_width),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            width = new_width
+        layers.append(nn.Conv2d(width, 1, kernel_size=4, stride=1, padding=2))
+        self.body = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.body(image)
+
+
+def init_weights(module: nn.Module) -> None:
+    """Conv weights ~ N(0, 0.02), biases 0: DeblurGAN's ``weights_init``."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
