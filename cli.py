@@ -159,3 +159,162 @@ def _read_columns(bank):
 
 
 # --- trainer: fit, eval, deblur ------------------------------------------------
+def _trainer_errors():
+    """The exception types of the trainer that mean 'bad input', turned into UserError."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.data import DataError
+    from trainer.gopro import GoProError
+    from trainer.losses import VGGWeightsError
+
+    return (CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
+
+
+def _generator_on(checkpoint_path, device_name):
+    from trainer.checkpoint import load_generator
+    from trainer.loop import distributed_from_env, resolve_device
+
+    device = resolve_device(device_name, distributed_from_env())
+    generator, state = load_generator(checkpoint_path, device)
+    return generator, state, device
+
+
+@trainer.command("fit")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder: checkpoints (last.pt, best.pt), scalars.csv, tensorboard/, preview.png.")
+@click.option("--shards", multiple=True, type=click.Path(file_okay=False),
+              help="Shard folder of synthetic pairs (blurgen synthesize); repeat for several.")
+@click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root (train/, test/).")
+@click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
+@click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
+              help="paper: the published settings; tiny: small nets and 64x64 crops for a CPU.  [default: paper]")
+@click.option("--steps", type=int, default=None, help="Train for N generator steps (the lr schedule spans them).")
+@click.option("--epochs", type=int, default=None, help="Train for N epochs if --steps is not given.  [default: 300]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.  [default: auto]")
+@click.option("--seed", type=int, default=None, help="Seed of the weights, the data stream and dropout.  [default: 0]")
+@click.option("--crop", type=int, default=None, help="Random crop side (multiple of 4).  [default: 256; tiny 64]")
+@click.option("--batch-size", type=int, default=None, help="Pairs per step and process.  [default: 1]")
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips.  [default: on]")
+@click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="[default: blur]")
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
+@click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2"]), default=None,
+              help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels.  [default: perceptual]")
+@click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
+@click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
+@click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5]")
+@click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4]")
+@click.option("--beta1", type=float, default=None, help="[default: 0.5]")
+@click.option("--beta2", type=float, default=None, help="[default: 0.999]")
+@click.option("--ngf", type=int, default=None, help="Generator base width.  [default: 64; tiny 16]")
+@click.option("--blocks", "n_blocks", type=int, default=None, help="Generator ResBlocks.  [default: 9; tiny 2]")
+@click.option("--ndf", type=int, default=None, help="Critic base width.  [default: 64; tiny 16]")
+@click.option("--dropout", type=float, default=None, help="Dropout in the ResBlocks.  [default: 0.5]")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
+              help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (and each epoch end).  [default: 1000]")
+@click.option("--val-every", type=int, default=None, help="Also validate every N steps.  [default: at epoch ends]")
+@click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100]")
+@click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10]")
+@click.option("--amp/--no-amp", default=None, help="bfloat16 autocast.  [default: on with CUDA]")
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout.  [default: on with CUDA]")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator and the VGG.")
+@click.option("--preview/--no-preview", default=None, help="Draw a validation triplet in the terminal.  [default: on]")
+def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **options):
+    """Train DeblurGAN (WGAN-GP + perceptual loss) on shards and/or GoPro frames.
+
+    Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
+    $(which trainer) fit ...` (each process reads its own share of the data).
+    """
+    from trainer.config import make_configs
+    from trainer.loop import fit, resume_configs
+
+    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed"}
+    data = {k: options.pop(k) for k in list(options) if k in data_names}
+    data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
+    train = dict(options, out=out, compile=compile_)
+    if data["seed"] is not None:
+        train["seed"] = data["seed"]
+    if beta1 is not None or beta2 is not None:
+        train["betas"] = (0.5 if beta1 is None else beta1, 0.999 if beta2 is None else beta2)
+    try:
+        if resume:
+            if preset is not None:
+                raise UserError("--preset cannot be combined with --resume (the run keeps its settings)")
+            train_cfg, data_cfg = resume_configs(out, train, data)
+        else:
+            train_cfg, data_cfg = make_configs(preset or "paper", train, data)
+        summary = fit(train_cfg, data_cfg, resume=resume)
+    except _trainer_errors() as exc:
+        raise UserError(str(exc)) from None
+    best = summary["best"]
+    click.echo(f"{'stopped' if summary['stopped'] else 'finished'} at step {summary['step']} of "
+               f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "
+               f"at step {best['step']} ({out}/best.pt)" if best else "no validation yet")
+               + f"; last checkpoint {out}/last.pt")
+
+
+@trainer.command("eval")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
+              help="last.pt or best.pt of a run.")
+@click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root: scores its test/ split.")
+@click.option("--shards", multiple=True, type=click.Path(file_okay=False),
+              help="Shard folder: scores its last shard (the one training holds out).")
+@click.option("--gopro-scale", type=float, default=1.0, show_default=True,
+              help="Resize GoPro test frames first (1: full resolution, as published results).")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default="blur", show_default=True)
+@click.option("--limit", type=int, default=0, show_default=True, help="Pairs to score, spread over the set; 0: all.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
+@click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: psnr, ssim, input_psnr, input_ssim, count.")
+def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, device, tile, overlap, as_json):
+    """PSNR/SSIM of restored vs sharp, next to blurred vs sharp (RGB, whole image, range 255)."""
+    import json
+
+    from trainer.data import DataConfig, val_pairs
+    from trainer.evaluate import evaluate
+
+    if not gopro and not shards:
+        raise UserError("give --gopro GOPRO_Large or --shards FOLDER to evaluate on")
+    if limit < 0:
+        raise UserError(f"--limit must be >= 0, got {limit}")
+    try:
+        data_cfg = DataConfig(shards=tuple(shards), gopro=gopro, gopro_scale=gopro_scale, gopro_blur=gopro_blur)
+        pairs = val_pairs(data_cfg, limit=limit or None)
+        if len(pairs) == 0:
+            raise UserError("no pairs to evaluate")
+        generator, state, dev = _generator_on(checkpoint_path, device)
+        scores, _ = evaluate(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True)
+    except _trainer_errors() as exc:
+        raise UserError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({k: scores[k] for k in ("psnr", "ssim", "input_psnr", "input_ssim", "count")}))
+        return
+    where = f"{gopro}/test" if gopro else f"held-out shard of {shards[0]}"
+    click.echo(f"restored  PSNR {scores['psnr']:6.2f} dB  SSIM {scores['ssim']:.4f}")
+    click.echo(f"blurred   PSNR {scores['input_psnr']:6.2f} dB  SSIM {scores['input_ssim']:.4f}")
+    click.echo(f"{scores['count']} pairs of {where}; generator of step {state['step']}; "
+               "RGB, whole image, data range 255")
+
+
+@trainer.command("deblur")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
+              help="last.pt or best.pt of a run.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the restored PNGs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
+@click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
+    """Restore images (files or folders of them) of any size; writes OUT/<name>.png."""
+    from trainer.evaluate import deblur_files, list_images
+
+    try:
+        files = list_images(inputs)
+        generator, _, dev = _generator_on(checkpoint_path, device)
+        written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite)
+    except _trainer_errors() as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"wrote {len(written)} image(s) to {out}")

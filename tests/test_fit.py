@@ -1,0 +1,265 @@
+"""The training loop: the step structure (5 critic steps per generator step),
+the schedule, checkpoints, exact resume, the VGG weight check, and DDP on the
+CPU with the gloo backend."""
+import csv
+import dataclasses
+import importlib.util
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from trainer import checkpoint, loop
+from trainer.config import TrainConfig, make_configs
+from trainer.data import DataConfig
+from trainer.losses import VGG19_CONV3_3, make_content_loss, vgg19_to_conv3_3
+from trainer.loop import build_gan, fit, learning_rate, resume_configs, train_step
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gopro(tmp_path_factory):
+    """A GOPRO_Large-layout folder: 6 training and 3 test pairs of 48x64."""
+    spec = importlib.util.spec_from_file_location("make_gopro_sample", ROOT / "data" / "make_gopro_sample.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    root = tmp_path_factory.mktemp("fit") / "GOPRO_Large"
+    builder.build_sample(root, seed=0, size=(48, 64), train_sequences=2, test_sequences=1, frames=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def vgg_file(tmp_path_factory):
+    """VGG19 features up to conv3_3, randomly initialised (the real file is 550 MB and not here)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vgg") / "vgg19_conv3_3.pth"
+    torch.save(vgg19_to_conv3_3().state_dict(), path)
+    return path
+
+
+def tiny_configs(out, gopro, vgg_file, **train):
+    train_cfg, data_cfg = make_configs(
+        "tiny",
+        dict(dict(out=out, steps=6, device="cpu", vgg_weights=vgg_file, val_limit=2,
+                  checkpoint_every=3, log_every=2, preview=False), **train),
+        dict(gopro=gopro, mix="0:1", crop=32, gopro_scale=1.0, workers=0))
+    return train_cfg, data_cfg
+
+
+def tiny_gan(cfg=None, content="l1", **speed):
+    cfg = cfg or TrainConfig(ngf=8, n_blocks=1, ndf=8)
+    torch.manual_seed(0)
+    return cfg, build_gan(cfg, torch.device("cpu"), make_content_loss(content), **speed)
+
+
+def batch(seed=0, size=32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(1, 3, size, size, generator=g) * 2 - 1,
+            torch.rand(1, 3, size, size, generator=g) * 2 - 1)
+
+
+def test_learning_rate_constant_then_linear_to_zero():
+    lrs = [learning_rate(s, 1e-4, 300) for s in range(300)]
+    assert lrs[:150] == [1e-4] * 150
+    assert lrs[150] == pytest.approx(1e-4) and lrs[225] == pytest.approx(0.5e-4)
+    assert lrs[299] == pytest.approx(1e-4 / 150)
+    diffs = [a - b for a, b in zip(lrs[150:], lrs[151:])]
+    assert max(diffs) == pytest.approx(min(diffs)) == pytest.approx(1e-4 / 150)
+
+
+@pytest.mark.parametrize("critic_steps", [5, 2])
+def test_critic_steps_per_generator_step(critic_steps):
+    cfg, gan = tiny_gan(TrainConfig(ngf=8, n_blocks=1, ndf=8, critic_steps=critic_steps))
+    counts = {"critic": 0, "generator": 0}
+    gan.opt_critic.register_step_post_hook(lambda *a: counts.__setitem__("critic", counts["critic"] + 1))
+    gan.opt_generator.register_step_post_hook(lambda *a: counts.__setitem__("generator", counts["generator"] + 1))
+    forwards = []
+    gan.generator.register_forward_hook(lambda *a: forwards.append(1))
+    for k in range(2):
+        train_step(gan, *batch(k), cfg)
+    assert counts == {"critic": 2 * critic_steps, "generator": 2}
+    assert len(forwards) == 2   # one generator pass per step serves all its critic steps
+
+
+def _snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("speed", [{}, {"amp": True, "channels_last": True}], ids=["fp32", "bf16+NHWC"])
+def test_one_step_changes_both_networks_and_keeps_losses_finite(speed):
+    cfg, gan = tiny_gan(**speed)
+    before_g, before_c = _snapshot(gan.generator), _snapshot(gan.critic)
+    stats = train_step(gan, *(gan.to_device(t) for t in batch()), cfg)
+    assert set(stats) == {"critic_loss", "wasserstein", "gradient_penalty", "adversarial_loss",
+                          "content_loss", "generator_loss"}
+    assert all(torch.isfinite(v) for v in stats.values())
+    changed_g = [k for k, v in gan.generator.state_dict().items() if not torch.equal(v, before_g[k])]
+    changed_c = [k for k, v in gan.critic.state_dict().items() if not torch.equal(v, before_c[k])]
+    assert changed_g == list(before_g)
+    # The critic's last bias shifts D(real) and D(fake) alike: a WGAN never moves it.
+    assert set(before_c) - set(changed_c) == {"body.11.bias"}
+
+
+def test_perceptual_content_loss_in_a_step(vgg_file):
+    cfg = TrainConfig(ngf=8, n_blocks=1, ndf=8, vgg_weights=vgg_file)
+    torch.manual_seed(0)
+    gan = build_gan(cfg, torch.device("cpu"), make_content_loss("perceptual", vgg_file))
+    stats = {k: v.item() for k, v in train_step(gan, *batch(), cfg).items()}
+    assert stats["content_loss"] > 0
+    assert stats["generator_loss"] == pytest.approx(stats["adversarial_loss"] + 100 * stats["content_loss"], rel=1e-5)
+
+
+def _read_scalars(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, vgg_file, monkeypatch):
+    # Uninterrupted: 6 steps.
+    cfg_a, data_cfg = tiny_configs(tmp_path / "a", gopro, vgg_file)
+    summary = fit(cfg_a, data_cfg)
+    assert summary["step"] == 6 and summary["best"] is not None
+    a = checkpoint.load(tmp_path / "a" / "last.pt")
+
+    # Same run, crashing while fetching the batch of step 4 (after the step-3 checkpoint).
+    cfg_b, _ = tiny_configs(tmp_path / "b", gopro, vgg_file)
+    real_batches = loop.train_batches
+
+    def crashing(*args, **kwargs):
+        for i, item in enumerate(real_batches(*args, **kwargs)):
+            if kwargs.get("start", 0) == 0 and i == 3:
+                raise RuntimeError("simulated crash")
+            yield item
+
+    monkeypatch.setattr(loop, "train_batches", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(cfg_b, data_cfg)
+    assert checkpoint.load(tmp_path / "b" / "last.pt")["step"] == 3
+    with pytest.raises(ValueError, match="--resume"):
+        fit(cfg_b, data_cfg)                      # a run folder is never silently overwritten
+    cfg_resumed, data_resumed = resume_configs(tmp_path / "b", {"device": "cpu"}, {"workers": 0})
+    assert cfg_resumed == cfg_b and data_resumed.gopro == gopro.resolve()
+    fit(cfg_resumed, data_resumed, resume=True)
+    b = checkpoint.load(tmp_path / "b" / "last.pt")
+
+    assert b["step"] == a["step"] == 6 and b["epoch"] == a["epoch"] == 1
+    for key in ("generator", "critic"):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), f"{key}.{name}"
+    for key in ("opt_generator", "opt_critic"):
+        for index, state in a[key]["state"].items():
+            for name, value in state.items():
+                assert torch.equal(value, b[key]["state"][index][name])
+    assert a["best"] == b["best"]
+
+    # Logs: every step's scalars once, also across the crash.
+    rows = _read_scalars(tmp_path / "b" / "scalars.csv")
+    keys = [(r["step"], r["name"]) for r in rows]
+    assert len(keys) == len(set(keys))
+    assert keys == [(r["step"], r["name"]) for r in _read_scalars(tmp_path / "a" / "scalars.csv")]
+    names = {r["name"] for r in rows}
+    assert {"train/critic_loss", "train/wasserstein", "train/gradient_penalty", "train/content_loss",
+            "train/lr", "val/psnr", "val/ssim"} <= names
+    for run in ("a", "b"):
+        assert (tmp_path / run / "preview.png").stat().st_size > 0
+        assert any((tmp_path / run / "tensorboard").iterdir())
+        best = checkpoint.load(tmp_path / run / "best.pt")
+        assert best["kind"] == "generator" and best["scores"]["psnr"] == pytest.approx(a["best"]["psnr"])
+    # Checkpoints need no unpickling of arbitrary objects.
+    torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+
+
+def test_resume_keeps_the_run_settings(tmp_path, gopro, vgg_file):
+    cfg, data_cfg = tiny_configs(tmp_path / "run", gopro, vgg_file, steps=1)
+    fit(cfg, data_cfg)
+    with pytest.raises(ValueError, match="cannot change lr"):
+        resume_configs(tmp_path / "run", {"lr": 1.0})
+    with pytest.raises(ValueError, match="cannot change crop"):
+        resume_configs(tmp_path / "run", {}, {"crop": 64})
+    same, _ = resume_configs(tmp_path / "run", {"lr": cfg.lr, "log_every": 7})
+    assert same.log_every == 7
+    with pytest.raises(ValueError, match="nothing to resume"):
+        fit(dataclasses.replace(cfg, out=tmp_path / "empty"), data_cfg, resume=True)
+
+
+def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, {"format": checkpoint.FORMAT, "version": 1, "step": 1})
+
+    def broken_save(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"format": checkpoint.FORMAT, "version": 1, "step": 2})
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_missing_vgg_weights_stop_the_cli_before_training(tmp_path, gopro, monkeypatch):
+    import cli
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    result = CliRunner().invoke(cli.trainer, [
+        "fit", "--out", str(tmp_path / "run"), "--gopro", str(gopro), "--mix", "0:1", "--preset", "tiny",
+        "--steps", "2", "--crop", "32", "--gopro-scale", "1", "--workers", "0", "--device", "cpu"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: VGG19 weights") and "--vgg-weights" in lines[0]
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_cli_fit_with_pixel_loss_and_resume(tmp_path, gopro):
+    import cli
+
+    args = ["fit", "--out", str(tmp_path / "run"), "--gopro", str(gopro), "--mix", "0:1", "--preset", "tiny",
+            "--crop", "32", "--gopro-scale", "1", "--workers", "0", "--device", "cpu",
+            "--content-loss", "l1", "--no-preview", "--val-limit", "1"]
+    result = CliRunner().invoke(cli.trainer, args + ["--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "finished at step 2 of 2" in result.stdout
+    again = CliRunner().invoke(cli.trainer, args + ["--steps", "2"])
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    resumed = CliRunner().invoke(cli.trainer, ["fit", "--out", str(tmp_path / "run"), "--resume", "--lr", "0.5"])
+    assert resumed.exit_code == 2 and "cannot change lr" in resumed.stderr
+
+
+# --- DistributedDataParallel on the CPU (gloo) --------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world_size, port, out, gopro, vgg_file):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        cfg, data_cfg = tiny_configs(out, gopro, vgg_file, steps=2)
+        fit(cfg, data_cfg)                      # initialises the gloo process group
+        # Each rank trains on its own batch; DDP must keep the weights identical.
+        cfg, gan = tiny_gan(ddp=True)
+        train_step(gan, *batch(seed=rank), cfg)
+        torch.save(checkpoint.unwrap(gan.generator).state_dict(), out / f"generator_rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_processes_on_cpu(tmp_path, gopro, vgg_file):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), tmp_path, gopro, vgg_file), nprocs=2, join=True)
+    state = checkpoint.load(tmp_path / "last.pt")
+    assert state["step"] == 2 and state["data"]["world_size"] == 2
+    ranks = [torch.load(tmp_path / f"generator_rank{r}.pt", weights_only=True) for r in range(2)]
+    for name, value in ranks[0].items():
+        assert torch.equal(value, ranks[1][name]), name

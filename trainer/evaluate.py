@@ -1,0 +1,191 @@
+"""Restoring whole images with a trained generator, and scoring restorations.
+
+``restore`` takes an image of any size: it pads it (reflection) to the
+multiples of 4 the generator needs, and cuts images larger than ``tile``
+into overlapping tiles whose outputs are blended with linear ramps.  Note
+that InstanceNorm normalises each tile with its own statistics, so tiled and
+whole-image results differ slightly; the overlap hides the seams.
+
+Scores follow ``trainer.metrics``: PSNR and SSIM of uint8 RGB images over
+the whole image, data range 255 (the paper's convention).
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainer.metrics import psnr, ssim
+
+MULTIPLE = 4        # two stride-2 stages in the generator
+MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def pad_for_generator(image: np.ndarray) -> np.ndarray:
+    """Reflect-pad (H, W, C) at the bottom and right to sides that are multiples
+    of 4 and at least 8.  Crop the result back with ``[:H, :W]``."""
+    h, w = image.shape[:2]
+    ph = max(MIN_SIDE, math.ceil(h / MULTIPLE) * MULTIPLE) - h
+    pw = max(MIN_SIDE, math.ceil(w / MULTIPLE) * MULTIPLE) - w
+    if ph == 0 and pw == 0:
+        return image
+    # Reflection needs at least 2 pixels along an axis; a 1-pixel side repeats its edge.
+    mode = "reflect" if min(h, w) > 1 else "edge"
+    return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) RGB -> float32 (1, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(127.5).sub(1)[None]
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """float (1, 3, H, W) or (3, H, W) in [-1, 1] -> uint8 (H, W, 3) RGB."""
+    image = image.detach().float().reshape(3, *image.shape[-2:]).cpu()
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of ``tile`` pixels covering ``size``, overlapping by at least ``overlap``."""
+    if size <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+def _ramp(n: int, overlap: int) -> torch.Tensor:
+    """(n,) blending weights rising linearly over ``overlap`` pixels at each end, > 0 everywhere."""
+    i = torch.arange(n, dtype=torch.float32)
+    return ((torch.minimum(i, n - 1 - i) + 1) / (overlap + 1)).clamp(max=1.0)
+
+
+@torch.no_grad()
+def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.device = "cpu",
+            tile: int = 2048, overlap: int = 128) -> np.ndarray:
+    """Deblur one uint8 (H, W, 3) RGB image of any size; returns uint8 (H, W, 3).
+
+    ``generator`` must already be on ``device`` and in eval mode.  Images with
+    both (padded) sides <= ``tile`` go through in one piece; larger ones in
+    ``tile`` x ``tile`` tiles (a multiple of 4) overlapping by ``overlap``.
+    """
+    if tile % MULTIPLE or tile < MIN_SIDE:
+        raise ValueError(f"tile must be a multiple of {MULTIPLE} and at least {MIN_SIDE}, not {tile}")
+    if not 0 <= overlap < tile // 2:
+        raise ValueError(f"overlap must be in [0, tile / 2), not {overlap}")
+    h, w = blurred.shape[:2]
+    x = to_tensor(pad_for_generator(blurred)).to(device)
+    height, width = x.shape[-2:]
+    if height <= tile and width <= tile:
+        return to_uint8(generator(x))[:h, :w]
+    th, tw = min(tile, height), min(tile, width)
+    out = torch.zeros(3, height, width)
+    weight = torch.zeros(1, height, width)
+    ramp = _ramp(th, overlap)[:, None] * _ramp(tw, overlap)[None, :]
+    for y in _tile_starts(height, th, overlap):
+        for x0 in _tile_starts(width, tw, overlap):
+            piece = generator(x[..., y:y + th, x0:x0 + tw])[0].float().cpu()
+            out[:, y:y + th, x0:x0 + tw] += piece * ramp
+            weight[:, y:y + th, x0:x0 + tw] += ramp
+    return to_uint8(out / weight)[:h, :w]
+
+
+def evaluate(generator: nn.Module, pairs: Sequence, *, device: str | torch.device = "cpu",
+             tile: int = 2048, overlap: int = 128, progress: bool = False):
+    """Mean PSNR/SSIM of restored vs sharp and of blurred vs sharp over ``pairs``.
+
+    pairs: sequence of (name, blurred uint8 (H, W, 3), sharp uint8 (H, W, 3)),
+    e.g. ``trainer.data.val_pairs``.  Returns (scores, example) with scores
+    {"psnr", "ssim", "input_psnr", "input_ssim", "count"} (dB, [-1, 1], int)
+    and example the (blurred, restored, sharp) uint8 triplet of the first
+    pair (None if there are none).
+    """
+    from tqdm import tqdm
+
+    was_training = generator.training
+    generator.eval()
+    totals = {"psnr": 0.0, "ssim": 0.0, "input_psnr": 0.0, "input_ssim": 0.0}
+    example, count = None, 0
+    try:
+        for _, blurred, sharp in tqdm(pairs, desc="evaluate", unit="img", disable=not progress,
+                                      leave=False, dynamic_ncols=True):
+            restored = restore(generator, blurred, device=device, tile=tile, overlap=overlap)
+            totals["psnr"] += psnr(restored, sharp)
+            totals["ssim"] += ssim(restored, sharp)
+            totals["input_psnr"] += psnr(blurred, sharp)
+            totals["input_ssim"] += ssim(blurred, sharp)
+            count += 1
+            if example is None:
+                example = (blurred, restored, sharp)
+    finally:
+        generator.train(was_training)
+    scores = {k: (v / count if count else math.nan) for k, v in totals.items()}
+    scores["count"] = count
+    return scores, example
+
+
+def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Image files named by ``inputs``: files as given, folders expanded to their
+    images (sorted, not recursive).  Raises FileNotFoundError naming a missing
+    input and ValueError on a folder without images."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not images:
+                raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+            found += images
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return found
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of an image file (grey and alpha converted); ValueError if unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"{path}: not a readable image ({e})") from None
+
+
+def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os.PathLike, *,
+                 device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
+                 overwrite: bool = False, progress: bool = True) -> list[Path]:
+    """Restore each image of ``inputs`` into ``out_dir/<stem>.png``; returns the written paths.
+
+    All output names are checked before anything is written: two inputs with
+    the same stem, or an existing output without ``overwrite``, raise
+    ValueError.  Each PNG is written atomically.
+    """
+    from tqdm import tqdm
+
+    from blurgen.pictures import write_png
+
+    out_dir = Path(out_dir)
+    targets = [out_dir / f"{p.stem}.png" for p in inputs]
+    seen: dict[Path, Path] = {}
+    for source, target in zip(inputs, targets):
+        if target in seen:
+            raise ValueError(f"{source} and {seen[target]} would both be written to {target}")
+        seen[target] = source
+        if target.exists() and not overwrite:
+            raise ValueError(f"{target} exists (pass --overwrite to replace it)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    generator.eval()
+    for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="img",
+                               disable=not progress, dynamic_ncols=True):
+        restored = restore(generator, read_rgb(source), device=device, tile=tile, overlap=overlap)
+        write_png(target, restored)
+    return targets

@@ -1,0 +1,486 @@
+"""The DeblurGAN training loop (``trainer fit``).
+
+Read top to bottom: the learning-rate schedule, the networks and optimisers
+(``build_gan``), one training step (``train_step``: five critic steps, then
+one generator step), and the run around it (``fit``: data, checkpoints,
+validation, logging).
+
+One batch serves all critic steps of a generator step, as in DeblurGAN's
+``optimize_parameters``: the generator runs once, its detached output is the
+"fake" of every critic step, and the same graph then takes the generator
+step.  That is the code the paper's numbers came from; it keeps the data
+stream at one batch per generator step (an epoch is one pass over the data
+in generator steps, and ``train_batches(start=k)`` resumes at step k), and
+it saves four generator forward passes per step.  The gradient penalty
+draws a fresh interpolation for each critic step.
+
+Randomness: every step reseeds torch from (seed, step, rank), so dropout
+masks and interpolation weights are a pure function of the step, like the
+data.  A run resumed at step k therefore continues bit for bit (on the same
+device and software) as if it had never stopped, whatever the data loader
+or validation consumed from the global generators in between.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from trainer import checkpoint
+from trainer.checkpoint import unwrap
+from trainer.config import TrainConfig, to_primitive, train_config_from
+from trainer.data import DataConfig, epoch_length, train_batches, val_pairs
+from trainer.evaluate import evaluate
+from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
+from trainer.models import Critic, Generator, count_parameters
+
+LAST = "last.pt"          # full training state, rewritten every checkpoint
+BEST = "best.pt"          # generator with the best validation PSNR
+SCALARS = "scalars.csv"   # step, name, value: the TensorBoard scalars as text
+PREVIEW = "preview.png"   # blurred | restored | sharp of the latest validation
+
+# Settings that do not change what a run computes, so a resumed run may use
+# other values than the run it continues.
+RUNTIME_FIELDS = {"device", "preview", "compile", "amp", "channels_last", "log_every",
+                  "val_limit", "val_every", "checkpoint_every", "vgg_weights", "out"}
+RUNTIME_DATA_FIELDS = {"workers"}
+
+
+# --- learning-rate schedule ------------------------------------------------------
+
+
+def learning_rate(step: int, base_lr: float, total_steps: int) -> float:
+    """lr of generator step ``step`` (0-based) of ``total_steps``: ``base_lr`` for
+    the first half, then decaying linearly to 0 (paper: 150 + 150 epochs).
+
+    DeblurGAN lowers the rate once per epoch; decaying per step is the same
+    line without the stairs, and works for runs given in steps.
+    """
+    decay_start = total_steps // 2
+    if step < decay_start:
+        return base_lr
+    return base_lr * (total_steps - step) / (total_steps - decay_start)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The torch seed of one generator step of one rank (a well-mixed 63-bit integer)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(2, np.uint64)[0] >> 1)
+
+
+# --- networks and optimisers ------------------------------------------------------
+
+
+@dataclass
+class GAN:
+    """Everything one training step touches.  ``generator`` and ``critic`` may be
+    wrapped (DDP, torch.compile); ``unwrap`` gives the plain modules."""
+
+    generator: nn.Module
+    critic: nn.Module
+    opt_generator: torch.optim.Optimizer
+    opt_critic: torch.optim.Optimizer
+    content_loss: nn.Module
+    device: torch.device
+    amp_dtype: torch.dtype | None = None     # bfloat16 autocast, or None for float32
+    channels_last: bool = False
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
+                              enabled=self.amp_dtype is not None)
+
+
+def make_adam(module: nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    # fused=True runs Adam as one CUDA kernel per step; None lets torch choose (foreach).
+    return torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+                            fused=True if fused else None)
+
+
+def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *,
+              amp: bool = False, channels_last: bool = False, fused_adam: bool = False,
+              compile: bool = False, ddp: bool = False) -> GAN:
+    """Generator, critic, their Adam optimisers and the content loss on ``device``.
+
+    Speed options: ``amp`` (bfloat16 autocast; no GradScaler is needed, bf16
+    has float32's range), ``channels_last`` (NHWC tensors, what tensor cores
+    read), ``fused_adam`` (CUDA only), ``compile`` (torch.compile of the
+    generator and the VGG; the critic stays eager because compiled autograd
+    does not do the double backward of the gradient penalty), ``ddp``
+    (DistributedDataParallel around both networks; process group already up).
+    """
+    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout).to(device)
+    critic = Critic(ndf=cfg.ndf, n_layers=cfg.critic_layers).to(device)
+    content_loss = content_loss.to(device)
+    if channels_last:
+        for module in (generator, critic, content_loss):
+            module.to(memory_format=torch.channels_last)
+    opt_generator = make_adam(generator, cfg, fused_adam)
+    opt_critic = make_adam(critic, cfg, fused_adam)
+    if ddp:
+        ids = [device.index] if device.type == "cuda" else None
+        generator = DistributedDataParallel(generator, device_ids=ids)
+        critic = DistributedDataParallel(critic, device_ids=ids)
+    if compile:
+        generator = torch.compile(generator)
+        if hasattr(content_loss, "features"):
+            content_loss.features = torch.compile(content_loss.features)
+    return GAN(generator, critic, opt_generator, opt_critic, content_loss, device,
+               torch.bfloat16 if amp else None, channels_last)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module):
+    """Parameters of ``module`` need no gradients inside the block (the critic
+    during the generator step: it only passes gradients through)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+# --- one training step -------------------------------------------------------------
+
+
+def train_step(gan: GAN, blurred: torch.Tensor, sharp: torch.Tensor, cfg: TrainConfig) -> dict:
+    """``cfg.critic_steps`` critic steps and one generator step on one batch.
+
+    blurred, sharp: (B, 3, H, W) float32 in [-1, 1] on gan.device.  Returns
+    detached scalar tensors (no host sync): critic_loss, wasserstein,
+    gradient_penalty (of the last critic step), adversarial_loss,
+    content_loss, generator_loss.
+    """
+    with gan.autocast():
+        restored = gan.generator(blurred)      # keep the graph for the generator step
+    fake = restored.detach().float()
+
+    for _ in range(cfg.critic_steps):
+        alpha = torch.rand(sharp.shape[0], 1, 1, 1, device=sharp.device)
+        loss, stats = critic_loss(gan.critic, sharp, fake, alpha, cfg.gp_weight, gan.amp_dtype)
+        gan.opt_critic.zero_grad(set_to_none=True)
+        loss.backward()
+        gan.opt_critic.step()
+
+    # The plain critic, not its DDP wrapper: its parameters take no gradient
+    # here, so there is nothing to all-reduce.
+    critic = unwrap(gan.critic)
+    with frozen(critic), gan.autocast():
+        adversarial = generator_adversarial_loss(critic, restored)
+        content = gan.content_loss(restored, sharp).float()
+    generator_loss = adversarial + cfg.content_weight * content
+    gan.opt_generator.zero_grad(set_to_none=True)
+    generator_loss.backward()
+    gan.opt_generator.step()
+
+    stats.update(adversarial_loss=adversarial.detach(), content_loss=content.detach(),
+                 generator_loss=generator_loss.detach())
+    return stats
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_from_env() -> Distributed:
+    """Rank and world size as torchrun sets them (RANK, WORLD_SIZE, LOCAL_RANK); 1 process otherwise."""
+    env = os.environ
+    return Distributed(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def resolve_device(name: str, dist_info: Distributed) -> torch.device:
+    """'auto' -> CUDA if available; under torchrun each rank takes GPU LOCAL_RANK."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+        if name == "cuda":
+            name = f"cuda:{dist_info.local_rank if dist_info.world_size > 1 else torch.cuda.current_device()}"
+    elif name != "cpu":
+        raise ValueError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
+    return torch.device(name)
+
+
+def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
+                   data_changes: dict | None = None) -> tuple[TrainConfig, DataConfig]:
+    """The configs of the run in ``out`` (from its last checkpoint), with the
+    settings in ``RUNTIME_FIELDS`` replaced by the non-None values given.
+    Changing any other setting of a run being resumed raises ValueError."""
+    state = checkpoint.load(Path(out) / LAST)
+    train_cfg = train_config_from(state["config"])
+    data_cfg = DataConfig(**state["data"]["config"])
+    changed = {}
+    for cfg, changes, runtime in ((train_cfg, train_changes, RUNTIME_FIELDS),
+                                  (data_cfg, data_changes, RUNTIME_DATA_FIELDS)):
+        for name, value in (changes or {}).items():
+            if value is None:
+                continue
+            if name in runtime:
+                changed.setdefault(id(cfg), {})[name] = value
+            elif _differs(getattr(cfg, name), value):
+                raise ValueError(f"cannot change {name} when resuming (the run used "
+                                 f"{getattr(cfg, name)!r}); start a new run with another --out")
+    train_cfg = dataclasses.replace(train_cfg, **changed.get(id(train_cfg), {}))
+    data_cfg = dataclasses.replace(data_cfg, **changed.get(id(data_cfg), {}))
+    return train_cfg, data_cfg
+
+
+def _differs(old, new) -> bool:
+    norm = lambda v: [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v)  # noqa: E731
+    return norm(old) != norm(new)
+
+
+class ScalarLog:
+    """Scalars to TensorBoard and to ``scalars.csv`` (step, name, value) beside the checkpoints.
+
+    On resume at step k both drop what the interrupted run logged after k, so
+    the curves show each step once.
+    """
+
+    def __init__(self, out: Path, start: int):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.path = out / SCALARS
+        if start > 0 and self.path.exists():
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.reader(f)][1:]
+            kept = [r for r in rows if r and int(r[0]) <= start]
+            tmp = self.path.with_name(f".{SCALARS}.tmp")
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows([["step", "name", "value"], *kept])
+            os.replace(tmp, self.path)
+        elif not self.path.exists() or start == 0:
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(["step", "name", "value"])
+        self.file = open(self.path, "a", newline="")
+        self.csv = csv.writer(self.file)
+        self.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start if start else None)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            self.tb.add_scalar(name, value, step)
+            self.csv.writerow([step, name, f"{value:.6g}"])
+        self.file.flush()
+
+    def triplet(self, step: int, image: np.ndarray) -> None:
+        self.tb.add_image("val/blurred_restored_sharp", image, step, dataformats="HWC")
+
+    def close(self) -> None:
+        self.tb.close()
+        self.file.close()
+
+
+class StopRequest:
+    """Ctrl-C finishes the current step, saves a checkpoint and ends the run; a
+    second Ctrl-C interrupts at once.  Single-process runs only: under
+    torchrun the ranks could stop at different steps and wait on each other."""
+
+    def __init__(self, enabled: bool):
+        self.requested = False
+        self.enabled = enabled and sys.platform != "win32"
+        self._previous = None
+
+    def __enter__(self):
+        if self.enabled:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, gap: int = 4) -> np.ndarray:
+    """blurred | restored | sharp side by side, uint8 (H, 3W + 2 gap, 3)."""
+    spacer = np.full((blurred.shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([blurred, spacer, restored, spacer, sharp], axis=1)
+
+
+def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict:
+    """Train DeblurGAN; everything goes to ``cfg.out``.  Returns a summary dict
+    (step, epoch, best scores, paths).
+
+    Errors a user can cause (missing VGG weights, bad data, a run folder that
+    already holds a run, a broken checkpoint) are raised as ValueError
+    subclasses before any training step.
+    """
+    from tqdm import tqdm
+
+    cfg.validate()
+    # Absolute data paths in the checkpoint: --resume may run from another folder.
+    data_cfg = dataclasses.replace(
+        data_cfg, shards=tuple(Path(p).resolve() for p in data_cfg.shards),
+        gopro=None if data_cfg.gopro is None else Path(data_cfg.gopro).resolve())
+    dist_info = distributed_from_env()
+    device = resolve_device(cfg.device, dist_info)
+    out = Path(cfg.out)
+    last_path = out / LAST
+    if resume and not last_path.exists():
+        raise ValueError(f"{out}: nothing to resume (no {LAST})")
+    if not resume and last_path.exists():
+        raise ValueError(f"{out} already holds a run ({LAST}): pass --resume to continue it, "
+                         "or choose another --out")
+
+    # Everything that can fail on the user's input, before the first step.
+    content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights)
+    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size)
+    total_steps = cfg.steps or cfg.epochs * steps_per_epoch
+    state = checkpoint.load(last_path, map_location=device) if resume else None
+    if state is not None and state["data"]["world_size"] != dist_info.world_size:
+        raise ValueError(f"{last_path} was written by a run of {state['data']['world_size']} "
+                         f"processes; resume it with as many")
+
+    ddp = dist_info.world_size > 1
+    if ddp and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True   # fixed crop size: autotune convs once
+    on_cuda = device.type == "cuda"
+    torch.manual_seed(cfg.seed)                 # same initial weights on every rank
+    gan = build_gan(cfg, device, content_loss,
+                    amp=on_cuda if cfg.amp is None else cfg.amp,
+                    channels_last=on_cuda if cfg.channels_last is None else cfg.channels_last,
+                    fused_adam=on_cuda, compile=cfg.compile, ddp=ddp)
+
+    start, epoch, best = 0, 0, None
+    if state is not None:
+        unwrap(gan.generator).load_state_dict(state["generator"])
+        unwrap(gan.critic).load_state_dict(state["critic"])
+        for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
+            opt.load_state_dict(state[key])
+            for group in opt.param_groups:   # the Adam implementation is this machine's choice
+                group["fused"], group["foreach"] = (True if on_cuda else None), None
+        checkpoint.set_rng_state(state["rng"])
+        start, epoch, best = state["step"], state["epoch"], state["best"]
+    schedule = {"lr": cfg.lr, "total_steps": total_steps, "decay_start": total_steps // 2}
+
+    main = dist_info.main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        log = ScalarLog(out, start)
+        held_out = val_pairs(data_cfg, limit=cfg.val_limit or None)
+        tqdm.write(f"DeblurGAN: generator {count_parameters(unwrap(gan.generator)) / 1e6:.2f} M, "
+                   f"critic {count_parameters(unwrap(gan.critic)) / 1e6:.2f} M parameters; "
+                   f"{total_steps} steps ({steps_per_epoch} per epoch), device {device}, "
+                   f"{dist_info.world_size} process(es), bf16 {'on' if gan.amp_dtype else 'off'}, "
+                   f"{len(held_out)} validation pairs" + (f"; resuming at step {start}" if start else ""),
+                   file=sys.stderr)
+
+    def save_checkpoint(done: int) -> None:
+        data = {"config": to_primitive(data_cfg), "next_batch": done, "world_size": dist_info.world_size}
+        checkpoint.save(last_path, checkpoint.training_state(
+            step=done, epoch=epoch, generator=gan.generator, critic=gan.critic,
+            opt_generator=gan.opt_generator, opt_critic=gan.opt_critic, schedule=schedule,
+            config=to_primitive(cfg), data=data, best=best))
+
+    def validate(done: int) -> None:
+        nonlocal best
+        generator = unwrap(gan.generator)
+        scores, example = evaluate(generator, held_out, device=device)
+        log.scalars(done, {f"val/{k}": v for k, v in scores.items() if k != "count"})
+        if best is None or scores["psnr"] > best["psnr"]:
+            best = {"psnr": scores["psnr"], "ssim": scores["ssim"], "step": done}
+            checkpoint.save(out / BEST, checkpoint.generator_state(
+                step=done, generator=generator, config=to_primitive(cfg), scores=scores))
+        message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
+                   f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
+                   f"best {best['psnr']:.2f} dB at step {best['step']}")
+        if example is not None:
+            picture = triplet_image(*example)
+            log.triplet(done, picture)
+            from blurgen.pictures import write_png
+            write_png(out / PREVIEW, picture)
+            if cfg.preview:
+                from blurgen.terminal import render_images
+                tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"]))
+        tqdm.write(message)
+
+    batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size)
+    bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True, disable=not main,
+               desc="fit", smoothing=0.05)
+    running: dict[str, torch.Tensor] = {}
+    logged_at, stopped, done = start, False, start
+    gan.generator.train()
+    gan.critic.train()
+    try:
+        with StopRequest(enabled=not ddp) as stop:
+            for step in range(start, total_steps):
+                lr = learning_rate(step, cfg.lr, total_steps)
+                for opt in (gan.opt_generator, gan.opt_critic):
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                batch = next(batches)
+                # After next(): starting a DataLoader iterator draws from the global generator.
+                torch.manual_seed(step_seed(cfg.seed, step, dist_info.rank))
+                stats = train_step(gan, gan.to_device(batch["blurred"]), gan.to_device(batch["sharp"]), cfg)
+                for name, value in stats.items():
+                    running[name] = running.get(name, 0) + value
+                done = step + 1
+                bar.update(1)
+
+                end_of_epoch = done % steps_per_epoch == 0
+                if end_of_epoch:
+                    epoch += 1
+                if main and (done % cfg.log_every == 0 or done == total_steps):
+                    values = {f"train/{k}": float(v) / (done - logged_at) for k, v in running.items()}
+                    values["train/lr"] = lr
+                    log.scalars(done, values)
+                    bar.set_postfix(critic=f"{values['train/critic_loss']:.3g}",
+                                    W=f"{values['train/wasserstein']:.3g}",
+                                    gp=f"{values['train/gradient_penalty']:.3g}",
+                                    content=f"{values['train/content_loss']:.3g}", refresh=False)
+                    running, logged_at = {}, done
+                if main and (end_of_epoch or done == total_steps
+                             or (cfg.val_every and done % cfg.val_every == 0)):
+                    validate(done)
+                if main and (end_of_epoch or done == total_steps or stop.requested
+                             or done % cfg.checkpoint_every == 0):
+                    save_checkpoint(done)
+                if stop.requested:
+                    stopped = True
+                    tqdm.write(f"stopped at step {done}; continue with --resume", file=sys.stderr)
+                    break
+    finally:
+        bar.close()
+        batches.close()
+        if main:
+            log.close()
+    return {"step": done, "epoch": epoch, "stopped": stopped,
+            "total_steps": total_steps, "best": best, "out": str(out)}
