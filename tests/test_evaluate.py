@@ -1,0 +1,164 @@
+"""Restoring images of any size (padding, tiling), scoring, and the `trainer
+eval` / `trainer deblur` commands end to end on a tiny GoPro-layout folder."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from torch import nn
+
+import cli
+from trainer import checkpoint
+from trainer.config import TrainConfig, to_primitive
+from trainer.evaluate import evaluate, pad_for_generator, restore
+from trainer.metrics import psnr, ssim
+from trainer.models import Generator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def image(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def identity_generator(ngf=8, n_blocks=1):
+    """A real generator whose last conv is zero: output = input (the global skip)."""
+    torch.manual_seed(0)
+    g = Generator(ngf, n_blocks).eval()
+    last = [m for m in g.modules() if isinstance(m, nn.Conv2d)][-1]
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return g
+
+
+@pytest.mark.parametrize("size,padded", [((37, 53), (40, 56)), ((40, 44), (40, 44)), ((5, 3), (8, 8)),
+                                         ((1, 9), (8, 12))])
+def test_padding_to_multiples_of_4(size, padded):
+    im = image(*size)
+    out = pad_for_generator(im)
+    assert out.shape == (*padded, 3)
+    assert np.array_equal(out[:size[0], :size[1]], im)
+    if size == (37, 53):   # reflection, not zeros: row 37 mirrors row 35
+        assert np.array_equal(out[37, :53], im[35]) and np.array_equal(out[:37, 53], im[:, 51])
+
+
+@pytest.mark.parametrize("size", [(37, 53), (40, 44), (5, 3), (1, 1)])
+def test_restore_any_size(size):
+    g = identity_generator()
+    im = image(*size, seed=1)
+    out = restore(g, im)
+    assert out.shape == im.shape and out.dtype == np.uint8
+    assert np.array_equal(out, im)    # identity network: padding and cropping lose nothing
+    # A trained-looking generator changes the image but keeps the size.
+    torch.manual_seed(1)
+    assert restore(Generator(8, 1).eval(), im).shape == im.shape
+
+
+class Pointwise(nn.Module):
+    """A per-pixel operator: tiling must not change its output at all."""
+
+    def forward(self, x):
+        return torch.tanh(1.5 * x.flip(1))
+
+
+def test_tiles_blend_to_the_whole_image_result():
+    im = image(70, 101, seed=2)
+    whole = restore(Pointwise(), im, tile=2048)
+    tiled = restore(Pointwise(), im, tile=32, overlap=8)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    # The real generator (InstanceNorm per tile) stays close to its whole-image result.
+    torch.manual_seed(3)
+    g = Generator(8, 1).eval()
+    assert psnr(restore(g, im, tile=48, overlap=16), restore(g, im)) > 25
+    with pytest.raises(ValueError, match="multiple of 4"):
+        restore(g, im, tile=30)
+
+
+def test_evaluate_scores_against_the_metrics():
+    pairs = [(f"p{i}", image(24, 28, seed=i), image(24, 28, seed=10 + i)) for i in range(3)]
+    scores, example = evaluate(identity_generator(), pairs)
+    assert scores["count"] == 3
+    assert scores["psnr"] == pytest.approx(np.mean([psnr(b, s) for _, b, s in pairs]))
+    assert scores["ssim"] == pytest.approx(np.mean([ssim(b, s) for _, b, s in pairs]))
+    assert scores["input_psnr"] == pytest.approx(scores["psnr"])   # identity restores nothing
+    assert all(np.array_equal(a, b) for a, b in zip(example, (pairs[0][1], pairs[0][1], pairs[0][2])))
+
+
+# --- the commands -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gopro(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("make_gopro_sample", ROOT / "data" / "make_gopro_sample.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    root = tmp_path_factory.mktemp("eval") / "GOPRO_Large"
+    builder.build_sample(root, seed=1, size=(36, 52), train_sequences=1, test_sequences=1, frames=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def generator_file(tmp_path_factory):
+    cfg = TrainConfig(ngf=8, n_blocks=1, ndf=8)
+    torch.manual_seed(4)
+    path = tmp_path_factory.mktemp("ck") / "best.pt"
+    checkpoint.save(path, checkpoint.generator_state(step=7, generator=Generator(8, 1), config=to_primitive(cfg),
+                                                     scores={"psnr": 20.0}))
+    return path
+
+
+def test_eval_json(gopro, generator_file):
+    result = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
+                                              "--device", "cpu", "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout)
+    assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count"}
+    assert scores["count"] == 3 and all(np.isfinite(v) for v in scores.values())
+    # Independent check: restore and score the same pairs here.
+    generator, _ = checkpoint.load_generator(generator_file)
+    blurred = sorted((gopro / "test").glob("*/blur/*.png"))
+    sharp = [p.parent.parent / "sharp" / p.name for p in blurred]
+    read = lambda p: np.asarray(Image.open(p).convert("RGB"))  # noqa: E731
+    want = np.mean([psnr(restore(generator, read(b)), read(s)) for b, s in zip(blurred, sharp)])
+    assert scores["psnr"] == pytest.approx(want)
+    assert scores["input_psnr"] == pytest.approx(np.mean([psnr(read(b), read(s)) for b, s in zip(blurred, sharp)]))
+
+    text = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
+                                            "--device", "cpu", "--limit", "2"])
+    assert text.exit_code == 0 and "blurred   PSNR" in text.stdout and "2 pairs" in text.stdout
+
+
+def test_deblur_writes_pngs_of_the_input_sizes(tmp_path, generator_file):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    sizes = {"odd.png": (37, 53), "small.jpg": (6, 9), "wide.png": (20, 150)}
+    for name, size in sizes.items():
+        Image.fromarray(image(*size)).save(inputs / name)
+    Image.fromarray(image(12, 12)[..., 0]).save(tmp_path / "grey.png")
+    out = tmp_path / "out"
+    args = ["deblur", str(inputs), str(tmp_path / "grey.png"), "--checkpoint", str(generator_file),
+            "--out", str(out), "--device", "cpu", "--tile", "64", "--overlap", "16"]
+    result = CliRunner().invoke(cli.trainer, args)
+    assert result.exit_code == 0, result.output
+    for name, (h, w) in {**sizes, "grey.png": (12, 12)}.items():
+        restored = np.asarray(Image.open(out / (Path(name).stem + ".png")))
+        assert restored.shape == (h, w, 3)
+    # Outputs are not overwritten without --overwrite, and the message says so in one line.
+    again = CliRunner().invoke(cli.trainer, args)
+    assert again.exit_code == 2 and again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
+    assert CliRunner().invoke(cli.trainer, args + ["--overwrite"]).exit_code == 0
+
+
+@pytest.mark.parametrize("problem", ["missing", "garbage", "no-data"])
+def test_command_errors_are_one_line(tmp_path, gopro, generator_file, problem):
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 64)
+    ck = {"missing": tmp_path / "nope.pt", "garbage": garbage, "no-data": generator_file}[problem]
+    data = [] if problem == "no-data" else ["--gopro", str(gopro)]
+    result = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(ck), *data, "--device", "cpu"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
