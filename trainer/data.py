@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from blurgen.shards import ShardError, ShardInfo, ShardReader, find_shards
 from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
 
 SYNTHETIC, GOPRO = 0, 1
@@ -46,6 +45,12 @@ DRAW_TAG = 0x64726177
 
 class DataError(ValueError):
     """Unusable data settings or data (one line, meant for the user)."""
+
+
+def _shards():
+    """blurgen.shards, imported on first use: GoPro-only training needs no HDF5."""
+    from blurgen import shards
+    return shards
 
 
 def parse_mix(text: str) -> tuple[int, int]:
@@ -185,12 +190,16 @@ class DrawPlan:
 
 
 class ShardSource:
-    """Synthetic pairs from HDF5 shards; each process opens its own readers lazily."""
+    """Synthetic pairs from HDF5 shards; each process opens its own readers lazily.
 
-    def __init__(self, shards: Sequence[ShardInfo]):
+    ``shards`` are blurgen.shards.ShardInfo (path, count).  Read errors are
+    raised as DataError naming the shard file and sample.
+    """
+
+    def __init__(self, shards: Sequence):
         self.paths = [Path(s.path) for s in shards]
         self.offsets = np.concatenate([[0], np.cumsum([int(s.count) for s in shards])]).astype(np.int64)
-        self._readers: dict[int, ShardReader] = {}
+        self._readers: dict = {}  # shard number -> open reader, this process only
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -199,9 +208,9 @@ class ShardSource:
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return k, int(i - self.offsets[k])
 
-    def _reader(self, k: int) -> ShardReader:
+    def _reader(self, k: int):
         if k not in self._readers:
-            self._readers[k] = ShardReader(self.paths[k])
+            self._readers[k] = _shards().ShardReader(self.paths[k])
         return self._readers[k]
 
     def name(self, i: int) -> str:
@@ -210,11 +219,17 @@ class ShardSource:
 
     def size(self, i: int) -> tuple[int, int]:
         k, local = self._locate(i)
-        return tuple(self._reader(k).image_shape(local))
+        try:
+            return tuple(self._reader(k).image_shape(local))
+        except (_shards().ShardError, OSError, KeyError) as exc:
+            raise DataError(f"{self.name(i)}: cannot read ({exc})") from None
 
     def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         k, local = self._locate(i)
-        return self._reader(k).read_pair(local, box=box)
+        try:
+            return self._reader(k).read_pair(local, box=box)
+        except (_shards().ShardError, OSError, KeyError) as exc:
+            raise DataError(f"{self.name(i)}: cannot read ({exc})") from None
 
     def close(self) -> None:
         for reader in self._readers.values():
@@ -297,7 +312,7 @@ class DrawDataset(Dataset):
         try:
             d = self.draw(j)
             blurred, sharp = self.sources[d.source].read(d.sample, d.box)
-        except (DataError, GoProError, ShardError, OSError, KeyError) as exc:
+        except (DataError, GoProError, OSError) as exc:
             return f"draw {j}: {exc}"
         if blurred.shape != (self.crop, self.crop, 3) or sharp.shape != blurred.shape:
             return (f"draw {j}: {self.sources[d.source].name(d.sample)} gave crops of shape "
@@ -351,14 +366,15 @@ def _init_worker(_worker_id: int) -> None:
 # --- assembling the sources from a config ---------------------------------------------
 
 
-def _find_shards(folder: Path) -> list[ShardInfo]:
+def _find_shards(folder: Path) -> list:
+    shards = _shards()
     try:
-        return [s for s in find_shards(folder) if s.count > 0]
-    except ShardError as exc:
+        return [s for s in shards.find_shards(folder) if s.count > 0]
+    except shards.ShardError as exc:
         raise DataError(str(exc)) from None
 
 
-def _shard_split(cfg: DataConfig) -> tuple[list[ShardInfo], ShardInfo | None]:
+def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
     """(training shards, held-out validation shard or None).
 
     Without GoPro data, the last shard of the first folder is held out for
@@ -371,14 +387,15 @@ def _shard_split(cfg: DataConfig) -> tuple[list[ShardInfo], ShardInfo | None]:
     return folders[0][:-1] + [s for f in folders[1:] for s in f], held_out
 
 
-def _check_shards(shards: Sequence[ShardInfo], crop: int) -> None:
+def _check_shards(infos: Sequence, crop: int) -> None:
     # The first sample of each shard: catches unreadable files and crops
     # that do not fit before any worker starts.  Opened and closed here.
-    for info in shards:
-        reader = ShardReader(info.path)
+    shards = _shards()
+    for info in infos:
+        reader = shards.ShardReader(info.path)
         try:
             height, width = reader.image_shape(0)
-        except (ShardError, OSError, KeyError) as exc:
+        except (shards.ShardError, OSError, KeyError) as exc:
             raise DataError(f"{info.path}: cannot read shard ({exc})") from None
         finally:
             reader.close()
@@ -539,11 +556,13 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
     indices = _spread(held_out.count, limit)
     path = Path(held_out.path)
 
+    shards = _shards()
+
     def read(i: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = ShardReader(path)  # opened per pair: no handle outlives the call
+        reader = shards.ShardReader(path)  # opened per pair: no handle outlives the call
         try:
             return reader.read_pair(indices[i])
-        except (ShardError, OSError, KeyError) as exc:
+        except (shards.ShardError, OSError, KeyError) as exc:
             raise DataError(f"{path}#{indices[i]}: cannot read ({exc})") from None
         finally:
             reader.close()
