@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import importlib.util
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -171,6 +172,24 @@ def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, 
         assert best["kind"] == "generator" and best["scores"]["psnr"] == pytest.approx(a["best"]["psnr"])
     # Checkpoints need no unpickling of arbitrary objects.
     torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+
+
+def test_ctrl_c_finishes_the_step_and_saves(tmp_path, gopro, vgg_file, monkeypatch):
+    real_step = loop.train_step
+    calls = []
+
+    def interrupted_step(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)   # arrives in the middle of step 2
+        return real_step(*args)
+
+    monkeypatch.setattr(loop, "train_step", interrupted_step)
+    cfg, data_cfg = tiny_configs(tmp_path / "run", gopro, vgg_file, checkpoint_every=100)
+    summary = fit(cfg, data_cfg)
+    assert summary["stopped"] and summary["step"] == 2
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
 
 
 def test_resume_keeps_the_run_settings(tmp_path, gopro, vgg_file):

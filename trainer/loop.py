@@ -25,11 +25,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import math
 import os
 import signal
 import sys
-import time
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,18 +301,20 @@ class ScalarLog:
 
 
 class StopRequest:
-    """Ctrl-C finishes the current step, saves a checkpoint and ends the run; a
-    second Ctrl-C interrupts at once.  Single-process runs only: under
-    torchrun the ranks could stop at different steps and wait on each other."""
+    """Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption) finishes the
+    current step, saves a checkpoint and ends the run; a second signal
+    interrupts at once.  Single-process runs only: under torchrun the ranks
+    could stop at different steps and wait on each other forever."""
 
     def __init__(self, enabled: bool):
         self.requested = False
-        self.enabled = enabled and sys.platform != "win32"
+        # Signal handlers can only be installed from the main thread.
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self._previous = None
 
     def __enter__(self):
         if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _handle(self, signum, frame):
@@ -323,7 +324,8 @@ class StopRequest:
 
     def __exit__(self, *exc):
         if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
 
 
 def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -436,7 +438,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True, disable=not main,
                desc="fit", smoothing=0.05)
     running: dict[str, torch.Tensor] = {}
-    logged_at, stopped, done = start, False, start
+    logged_at, saved_at, stopped, done = start, start, False, start
     gan.generator.train()
     gan.critic.train()
     try:
@@ -446,7 +448,14 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                 for opt in (gan.opt_generator, gan.opt_critic):
                     for group in opt.param_groups:
                         group["lr"] = lr
-                batch = next(batches)
+                if stop.requested:
+                    break
+                try:
+                    batch = next(batches)
+                except RuntimeError:
+                    if stop.requested:   # Ctrl-C also reached the loader workers
+                        break
+                    raise
                 # After next(): starting a DataLoader iterator draws from the global generator.
                 torch.manual_seed(step_seed(cfg.seed, step, dist_info.rank))
                 stats = train_step(gan, gan.to_device(batch["blurred"]), gan.to_device(batch["sharp"]), cfg)
@@ -470,13 +479,14 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                 if main and (end_of_epoch or done == total_steps
                              or (cfg.val_every and done % cfg.val_every == 0)):
                     validate(done)
-                if main and (end_of_epoch or done == total_steps or stop.requested
-                             or done % cfg.checkpoint_every == 0):
+                if main and (end_of_epoch or done == total_steps or done % cfg.checkpoint_every == 0):
                     save_checkpoint(done)
-                if stop.requested:
-                    stopped = True
-                    tqdm.write(f"stopped at step {done}; continue with --resume", file=sys.stderr)
-                    break
+                    saved_at = done
+            if stop.requested:
+                stopped = True
+                if main and saved_at != done:
+                    save_checkpoint(done)
+                tqdm.write(f"stopped at step {done}; continue with --resume", file=sys.stderr)
     finally:
         bar.close()
         batches.close()
