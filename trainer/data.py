@@ -53,6 +53,11 @@ def _shards():
     return shards
 
 
+def _shard_problem(where: str, exc: Exception) -> DataError:
+    # ShardError messages already name the file (and sample).
+    return DataError(str(exc) if isinstance(exc, _shards().ShardError) else f"{where}: cannot read ({exc})")
+
+
 def parse_mix(text: str) -> tuple[int, int]:
     """``"2:1"`` -> (2, 1): synthetic : GoPro draws.  DataError on bad text or ``0:0``."""
     parts = str(text).strip().split(":")
@@ -222,14 +227,14 @@ class ShardSource:
         try:
             return tuple(self._reader(k).image_shape(local))
         except (_shards().ShardError, OSError, KeyError) as exc:
-            raise DataError(f"{self.name(i)}: cannot read ({exc})") from None
+            raise _shard_problem(self.name(i), exc) from None
 
     def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         k, local = self._locate(i)
         try:
             return self._reader(k).read_pair(local, box=box)
         except (_shards().ShardError, OSError, KeyError) as exc:
-            raise DataError(f"{self.name(i)}: cannot read ({exc})") from None
+            raise _shard_problem(self.name(i), exc) from None
 
     def close(self) -> None:
         for reader in self._readers.values():
@@ -396,7 +401,7 @@ def _check_shards(infos: Sequence, crop: int) -> None:
         try:
             height, width = reader.image_shape(0)
         except (shards.ShardError, OSError, KeyError) as exc:
-            raise DataError(f"{info.path}: cannot read shard ({exc})") from None
+            raise _shard_problem(str(info.path), exc) from None
         finally:
             reader.close()
         if height < crop or width < crop:
@@ -563,7 +568,7 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
         try:
             return reader.read_pair(indices[i])
         except (shards.ShardError, OSError, KeyError) as exc:
-            raise DataError(f"{path}#{indices[i]}: cannot read ({exc})") from None
+            raise _shard_problem(f"{path}#{indices[i]}", exc) from None
         finally:
             reader.close()
 
