@@ -247,6 +247,8 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
         summary = fit(train_cfg, data_cfg, resume=resume)
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
+    if summary["rank"] != 0:
+        return   # under torchrun, rank 0 speaks for all
     best = summary["best"]
     click.echo(f"{'stopped' if summary['stopped'] else 'finished'} at step {summary['step']} of "
                f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "

@@ -262,9 +262,10 @@ def _ddp_worker(rank, world_size, port, out, gopro, vgg_file):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo")
     try:
         cfg, data_cfg = tiny_configs(out, gopro, vgg_file, steps=2)
-        fit(cfg, data_cfg)                      # initialises the gloo process group
+        assert fit(cfg, data_cfg)["rank"] == rank
         # Each rank trains on its own batch; DDP must keep the weights identical.
         cfg, gan = tiny_gan(ddp=True)
         train_step(gan, *batch(seed=rank), cfg)

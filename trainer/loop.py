@@ -369,7 +369,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                          f"processes; resume it with as many")
 
     ddp = dist_info.world_size > 1
-    if ddp and not dist.is_initialized():
+    own_group = ddp and not dist.is_initialized()
+    if own_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -492,5 +493,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         batches.close()
         if main:
             log.close()
-    return {"step": done, "epoch": epoch, "stopped": stopped,
-            "total_steps": total_steps, "best": best, "out": str(out)}
+        if own_group:
+            dist.destroy_process_group()
+    return {"step": done, "epoch": epoch, "stopped": stopped, "total_steps": total_steps,
+            "best": best, "out": str(out), "rank": dist_info.rank}
