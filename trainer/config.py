@@ -45,7 +45,9 @@ class TrainConfig:
     val_every: int | None = None            # generator steps; validation also at every epoch end
     val_limit: int = 100                    # held-out pairs per validation (0: all)
     log_every: int = 10                     # generator steps between logged scalars
-    # speed: None = on for CUDA, off on the CPU
+    # speed: None = on for CUDA, off on the CPU (most CPUs emulate bfloat16: a
+    # full step took 20x longer with autocast on this project's CPU, and
+    # channels_last was no faster there; see bench/train_step.py)
     amp: bool | None = None                 # bfloat16 autocast (gradient penalty stays float32)
     channels_last: bool | None = None
     compile: bool = False                   # torch.compile the generator and the VGG
