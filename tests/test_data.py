@@ -2,8 +2,10 @@
 import importlib.util
 import itertools
 import pickle
+import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -216,6 +218,10 @@ def test_two_workers_match_in_process_reading(shards, gopro):
     clone = pickle.loads(pickle.dumps(dataset))  # h5py handles cannot pickle: proves none travel
     assert clone.sources[SYNTHETIC]._readers == {}
     expected = _take(train_batches(cfg, start=3), 12)
+    # Idle OpenCV pool threads in the parent at fork time once hung workers
+    # that touched OpenCV's thread settings.
+    cv2.resize(np.zeros((1200, 1600, 3), np.uint8), (800, 600), interpolation=cv2.INTER_AREA)
+    time.sleep(0.3)
     parallel = _take(train_batches(DataConfig(**{**cfg.__dict__, "workers": 2}), start=3), 12)
     for a, b in zip(expected, parallel):
         assert torch.equal(a["blurred"], b["blurred"]) and torch.equal(a["sharp"], b["sharp"])

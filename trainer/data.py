@@ -362,12 +362,6 @@ class DrawSampler(Sampler):
             step += 1
 
 
-def _init_worker(_worker_id: int) -> None:
-    # One OpenCV thread per worker: the workers are the parallelism.
-    import cv2
-    cv2.setNumThreads(1)
-
-
 # --- assembling the sources from a config ---------------------------------------------
 
 
@@ -464,6 +458,9 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
     if start < 0:
         raise DataError(f"bad start step {start}: must be >= 0")
     dataset = build_dataset(cfg)
+    # Workers fork.  They must not call cv2.setNumThreads: after a fork it
+    # waits forever on the parent's idle OpenCV pool threads (seen here);
+    # plain OpenCV calls in the worker are fine.
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
@@ -471,7 +468,6 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
         collate_fn=collate_draws,
         num_workers=cfg.workers,
         pin_memory=torch.cuda.is_available(),
-        worker_init_fn=_init_worker if cfg.workers else None,
         persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers else None,
     )
