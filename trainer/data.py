@@ -205,6 +205,7 @@ class ShardSource:
         self.paths = [Path(s.path) for s in shards]
         self.offsets = np.concatenate([[0], np.cumsum([int(s.count) for s in shards])]).astype(np.int64)
         self._readers: dict = {}  # shard number -> open reader, this process only
+        self._crop_shapes: dict = {}  # shard number -> (H, W) of every sample, crops layout
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -224,8 +225,14 @@ class ShardSource:
 
     def size(self, i: int) -> tuple[int, int]:
         k, local = self._locate(i)
+        if k in self._crop_shapes:  # saves two HDF5 attribute reads per draw
+            return self._crop_shapes[k]
         try:
-            return tuple(self._reader(k).image_shape(local))
+            reader = self._reader(k)
+            shape = tuple(reader.image_shape(local))
+            if reader.layout == "crops":
+                self._crop_shapes[k] = shape
+            return shape
         except (_shards().ShardError, OSError, KeyError) as exc:
             raise _shard_problem(self.name(i), exc) from None
 
