@@ -86,6 +86,7 @@ def test_parse_mix():
 def test_config_checks_and_coercion(tmp_path):
     cfg = DataConfig(shards=[str(tmp_path)], gopro=str(tmp_path), mix="3:1")
     assert cfg.shards == (tmp_path,) and cfg.gopro == tmp_path and cfg.mix == (3, 1)
+    assert DataConfig(shards=None).shards == () and DataConfig(mix=[1, 0]).mix == (1, 0)
     for bad in (dict(crop=30), dict(crop=0), dict(batch_size=0), dict(gopro_scale=0),
                 dict(gopro_blur="sharp"), dict(workers=-1), dict(mix=(0, 0)), dict(seed=-1)):
         with pytest.raises(DataError):

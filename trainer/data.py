@@ -109,7 +109,9 @@ class DataConfig:
 
     def __post_init__(self):
         # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
-        if isinstance(self.shards, (str, Path)):
+        if self.shards is None:
+            self.shards = ()
+        elif isinstance(self.shards, (str, Path)):
             self.shards = (self.shards,)
         self.shards = tuple(Path(p) for p in self.shards)
         self.gopro = None if self.gopro is None else Path(self.gopro)
