@@ -139,7 +139,7 @@ class DataConfig:
 
 
 def mix_pattern(mix: tuple[int, int]) -> np.ndarray:
-    """(a + b,) bool, True where a draw is synthetic; a True slots spread evenly.
+    """(a + b,) bool, True where a draw is synthetic; the a True slots spread evenly.
 
     Slot p is synthetic iff floor((p + 1) a / n) - floor(p a / n) == 1 with
     n = a + b.  The stream repeats this pattern, so any a + b consecutive
