@@ -49,12 +49,12 @@ def display_crops(psf: np.ndarray, gamma: float = 0.5) -> list[np.ndarray]:
     support = psf.max(axis=0) > 0
     if support.any():
         ys, xs = np.nonzero(support)
-        c = (k - 1) / 2
-        half = int(np.ceil(max(np.abs(ys - c).max(), np.abs(xs - c).max()))) + 1
+        c = k // 2
+        half = int(max(np.abs(ys - c).max(), np.abs(xs - c).max())) + 1
     else:
         half = k // 2
-    lo = max(0, int(np.floor((k - 1) / 2 - half)))
-    hi = k - lo  # symmetric about the centre, where the centre of mass sits
+    lo = max(0, k // 2 - half)
+    hi = min(k, k // 2 + half + 1)  # symmetric about the centre pixel, where the centre of mass sits
     out = []
     for p in psf:
         win = p[lo:hi, lo:hi].astype(np.float32)

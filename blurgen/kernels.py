@@ -41,8 +41,8 @@ class KernelSpec:
 
     size : side of the PSF in pixels (>= 3).
     iters : trajectory samples (>= 2).
-    max_len : trajectory length in pixels (0 < max_len <= size - 3, so a centred
-        PSF always fits).
+    max_len : trajectory length in pixels (0 < max_len <= size - 3 for even
+        sizes, size - 2 for odd ones, so a centred PSF always fits).
     expl : anxiety (>= 0; 0 = straight blur), or None for DeblurGAN's set
         {0.003, 0.005, 0.007, 0.008, 0.009, 0.01}.
     fraction : exposure fraction in (0, 1], or None for {1/10, 1/2, 1}.
@@ -74,7 +74,7 @@ class KernelSpec:
 class KernelBatch:
     """``n`` kernels with their seeds and parameters.
 
-    psf : (n, size, size) float32, >= 0, each sums to 1, centre of mass at the centre.
+    psf : (n, size, size) float32, >= 0, each sums to 1, centre of mass at pixel (size // 2, size // 2).
     seed : (n,) uint64 — regenerates the kernel with the same spec.
     expl, fraction : (n,) float64 — anxiety and exposure fraction.
     length : (n,) float64 — length (px) of the exposed part of the trajectory.

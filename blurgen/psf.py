@@ -7,6 +7,11 @@ splatting preserves the first moment exactly, so shifting the samples to put
 their mean at the grid centre puts the PSF's centre of mass there too: a
 blurred image stays aligned with its sharp image (no shift of the content).
 The PSF sums to 1, so blurring keeps the image's brightness.
+
+The centre is the pixel ``size // 2`` — for even sizes half a pixel past the
+geometric centre (size - 1) / 2 — so that a convolution anchored at that
+pixel moves nothing: a half-pixel centre would shift every blurred image by
+half a pixel against its sharp image.
 """
 from __future__ import annotations
 
@@ -20,6 +25,11 @@ def exposed_samples(iters: int, fraction: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(fraction) * iters).astype(np.int64), 2, iters)
 
 
+def centre(size: int) -> int:
+    """The pixel (row = column) where a PSF of side ``size`` has its centre of mass."""
+    return size // 2
+
+
 def max_extent(size: int) -> float:
     """Longest trajectory (px) whose centred PSF always fits a ``size``×``size`` grid.
 
@@ -27,7 +37,8 @@ def max_extent(size: int) -> float:
     sample's mean distance to the others is at most L/2), and bilinear splatting
     needs one more pixel beyond the sample.
     """
-    return float(size - 3)
+    c = centre(size)
+    return float(min(2 * c, 2 * (size - 1 - c) - 1))
 
 
 def rasterize(points: np.ndarray, size: int) -> np.ndarray:
@@ -45,7 +56,7 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
     -------
     (n, size, size) float32
         Non-negative PSFs that sum to 1, rows = y, columns = x, each with its
-        centre of mass at ((size - 1) / 2, (size - 1) / 2).
+        centre of mass at pixel (size // 2, size // 2).
 
     Raises
     ------
@@ -53,7 +64,7 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
         If a centred trajectory does not fit the grid.
     """
     samples, n = points.shape
-    centre = (size - 1) / 2
+    mid = centre(size)
     psf = np.empty((n, size, size), np.float32)
     # Kernel-major blocks of a few hundred kernels: each block's bins (a few MB)
     # stay in cache while its samples are accumulated.
@@ -62,7 +73,7 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
         m = len(block)
         mean = block.mean(axis=1, dtype=np.complex128, keepdims=True)
         # Offsets from the mean are small (< size / 2), so float32 keeps them to ~1e-6 px.
-        block += (complex(centre, centre) - mean).astype(np.complex64)
+        block += (complex(mid, mid) - mean).astype(np.complex64)
         xy = block.view(np.float32).reshape(m, samples, 2)  # (x, y) pairs, no copy
         if xy.min() < 0 or xy.max() >= size - 1:
             raise ValueError(
