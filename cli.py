@@ -158,6 +158,187 @@ def _read_columns(bank):
 # --- blurgen: synthesis (synthesize, inspect, verify) ------------------------
 
 
+def _parse_part(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--part must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UserError(f"--part must be i/n with 0 <= i < n, got {text}")
+    return i, n
+
+
+def _parse_quality(text: str | None):
+    if text is None:
+        return None
+    try:
+        lo, _, hi = text.partition("-")
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise UserError(f"--jpeg-quality must look like LO-HI (e.g. 60-95), got {text!r}") from None
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+@blurgen.command("synthesize")
+@click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--kernels", "bank", type=click.Path(dir_okay=False), default=None,
+              help="Draw kernels from this bank (blurgen make-kernels). [default: a fresh kernel per sample]")
+@click.option("--kernel-size", type=int, default=64, show_default=True, help="Fresh kernels: PSF side.")
+@click.option("--iters", type=int, default=2000, show_default=True, help="Fresh kernels: trajectory samples.")
+@click.option("--max-len", type=float, default=60.0, show_default=True, help="Fresh kernels: trajectory length, px.")
+@click.option("--expl", type=float, default=None, help="Fresh kernels: anxiety. [default: drawn]")
+@click.option("--fraction", type=float, default=None, help="Fresh kernels: exposure fraction. [default: drawn]")
+@click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
+@click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
+@click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
+@click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--workers", type=int, default=None, help="Worker processes. [default: all cores]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays.")
+@click.option("--linear", is_flag=True, help="Blur in linear light (undo the sRGB curve, blur, redo it).")
+@click.option("--saturate", is_flag=True, help="Boost clipped highlights, blur, clip, in linear light (implies --linear).")
+@click.option("--noise", is_flag=True, help="Add Poisson-Gaussian sensor noise of a random level.")
+@click.option("--jpeg-quality", default=None, help="Re-compress the blurred image at a quality drawn in LO-HI.")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
+                   downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite):
+    """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
+    import collections
+    import os
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from blurgen.kernels import KernelSpec
+    from blurgen.synthesize import SynthConfig, SynthError, synthesize
+
+    workers = os.cpu_count() or 1 if workers is None else workers
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    try:
+        spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
+        cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
+                          shard_size=shard_size, seed=seed, part=_parse_part(part),
+                          kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
+                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    bars = []  # made once the work is planned, so that errors come before any bar
+
+    def start(n):
+        bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
+
+    try:
+        summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=lambda n: bars[0].update(n),
+                             on_start=start)
+    except SynthError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished shards are kept; run the same command again to resume", err=True)
+        sys.exit(130)
+    finally:
+        for bar in bars:
+            bar.close()
+    done = summary.shards_built + summary.shards_done_before
+    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
+               f"from {summary.images:,} images; built {summary.shards_built} shards now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {Path(out) / 'skipped.tsv'}")
+    if summary.shards_built and summary.seconds > 0:
+        built = bars[0].n
+        click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+
+
+@blurgen.command("inspect")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--samples", type=int, default=3, show_default=True, help="Samples to draw.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, reproducible).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write the samples as a PNG grid.")
+def inspect_cmd(folder, samples, seed, png):
+    """Totals, per-shard counts and sizes, and a few samples (blurred | sharp | kernel) drawn in the terminal."""
+    import numpy as np
+
+    from blurgen import shards, terminal
+    from blurgen.kernel_view import display_crops
+    from blurgen.pictures import contact_sheet, write_png
+
+    if png:
+        _check_output(png, overwrite=True)
+    try:
+        infos = shards.find_shards(folder)
+        manifest = shards.read_manifest(folder)
+    except shards.ShardError as exc:
+        raise UserError(str(exc)) from None
+    total = sum(i.count for i in infos)
+    size = sum(i.path.stat().st_size for i in infos)
+    args = manifest.get("arguments", {})
+    click.echo(f"{folder}: {total:,} pairs in {len(infos)} shards, {_megabytes(size)}")
+    with shards.ShardReader(infos[0].path) as r:
+        codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
+        click.echo(f"layout {r.layout}, images uint8 RGB, compression {codec or 'none'}, "
+                   f"format version {r.attrs.get('format_version')}")
+    click.echo("options: " + ", ".join(f"{k}={v}" for k, v in sorted(args.items()) if k not in ("src",)))
+    for info in infos:
+        click.echo(f"  {info.path.name}  {info.count:6d} pairs  {_megabytes(info.path.stat().st_size):>12s}")
+    skipped = sum(len(v) for v in manifest.get("skipped", {}).values())
+    if skipped:
+        click.echo(f"{skipped} source images skipped (see skipped.tsv)")
+    if total == 0 or samples < 1:
+        return
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
+    starts = np.cumsum([0] + [i.count for i in infos])
+    tiles = []
+    for g in picks:
+        s = int(np.searchsorted(starts, g, side="right") - 1)
+        with shards.ShardReader(infos[s].path) as r:
+            sample = r.read_sample(int(g - starts[s]))
+        kernel = display_crops(sample["kernel"][None])[0]
+        side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
+        kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
+        label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
+        click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
+                                          labels=[label, "sharp", "kernel"]))
+        tiles += [sample["blurred"], sample["sharp"], kernel]
+    if png:
+        write_png(png, contact_sheet(tiles, cols=3))
+        click.echo(f"wrote {png}")
+
+
+@blurgen.command("verify")
+@click.argument("folder", type=click.Path(file_okay=False))
+def verify_cmd(folder):
+    """Read every sample of every shard and check it against the manifest; exit 1 naming each bad shard."""
+    import sys
+
+    from tqdm import tqdm
+
+    from blurgen import shards
+
+    try:
+        manifest = shards.read_manifest(folder)
+        if manifest is None:
+            raise shards.ShardError(f"{folder}: no manifest.json (not a shard folder made by `blurgen synthesize`)")
+        with tqdm(total=len(manifest["shards"]), unit="shard", file=sys.stderr, dynamic_ncols=True) as bar:
+            checked, problems = shards.verify_folder(folder, progress=bar.update)
+    except shards.ShardError as exc:
+        raise UserError(str(exc)) from None
+    for name, problem in problems:
+        click.echo(f"BAD {name}: {problem}")
+    if problems:
+        click.echo(f"{len(problems)} of {checked} shards are bad", err=True)
+        sys.exit(1)
+    click.echo(f"{checked} shards OK")
+
+
 # --- trainer: fit, eval, deblur ------------------------------------------------
 def _trainer_errors():
     """The exception types of the trainer that mean 'bad input', turned into UserError."""

@@ -299,3 +299,53 @@ class ShardReader:
             self._file.close()
             self._file = None
             self._layout = self._count = self._shape = None
+
+
+# --- checking ------------------------------------------------------------------
+
+
+def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
+    """Check one shard against its manifest entry; return a one-line problem or None.
+
+    Reads every sample: checksum, sample count, shapes and dtypes of the
+    images, and that each stored kernel is a PSF (non-negative, sums to 1).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    if entry.get("checksum") and file_checksum(path) != entry["checksum"]:
+        return "checksum differs from the manifest (file changed or damaged)"
+    try:
+        with ShardReader(path) as reader:
+            n = len(reader)
+            if n != int(entry.get("count", n)):
+                return f"{n} samples, the manifest says {entry['count']}"
+            kernels = reader.file["kernel"][()]
+            if kernels.shape[0] != n or kernels.dtype != np.float32:
+                return f"kernel dataset has shape {kernels.shape} {kernels.dtype}, expected ({n}, k, k) float32"
+            if n and (kernels.min() < 0 or np.abs(kernels.sum(axis=(1, 2)) - 1).max() > 1e-4):
+                return "a stored kernel is not a normalised PSF"
+            for i in range(n):
+                blurred, sharp = reader.read_pair(i)
+                if blurred.dtype != np.uint8 or sharp.dtype != np.uint8 or blurred.shape != sharp.shape \
+                        or blurred.ndim != 3 or blurred.shape[2] != 3:
+                    return f"sample {i}: bad images {blurred.shape} {blurred.dtype} / {sharp.shape} {sharp.dtype}"
+    except (ShardError, OSError, KeyError, ValueError) as exc:
+        return str(exc).replace(str(path) + ": ", "")
+    return None
+
+
+def verify_folder(folder: str | os.PathLike, progress=None) -> tuple[int, list[tuple[str, str]]]:
+    """Verify every shard the folder's manifest lists: (shards checked, [(name, problem)])."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise ShardError(f"{folder}: no {MANIFEST} (not a shard folder made by `blurgen synthesize`)")
+    problems = []
+    for name, entry in sorted(manifest["shards"].items()):
+        problem = verify_shard(folder / name, entry)
+        if problem:
+            problems.append((name, problem))
+        if progress:
+            progress(1)
+    return len(manifest["shards"]), problems

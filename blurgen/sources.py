@@ -1,0 +1,116 @@
+"""Source photos: finding them, and decoding them robustly to 8-bit RGB.
+
+A folder of photos scraped from the web (MS COCO is one) holds odd files:
+grayscale, RGBA, 16-bit, CMYK and palette images, rotated phone shots that
+carry only an EXIF orientation, truncated downloads, zero-byte and non-image
+files, and now and then a decompression bomb.  :func:`load_rgb` turns every
+usable one into an (H, W, 3) uint8 RGB array as it is meant to be seen, and
+every other one into a :class:`SkipImage` with a short reason; it never lets
+a bad file stop a run.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+#: Default cap on pixels per image: 12,000 x 12,000 is far beyond any photo
+#: data set and still decodes in a few hundred MB.
+MAX_PIXELS = 144_000_000
+
+
+class SkipImage(Exception):
+    """A source file that cannot be used; ``reason`` is a short machine-friendly tag."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def find_images(src: str | os.PathLike) -> list[str]:
+    """Image files under ``src``, recursively, as sorted POSIX paths relative to ``src``.
+
+    Sorted by relative path so that every machine and every run sees the same
+    order.  Matching is by extension, case-insensitive.  Hidden files and
+    folders (starting with '.') are ignored.
+    """
+    src = Path(src)
+    found = []
+    for root, dirs, files in os.walk(src):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(EXTENSIONS):
+                found.append((Path(root) / name).relative_to(src).as_posix())
+    return sorted(found)
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB, upright.
+
+    * EXIF orientation is applied (phone photos are often stored sideways);
+    * grayscale, palette, CMYK, YCbCr and LAB become RGB; the alpha channel of
+      RGBA / LA images is dropped (composited over nothing), as photo data sets do;
+    * 16- and 32-bit integer images are rescaled to 8 bits (rounded), float
+      images are taken as [0, 1].
+
+    Raises
+    ------
+    SkipImage
+        ``empty`` (zero bytes), ``not-an-image``, ``too-large`` (more than
+        ``max_pixels``: a decompression bomb guard, checked from the header
+        before decoding), ``corrupt`` (truncated or damaged data).
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise SkipImage("empty", "zero bytes")
+    except OSError as exc:
+        raise SkipImage("unreadable", exc.strerror or str(exc)) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except UnidentifiedImageError:
+            raise SkipImage("not-an-image", "no known image format") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise SkipImage("too-large", str(exc)) from None
+        except OSError as exc:
+            raise SkipImage("corrupt", str(exc)) from None
+        with image:
+            w, h = image.size
+            if w * h > max_pixels:
+                raise SkipImage("too-large", f"{w}x{h} pixels exceeds {max_pixels}")
+            try:
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_rgb8(image)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise SkipImage("too-large", str(exc)) from None
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                raise SkipImage("corrupt", str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _to_rgb8(image) -> np.ndarray:
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        # 16/32-bit integer or float single-channel: scale to 8 bits ourselves,
+        # PIL's convert("L") would clip instead of rescale.
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            scale = 1.0 if values.max(initial=0) <= 1.0 else 255.0
+        elif mode.startswith("I;16") or values.max(initial=0) <= 65535:
+            scale = 65535.0
+        else:
+            scale = 4294967295.0
+        grey = np.rint(np.clip(values / scale, 0, 1) * 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode != "RGB":
+        image = image.convert("RGB")
+    return np.asarray(image, dtype=np.uint8).copy()

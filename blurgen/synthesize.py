@@ -1,0 +1,410 @@
+"""``blurgen synthesize``: a folder of sharp photos -> shards of aligned (blurred, sharp) pairs.
+
+The work is planned from the sorted list of source files alone: shard s holds
+the samples of images ``s * images_per_shard ...``, and sample (image i, crop
+c) draws everything random — crop position, kernel, sensor effects — from its
+own generator ``default_rng([seed, i, c])`` and its fresh kernel from
+``kernel_seeds(seed, 1, start=i * crops_per_image + c)``.  So the output is the
+same, byte for byte, whatever the number of workers or the order in which
+shards finish, and a run interrupted at any moment (Ctrl-C, kill -9) resumes
+by building only the shards its manifest does not list yet.
+"""
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from blurgen import blur, shards
+from blurgen.kernels import KernelBatch, KernelSpec, kernel_seeds, make_kernels, read_bank
+from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
+
+SKIP_REPORT = "skipped.tsv"
+
+# Ranges of the realism options, drawn per sample (log-uniform for noise:
+# from a clean daylight shot to a dim indoor one).
+SATURATION_GAIN = (1.5, 4.0)
+NOISE_SHOT = (1e-4, 1e-2)  # variance per unit of signal, signal in [0, 1]
+NOISE_READ = (1e-3, 2e-2)  # standard deviation
+
+
+class SynthError(ValueError):
+    """A problem with the arguments or the folders (one line, for the user)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to synthesize.  Everything here decides the output; see ``arguments``.
+
+    src : folder of source photos (searched recursively).
+    crop : side of the square crops in pixels (ignored with ``full``).
+    crops_per_image : crops taken from each photo.
+    full : keep whole images (less the kernel's margin) instead of crops.
+    downscale : resize factor applied to each photo first (area averaging).
+    shard_size : samples per shard.
+    seed : seed of every random draw.
+    part : (i, n) — build only shards s with s % n == i.
+    kernel_bank : a bank from ``blurgen make-kernels`` to draw kernels from, or
+        None to draw a fresh kernel per sample with ``kernel_spec``.
+    linear : blur in linear light (undo the sRGB curve, blur, redo it).
+    saturate : boost clipped highlights, blur, clip (in linear light).
+    noise : add Poisson-Gaussian sensor noise of a random level.
+    jpeg_quality : (lo, hi) — re-compress the blurred image at a quality drawn
+        in [lo, hi], or None.
+    max_pixels : larger images are skipped (decompression bomb guard).
+    """
+
+    src: Path
+    crop: int = 256
+    crops_per_image: int = 1
+    full: bool = False
+    downscale: float = 1.0
+    shard_size: int = 1000
+    seed: int = 0
+    part: tuple[int, int] = (0, 1)
+    kernel_bank: Path | None = None
+    kernel_spec: KernelSpec = field(default_factory=KernelSpec)
+    linear: bool = False
+    saturate: bool = False
+    noise: bool = False
+    jpeg_quality: tuple[int, int] | None = None
+    max_pixels: int = MAX_PIXELS
+
+    def __post_init__(self):
+        if self.crop < 4 and not self.full:
+            raise SynthError(f"--crop must be >= 4, got {self.crop}")
+        if self.crops_per_image < 1:
+            raise SynthError(f"--crops-per-image must be >= 1, got {self.crops_per_image}")
+        if not 0 < self.downscale <= 1:
+            raise SynthError(f"--downscale must be in (0, 1], got {self.downscale}")
+        if self.shard_size < 1:
+            raise SynthError(f"--shard-size must be >= 1, got {self.shard_size}")
+        if self.seed < 0:
+            raise SynthError(f"--seed must be >= 0, got {self.seed}")
+        i, n = self.part
+        if not (n >= 1 and 0 <= i < n):
+            raise SynthError(f"--part must be i/n with 0 <= i < n, got {i}/{n}")
+        if self.jpeg_quality is not None:
+            lo, hi = self.jpeg_quality
+            if not 1 <= lo <= hi <= 100:
+                raise SynthError(f"--jpeg-quality must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
+
+    @property
+    def samples_per_image(self) -> int:
+        return 1 if self.full else self.crops_per_image
+
+    @property
+    def images_per_shard(self) -> int:
+        return max(1, self.shard_size // self.samples_per_image)
+
+    def arguments(self) -> dict:
+        """The settings that decide the output, as JSON values (recorded in the manifest)."""
+        args = asdict(self)
+        args["src"] = str(Path(self.src).resolve())
+        args["kernel_bank"] = None if self.kernel_bank is None else str(Path(self.kernel_bank).resolve())
+        if self.kernel_bank is not None:
+            args["kernel_spec"] = None
+        if self.full:
+            args["crop"] = args["crops_per_image"] = None
+        return json.loads(json.dumps(args))
+
+
+@dataclass
+class Summary:
+    images: int = 0
+    samples: int = 0
+    shards_built: int = 0
+    shards_total: int = 0
+    shards_done_before: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+# --- one sample ------------------------------------------------------------------
+
+
+def blur_sample(region: np.ndarray, psf: np.ndarray, cfg: SynthConfig, rng: np.random.Generator,
+                effects: dict) -> np.ndarray:
+    """Blur one source window and apply the sensor effects.
+
+    region : (h + k - 1, w + k - 1, 3) uint8 RGB — the output window plus the
+        PSF's margins (``blur.margins``).
+    psf : (k, k) float32, centred on pixel (k // 2, k // 2).
+    effects : the sample's drawn settings (saturation_gain, noise_shot,
+        noise_read, jpeg_quality); 0 where an option is off.
+
+    Returns (h, w, 3) uint8 RGB.
+    """
+    image = region.astype(np.float32) * np.float32(1 / 255)
+    linear = cfg.linear or cfg.saturate
+    if linear:
+        image = blur.srgb_to_linear(image)
+    if cfg.saturate:
+        image = blur.boost_highlights(image, effects["saturation_gain"])
+    blurred = blur.convolve_valid(image, psf)
+    if cfg.saturate:
+        blurred = blur.saturate(blurred)
+    if cfg.noise:  # on the sensor's signal: linear light when blurring there
+        blurred = blur.add_sensor_noise(blurred, effects["noise_shot"], effects["noise_read"], rng)
+    if linear:
+        blurred = blur.linear_to_srgb(blurred)
+    out = blur.to_uint8(blurred)
+    if cfg.jpeg_quality is not None:
+        out = blur.jpeg_roundtrip(out, effects["jpeg_quality"])
+    return out
+
+
+def _draw_effects(cfg: SynthConfig, rng: np.random.Generator) -> dict:
+    # Drawn in a fixed order whatever is switched on, so turning one option on
+    # leaves the others' draws as they were.
+    gain = rng.uniform(*SATURATION_GAIN)
+    shot = math.exp(rng.uniform(*np.log(NOISE_SHOT)))
+    read = math.exp(rng.uniform(*np.log(NOISE_READ)))
+    lo, hi = cfg.jpeg_quality or (0, 0)
+    quality = int(rng.integers(lo, hi + 1))
+    return {
+        "saturation_gain": gain if cfg.saturate else 0.0,
+        "noise_shot": shot if cfg.noise else 0.0,
+        "noise_read": read if cfg.noise else 0.0,
+        "jpeg_quality": quality,
+    }
+
+
+# --- one shard -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    index: int
+    first_image: int
+    stop_image: int
+
+    @property
+    def name(self) -> str:
+        return shards.shard_name(self.index)
+
+
+def plan_shards(n_images: int, cfg: SynthConfig) -> list[ShardTask]:
+    """Every shard of the data set that this ``--part`` builds, in order."""
+    per = cfg.images_per_shard
+    i, n = cfg.part
+    total = math.ceil(n_images / per)
+    return [ShardTask(s, s * per, min(n_images, (s + 1) * per)) for s in range(total) if s % n == i]
+
+
+_BANK_CACHE: dict[str, KernelBatch] = {}
+
+
+def _bank(path: Path) -> KernelBatch:
+    # One read per worker process, not per shard.
+    key = str(path)
+    if key not in _BANK_CACHE:
+        _BANK_CACHE[key] = read_bank(path)[0]
+    return _BANK_CACHE[key]
+
+
+def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path) -> dict:
+    """Synthesize one shard and write it atomically.  Returns its manifest entry
+    plus ``skipped``: [(relative path, reason, detail)]."""
+    import cv2
+
+    k_per = cfg.samples_per_image
+    count = (task.stop_image - task.first_image) * k_per
+    if cfg.kernel_bank is None:
+        fresh = make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * k_per), cfg.kernel_spec)
+        kernel_size = cfg.kernel_spec.size
+    else:
+        bank = _bank(cfg.kernel_bank)
+        kernel_size = bank.psf.shape[-1]
+    before, after = blur.margins(kernel_size)
+    blurred, sharp, kernels, skipped = [], [], [], []
+    meta: dict[str, list] = {}
+    for i in range(task.first_image, task.stop_image):
+        rel = images[i]
+        try:
+            photo = load_rgb(Path(cfg.src) / rel, cfg.max_pixels)
+        except SkipImage as exc:
+            skipped.append((rel, exc.reason, exc.detail))
+            continue
+        if cfg.downscale != 1:
+            h, w = photo.shape[:2]
+            size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
+            photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+        h, w = photo.shape[:2]
+        side = None if cfg.full else cfg.crop
+        need = (kernel_size - 1) + (side or 1)
+        if h < need or w < need:
+            what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
+            skipped.append((rel, "too-small", f"{w}x{h} is smaller than {what}"))
+            continue
+        for c in range(k_per):
+            rng = np.random.default_rng([cfg.seed, i, c])
+            if cfg.full:
+                y0, x0, y1, x1 = before, before, h - after, w - after
+                rng.integers(0, 1, size=2)  # keep the draw order of crops
+            else:
+                y0 = before + int(rng.integers(0, h - need + 1))
+                x0 = before + int(rng.integers(0, w - need + 1))
+                y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+            j = (i - task.first_image) * k_per + c
+            if cfg.kernel_bank is None:
+                rng.integers(0, 1)
+                psf, params, bank_index = fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
+            else:
+                bank_index = int(rng.integers(0, len(bank)))
+                psf, params = bank.psf[bank_index], {k: v[bank_index] for k, v in bank.params().items()}
+            effects = _draw_effects(cfg, rng)
+            region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
+            blurred.append(blur_sample(region, psf, cfg, rng, effects))
+            sharp.append(photo[y0:y1, x0:x1])
+            kernels.append(psf)
+            row = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
+                   "linear": cfg.linear or cfg.saturate, **{f"kernel_{k}": v for k, v in params.items()}, **effects}
+            for key, value in row.items():
+                meta.setdefault(key, []).append(value)
+    n = len(blurred)
+    if not cfg.full:
+        blurred = np.stack(blurred) if n else np.zeros((0, cfg.crop, cfg.crop, 3), np.uint8)
+        sharp = np.stack(sharp) if n else np.zeros((0, cfg.crop, cfg.crop, 3), np.uint8)
+    kernels = np.stack(kernels) if n else np.zeros((0, kernel_size, kernel_size), np.float32)
+    meta_arrays = {k: np.asarray(v) for k, v in meta.items()}
+    if n == 0:
+        meta_arrays = {"source": np.zeros(0, dtype=object), "crop_box": np.zeros((0, 4), np.int32)}
+    attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
+    path = out / task.name
+    checksum = shards.write_shard(path, blurred, sharp, kernels, meta_arrays, attrs)
+    return {"name": task.name, "count": n, "checksum": checksum, "bytes": path.stat().st_size,
+            "skipped": skipped}
+
+
+def _worker_init():
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already
+
+
+def _run_task(args):
+    return build_shard(*args)
+
+
+# --- the whole run ---------------------------------------------------------------------
+
+
+def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool) -> dict:
+    """Check or create the output folder and return its manifest (new or resumed).
+
+    Refuses an existing output made with other arguments (unless ``overwrite``,
+    which removes the shards the manifest lists, the manifest and the report).
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK):
+        raise SynthError(f"{out}: not writable")
+    try:
+        manifest = shards.read_manifest(out)
+    except shards.ShardError as exc:
+        if not overwrite:
+            raise SynthError(f"{exc}; pass --overwrite to start afresh") from None
+        manifest = None
+    if manifest is not None and overwrite:
+        for name in manifest.get("shards", {}):
+            (out / name).unlink(missing_ok=True)
+        manifest = None
+    if overwrite:
+        (out / shards.MANIFEST).unlink(missing_ok=True)
+        (out / SKIP_REPORT).unlink(missing_ok=True)
+    for stale in out.glob(".shard-*.tmp-*"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+    args = cfg.arguments()
+    if manifest is None:
+        return {"arguments": args, "shards": {}, "skipped": {}}
+    if manifest.get("arguments") != args:
+        old = manifest.get("arguments") or {}
+        diff = sorted(k for k in set(old) | set(args) if old.get(k) != args.get(k))
+        raise SynthError(f"{out} holds shards made with other arguments (differs in: {', '.join(diff)}); "
+                         "pass --overwrite to start afresh, or choose another --out")
+    return manifest
+
+
+def write_skip_report(out: Path, manifest: dict) -> None:
+    rows = [row for name in sorted(manifest["skipped"]) for row in manifest["skipped"][name]]
+    tmp = out / f".{SKIP_REPORT}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write("path\treason\tdetail\n")
+        for path, reason, detail in rows:
+            f.write(f"{path}\t{reason}\t{detail}\n")
+    os.replace(tmp, out / SKIP_REPORT)
+
+
+def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
+               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Summary:
+    """Build (or finish) the shards of ``cfg`` in ``out``.
+
+    ``on_start(samples_to_do)`` is called once the work is planned and
+    ``progress(samples)`` after each finished shard.  Raises SynthError for a
+    bad source folder, output folder or kernel bank.
+    """
+    out = Path(out)
+    src = Path(cfg.src)
+    if not src.is_dir():
+        raise SynthError(f"{src}: no such folder")
+    images = find_images(src)
+    if not images:
+        raise SynthError(f"{src}: no images ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.bmp', '.tif', '.webp'))})")
+    if cfg.kernel_bank is not None:
+        try:
+            read_bank(cfg.kernel_bank, slice(0, 1))
+        except ValueError as exc:
+            raise SynthError(str(exc)) from None
+    manifest = prepare_output(out, cfg, overwrite)
+    tasks = plan_shards(len(images), cfg)
+    summary = Summary(images=len(images), shards_total=len(tasks))
+    todo = [t for t in tasks if t.name not in manifest["shards"] or not (out / t.name).is_file()]
+    summary.shards_done_before = len(tasks) - len(todo)
+    if on_start:
+        on_start(sum((t.stop_image - t.first_image) * cfg.samples_per_image for t in todo))
+    started = time.perf_counter()
+    jobs = [(t, images, cfg, out) for t in todo]
+
+    def record(result: dict) -> None:
+        name, skipped = result.pop("name"), result.pop("skipped")
+        manifest["shards"][name] = result
+        if skipped:
+            manifest["skipped"][name] = skipped
+        shards.write_manifest(out, manifest)
+        write_skip_report(out, manifest)
+        summary.shards_built += 1
+        if progress:
+            progress(result["count"] + len(skipped) * cfg.samples_per_image)
+
+    if workers <= 1 or len(jobs) <= 1:
+        _worker_init()
+        for job in jobs:
+            record(build_shard(*job))
+    else:
+        ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
+        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
+            for result in pool.imap_unordered(_run_task, jobs):
+                record(result)
+    if not (out / SKIP_REPORT).exists():
+        write_skip_report(out, manifest)
+    summary.seconds = time.perf_counter() - started
+    for name, entry in manifest["shards"].items():
+        summary.samples += entry["count"]
+        summary.bytes += entry["bytes"]
+    for rows in manifest["skipped"].values():
+        summary.skipped.update(reason for _, reason, _ in rows)
+    return summary
+
