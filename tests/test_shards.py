@@ -1,0 +1,84 @@
+"""The shard format: writing, reading windows, the manifest, and one-line errors."""
+import pickle
+
+import numpy as np
+import pytest
+
+from blurgen import shards
+
+
+def make(tmp_path, n=3, shape=(12, 10)):
+    rng = np.random.default_rng(0)
+    blurred = rng.integers(0, 256, (n, *shape, 3), dtype=np.uint8)
+    sharp = rng.integers(0, 256, (n, *shape, 3), dtype=np.uint8)
+    kernels = np.full((n, 5, 5), 1 / 25, np.float32)
+    meta = {"source": np.array([f"dir/ä{i}.jpg" for i in range(n)]), "crop_box": np.arange(4 * n).reshape(n, 4)}
+    path = tmp_path / shards.shard_name(0)
+    checksum = shards.write_shard(path, blurred, sharp, kernels, meta, {"arguments": {"seed": 1}})
+    shards.write_manifest(tmp_path, {"shards": {path.name: {"count": n, "checksum": checksum}}})
+    return path, blurred, sharp
+
+
+def test_roundtrip_windows_and_fields(tmp_path):
+    path, blurred, sharp = make(tmp_path)
+    assert shards.file_checksum(path) == shards.find_shards(tmp_path)[0].checksum
+    with shards.ShardReader(path) as r:
+        assert len(r) == 3 and r.image_shape(2) == (12, 10) and r.layout == "crops"
+        b, s = r.read_pair(1, box=(2, 3, 9, 8))
+        np.testing.assert_array_equal(b, blurred[1, 2:9, 3:8])
+        np.testing.assert_array_equal(s, sharp[1, 2:9, 3:8])
+        sample = r.read_sample(2)
+        assert sample["source"] == "dir/ä2.jpg" and list(sample["crop_box"]) == [8, 9, 10, 11]
+        assert sample["kernel"].shape == (5, 5)
+        with pytest.raises(IndexError):
+            r.read_pair(3)
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_reader_pickles_without_its_handle(tmp_path):
+    path, blurred, _ = make(tmp_path)
+    r = shards.ShardReader(path)
+    len(r)  # opens the file
+    clone = pickle.loads(pickle.dumps(r))
+    assert clone._file is None
+    np.testing.assert_array_equal(clone.read_pair(0)[0], blurred[0])
+    r.close()
+    clone.close()
+
+
+def test_whole_images_of_different_sizes(tmp_path):
+    images = [np.full((7, 9, 3), 1, np.uint8), np.full((300, 260, 3), 2, np.uint8)]
+    path = tmp_path / "shard-00000.h5"
+    shards.write_shard(path, images, images, np.ones((2, 3, 3), np.float32) / 9)
+    with shards.ShardReader(path) as r:
+        assert r.layout == "images" and r.image_shape(1) == (300, 260)
+        assert r.read_pair(1, box=(250, 200, 300, 260))[0].shape == (50, 60, 3)
+
+
+def test_errors_are_shard_errors(tmp_path):
+    with pytest.raises(shards.ShardError, match="no such shard folder"):
+        shards.find_shards(tmp_path / "nope")
+    with pytest.raises(shards.ShardError, match="no manifest.json"):
+        shards.find_shards(tmp_path)
+    path, _, _ = make(tmp_path)
+    path.unlink()
+    with pytest.raises(shards.ShardError, match="listed in manifest.json but missing"):
+        shards.find_shards(tmp_path)
+    other = tmp_path / "other.h5"
+    other.write_text("x")
+    with pytest.raises(shards.ShardError, match="not a readable shard"):
+        len(shards.ShardReader(other))
+    with pytest.raises(ValueError, match="equal-shaped"):
+        shards.write_shard(tmp_path / "bad.h5", np.zeros((1, 4, 4, 3), np.uint8), np.zeros((1, 4, 5, 3), np.uint8),
+                           np.zeros((1, 3, 3), np.float32))
+
+
+def test_verify_reports_count_and_checksum_problems(tmp_path):
+    path, _, _ = make(tmp_path)
+    assert shards.verify_folder(tmp_path) == (1, [])
+    manifest = shards.read_manifest(tmp_path)
+    manifest["shards"][path.name]["count"] = 4
+    manifest["shards"][path.name]["checksum"] = ""
+    shards.write_manifest(tmp_path, manifest)
+    checked, problems = shards.verify_folder(tmp_path)
+    assert problems == [(path.name, "3 samples, the manifest says 4")]
