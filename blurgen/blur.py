@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy import signal
+from scipy import fft
 
 
 def margins(k: int) -> tuple[int, int]:
@@ -51,10 +51,26 @@ def convolve_valid(region: np.ndarray, psf: np.ndarray) -> np.ndarray:
                            borderType=cv2.BORDER_CONSTANT)
         out = out.reshape(sub.shape)[:h, :w]
     else:
-        # FFT: measured faster than OpenCV's DFT path and overlap-add for these sizes.
-        kernel = support.reshape(support.shape + (1,) * (sub.ndim - 2))
-        out = signal.fftconvolve(sub, kernel, mode="valid", axes=(0, 1))
+        out = _fft_convolve_valid(sub, support)
     return out.astype(np.float32, copy=False)
+
+
+def _fft_convolve_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Valid-mode convolution through real FFTs over the two image axes.
+
+    Measured faster than OpenCV's DFT path for kernels over ~10 px; written on
+    scipy.fft rather than scipy.signal.fftconvolve, whose import alone takes
+    half a second in every worker process.
+    """
+    kh, kw = kernel.shape
+    h, w = image.shape[:2]
+    shape = (fft.next_fast_len(h, real=True), fft.next_fast_len(w, real=True))
+    spectrum = fft.rfft2(image, shape, axes=(0, 1))
+    kspec = fft.rfft2(kernel, shape)
+    if image.ndim == 3:
+        kspec = kspec[:, :, None]
+    full = fft.irfft2(spectrum * kspec, shape, axes=(0, 1))
+    return full[kh - 1 : h, kw - 1 : w]
 
 
 def srgb_to_linear(image: np.ndarray) -> np.ndarray:
