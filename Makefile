@@ -16,12 +16,31 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The main job on built-in sample data: kernels -> synthetic pairs -> a short
+# training of the tiny preset mixed 2:1 with a GoPro-layout sample -> eval, deblur.
+# Pixel (L1) content loss: the perceptual loss needs VGG19 ImageNet weights,
+# which the demo does not download (see README, Training).
 demo: $(STAMP)
-	$(VENV)/bin/blurgen make-kernels -n 64 --seed 0 --out $(DEMO)/kernels.h5 --overwrite --preview 8
+	mkdir -p $(DEMO)
+	$(VENV)/bin/blurgen make-kernels -n 2000 --seed 0 --out $(DEMO)/kernels.h5 --overwrite --preview
 	$(VENV)/bin/blurgen show-kernels $(DEMO)/kernels.h5 --limit 16 --png $(DEMO)/kernels.png
+	$(PY) data/make_sample_photos.py --out $(DEMO)/photos -n 48 --seed 0
+	$(VENV)/bin/blurgen synthesize --src $(DEMO)/photos --out $(DEMO)/shards --kernels $(DEMO)/kernels.h5 \
+	    --crop 128 --crops-per-image 4 --shard-size 64 --overwrite
+	$(VENV)/bin/blurgen verify $(DEMO)/shards
+	$(VENV)/bin/blurgen inspect $(DEMO)/shards --samples 2 --png $(DEMO)/samples.png
+	$(PY) data/make_gopro_sample.py --out $(DEMO)/GOPRO_Large --seed 0 --overwrite
+	rm -rf $(DEMO)/run
+	$(VENV)/bin/trainer fit --preset tiny --shards $(DEMO)/shards --gopro $(DEMO)/GOPRO_Large --mix 2:1 \
+	    --steps 300 --val-every 100 --content-loss l1 --out $(DEMO)/run
+	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/best.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5
+	$(VENV)/bin/trainer deblur --checkpoint $(DEMO)/run/best.pt $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite
 
 bench: $(STAMP)
 	$(PY) bench/kernels.py
+	$(PY) bench/synthesize.py
+	$(PY) bench/loader.py
+	$(PY) bench/train_step.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
