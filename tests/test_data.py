@@ -1,5 +1,4 @@
 """The training stream: exact mix, determinism, resume, ranks, worker-safe HDF5, validation sets."""
-import importlib.util
 import itertools
 import pickle
 import time
@@ -17,7 +16,6 @@ from trainer.data import (GOPRO, SYNTHETIC, DataConfig, DataError, DrawPlan, Dra
 from trainer.gopro import read_gopro_pair, scan_gopro
 
 
-ROOT = Path(__file__).resolve().parents[1]
 CROP = 16
 
 
@@ -45,13 +43,8 @@ def make_shard_folder(folder, counts, size, seed, whole_images=False):
 
 
 @pytest.fixture(scope="module")
-def gopro(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_gopro_sample", ROOT / "data" / "make_gopro_sample.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    root = tmp_path_factory.mktemp("gopro") / "GOPRO_Large"
-    builder.build_sample(root, seed=0, size=(48, 64), train_sequences=2, test_sequences=1, frames=3)
-    return root
+def gopro(make_gopro):
+    return make_gopro("gopro", seed=0, size=(48, 64), train_sequences=2, test_sequences=1, frames=3)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Restoring images of any size (padding, tiling), scoring, and the `trainer
 eval` / `trainer deblur` commands end to end on a tiny GoPro-layout folder."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from trainer.evaluate import evaluate, pad_for_generator, restore
 from trainer.metrics import psnr, ssim
 from trainer.models import Generator
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def image(h, w, seed=0):
@@ -92,13 +90,8 @@ def test_evaluate_scores_against_the_metrics():
 
 
 @pytest.fixture(scope="module")
-def gopro(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_gopro_sample", ROOT / "data" / "make_gopro_sample.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    root = tmp_path_factory.mktemp("eval") / "GOPRO_Large"
-    builder.build_sample(root, seed=1, size=(36, 52), train_sequences=1, test_sequences=1, frames=3)
-    return root
+def gopro(make_gopro):
+    return make_gopro("eval", seed=1, size=(36, 52), train_sequences=1, test_sequences=1, frames=3)
 
 
 @pytest.fixture(scope="module")

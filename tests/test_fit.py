@@ -3,7 +3,6 @@ the schedule, checkpoints, exact resume, the VGG weight check, and DDP on the
 CPU with the gloo backend."""
 import csv
 import dataclasses
-import importlib.util
 import os
 import signal
 import socket
@@ -19,18 +18,12 @@ from trainer.data import DataConfig
 from trainer.losses import VGG19_CONV3_3, make_content_loss, vgg19_to_conv3_3
 from trainer.loop import build_gan, fit, learning_rate, resume_configs, train_step
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def gopro(tmp_path_factory):
+def gopro(make_gopro):
     """A GOPRO_Large-layout folder: 6 training and 3 test pairs of 48x64."""
-    spec = importlib.util.spec_from_file_location("make_gopro_sample", ROOT / "data" / "make_gopro_sample.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    root = tmp_path_factory.mktemp("fit") / "GOPRO_Large"
-    builder.build_sample(root, seed=0, size=(48, 64), train_sequences=2, test_sequences=1, frames=3)
-    return root
+    return make_gopro("fit", seed=0, size=(48, 64), train_sequences=2, test_sequences=1, frames=3)
 
 
 @pytest.fixture(scope="module")
