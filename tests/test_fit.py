@@ -6,7 +6,6 @@ import dataclasses
 import os
 import signal
 import socket
-from pathlib import Path
 
 import pytest
 import torch
