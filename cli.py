@@ -218,7 +218,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     from blurgen.kernels import KernelSpec
     from blurgen.synthesize import SynthConfig, SynthError, synthesize
 
-    workers = os.cpu_count() or 1 if workers is None else workers
+    workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     try:
