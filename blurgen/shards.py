@@ -29,6 +29,9 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "blurgen.shards"
 
+#: Datasets of the format itself; per-sample meta fields may not take these names.
+CORE_DATASETS = ("blurred", "sharp", "kernel", "shape")
+
 # Chunk side for whole images (--full): random crops then read only the tiles
 # they touch.
 _TILE = 128
@@ -64,6 +67,159 @@ def file_checksum(path: str | os.PathLike) -> str:
 # --- writing -----------------------------------------------------------------
 
 
+class ShardWriter:
+    """Writes one shard sample by sample, so that a shard never has to fit in memory.
+
+    ::
+
+        with ShardWriter(path, crop=(256, 256), attrs={...}, kernel_size=64) as writer:
+            writer.add(blurred, sharp, kernel, {"source": "a.jpg", "crop_box": box})
+        writer.checksum   # "sha256:<hex>" of the finished file
+
+    The file is written as ``.NAME.tmp-PID`` beside ``path`` and renamed when
+    the ``with`` block ends normally; on an exception the temporary file is
+    removed and ``path`` is left as it was.  Images go to disk as they come;
+    only the small per-sample fields (kernels, meta) are held until the end.
+
+    Parameters
+    ----------
+    path : the shard to write.
+    crop : (H, W) of every sample, for the ``crops`` layout ((N, H, W, 3)
+        datasets chunked one sample per chunk), or None for the ``images``
+        layout (one dataset per sample, any size, in 128×128 tiles).
+    attrs : file attributes (str, int, float, bool, or anything JSON-able).
+    kernel_size : side k of the PSFs (gives an empty shard its (0, k, k) ``kernel``).
+    fields : name -> array whose dtype and trailing shape an empty shard's
+        meta field takes (a shard with samples takes them from the samples).
+    expected : samples expected, if known: the crop datasets are allocated
+        that large at once and trimmed at the end (any number may be added).
+    """
+
+    # Crops are written in batches of this many samples (6 MB of 256x256
+    # pairs): one h5py call per sample costs as much again as the writing.
+    _BATCH = 16
+
+    def __init__(self, path: str | os.PathLike, crop: tuple[int, int] | None = None, attrs: dict | None = None,
+                 kernel_size: int = 1, fields: dict[str, np.ndarray] | None = None, expected: int = 0):
+        self.path = Path(path)
+        self.crop = None if crop is None else (int(crop[0]), int(crop[1]))
+        self.attrs = dict(attrs or {})
+        self.kernel_size = int(kernel_size)
+        self.fields = {name: np.asarray(v) for name, v in (fields or {}).items()}
+        self.expected = max(0, int(expected))
+        self.count = 0
+        self.checksum: str | None = None
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._file = None
+        self._kernels: list[np.ndarray] = []
+        self._meta: dict[str, list] = {}
+        self._shapes: list[tuple[int, int]] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # crops not yet on disk
+        self._written = 0  # crops on disk
+
+    def __enter__(self) -> "ShardWriter":
+        import h5py
+
+        self._file = h5py.File(self._tmp, "w")
+        if self.crop is not None:
+            h, w = self.crop
+            for name in ("blurred", "sharp"):
+                self._file.create_dataset(name, (self.expected, h, w, 3), np.uint8, chunks=(1, h, w, 3),
+                                          maxshape=(None, h, w, 3))
+        else:
+            for name in ("blurred", "sharp"):
+                self._file.create_group(name)
+        return self
+
+    def add(self, blurred: np.ndarray, sharp: np.ndarray, kernel: np.ndarray, meta: dict | None = None) -> None:
+        """Append one pair: equal-shaped (H, W, 3) uint8 RGB images, the (k, k) PSF, and its meta
+        fields (the same names for every sample; values of a fixed shape)."""
+        if blurred.shape != sharp.shape or blurred.dtype != np.uint8 or sharp.dtype != np.uint8 \
+                or blurred.ndim != 3 or blurred.shape[2] != 3:
+            raise ValueError(f"pairs must be equal-shaped (H, W, 3) uint8, got "
+                             f"{blurred.shape} {blurred.dtype} / {sharp.shape} {sharp.dtype}")
+        meta = meta or {}
+        if self.count == 0:
+            for name in meta:
+                if name in CORE_DATASETS:
+                    raise ValueError(f"meta field {name!r} clashes with a dataset of the format")
+            self._meta = {name: [] for name in meta}
+        elif meta.keys() != self._meta.keys():
+            raise ValueError(f"sample {self.count} has the meta fields {sorted(meta)}, "
+                             f"the shard's are {sorted(self._meta)}")
+        i = self.count
+        if self.crop is not None:
+            if blurred.shape[:2] != self.crop:
+                raise ValueError(f"sample {i} is {blurred.shape[:2]}, the shard holds {self.crop} crops")
+            self._pending.append((blurred, sharp))
+            if len(self._pending) == self._BATCH:
+                self._flush()
+        else:
+            h, w = blurred.shape[:2]
+            for name, image in (("blurred", blurred), ("sharp", sharp)):
+                self._file[name].create_dataset(f"{i:06d}", data=image, chunks=(min(h, _TILE), min(w, _TILE), 3))
+            self._shapes.append((h, w))
+        self._kernels.append(np.asarray(kernel, np.float32))
+        for name, value in meta.items():
+            self._meta[name].append(value)
+        self.count += 1
+
+    def _flush(self) -> None:
+        """Write the pending crops to disk."""
+        if not self._pending:
+            return
+        first, stop = self._written, self._written + len(self._pending)
+        for k, name in enumerate(("blurred", "sharp")):
+            ds = self._file[name]
+            if ds.shape[0] < stop:
+                ds.resize(stop, axis=0)
+            ds[first:stop] = np.stack([pair[k] for pair in self._pending])
+        self._pending.clear()
+        self._written = stop
+
+    def _finish(self) -> None:
+        import h5py
+
+        f, n = self._file, self.count
+        if self.crop is not None:
+            self._flush()
+            for name in ("blurred", "sharp"):
+                f[name].resize(n, axis=0)
+        else:
+            f.create_dataset("shape", data=np.array(self._shapes, np.int32).reshape(n, 2))
+        kernels = np.stack(self._kernels) if n else np.zeros((0, self.kernel_size, self.kernel_size), np.float32)
+        # PSFs are mostly zeros: gzip with byte shuffling stores them ~10x smaller.
+        f.create_dataset("kernel", data=kernels, compression="gzip", shuffle=True,
+                         chunks=(min(n, 64), *kernels.shape[1:]) if n else None)
+        columns = {name: np.asarray(values) for name, values in self._meta.items()} if n else self.fields
+        for name, values in columns.items():
+            if name in CORE_DATASETS:
+                raise ValueError(f"meta field {name!r} clashes with a dataset of the format")
+            if values.dtype.kind in "UO":
+                f.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype("utf-8"))
+            else:
+                f.create_dataset(name, data=values)
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["count"] = n
+        f.attrs["layout"] = "crops" if self.crop is not None else "images"
+        for key, value in self.attrs.items():
+            f.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) else json.dumps(value)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            try:
+                if exc_type is None:
+                    self._finish()
+            finally:
+                self._file.close()
+            if exc_type is None:
+                self.checksum = file_checksum(self._tmp)
+                os.replace(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
 def write_shard(
     path: str | os.PathLike,
     blurred: np.ndarray | Sequence[np.ndarray],
@@ -89,54 +245,23 @@ def write_shard(
 
     Returns
     -------
-    str — ``"sha256:<hex>"`` of the written file.
+    str — ``"sha256:<hex>"`` of the written file.  (:class:`ShardWriter`
+    writes the same layout one sample at a time.)
     """
-    import h5py
-
-    path = Path(path)
     n = len(blurred)
     if len(sharp) != n or len(kernels) != n:
         raise ValueError(f"blurred, sharp and kernels must have the same length ({n}, {len(sharp)}, {len(kernels)})")
-    for b, s in zip(blurred, sharp):
-        if b.shape != s.shape or b.dtype != np.uint8 or s.dtype != np.uint8 or b.ndim != 3 or b.shape[2] != 3:
-            raise ValueError(f"pairs must be equal-shaped (H, W, 3) uint8, got {b.shape} {b.dtype} / {s.shape} {s.dtype}")
+    meta = {name: np.asarray(values) for name, values in (meta or {}).items()}
+    for name, values in meta.items():
+        if len(values) != n:
+            raise ValueError(f"meta field {name!r} has {len(values)} rows, expected {n}")
     fixed = isinstance(blurred, np.ndarray) and isinstance(sharp, np.ndarray) and blurred.ndim == 4
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            if fixed:
-                for name, images in (("blurred", blurred), ("sharp", sharp)):
-                    chunks = (1, *images.shape[1:]) if n else None
-                    f.create_dataset(name, data=images, chunks=chunks)
-            else:
-                for name, images in (("blurred", blurred), ("sharp", sharp)):
-                    group = f.create_group(name)
-                    for i, image in enumerate(images):
-                        h, w = image.shape[:2]
-                        group.create_dataset(f"{i:06d}", data=image, chunks=(min(h, _TILE), min(w, _TILE), 3))
-                f.create_dataset("shape", data=np.array([b.shape[:2] for b in blurred], np.int32).reshape(n, 2))
-            f.create_dataset("kernel", data=np.asarray(kernels, np.float32), compression="gzip", shuffle=True)
-            for name, values in (meta or {}).items():
-                if name in ("blurred", "sharp", "kernel", "shape"):
-                    raise ValueError(f"meta field {name!r} clashes with a dataset of the format")
-                values = np.asarray(values)
-                if len(values) != n:
-                    raise ValueError(f"meta field {name!r} has {len(values)} rows, expected {n}")
-                if values.dtype.kind in "UO":
-                    f.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype("utf-8"))
-                else:
-                    f.create_dataset(name, data=values)
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["count"] = n
-            f.attrs["layout"] = "crops" if fixed else "images"
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) else json.dumps(value)
-        checksum = file_checksum(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return checksum
+    kernel_size = np.shape(kernels)[-1] if np.ndim(kernels) == 3 else 1
+    with ShardWriter(path, crop=blurred.shape[1:3] if fixed else None, attrs=attrs, kernel_size=kernel_size,
+                     fields=meta, expected=n) as writer:
+        for i in range(n):
+            writer.add(blurred[i], sharp[i], kernels[i], {name: values[i] for name, values in meta.items()})
+    return writer.checksum
 
 
 # --- the manifest --------------------------------------------------------------

@@ -15,6 +15,8 @@ import json
 import math
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -212,9 +214,14 @@ def _bank(path: Path) -> KernelBatch:
     return _BANK_CACHE[key]
 
 
-def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path) -> dict:
+def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
+                progress: Callable[[int], None] | None = None) -> dict:
     """Synthesize one shard and write it atomically.  Returns its manifest entry
-    plus ``skipped``: [(relative path, reason, detail)]."""
+    plus ``skipped``: [(relative path, reason, detail)].
+
+    ``progress(k)`` is called after each source image with the number of
+    samples it was planned to give (made or skipped).
+    """
     import cv2
 
     k_per = cfg.samples_per_image
@@ -226,74 +233,84 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path)
         bank = _bank(cfg.kernel_bank)
         kernel_size = bank.psf.shape[-1]
     before, after = blur.margins(kernel_size)
-    blurred, sharp, kernels, skipped = [], [], [], []
-    meta: dict[str, list] = {}
-    for i in range(task.first_image, task.stop_image):
-        rel = images[i]
-        try:
-            photo = load_rgb(Path(cfg.src) / rel, cfg.max_pixels)
-        except SkipImage as exc:
-            skipped.append((rel, exc.reason, exc.detail))
-            continue
-        if cfg.downscale != 1:
-            h, w = photo.shape[:2]
-            size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
-            photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-        h, w = photo.shape[:2]
-        side = None if cfg.full else cfg.crop
-        need = (kernel_size - 1) + (side or 1)
-        if h < need or w < need:
-            what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
-            skipped.append((rel, "too-small", f"{w}x{h} is smaller than {what}"))
-            continue
-        for c in range(k_per):
-            rng = np.random.default_rng([cfg.seed, i, c])
-            if cfg.full:
-                y0, x0, y1, x1 = before, before, h - after, w - after
-                rng.integers(0, 1, size=2)  # keep the draw order of crops
-            else:
-                y0 = before + int(rng.integers(0, h - need + 1))
-                x0 = before + int(rng.integers(0, w - need + 1))
-                y1, x1 = y0 + cfg.crop, x0 + cfg.crop
-            j = (i - task.first_image) * k_per + c
-            if cfg.kernel_bank is None:
-                rng.integers(0, 1)
-                psf, params, bank_index = fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
-            else:
-                bank_index = int(rng.integers(0, len(bank)))
-                psf, params = bank.psf[bank_index], {k: v[bank_index] for k, v in bank.params().items()}
-            effects = _draw_effects(cfg, rng)
-            region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
-            blurred.append(blur_sample(region, psf, cfg, rng, effects))
-            sharp.append(photo[y0:y1, x0:x1])
-            kernels.append(psf)
-            row = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
-                   "linear": cfg.linear or cfg.saturate, **{f"kernel_{k}": v for k, v in params.items()}, **effects}
-            for key, value in row.items():
-                meta.setdefault(key, []).append(value)
-    n = len(blurred)
-    if not cfg.full:
-        blurred = np.stack(blurred) if n else np.zeros((0, cfg.crop, cfg.crop, 3), np.uint8)
-        sharp = np.stack(sharp) if n else np.zeros((0, cfg.crop, cfg.crop, 3), np.uint8)
-    kernels = np.stack(kernels) if n else np.zeros((0, kernel_size, kernel_size), np.float32)
-    meta_arrays = {k: np.asarray(v) for k, v in meta.items()}
-    if n == 0:
-        meta_arrays = {"source": np.zeros(0, dtype=object), "crop_box": np.zeros((0, 4), np.int32)}
+    skipped = []
     attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
+    empty = {"source": np.zeros(0, dtype=object), "crop_box": np.zeros((0, 4), np.int32)}
     path = out / task.name
-    checksum = shards.write_shard(path, blurred, sharp, kernels, meta_arrays, attrs)
-    return {"name": task.name, "count": n, "checksum": checksum, "bytes": path.stat().st_size,
+    # Samples go to disk as they are made: a worker holds one photo and a few
+    # crops, not a whole shard (1000 crops of 256x256 would be 400 MB).
+    with shards.ShardWriter(path, crop=None if cfg.full else (cfg.crop, cfg.crop), attrs=attrs,
+                            kernel_size=kernel_size, fields=empty, expected=count) as writer:
+        for i in range(task.first_image, task.stop_image):
+            rel = images[i]
+            try:
+                photo = load_rgb(Path(cfg.src) / rel, cfg.max_pixels)
+            except SkipImage as exc:
+                skipped.append((rel, exc.reason, exc.detail))
+                if progress is not None:
+                    progress(k_per)
+                continue
+            if cfg.downscale != 1:
+                h, w = photo.shape[:2]
+                size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
+                photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+            h, w = photo.shape[:2]
+            side = None if cfg.full else cfg.crop
+            need = (kernel_size - 1) + (side or 1)
+            if h < need or w < need:
+                what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
+                skipped.append((rel, "too-small", f"{w}x{h} is smaller than {what}"))
+                if progress is not None:
+                    progress(k_per)
+                continue
+            for c in range(k_per):
+                rng = np.random.default_rng([cfg.seed, i, c])
+                if cfg.full:
+                    y0, x0, y1, x1 = before, before, h - after, w - after
+                    rng.integers(0, 1, size=2)  # keep the draw order of crops
+                else:
+                    y0 = before + int(rng.integers(0, h - need + 1))
+                    x0 = before + int(rng.integers(0, w - need + 1))
+                    y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+                j = (i - task.first_image) * k_per + c
+                if cfg.kernel_bank is None:
+                    rng.integers(0, 1)
+                    psf, params, bank_index = fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
+                else:
+                    bank_index = int(rng.integers(0, len(bank)))
+                    psf, params = bank.psf[bank_index], {k: v[bank_index] for k, v in bank.params().items()}
+                effects = _draw_effects(cfg, rng)
+                region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
+                meta = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
+                        "linear": cfg.linear or cfg.saturate, **{f"kernel_{k}": v for k, v in params.items()},
+                        **effects}
+                writer.add(blur_sample(region, psf, cfg, rng, effects), photo[y0:y1, x0:x1], psf, meta)
+            if progress is not None:
+                progress(k_per)
+    return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
             "skipped": skipped}
 
 
-def _worker_init():
+def _single_threaded():
     import cv2
 
     cv2.setNumThreads(1)  # one process per core already
 
 
+_PROGRESS = None  # in a pool worker: the queue its per-image progress goes to
+
+
+def _worker_init(progress_queue):
+    global _PROGRESS
+    _single_threaded()
+    # Ctrl-C reaches the whole process group: the parent alone handles it
+    # (and terminates the pool), so workers print no traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _PROGRESS = progress_queue
+
+
 def _run_task(args):
-    return build_shard(*args)
+    return build_shard(*args, progress=_PROGRESS.put)
 
 
 # --- the whole run ---------------------------------------------------------------------
@@ -348,13 +365,21 @@ def write_skip_report(out: Path, manifest: dict) -> None:
     os.replace(tmp, out / SKIP_REPORT)
 
 
+def _relay(queue, progress: Callable[[int], None] | None) -> None:
+    """Pass the workers' progress messages on, until a None arrives."""
+    while (n := queue.get()) is not None:
+        if progress:
+            progress(n)
+
+
 def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
                progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``.
 
     ``on_start(samples_to_do)`` is called once the work is planned and
-    ``progress(samples)`` after each finished shard.  Raises SynthError for a
-    bad source folder, output folder or kernel bank.
+    ``progress(samples)`` after each source image (from a helper thread when
+    ``workers`` > 1).  Raises SynthError for a bad source folder, output folder
+    or kernel bank.
     """
     out = Path(out)
     src = Path(cfg.src)
@@ -386,18 +411,28 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
         shards.write_manifest(out, manifest)
         write_skip_report(out, manifest)
         summary.shards_built += 1
-        if progress:
-            progress(result["count"] + len(skipped) * cfg.samples_per_image)
 
     if workers <= 1 or len(jobs) <= 1:
-        _worker_init()
+        _single_threaded()
         for job in jobs:
-            record(build_shard(*job))
+            record(build_shard(*job, progress=progress))
     else:
         ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
-        with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
-            for result in pool.imap_unordered(_run_task, jobs):
-                record(result)
+        queue = ctx.SimpleQueue()
+        relay = threading.Thread(target=_relay, args=(queue, progress), daemon=True)
+        relay.start()
+        try:
+            with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,)) as pool:
+                for result in pool.imap_unordered(_run_task, jobs):
+                    record(result)
+        finally:
+            queue.put(None)
+            relay.join(timeout=5)
+            # After an interruption the pool's workers are terminated (and
+            # joined) by now: their half-written shards can go.
+            for task in todo:
+                for stale in out.glob(f".{task.name}.tmp-*"):
+                    stale.unlink(missing_ok=True)
     if not (out / SKIP_REPORT).exists():
         write_skip_report(out, manifest)
     summary.seconds = time.perf_counter() - started

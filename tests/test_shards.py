@@ -82,3 +82,37 @@ def test_verify_reports_count_and_checksum_problems(tmp_path):
     shards.write_manifest(tmp_path, manifest)
     checked, problems = shards.verify_folder(tmp_path)
     assert problems == [(path.name, "3 samples, the manifest says 4")]
+
+
+def test_streamed_shard_equals_one_written_at_once_and_a_failure_leaves_nothing(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 37  # more than one write batch, not a multiple of it
+    blurred = rng.integers(0, 256, (n, 8, 6, 3), dtype=np.uint8)
+    sharp = rng.integers(0, 256, (n, 8, 6, 3), dtype=np.uint8)
+    kernels = rng.random((n, 5, 5)).astype(np.float32)
+    boxes = rng.integers(0, 99, (n, 4)).astype(np.int32)
+    whole = shards.write_shard(tmp_path / "a.h5", blurred, sharp, kernels, {"crop_box": boxes}, {"seed": 3})
+    with shards.ShardWriter(tmp_path / "b.h5", crop=(8, 6), attrs={"seed": 3}, kernel_size=5, expected=40) as w:
+        for i in range(n):
+            w.add(blurred[i], sharp[i], kernels[i], {"crop_box": boxes[i]})
+    assert w.count == n and w.checksum == shards.file_checksum(tmp_path / "b.h5")
+    with shards.ShardReader(tmp_path / "a.h5") as a, shards.ShardReader(tmp_path / "b.h5") as b:
+        assert len(b) == n and b.attrs == a.attrs
+        for name in ("blurred", "sharp", "kernel", "crop_box"):
+            np.testing.assert_array_equal(b.file[name][()], a.file[name][()])
+    assert whole == shards.file_checksum(tmp_path / "a.h5")
+
+    with pytest.raises(RuntimeError):
+        with shards.ShardWriter(tmp_path / "c.h5", crop=(8, 6)) as w:
+            w.add(blurred[0], sharp[0], kernels[0])
+            raise RuntimeError("the worker died")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5"]
+
+
+def test_empty_shard_keeps_its_fields(tmp_path):
+    empty = np.zeros((0, 8, 8, 3), np.uint8)
+    shards.write_shard(tmp_path / "e.h5", empty, empty, np.zeros((0, 7, 7), np.float32),
+                       {"source": np.zeros(0, dtype=object), "crop_box": np.zeros((0, 4), np.int32)})
+    with shards.ShardReader(tmp_path / "e.h5") as r:
+        assert len(r) == 0 and r.file["kernel"].shape == (0, 7, 7)
+        assert r.file["crop_box"].shape == (0, 4) and r.file["blurred"].shape == (0, 8, 8, 3)
