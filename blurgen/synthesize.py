@@ -11,6 +11,7 @@ by building only the shards its manifest does not list yet.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import multiprocessing
@@ -316,6 +317,18 @@ def _run_task(args):
 # --- the whole run ---------------------------------------------------------------------
 
 
+def sources_digest(src: Path, images: list[str]) -> str:
+    """``"sha256:<hex>"`` of the sorted relative paths and sizes of the source files."""
+    digest = hashlib.sha256()
+    for rel in images:
+        try:
+            size = (src / rel).stat().st_size
+        except OSError:
+            size = -1
+        digest.update(f"{rel}\t{size}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
 def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool) -> dict:
     """Check or create the output folder and return its manifest (new or resumed).
 
@@ -342,8 +355,9 @@ def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool) -> dict:
     if overwrite:
         (out / shards.MANIFEST).unlink(missing_ok=True)
         (out / SKIP_REPORT).unlink(missing_ok=True)
-    for stale in out.glob(".shard-*.tmp-*"):  # left by a killed run
-        stale.unlink(missing_ok=True)
+    for pattern in (".shard-*.tmp-*", f".{shards.MANIFEST}.tmp-*", f".{SKIP_REPORT}.tmp-*"):
+        for stale in out.glob(pattern):  # left by a killed run
+            stale.unlink(missing_ok=True)
     args = cfg.arguments()
     if manifest is None:
         return {"arguments": args, "shards": {}, "skipped": {}}
@@ -393,7 +407,16 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             read_bank(cfg.kernel_bank, slice(0, 1))
         except ValueError as exc:
             raise SynthError(str(exc)) from None
+    inputs = {"sources": sources_digest(src, images),
+              "kernel_bank": None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)}
     manifest = prepare_output(out, cfg, overwrite)
+    # The plan is a function of the sorted file list: resuming over another
+    # list (photos added, removed or replaced) would mix two data sets.
+    before = manifest.setdefault("inputs", inputs)
+    if manifest["shards"] and before != inputs:
+        what = "the photos under --src" if before.get("sources") != inputs["sources"] else "the --kernels bank"
+        raise SynthError(f"{what} changed since {out} was started; pass --overwrite to start afresh, "
+                         "or choose another --out")
     tasks = plan_shards(len(images), cfg)
     summary = Summary(images=len(images), shards_total=len(tasks))
     todo = [t for t in tasks if t.name not in manifest["shards"] or not (out / t.name).is_file()]

@@ -324,3 +324,20 @@ def test_other_arguments_against_existing_output_are_refused(tmp_path):
     res = run("synthesize", "--src", src, "--out", out, "--workers", 1, "--seed", 3, "--overwrite", *SMALL)
     assert res.exit_code == 0
     assert json.loads((out / "manifest.json").read_text())["arguments"]["seed"] == 3
+
+
+def test_resuming_over_changed_photos_is_refused(tmp_path):
+    src = write_photos(tmp_path / "src", 4)
+    out = tmp_path / "out"
+    args = ["--workers", 1, "--shard-size", 2, *SMALL]
+    assert run("synthesize", "--src", src, "--out", out, *args).exit_code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["shards"]["shard-00001.h5"]  # as if killed before the last shard
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    write_photos(tmp_path / "more", 1, seed=9)
+    (tmp_path / "more" / "b" / "img000.png").rename(src / "b" / "img000a.png")  # sorts into the first shard
+    res = run("synthesize", "--src", src, "--out", out, *args)
+    assert res.exit_code == 2 and "the photos under --src changed" in res.output
+    (src / "b" / "img000a.png").unlink()
+    res = run("synthesize", "--src", src, "--out", out, *args)
+    assert res.exit_code == 0 and "1 were already done" in res.output
