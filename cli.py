@@ -264,6 +264,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write the samples as a PNG grid.")
 def inspect_cmd(folder, samples, seed, png):
     """Totals, per-shard counts and sizes, and a few samples (blurred | sharp | kernel) drawn in the terminal."""
+    import collections
+
     import numpy as np
 
     from blurgen import shards, terminal
@@ -273,24 +275,31 @@ def inspect_cmd(folder, samples, seed, png):
     if png:
         _check_output(png, overwrite=True)
     try:
+        manifests = _manifests(folder)
         infos = shards.find_shards(folder)
-        manifest = shards.read_manifest(folder)
     except shards.ShardError as exc:
         raise UserError(str(exc)) from None
     total = sum(i.count for i in infos)
     size = sum(i.path.stat().st_size for i in infos)
-    args = manifest.get("arguments", {})
+    args = next(iter(manifests.values())).get("arguments", {})
     click.echo(f"{folder}: {total:,} pairs in {len(infos)} shards, {_megabytes(size)}")
     with shards.ShardReader(infos[0].path) as r:
         codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
         click.echo(f"layout {r.layout}, images uint8 RGB, compression {codec or 'none'}, "
                    f"format version {r.attrs.get('format_version')}")
-    click.echo("options: " + ", ".join(f"{k}={v}" for k, v in sorted(args.items()) if k not in ("src",)))
+    click.echo("options: " + ", ".join(f"{k}={v}" for k, v in sorted(args.items()) if k not in ("src", "part")))
+    if len(manifests) > 1 or "part" in next(iter(manifests)):
+        click.echo(f"parts: {', '.join(sorted(manifests))}")
     for info in infos:
         click.echo(f"  {info.path.name}  {info.count:6d} pairs  {_megabytes(info.path.stat().st_size):>12s}")
-    skipped = sum(len(v) for v in manifest.get("skipped", {}).values())
-    if skipped:
-        click.echo(f"{skipped} source images skipped (see skipped.tsv)")
+    reasons = collections.Counter(row[1] for m in manifests.values() for rows in m.get("skipped", {}).values()
+                                  for row in rows)
+    if reasons:
+        click.echo(f"{sum(reasons.values())} source images skipped ("
+                   + ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())) + "; see skipped*.tsv)")
+    note = _unfinished(manifests)
+    if note:
+        click.echo(f"note: {note}")
     if total == 0 or samples < 1:
         return
     rng = np.random.default_rng(seed)
@@ -324,19 +333,52 @@ def verify_cmd(folder):
     from blurgen import shards
 
     try:
-        manifest = shards.read_manifest(folder)
-        if manifest is None:
-            raise shards.ShardError(f"{folder}: no manifest.json (not a shard folder made by `blurgen synthesize`)")
-        with tqdm(total=len(manifest["shards"]), unit="shard", file=sys.stderr, dynamic_ncols=True) as bar:
+        manifests = _manifests(folder)
+        total = sum(len(m["shards"]) for m in manifests.values())
+        with tqdm(total=total, unit="shard", file=sys.stderr, dynamic_ncols=True) as bar:
             checked, problems = shards.verify_folder(folder, progress=bar.update)
     except shards.ShardError as exc:
         raise UserError(str(exc)) from None
     for name, problem in problems:
         click.echo(f"BAD {name}: {problem}")
+    note = _unfinished(manifests)
+    if note:
+        click.echo(f"note: {note}")
     if problems:
         click.echo(f"{len(problems)} of {checked} shards are bad", err=True)
         sys.exit(1)
     click.echo(f"{checked} shards OK")
+
+
+def _manifests(folder) -> dict:
+    """The manifest(s) of a shard folder (a whole run, or the parts of a --part run), or ShardError."""
+    from pathlib import Path
+
+    from blurgen import shards
+
+    if not Path(folder).is_dir():
+        raise shards.ShardError(f"{folder}: no such shard folder")
+    manifests = shards.read_manifests(folder)
+    if not manifests:
+        raise shards.ShardError(f"{folder}: no manifest.json (not a shard folder made by `blurgen synthesize`)")
+    return manifests
+
+
+def _unfinished(manifests: dict) -> str | None:
+    """What a shard folder still lacks (shards not built yet, parts not started), or None."""
+    from blurgen import shards
+
+    built = sum(len(m["shards"]) for m in manifests.values())
+    planned = sum(m.get("planned", len(m["shards"])) for m in manifests.values())
+    parts = [shards.manifest_part(name) for name in manifests]
+    missing = [f"{i}/{n}" for n in {n for _, n in parts} if n > 1 for i in range(n) if (i, n) not in parts]
+    notes = []
+    if built < planned:
+        notes.append(f"{planned - built} of {planned} planned shards are not built yet "
+                     "(run the same synthesize command again to finish)")
+    if missing:
+        notes.append(f"parts {', '.join(missing)} have not been started")
+    return "; ".join(notes) or None
 
 
 # --- trainer: fit, eval, deblur ------------------------------------------------

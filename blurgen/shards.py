@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -35,6 +36,7 @@ CORE_DATASETS = ("blurred", "sharp", "kernel", "shape")
 # Chunk side for whole images (--full): random crops then read only the tiles
 # they touch.
 _TILE = 128
+_PART_MANIFEST = re.compile(r"manifest\.part-(\d+)-of-(\d+)\.json")
 
 
 class ShardError(ValueError):
@@ -267,26 +269,57 @@ def write_shard(
 # --- the manifest --------------------------------------------------------------
 
 
-def read_manifest(folder: str | os.PathLike) -> dict | None:
-    """The folder's manifest as a dict, or None if there is none.  Raises ShardError if it is unreadable."""
-    path = Path(folder) / MANIFEST
+def manifest_name(part: tuple[int, int] = (0, 1)) -> str:
+    """``manifest.json`` for a whole run; ``manifest.part-I-of-N.json`` for part I of N
+    (``synthesize --part I/N``), so that the parts of a job array can share a folder."""
+    i, n = part
+    return MANIFEST if n == 1 else f"manifest.part-{i}-of-{n}.json"
+
+
+def manifest_part(name: str) -> tuple[int, int] | None:
+    """The part (i, n) whose manifest is called ``name``; (0, 1) for ``manifest.json``, None for another name."""
+    if name == MANIFEST:
+        return (0, 1)
+    match = _PART_MANIFEST.fullmatch(name)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def part_manifests(folder: str | os.PathLike) -> dict[tuple[int, int], str]:
+    """The per-part manifests in ``folder``: {(i, n): file name}, in part order."""
+    found = {}
+    for path in Path(folder).glob("manifest.part-*-of-*.json"):
+        part = manifest_part(path.name)
+        if part is not None:
+            found[part] = path.name
+    return dict(sorted(found.items()))
+
+
+def read_manifest(folder: str | os.PathLike, name: str = MANIFEST) -> dict | None:
+    """The manifest ``name`` of ``folder`` as a dict, or None if there is none.
+
+    Raises ShardError if it exists but is unreadable.
+    """
+    path = Path(folder) / name
     if not path.exists():
         return None
     try:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ShardError(f"{path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or "shards" not in manifest:
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT \
+            or not isinstance(manifest.get("shards"), dict):
         raise ShardError(f"{path}: not a blurgen shard manifest")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise ShardError(f"{path}: manifest format {manifest['format_version']} is newer than this blurgen reads")
     return manifest
 
 
-def write_manifest(folder: str | os.PathLike, manifest: dict) -> None:
-    """Write ``manifest.json`` atomically.  ``manifest["shards"]`` maps shard file
+def write_manifest(folder: str | os.PathLike, manifest: dict, name: str = MANIFEST) -> None:
+    """Write a manifest atomically.  ``manifest["shards"]`` maps shard file
     name to ``{"count": int, "checksum": str, "bytes": int}``."""
-    path = Path(folder) / MANIFEST
+    path = Path(folder) / name
     manifest = {"format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, **manifest}
-    tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
     try:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
         os.replace(tmp, path)
@@ -294,23 +327,60 @@ def write_manifest(folder: str | os.PathLike, manifest: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def find_shards(folder: str | os.PathLike) -> list[ShardInfo]:
-    """The finished shards the folder's manifest lists, in name order.
+def same_dataset(a: dict, b: dict) -> bool:
+    """Whether two manifests' arguments describe one data set (parts of it, or all of it)."""
+    def strip(m):
+        return {k: v for k, v in (m.get("arguments") or {}).items() if k != "part"}
+    return strip(a) == strip(b)
 
+
+def read_manifests(folder: str | os.PathLike) -> dict[str, dict]:
+    """Every manifest of ``folder``, {file name: manifest}: ``manifest.json`` alone,
+    or the part manifests (parts of one ``--part I/N`` data set), or {}.
+
+    Raises ShardError if the folder mixes a whole run with parts, or parts of
+    different data sets.
+    """
+    folder = Path(folder)
+    whole = read_manifest(folder)
+    parts = {name: read_manifest(folder, name) for name in part_manifests(folder).values()}
+    if whole is not None and parts:
+        raise ShardError(f"{folder}: holds both {MANIFEST} and part manifests ({next(iter(parts))}); "
+                         "they are different data sets")
+    if whole is not None:
+        return {MANIFEST: whole}
+    counts = {n for _, n in part_manifests(folder)}
+    first = next(iter(parts.values()), None)
+    if len(counts) > 1 or any(not same_dataset(first, m) for m in parts.values()):
+        raise ShardError(f"{folder}: its part manifests are of different data sets "
+                         "(other arguments or another number of parts)")
+    return parts
+
+
+def _listed_shards(folder: Path) -> list[tuple[str, str, dict]]:
+    """(shard name, manifest name, manifest entry) of every listed shard, in name order."""
+    manifests = read_manifests(folder)
+    if not manifests:
+        raise ShardError(f"{folder}: no {MANIFEST} (not a shard folder made by `blurgen synthesize`)")
+    listed = [(shard, name, entry) for name, m in manifests.items() for shard, entry in m["shards"].items()]
+    return sorted(listed)
+
+
+def find_shards(folder: str | os.PathLike) -> list[ShardInfo]:
+    """The finished shards the folder's manifest(s) list, in name order.
+
+    The parts of a ``--part`` data set that share a folder are read as one.
     Raises ShardError with a one-line message if the folder, its manifest or a
-    listed shard is missing.
+    listed shard is missing, or if no shard is listed.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ShardError(f"{folder}: no such shard folder")
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise ShardError(f"{folder}: no {MANIFEST} (not a shard folder made by `blurgen synthesize`)")
     infos = []
-    for name, entry in sorted(manifest["shards"].items()):
-        path = folder / name
+    for shard, manifest, entry in _listed_shards(folder):
+        path = folder / shard
         if not path.is_file():
-            raise ShardError(f"{path}: listed in {MANIFEST} but missing")
+            raise ShardError(f"{path}: listed in {manifest} but missing")
         infos.append(ShardInfo(path, int(entry["count"]), entry.get("checksum", "")))
     if not infos:
         raise ShardError(f"{folder}: the manifest lists no finished shard")
@@ -461,16 +531,16 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
 
 
 def verify_folder(folder: str | os.PathLike, progress=None) -> tuple[int, list[tuple[str, str]]]:
-    """Verify every shard the folder's manifest lists: (shards checked, [(name, problem)])."""
+    """Verify every shard the folder's manifest(s) list: (shards checked, [(name, problem)])."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    if manifest is None:
-        raise ShardError(f"{folder}: no {MANIFEST} (not a shard folder made by `blurgen synthesize`)")
+    if not folder.is_dir():
+        raise ShardError(f"{folder}: no such shard folder")
+    listed = _listed_shards(folder)
     problems = []
-    for name, entry in sorted(manifest["shards"].items()):
+    for name, _, entry in listed:
         problem = verify_shard(folder / name, entry)
         if problem:
             problems.append((name, problem))
         if progress:
             progress(1)
-    return len(manifest["shards"]), problems
+    return len(listed), problems

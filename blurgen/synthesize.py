@@ -330,54 +330,90 @@ def sources_digest(src: Path, images: list[str]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool) -> dict:
-    """Check or create the output folder and return its manifest (new or resumed).
+def output_names(part: tuple[int, int]) -> tuple[str, str]:
+    """(manifest, skip report) file names of a run: ``manifest.json`` and
+    ``skipped.tsv``, or ``manifest.part-I-of-N.json`` and ``skipped.part-I-of-N.tsv``
+    for part I of N, so that the parts of a job array can share one folder."""
+    i, n = part
+    return shards.manifest_name(part), SKIP_REPORT if n == 1 else f"skipped.part-{i}-of-{n}.tsv"
 
-    Refuses an existing output made with other arguments (unless ``overwrite``,
-    which removes the shards the manifest lists, the manifest and the report).
+
+def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[ShardTask]) -> dict:
+    """Check or create the output folder and return this run's manifest (new or resumed).
+
+    Refuses an output that holds another data set — its own manifest with
+    other arguments, a whole run where parts are being built or the reverse,
+    parts of another data set — unless ``overwrite``: then those manifests,
+    their skip reports and this run's planned shards are removed (a whole run
+    also removes every shard the old manifests list; a part never touches the
+    shards of other parts).
     """
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SynthError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK):
+    if not os.access(out, os.W_OK | os.X_OK):
         raise SynthError(f"{out}: not writable")
-    try:
-        manifest = shards.read_manifest(out)
-    except shards.ShardError as exc:
-        if not overwrite:
-            raise SynthError(f"{exc}; pass --overwrite to start afresh") from None
-        manifest = None
-    if manifest is not None and overwrite:
-        for name in manifest.get("shards", {}):
-            (out / name).unlink(missing_ok=True)
-        manifest = None
-    if overwrite:
-        (out / shards.MANIFEST).unlink(missing_ok=True)
-        (out / SKIP_REPORT).unlink(missing_ok=True)
-    for pattern in (".shard-*.tmp-*", f".{shards.MANIFEST}.tmp-*", f".{SKIP_REPORT}.tmp-*"):
-        for stale in out.glob(pattern):  # left by a killed run
-            stale.unlink(missing_ok=True)
+    own, report = output_names(cfg.part)
     args = cfg.arguments()
-    if manifest is None:
+    conflicts = {}  # manifest name -> manifest (None: unreadable) of another data set or run
+    for name in [shards.MANIFEST, *shards.part_manifests(out).values()]:
+        if not (out / name).exists():
+            continue
+        try:
+            manifest = shards.read_manifest(out, name)
+        except shards.ShardError:
+            manifest = None
+        if name == own:
+            ok = manifest is not None and manifest.get("arguments") == args
+        else:  # another part of the same data set is a sibling, anything else is in the way
+            ok = manifest is not None and cfg.part[1] > 1 and name != shards.MANIFEST \
+                and shards.same_dataset(manifest, {"arguments": args})
+        if not ok:
+            conflicts[name] = manifest
+    if conflicts and not overwrite:
+        name, manifest = next(iter(conflicts.items()))
+        if manifest is None:
+            why = "is not a readable manifest"
+        elif name == own:
+            old = manifest.get("arguments") or {}
+            why = f"lists shards made with other arguments (differs in: {', '.join(_differences(old, args))})"
+        else:
+            why = "belongs to another data set" if cfg.part[1] > 1 or name == shards.MANIFEST else "is a part of a --part run"
+        raise SynthError(f"{out / name} {why}; pass --overwrite to start afresh, or choose another --out")
+    doomed = {t.name for t in tasks}
+    for name, manifest in conflicts.items():
+        if cfg.part[1] == 1 and manifest is not None:  # a whole run owns the folder
+            doomed.update(manifest["shards"])
+        (out / name).unlink(missing_ok=True)
+        (out / output_names(shards.manifest_part(name))[1]).unlink(missing_ok=True)
+    if conflicts:
+        for name in doomed:
+            (out / name).unlink(missing_ok=True)
+        (out / report).unlink(missing_ok=True)
+    # Temporary files a killed run of this part left (never another part's).
+    for name in [own, report, *(t.name for t in tasks)]:
+        for stale in out.glob(f".{name}.tmp-*"):
+            stale.unlink(missing_ok=True)
+    if own in conflicts or not (out / own).exists():
         return {"arguments": args, "shards": {}, "skipped": {}}
-    if manifest.get("arguments") != args:
-        old = manifest.get("arguments") or {}
-        diff = sorted(k for k in set(old) | set(args) if old.get(k) != args.get(k))
-        raise SynthError(f"{out} holds shards made with other arguments (differs in: {', '.join(diff)}); "
-                         "pass --overwrite to start afresh, or choose another --out")
-    return manifest
+    return shards.read_manifest(out, own)
 
 
-def write_skip_report(out: Path, manifest: dict) -> None:
-    rows = [row for name in sorted(manifest["skipped"]) for row in manifest["skipped"][name]]
-    tmp = out / f".{SKIP_REPORT}.tmp-{os.getpid()}"
+def _differences(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> None:
+    """Write the skip report ``name`` (path, reason, detail; tab-separated) atomically."""
+    rows = [row for shard in sorted(manifest["skipped"]) for row in manifest["skipped"][shard]]
+    tmp = out / f".{name}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         f.write("path\treason\tdetail\n")
         for path, reason, detail in rows:
             f.write(f"{path}\t{reason}\t{detail}\n")
-    os.replace(tmp, out / SKIP_REPORT)
+    os.replace(tmp, out / name)
 
 
 def _relay(queue, progress: Callable[[int], None] | None) -> None:
@@ -410,7 +446,9 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             raise SynthError(str(exc)) from None
     inputs = {"sources": sources_digest(src, images),
               "kernel_bank": None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)}
-    manifest = prepare_output(out, cfg, overwrite)
+    tasks = plan_shards(len(images), cfg)
+    manifest = prepare_output(out, cfg, overwrite, tasks)
+    manifest_file, report_file = output_names(cfg.part)
     # The plan is a function of the sorted file list: resuming over another
     # list (photos added, removed or replaced) would mix two data sets.
     before = manifest.setdefault("inputs", inputs)
@@ -418,7 +456,10 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
         what = "the photos under --src" if before.get("sources") != inputs["sources"] else "the --kernels bank"
         raise SynthError(f"{what} changed since {out} was started; pass --overwrite to start afresh, "
                          "or choose another --out")
-    tasks = plan_shards(len(images), cfg)
+    manifest["planned"] = len(tasks)
+    # Written before any work: the arguments are on record, and the parts of a
+    # job array see each other.
+    shards.write_manifest(out, manifest, manifest_file)
     summary = Summary(images=len(images), shards_total=len(tasks))
     todo = [t for t in tasks if t.name not in manifest["shards"] or not (out / t.name).is_file()]
     summary.shards_done_before = len(tasks) - len(todo)
@@ -432,8 +473,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
         manifest["shards"][name] = result
         if skipped:
             manifest["skipped"][name] = skipped
-        shards.write_manifest(out, manifest)
-        write_skip_report(out, manifest)
+        shards.write_manifest(out, manifest, manifest_file)
+        write_skip_report(out, manifest, report_file)
         summary.shards_built += 1
 
     if workers <= 1 or len(jobs) <= 1:
@@ -457,8 +498,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             for task in todo:
                 for stale in out.glob(f".{task.name}.tmp-*"):
                     stale.unlink(missing_ok=True)
-    if not (out / SKIP_REPORT).exists():
-        write_skip_report(out, manifest)
+    if not (out / report_file).exists():
+        write_skip_report(out, manifest, report_file)
     summary.seconds = time.perf_counter() - started
     for name, entry in manifest["shards"].items():
         summary.samples += entry["count"]

@@ -54,6 +54,14 @@ def datasets(folder: Path) -> dict:
     return out
 
 
+def listed_shards(folder: Path) -> dict:
+    """The shards manifest.json lists so far ({} while there is none)."""
+    try:
+        return json.loads((folder / "manifest.json").read_text())["shards"]
+    except (OSError, ValueError):
+        return {}
+
+
 def assert_same(a: dict, b: dict):
     assert a.keys() == b.keys()
     for key in a:
@@ -209,7 +217,7 @@ def test_resume_after_kill_equals_an_uninterrupted_run(tmp_path):
     cmd = [sys.executable, "-c", "from cli import blurgen; blurgen()", "synthesize", "--src", str(src), "--out", str(out), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and not (out / "manifest.json").exists():
+    while time.time() < deadline and not listed_shards(out):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -341,3 +349,27 @@ def test_resuming_over_changed_photos_is_refused(tmp_path):
     (src / "b" / "img000a.png").unlink()
     res = run("synthesize", "--src", src, "--out", out, *args)
     assert res.exit_code == 0 and "1 were already done" in res.output
+
+
+def test_parts_of_a_job_array_share_one_folder(tmp_path):
+    src = write_photos(tmp_path / "src", 5)
+    args = ["--workers", 1, "--shard-size", 2, *SMALL]
+    assert run("synthesize", "--src", src, "--out", tmp_path / "whole", *args).exit_code == 0
+    shared = tmp_path / "shared"
+    for i in (1, 0):
+        res = run("synthesize", "--src", src, "--out", shared, "--part", f"{i}/2", *args)
+        assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in shared.glob("manifest*")) == ["manifest.part-0-of-2.json", "manifest.part-1-of-2.json"]
+    assert [i.path.name for i in shards.find_shards(shared)] == ["shard-00000.h5", "shard-00001.h5", "shard-00002.h5"]
+    assert_same(datasets(shared), datasets(tmp_path / "whole"))
+    res = run("verify", shared)
+    assert res.exit_code == 0 and "3 shards OK" in res.output
+    # A part of another data set, or a whole run, is refused; --overwrite on a whole run takes the folder.
+    res = run("synthesize", "--src", src, "--out", shared, "--part", "0/2", "--seed", 5, *args)
+    assert res.exit_code == 2 and "manifest.part-0-of-2.json lists shards made with other arguments" in res.output
+    res = run("synthesize", "--src", src, "--out", shared, *args)
+    assert res.exit_code == 2 and "is a part of a --part run" in res.output
+    res = run("synthesize", "--src", src, "--out", shared, "--overwrite", *args)
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "shard-00000.h5", "shard-00001.h5",
+                                                        "shard-00002.h5", "skipped.tsv"]
