@@ -8,7 +8,11 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
 * synthesize with 1 worker and with all workers;
 * the I/O floor: decoding the same JPEGs and writing the same crops, unblurred,
   through the same shard writer (one process);
-* the trainer's side: random 256x256 crop reads from the shards (warm page cache).
+* the trainer's side: random 256x256 crop reads from the shards (warm page cache);
+* the shard codec: writing and randomly reading the same pairs stored
+  uncompressed, with LZF and with gzip-1 (one sample per chunk), which is how
+  the format's "uncompressed" was chosen;
+* the cost of each realism option per 256x256 crop (blur and camera only).
 """
 import argparse
 import os
@@ -22,9 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "data"))
+import h5py  # noqa: E402
+
 from blurgen import shards  # noqa: E402
+from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
-from blurgen.synthesize import SynthConfig, synthesize  # noqa: E402
+from blurgen.synthesize import SynthConfig, blur_sample, synthesize  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
 
 
@@ -60,6 +67,64 @@ def crop_reads(folder: Path, crop: int, seconds: float = 3.0) -> float:
     return n / (time.perf_counter() - started)
 
 
+def random_crops(src: Path, crop: int, n: int) -> np.ndarray:
+    """(n, crop, crop, 3) uint8 random crops of the photos under ``src``."""
+    photos = [load_rgb(src / rel) for rel in find_images(src)[:64]]
+    rng = np.random.default_rng(1)
+    out = np.empty((n, crop, crop, 3), np.uint8)
+    for i in range(n):
+        p = photos[rng.integers(len(photos))]
+        y, x = rng.integers(0, p.shape[0] - crop + 1), rng.integers(0, p.shape[1] - crop + 1)
+        out[i] = p[y : y + crop, x : x + crop]
+    return out
+
+
+def codecs(folder: Path, pairs: np.ndarray, seconds: float = 2.0) -> list[tuple[str, float, float, float]]:
+    """(codec, write pairs/s, size / raw size, random pair reads/s) for each candidate codec."""
+    n, crop = len(pairs), pairs.shape[1]
+    rows = []
+    for name, options in (("none", {}), ("lzf", {"compression": "lzf"}),
+                          ("gzip-1", {"compression": "gzip", "compression_opts": 1}),
+                          ("gzip-1+shuffle", {"compression": "gzip", "compression_opts": 1, "shuffle": True})):
+        path = folder / f"codec-{name}.h5"
+        started = time.perf_counter()
+        with h5py.File(path, "w") as f:
+            for key in ("blurred", "sharp"):
+                f.create_dataset(key, data=pairs, chunks=(1, crop, crop, 3), **options)
+        write = n / (time.perf_counter() - started)
+        ratio = path.stat().st_size / (2 * pairs.nbytes)
+        rng = np.random.default_rng(0)
+        with h5py.File(path, "r") as f:
+            blurred, sharp = f["blurred"], f["sharp"]
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                i = int(rng.integers(n))
+                blurred[i], sharp[i]
+                count += 1
+        rows.append((name, write, ratio, count / (time.perf_counter() - started)))
+    return rows
+
+
+def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
+    """(option, ms per crop) of blurring + camera effects alone, on crop + kernel margin windows."""
+    kernels = make_kernels(kernel_seeds(0, len(crops)))
+    margin = kernels.psf.shape[-1] - 1
+    rng = np.random.default_rng(0)
+    windows = [np.pad(c, ((margin // 2 + 1, margin // 2), (margin // 2 + 1, margin // 2), (0, 0)), mode="reflect")
+               for c in crops]
+    effects = {"saturation_gain": 3.0, "noise_shot": 1e-3, "noise_read": 5e-3, "jpeg_quality": 85}
+    rows = []
+    for name, options in (("plain (DeblurGAN)", {}), ("--linear", {"linear": True}), ("--saturate", {"saturate": True}),
+                          ("--noise", {"noise": True}), ("--jpeg-quality 85", {"jpeg_quality": (85, 85)}),
+                          ("all four", {"linear": True, "saturate": True, "noise": True, "jpeg_quality": (85, 85)})):
+        cfg = SynthConfig(src=Path("."), crop=crop, **options)
+        started = time.perf_counter()
+        for window, psf in zip(windows, kernels.psf):
+            blur_sample(window, psf, cfg, rng, effects)
+        rows.append((name, (time.perf_counter() - started) / len(windows) * 1e3))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=800)
@@ -79,6 +144,9 @@ def main():
         (tmp / "floor").mkdir()
         floor = io_floor(tmp / "photos", tmp / "floor", args.crop, shard_size)
         reads = crop_reads(tmp / "shards1", args.crop)
+        pairs = random_crops(tmp / "photos", args.crop, 256)
+        codec_rows = codecs(tmp, pairs)
+        realism = realism_costs(pairs[:100], args.crop)
     print(f"machine: {os.cpu_count()} cores; {args.photos} photos 640x480 JPEG, {args.crop}x{args.crop} crops, "
           f"fresh 64x64 kernels, shards of {shard_size}")
     print(f"I/O floor (decode + write, unblurred, 1 process) : {floor:8.1f} pairs/s")
@@ -88,6 +156,13 @@ def main():
     if len(rates) > 1:
         print(f"scaling 1 -> {args.workers} workers                        : {rates[args.workers] / rates[1]:8.2f}x")
     print(f"trainer-side random {args.crop} crop reads (warm cache)     : {reads:8.0f} pairs/s on 1 core")
+    print(f"\nshard codec, {len(pairs)} pairs of {args.crop}x{args.crop}, chunk = 1 sample, 1 core, warm cache:")
+    print("  codec            write pairs/s   size   random pair reads/s")
+    for name, write, ratio, read in codec_rows:
+        print(f"  {name:15s}  {write:13.0f}  {ratio:5.2f}x  {read:20.0f}")
+    print(f"\nblur + camera per {args.crop}x{args.crop} crop (fresh 64x64 kernels, 1 core):")
+    for name, ms in realism:
+        print(f"  {name:20s} {ms:6.2f} ms  ({1e3 / ms:5.0f} crops/s)")
 
 
 if __name__ == "__main__":

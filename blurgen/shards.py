@@ -400,9 +400,12 @@ class ShardReader:
         self.path = Path(path)
         self._file = None
         self._layout = self._count = self._shape = None
+        self._pair = None  # (blurred, sharp) h5py datasets of the crops layout
+        self._raw = False  # crops stored uncompressed, one per chunk: read chunks directly
 
     def __getstate__(self):
-        return {"path": self.path, "_file": None, "_layout": None, "_count": None, "_shape": None}
+        return {"path": self.path, "_file": None, "_layout": None, "_count": None, "_shape": None,
+                "_pair": None, "_raw": False}
 
     def __enter__(self):
         return self
@@ -426,10 +429,16 @@ class ShardReader:
                 f.close()
                 raise ShardError(f"{self.path}: shard format {f.attrs['format_version']} is newer than this blurgen reads")
             self._file = f
-            # Attribute look-ups cost ~0.1 ms each in h5py: read them once per open.
+            # Attribute and dataset look-ups cost ~0.1 ms each in h5py, as much
+            # as reading a 256x256 pair: do them once per open.
             self._layout = str(f.attrs["layout"])
             self._count = int(f.attrs["count"])
-            self._shape = tuple(int(s) for s in f["blurred"].shape[1:3]) if self._layout == "crops" else None
+            if self._layout == "crops":
+                self._pair = (f["blurred"], f["sharp"])
+                self._shape = tuple(int(s) for s in self._pair[0].shape[1:3])
+                whole = (1, *self._shape, 3)
+                self._raw = all(ds.chunks == whole and ds.compression is None and not ds.shuffle
+                                and not ds.fletcher32 and ds.scaleoffset is None for ds in self._pair)
         return self._file
 
     @property
@@ -468,12 +477,21 @@ class ShardReader:
         i = self._check(i)
         window = (slice(None), slice(None)) if box is None else (slice(box[0], box[2]), slice(box[1], box[3]))
         try:
+            if self._raw:
+                return self._read_chunk(0, i, window), self._read_chunk(1, i, window)
             if self.layout == "crops":
-                return self.file["blurred"][(i, *window)], self.file["sharp"][(i, *window)]
+                return self._pair[0][(i, *window)], self._pair[1][(i, *window)]
             key = f"{i:06d}"
             return self.file["blurred"][key][window], self.file["sharp"][key][window]
         except (OSError, KeyError) as exc:
             raise ShardError(f"{self.path}: sample {i} unreadable ({exc})") from None
+
+    def _read_chunk(self, which: int, i: int, window: tuple[slice, slice]) -> np.ndarray:
+        # An uncompressed sample is one chunk of raw bytes: reading it whole and
+        # cutting the window in memory is 2x faster than an h5py selection.
+        _, data = self._pair[which].id.read_direct_chunk((i, 0, 0, 0))
+        image = np.frombuffer(data, np.uint8).reshape(*self._shape, 3)
+        return image[window].copy()
 
     def fields(self) -> list[str]:
         """Names of the per-sample fields besides the images."""
@@ -493,7 +511,8 @@ class ShardReader:
         if self._file is not None:
             self._file.close()
             self._file = None
-            self._layout = self._count = self._shape = None
+            self._layout = self._count = self._shape = self._pair = None
+            self._raw = False
 
 
 # --- checking ------------------------------------------------------------------

@@ -116,3 +116,24 @@ def test_empty_shard_keeps_its_fields(tmp_path):
     with shards.ShardReader(tmp_path / "e.h5") as r:
         assert len(r) == 0 and r.file["kernel"].shape == (0, 7, 7)
         assert r.file["crop_box"].shape == (0, 4) and r.file["blurred"].shape == (0, 8, 8, 3)
+
+
+def test_raw_chunk_reads_equal_h5py_reads_and_compressed_shards_still_read(tmp_path):
+    import h5py
+
+    path, blurred, sharp = make(tmp_path, n=4, shape=(9, 7))
+    compressed = tmp_path / "lzf.h5"
+    with h5py.File(path) as src, h5py.File(compressed, "w") as dst:
+        for name in src:
+            options = {"compression": "lzf", "chunks": (1, 9, 7, 3)} if name in ("blurred", "sharp") else {}
+            dst.create_dataset(name, data=src[name][()], **options)
+        dst.attrs.update(src.attrs)
+    for p in (path, compressed):
+        with shards.ShardReader(p) as r:
+            assert r._raw == (p == path)
+            for i, box in ((0, None), (3, (2, 1, 8, 6)), (-1, (0, 0, 9, 7))):
+                b, s = r.read_pair(i, box=box)
+                window = np.s_[:, :] if box is None else np.s_[box[0] : box[2], box[1] : box[3]]
+                np.testing.assert_array_equal(b, blurred[i][window])
+                np.testing.assert_array_equal(s, sharp[i][window])
+                assert b.flags.writeable and s.flags.writeable
