@@ -31,26 +31,22 @@ def convolve_valid(region: np.ndarray, psf: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    region : (H + k - 1, W + k - 1) or (H + k - 1, W + k - 1, C) float32
-        The output window plus ``margins(k)`` on each side.
-    psf : (k, k) float
+    region : (H + a - 1, W + b - 1) or (H + a - 1, W + b - 1, C) float32
+        The output window plus the kernel's margins (``margins(k)`` on each
+        side for a (k, k) PSF).
+    psf : (a, b) float
         The blur kernel (not flipped: the kernel stored is the blur applied).
 
     Returns
     -------
-    (H, W[, C]) float32 — ``out[y, x] = sum_ij psf[i, j] * region[y + k-1 - i, x + k-1 - j]``.
+    (H, W[, C]) float32 — ``out[y, x] = sum_ij psf[i, j] * region[y + a-1 - i, x + b-1 - j]``.
     """
-    k = psf.shape[0]
-    h, w = region.shape[0] - (k - 1), region.shape[1] - (k - 1)
-    rows, cols = np.nonzero(psf)
-    if rows.size == 0:
+    h, w = region.shape[0] - (psf.shape[0] - 1), region.shape[1] - (psf.shape[1] - 1)
+    if not psf.any():
         return np.zeros((h, w, *region.shape[2:]), np.float32)
-    # Only the kernel's support matters: a 64x64 camera-shake PSF is mostly
-    # zeros (a typical support is ~15 px), and the cost grows with its area.
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    support = np.ascontiguousarray(psf[r0:r1, c0:c1], dtype=np.float32)
-    sub = region[k - r1 : k - r1 + h + (r1 - r0) - 1, k - c1 : k - c1 + w + (c1 - c0) - 1]
+    sub, support = trim_to_support(region, psf)
     sub = np.ascontiguousarray(sub, dtype=np.float32)
+    support = np.ascontiguousarray(support, dtype=np.float32)
     if support.size <= _DIRECT_MAX_TAPS:
         # Direct filtering: filter2D correlates, and correlating with the
         # flipped kernel anchored at its top-left tap is the convolution above.
@@ -60,6 +56,25 @@ def convolve_valid(region: np.ndarray, psf: np.ndarray) -> np.ndarray:
     else:
         out = _fft_convolve_valid(sub, support)
     return out.astype(np.float32, copy=False)
+
+
+def trim_to_support(region: np.ndarray, psf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(region, psf)`` cut down to the PSF's non-zero box, for the same valid convolution.
+
+    A 64x64 camera-shake PSF is mostly zeros (a typical support is ~15 px
+    across) and the cost of a convolution grows with the kernel's area, so
+    only its support and the part of the region that support reaches are
+    kept.  ``region`` is (H + a - 1, W + b - 1[, C]) for an (a, b) ``psf``;
+    the results are views.  A PSF without non-zero taps comes back whole.
+    """
+    rows, cols = np.flatnonzero(psf.any(axis=1)), np.flatnonzero(psf.any(axis=0))
+    if rows.size == 0:
+        return region, psf
+    a, b = psf.shape
+    h, w = region.shape[0] - (a - 1), region.shape[1] - (b - 1)
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    sub = region[a - r1 : a - r1 + h + (r1 - r0) - 1, b - c1 : b - c1 + w + (c1 - c0) - 1]
+    return sub, psf[r0:r1, c0:c1]
 
 
 def _fft_convolve_valid(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:

@@ -147,6 +147,7 @@ def blur_sample(region: np.ndarray, psf: np.ndarray, cfg: SynthConfig, rng: np.r
 
     Returns (h, w, 3) uint8 RGB.
     """
+    region, psf = blur.trim_to_support(region, psf)  # convert only the pixels the blur reads
     linear = cfg.linear or cfg.saturate
     if linear:
         image = blur.LINEAR_LUT[region]

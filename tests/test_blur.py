@@ -63,3 +63,15 @@ def test_sensor_noise_has_the_poisson_gaussian_variance():
         noisy = blur.add_sensor_noise(np.full((400, 400, 3), level, np.float32), shot, read, rng)
         assert noisy.mean() == pytest.approx(level, abs=2e-3)
         assert noisy.var() == pytest.approx(shot * level + read**2, rel=0.03)
+
+
+def test_trimming_to_the_support_changes_nothing():
+    rng = np.random.default_rng(4)
+    psf = np.zeros((16, 16), np.float32)
+    psf[9:12, 3:14] = rng.random((3, 11))  # off-centre, wider than tall
+    region = rng.random((40 + 15, 30 + 15, 3)).astype(np.float32)
+    sub, support = blur.trim_to_support(region, psf)
+    assert support.shape == (3, 11) and sub.shape == (40 + 2, 30 + 10, 3)
+    np.testing.assert_allclose(blur.convolve_valid(sub, support), blur.convolve_valid(region, psf), atol=1e-6)
+    want = np.stack([signal.convolve2d(region[..., c], psf, mode="valid") for c in range(3)], -1)
+    np.testing.assert_allclose(blur.convolve_valid(sub, support), want, atol=2e-6)
