@@ -189,7 +189,8 @@ def _megabytes(n: int) -> str:
               help="Draw kernels from this bank (blurgen make-kernels). [default: a fresh kernel per sample]")
 @click.option("--kernel-size", type=int, default=64, show_default=True, help="Fresh kernels: PSF side.")
 @click.option("--iters", type=int, default=2000, show_default=True, help="Fresh kernels: trajectory samples.")
-@click.option("--max-len", type=float, default=60.0, show_default=True, help="Fresh kernels: trajectory length, px.")
+@click.option("--max-len", type=float, default=None,
+              help="Fresh kernels: trajectory length, px. [default: 60, or what --kernel-size fits]")
 @click.option("--expl", type=float, default=None, help="Fresh kernels: anxiety. [default: drawn]")
 @click.option("--fraction", type=float, default=None, help="Fresh kernels: exposure fraction. [default: drawn]")
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
@@ -216,12 +217,15 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     from tqdm import tqdm
 
     from blurgen.kernels import KernelSpec
-    from blurgen.synthesize import SynthConfig, SynthError, synthesize
+    from blurgen.psf import max_extent
+    from blurgen.synthesize import SynthConfig, SynthError, output_names, synthesize
 
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     try:
+        if max_len is None:
+            max_len = min(60.0, max_extent(kernel_size)) if kernel_size >= 3 else 60.0
         spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                           shard_size=shard_size, seed=seed, part=_parse_part(part),
@@ -251,7 +255,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
-        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {Path(out) / 'skipped.tsv'}")
+        report = Path(out) / output_names(cfg.part)[1]
+        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}")
     if summary.shards_built and summary.seconds > 0:
         built = bars[0].n
         click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")

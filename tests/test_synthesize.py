@@ -373,3 +373,12 @@ def test_parts_of_a_job_array_share_one_folder(tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "shard-00000.h5", "shard-00001.h5",
                                                         "shard-00002.h5", "skipped.tsv"]
+
+
+def test_kernel_length_defaults_to_what_a_small_kernel_fits(tmp_path):
+    src = write_photos(tmp_path / "src", 1)
+    res = run("synthesize", "--src", src, "--out", tmp_path / "out", "--workers", 1,
+              "--kernel-size", 15, "--iters", 200, "--crop", 32)
+    assert res.exit_code == 0, res.output
+    spec = json.loads((tmp_path / "out" / "manifest.json").read_text())["arguments"]["kernel_spec"]
+    assert spec["size"] == 15 and spec["max_len"] == 13.0  # 60 px would not fit a 15x15 PSF
