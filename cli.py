@@ -200,7 +200,7 @@ def _megabytes(n: int) -> str:
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: all cores]")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays.")
+@click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays; the parts may share --out.")
 @click.option("--linear", is_flag=True, help="Blur in linear light (undo the sRGB curve, blur, redo it).")
 @click.option("--saturate", is_flag=True, help="Boost clipped highlights, blur, clip, in linear light (implies --linear).")
 @click.option("--noise", is_flag=True, help="Add Poisson-Gaussian sensor noise of a random level.")
