@@ -211,6 +211,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import collections
     import os
+    import signal
     import sys
     from pathlib import Path
 
@@ -238,6 +239,10 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     def start(n):
         bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
 
+    def terminated(signum, frame):
+        raise KeyboardInterrupt  # a batch scheduler's time limit: stop as cleanly as on Ctrl-C
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=lambda n: bars[0].update(n),
                              on_start=start)
@@ -247,6 +252,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         click.echo("interrupted: finished shards are kept; run the same command again to resume", err=True)
         sys.exit(130)
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before

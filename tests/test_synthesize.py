@@ -382,3 +382,25 @@ def test_kernel_length_defaults_to_what_a_small_kernel_fits(tmp_path):
     assert res.exit_code == 0, res.output
     spec = json.loads((tmp_path / "out" / "manifest.json").read_text())["arguments"]["kernel_spec"]
     assert spec["size"] == 15 and spec["max_len"] == 13.0  # 60 px would not fit a 15x15 PSF
+
+
+def test_terminated_pool_run_stops_cleanly_and_resumes(tmp_path):
+    # SIGTERM (a scheduler's time limit) takes the Ctrl-C path: workers stopped,
+    # their half-written shards removed, no traceback, exit 130.
+    src = write_photos(tmp_path / "src", 30, size=(48, 48))
+    out = tmp_path / "out"
+    args = ["--shard-size", "1", "--workers", "2", "--kernel-size", "15", "--iters", "2000", "--max-len", "10",
+            "--crop", "32"]
+    cmd = [sys.executable, "-c", "from cli import blurgen; blurgen()", "synthesize", "--src", str(src),
+           "--out", str(out), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not listed_shards(out):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"Traceback" not in err and b"interrupted" in err
+    assert 0 < len(listed_shards(out)) < 30, "the run was not interrupted mid-way"
+    assert not list(out.glob(".*tmp*"))
+    assert run("synthesize", "--src", src, "--out", out, *args).exit_code == 0
+    assert len(listed_shards(out)) == 30
