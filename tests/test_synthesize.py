@@ -18,7 +18,7 @@ from scipy import signal as sps
 from blurgen import shards
 from blurgen.blur import convolve_valid, linear_to_srgb, srgb_to_linear
 from blurgen.kernels import KernelSpec, read_bank, write_bank
-from blurgen.sources import SkipImage, find_images, load_rgb
+from blurgen.sources import load_rgb
 from blurgen.synthesize import SynthConfig, synthesize
 from cli import blurgen
 
@@ -86,49 +86,6 @@ def test_srgb_roundtrip():
     x = np.linspace(0, 1, 1001, dtype=np.float32)
     np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=2e-6)
     assert srgb_to_linear(np.float32(0.5)) == pytest.approx(0.21404, abs=1e-4)
-
-
-# --- sources ------------------------------------------------------------------
-
-
-def test_load_rgb_converts_odd_images_and_skips_broken_ones(tmp_path):
-    rgb = np.random.default_rng(1).integers(0, 256, (60, 100, 3), dtype=np.uint8)
-    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
-    Image.fromarray(np.dstack([rgb, np.full((60, 100), 7, np.uint8)])).save(tmp_path / "rgba.png")
-    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(tmp_path / "deep.png")  # 16-bit
-    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
-    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90° clockwise to view
-    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", exif=exif)
-    assert load_rgb(tmp_path / "grey.png").shape == (60, 100, 3)
-    np.testing.assert_array_equal(load_rgb(tmp_path / "grey.png")[..., 2], rgb[..., 0])
-    np.testing.assert_array_equal(load_rgb(tmp_path / "rgba.png"), rgb)
-    np.testing.assert_array_equal(load_rgb(tmp_path / "deep.png")[..., 0], rgb[..., 1])
-    assert load_rgb(tmp_path / "palette.png").shape == (60, 100, 3)
-    assert abs(load_rgb(tmp_path / "cmyk.jpg").astype(int) - rgb).mean() < 12
-    assert load_rgb(tmp_path / "rotated.jpg").shape == (100, 60, 3)
-
-    good = tmp_path / "cmyk.jpg"
-    (tmp_path / "truncated.jpg").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    (tmp_path / "empty.jpg").write_bytes(b"")
-    (tmp_path / "text.jpg").write_text("not an image")
-    reasons = {}
-    for name in ("truncated.jpg", "empty.jpg", "text.jpg"):
-        with pytest.raises(SkipImage) as info:
-            load_rgb(tmp_path / name)
-        reasons[name] = info.value.reason
-    assert reasons == {"truncated.jpg": "corrupt", "empty.jpg": "empty", "text.jpg": "not-an-image"}
-    with pytest.raises(SkipImage) as info:
-        load_rgb(tmp_path / "grey.png", max_pixels=1000)
-    assert info.value.reason == "too-large"
-
-
-def test_find_images_is_sorted_recursive_and_case_insensitive(tmp_path):
-    for rel in ("b/x.JPG", "a/z.png", "a/y.txt", ".hidden/q.jpg", "c.TIFF"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(b"")
-    assert find_images(tmp_path) == ["a/z.png", "b/x.JPG", "c.TIFF"]
 
 
 # --- synthesize ---------------------------------------------------------------
