@@ -268,6 +268,30 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
 
 
+def _describe_arguments(args: dict) -> str:
+    """How a shard folder was made, in a few readable lines (from its manifest's arguments)."""
+    if not args:
+        return "made with: (no arguments recorded)"
+    if args.get("full"):
+        samples = "whole photos less the kernel's margin"
+    else:
+        samples = f"{args.get('crops_per_image')} random {args.get('crop')}x{args.get('crop')} crop(s) per photo"
+    if args.get("downscale", 1) != 1:
+        samples += f", photos downscaled by {args['downscale']:g}"
+    spec = args.get("kernel_spec") or {}
+    if args.get("kernel_bank"):
+        kernels = f"kernels drawn from the bank {args['kernel_bank']}"
+    else:
+        drawn = lambda v: "drawn" if v is None else f"{v:g}"  # noqa: E731
+        kernels = (f"fresh {spec.get('size')}x{spec.get('size')} kernels (max-len {spec.get('max_len', 0):g}, "
+                   f"iters {spec.get('iters')}, expl {drawn(spec.get('expl'))}, fraction {drawn(spec.get('fraction'))})")
+    realism = [name for name in ("linear", "saturate", "noise") if args.get(name)]
+    if args.get("jpeg_quality"):
+        realism.append("jpeg-quality {}-{}".format(*args["jpeg_quality"]))
+    return (f"made from {args.get('src')}: {samples}\n{kernels}; seed {args.get('seed')}, "
+            f"shards of {args.get('shard_size')}\nrealism: {', '.join(realism) or 'none (as DeblurGAN)'}")
+
+
 @blurgen.command("inspect")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--samples", type=int, default=3, show_default=True, help="Samples to draw.")
@@ -298,7 +322,7 @@ def inspect_cmd(folder, samples, seed, png):
         codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
         click.echo(f"layout {r.layout}, images uint8 RGB, compression {codec or 'none'}, "
                    f"format version {r.attrs.get('format_version')}")
-    click.echo("options: " + ", ".join(f"{k}={v}" for k, v in sorted(args.items()) if k not in ("src", "part")))
+    click.echo(_describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
     for info in infos:
