@@ -145,7 +145,7 @@ def boost_highlights(linear: np.ndarray, gain: float, threshold: float = 0.95) -
     then clipping after (:func:`saturate`), makes lamps and glints smear into
     bright saturated streaks as in real blurred photos instead of dim smudges.
     A pixel counts as saturated when its largest channel is >= ``threshold``
-    (linear light; 0.95 is sRGB 250), so that coloured lights count too; all
+    (linear light; 0.95 is sRGB 249 of 255), so that coloured lights count too; all
     its channels are boosted alike, keeping its hue.
     """
     peak = np.maximum(np.maximum(linear[..., 0], linear[..., 1]), linear[..., 2])
