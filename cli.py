@@ -118,8 +118,6 @@ def show_kernels_cmd(bank, index, limit, png):
     """Draw kernels of a bank in the terminal, with their parameters and a summary of the bank."""
     import json
 
-    import h5py
-
     from blurgen import kernel_view
     from blurgen.kernels import BankError, read_bank
 
@@ -128,12 +126,9 @@ def show_kernels_cmd(bank, index, limit, png):
     if png:
         _check_output(png, overwrite=True)
     try:
-        stats, attrs = read_bank(bank, slice(0, 0))
-        with h5py.File(bank, "r") as f:
-            n = f["kernels"].shape[0]
-        chosen = kernel_view.parse_index(index, n)[:limit]
+        everything, attrs = read_bank(bank, psf=False)
+        chosen = kernel_view.parse_index(index, len(everything))[:limit]
         batch, _ = read_bank(bank, chosen)
-        everything = _read_columns(bank)
     except (BankError, ValueError) as exc:
         raise UserError(str(exc)) from None
     _show_kernels(batch, chosen, png)
@@ -141,18 +136,6 @@ def show_kernels_cmd(bank, index, limit, png):
     spec = json.loads(attrs["spec"])
     spec_text = ", ".join(f"{k} {'drawn' if v is None else v}" for k, v in spec.items())
     click.echo(kernel_view.bank_summary(everything, spec_text))
-
-
-def _read_columns(bank):
-    """Every per-kernel parameter of a bank, without the PSFs (cheap for large banks)."""
-    import h5py
-    import numpy as np
-
-    from blurgen.kernels import KernelBatch
-
-    with h5py.File(bank, "r") as f:
-        cols = {k: f[k][()] for k in KernelBatch.__dataclass_fields__ if k != "psf"}
-    return KernelBatch(psf=np.zeros((len(cols["seed"]), 0, 0), np.float32), **cols)
 
 
 # --- blurgen: synthesis (synthesize, inspect, verify) ------------------------
@@ -209,7 +192,6 @@ def _megabytes(n: int) -> str:
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
                    downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
-    import collections
     import os
     import signal
     import sys

@@ -89,7 +89,7 @@ def bank_summary(batch: KernelBatch, spec_text: str = "") -> str:
     n = len(batch)
     lines = [f"{n} kernels{'  ' + spec_text if spec_text else ''}"]
     lines.append(
-        f"expl: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.expl, return_counts=True)))
+        "expl: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.expl, return_counts=True)))
         + "   fraction: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.fraction, return_counts=True)))
     )
     lines.append("trajectory length (px)")

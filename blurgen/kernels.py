@@ -102,10 +102,6 @@ class KernelBatch:
         """Every per-kernel field but the PSF itself, name -> (n,) array."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "psf"}
 
-    def subset(self, index) -> "KernelBatch":
-        """The kernels at ``index`` (an int array, slice or boolean mask)."""
-        return KernelBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
-
     @staticmethod
     def concat(batches: list["KernelBatch"]) -> "KernelBatch":
         return KernelBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(KernelBatch)})
@@ -216,11 +212,13 @@ def write_bank(
         tmp.unlink(missing_ok=True)
 
 
-def read_bank(path: str | os.PathLike, index=None) -> tuple[KernelBatch, dict]:
+def read_bank(path: str | os.PathLike, index=None, psf: bool = True) -> tuple[KernelBatch, dict]:
     """Read a kernel bank: (kernels, attributes).
 
-    ``index`` (a slice or sorted int array) reads only those kernels.  Raises
-    :class:`BankError` with a one-line reason if ``path`` is not a kernel bank.
+    ``index`` (a slice or sorted int array) reads only those kernels;
+    ``psf=False`` reads only their parameters (``psf`` is then (n, 0, 0)),
+    cheap for summaries of large banks.  Raises :class:`BankError` with a
+    one-line reason if ``path`` is not a kernel bank.
     """
     import h5py
 
@@ -233,7 +231,7 @@ def read_bank(path: str | os.PathLike, index=None) -> tuple[KernelBatch, dict]:
                 raise BankError(f"{path}: not a kernel bank (made by `blurgen make-kernels`)")
             sel = slice(None) if index is None else index
             data = {name: f[name][sel] for name in (fl.name for fl in fields(KernelBatch)) if name != "psf"}
-            data["psf"] = f["kernels"][sel]
+            data["psf"] = f["kernels"][sel] if psf else np.zeros((len(data["seed"]), 0, 0), np.float32)
             attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     except BankError:
         raise

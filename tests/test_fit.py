@@ -13,8 +13,7 @@ from click.testing import CliRunner
 
 from trainer import checkpoint, loop
 from trainer.config import TrainConfig, make_configs
-from trainer.data import DataConfig
-from trainer.losses import VGG19_CONV3_3, make_content_loss, vgg19_to_conv3_3
+from trainer.losses import make_content_loss, vgg19_to_conv3_3
 from trainer.loop import build_gan, fit, learning_rate, resume_configs, train_step
 
 

@@ -1,6 +1,5 @@
 """`blurgen synthesize / inspect / verify`, on small photos the tests write."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,6 @@ from blurgen import shards
 from blurgen.blur import convolve_valid, linear_to_srgb, srgb_to_linear
 from blurgen.kernels import KernelSpec, read_bank, write_bank
 from blurgen.sources import load_rgb
-from blurgen.synthesize import SynthConfig, synthesize
 from cli import blurgen
 
 ROOT = Path(__file__).resolve().parents[1]
