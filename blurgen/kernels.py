@@ -15,6 +15,7 @@ from typing import Callable
 
 import numpy as np
 
+from blurgen import files
 from blurgen import psf as _psf
 from blurgen import streams
 from blurgen.trajectory import POS_FRACTION, random_trajectories
@@ -183,8 +184,7 @@ def write_bank(
     import h5py
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with files.atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             chunk = (max(1, min(n, 64)), spec.size, spec.size)
             ds = f.create_dataset(
@@ -207,9 +207,6 @@ def write_bank(
             f.attrs["spec"] = json.dumps(asdict(spec))
             for k, v in (attrs or {}).items():
                 f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_bank(path: str | os.PathLike, index=None, psf: bool = True) -> tuple[KernelBatch, dict]:

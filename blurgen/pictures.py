@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blurgen import files
 from blurgen.terminal import to_rgb_float
 
 
@@ -61,10 +62,6 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     ok, data = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError(f"{path}: could not encode PNG")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with files.atomic_path(path) as tmp:
         tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -25,6 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
+from blurgen import files
+
 FORMAT = "blurgen.shard"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -111,7 +113,7 @@ class ShardWriter:
         self.expected = max(0, int(expected))
         self.count = 0
         self.checksum: str | None = None
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._tmp = files.temporary_name(self.path)
         self._file = None
         self._kernels: list[np.ndarray] = []
         self._meta: dict[str, list] = {}
@@ -319,12 +321,7 @@ def write_manifest(folder: str | os.PathLike, manifest: dict, name: str = MANIFE
     name to ``{"count": int, "checksum": str, "bytes": int}``."""
     path = Path(folder) / name
     manifest = {"format": MANIFEST_FORMAT, "format_version": FORMAT_VERSION, **manifest}
-    tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    files.write_text(path, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def same_dataset(a: dict, b: dict) -> bool:

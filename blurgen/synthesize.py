@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, shards
+from blurgen import blur, files, shards
 from blurgen.kernels import KernelBatch, KernelSpec, kernel_seeds, make_kernels, read_bank
 from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
 
@@ -409,12 +409,8 @@ def _differences(old: dict, new: dict) -> list[str]:
 def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> None:
     """Write the skip report ``name`` (path, reason, detail; tab-separated) atomically."""
     rows = [row for shard in sorted(manifest["skipped"]) for row in manifest["skipped"][shard]]
-    tmp = out / f".{name}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write("path\treason\tdetail\n")
-        for path, reason, detail in rows:
-            f.write(f"{path}\t{reason}\t{detail}\n")
-    os.replace(tmp, out / name)
+    lines = ["path\treason\tdetail", *(f"{path}\t{reason}\t{detail}" for path, reason, detail in rows)]
+    files.write_text(out / name, "\n".join(lines) + "\n")
 
 
 def _relay(queue, progress: Callable[[int], None] | None) -> None:

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from blurgen import files
+
 FORMAT = "deblurgan-checkpoint"
 VERSION = 1
 
@@ -78,27 +80,8 @@ def set_rng_state(state: dict) -> None:
 def save(path: str | os.PathLike, state: dict) -> None:
     """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    # Make the rename itself durable (a power cut must not bring back the old name).
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with files.atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:

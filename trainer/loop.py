@@ -38,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from blurgen import files
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
 from trainer.config import TrainConfig, to_primitive, train_config_from
@@ -275,10 +276,8 @@ class ScalarLog:
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
             kept = [r for r in rows if r and int(r[0]) <= start]
-            tmp = self.path.with_name(f".{SCALARS}.tmp")
-            with open(tmp, "w", newline="") as f:
+            with files.atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
                 csv.writer(f).writerows([["step", "name", "value"], *kept])
-            os.replace(tmp, self.path)
         elif not self.path.exists() or start == 0:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "name", "value"])
