@@ -344,8 +344,9 @@ def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[Sha
 
     Refuses an output that holds another data set — its own manifest with
     other arguments, a whole run where parts are being built or the reverse,
-    parts of another data set — unless ``overwrite``: then those manifests,
-    their skip reports and this run's planned shards are removed (a whole run
+    parts of another data set — unless ``overwrite``: then those manifests
+    and this run's own, their skip reports and this run's planned shards are
+    removed, and the run starts afresh (a whole run
     also removes every shard the old manifests list; a part never touches the
     shards of other parts).
     """
@@ -366,8 +367,8 @@ def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[Sha
             manifest = shards.read_manifest(out, name)
         except shards.ShardError:
             manifest = None
-        if name == own:
-            ok = manifest is not None and manifest.get("arguments") == args
+        if name == own:  # --overwrite starts afresh even over the same arguments
+            ok = not overwrite and manifest is not None and manifest.get("arguments") == args
         else:  # another part of the same data set is a sibling, anything else is in the way
             ok = manifest is not None and cfg.part[1] > 1 and name != shards.MANIFEST \
                 and shards.same_dataset(manifest, {"arguments": args})

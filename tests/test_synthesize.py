@@ -289,6 +289,23 @@ def test_other_arguments_against_existing_output_are_refused(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["arguments"]["seed"] == 3
 
 
+def test_overwrite_starts_afresh_even_with_the_same_arguments(tmp_path):
+    src = write_photos(tmp_path / "src", 4)
+    out = tmp_path / "out"
+    args = ["--src", src, "--out", out, "--workers", 1, "--shard-size", 2, *SMALL]
+    assert run("synthesize", *args).exit_code == 0
+    first = datasets(out)
+    (out / "shard-00000.h5").write_bytes(b"damaged")
+    (out / "stray.h5").write_bytes(b"not ours")
+    res = run("synthesize", *args)  # a resume trusts what the manifest lists
+    assert res.exit_code == 0 and (out / "shard-00000.h5").read_bytes() == b"damaged"
+    res = run("synthesize", *args, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert_same(datasets(out), first)
+    assert run("verify", out).exit_code == 0
+    assert (out / "stray.h5").read_bytes() == b"not ours"  # only what the run owns goes
+
+
 def test_resuming_over_changed_photos_is_refused(tmp_path):
     src = write_photos(tmp_path / "src", 4)
     out = tmp_path / "out"
