@@ -146,12 +146,19 @@ def test_deblur_writes_pngs_of_the_input_sizes(tmp_path, generator_file):
     assert CliRunner().invoke(cli.trainer, args + ["--overwrite"]).exit_code == 0
 
 
-@pytest.mark.parametrize("problem", ["missing", "garbage", "no-data"])
-def test_command_errors_are_one_line(tmp_path, gopro, generator_file, problem):
+@pytest.mark.parametrize("problem,message", [("missing", "no such checkpoint"),
+                                             ("garbage", "not a PyTorch checkpoint"),
+                                             ("truncated", "truncated or damaged"),
+                                             ("no-data", "")])
+def test_command_errors_are_one_line(tmp_path, gopro, generator_file, problem, message):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00" * 64)
-    ck = {"missing": tmp_path / "nope.pt", "garbage": garbage, "no-data": generator_file}[problem]
+    truncated = tmp_path / "truncated.pt"  # as an interrupted copy leaves it
+    truncated.write_bytes(Path(generator_file).read_bytes()[:4096])
+    ck = {"missing": tmp_path / "nope.pt", "garbage": garbage, "truncated": truncated,
+          "no-data": generator_file}[problem]
     data = [] if problem == "no-data" else ["--gopro", str(gopro)]
     result = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(ck), *data, "--device", "cpu"])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr

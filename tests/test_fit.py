@@ -177,10 +177,11 @@ def test_ctrl_c_finishes_the_step_and_saves(tmp_path, gopro, vgg_file, monkeypat
 
     monkeypatch.setattr(loop, "train_step", interrupted_step)
     cfg, data_cfg = tiny_configs(tmp_path / "run", gopro, vgg_file, checkpoint_every=100)
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs in the background
     summary = fit(cfg, data_cfg)
     assert summary["stopped"] and summary["step"] == 2
     assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert signal.getsignal(signal.SIGINT) is before   # handler restored
 
 
 def test_resume_keeps_the_run_settings(tmp_path, gopro, vgg_file):
@@ -223,6 +224,10 @@ def test_missing_vgg_weights_stop_the_cli_before_training(tmp_path, gopro, monke
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: VGG19 weights") and "--vgg-weights" in lines[0]
     assert not (tmp_path / "run" / "last.pt").exists()
+    # Bad data is named first: fetching VGG weights would not make that run work.
+    result = CliRunner().invoke(cli.trainer, [
+        "fit", "--out", str(tmp_path / "run"), "--gopro", str(gopro), "--mix", "2:1", "--preset", "tiny"])
+    assert result.exit_code == 2 and "no shard folder was given" in result.stderr
 
 
 def test_cli_fit_with_pixel_loss_and_resume(tmp_path, gopro):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +90,17 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    if not zipfile.is_zipfile(path):  # what torch.save has written since PyTorch 1.6
+        with open(path, "rb") as f:
+            zip_start = f.read(4) == b"PK\x03\x04"
+        raise CheckpointError(f"{path}: " + ("truncated or damaged (its end is missing)" if zip_start
+                                             else "not a PyTorch checkpoint"))
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        # torch's own messages run to a paragraph: keep their first sentence.
+        first = str(e).split(". ")[0].splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: damaged or not a checkpoint of this toolkit ({first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a DeblurGAN checkpoint of this toolkit")
     if state.get("version", 0) > VERSION:

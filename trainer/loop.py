@@ -359,8 +359,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                          "or choose another --out")
 
     # Everything that can fail on the user's input, before the first step.
+    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size)  # checks the data first
     content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights)
-    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
     state = checkpoint.load(last_path, map_location=device) if resume else None
     if state is not None and state["data"]["world_size"] != dist_info.world_size:
