@@ -43,6 +43,8 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
             return
         try:
             os.fsync(fd)
+        except OSError:  # nor fsync one, on some file systems: the file itself is safe
+            pass
         finally:
             os.close(fd)
 
