@@ -134,6 +134,16 @@ def test_same_seed_same_kernels_whatever_the_batch():
     assert not np.array_equal(make_kernels(kernel_seeds(6, 40), spec).psf, whole.psf)
 
 
+def test_same_kernels_when_big_shakes_coincide_in_a_batch():
+    # In 2,000 default kernels several often shake at the same step, in 50
+    # rarely: the turn must round the same way however many share it.
+    seeds = kernel_seeds(5, 2000)
+    whole = make_kernels(seeds)
+    assert (whole.big_shakes > 0).sum() > 500
+    parts = np.concatenate([make_kernels(seeds[i : i + 50]).psf for i in range(0, 2000, 50)])
+    np.testing.assert_array_equal(parts, whole.psf)
+
+
 def test_fixed_and_drawn_parameters():
     drawn = make_kernels(kernel_seeds(2, 600), KernelSpec(iters=100, max_len=30.0))
     assert set(np.unique(drawn.expl)) == set(EXPL_CHOICES)
