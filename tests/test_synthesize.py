@@ -160,6 +160,13 @@ def test_same_output_whatever_the_workers_and_parts(tmp_path):
         assert run("synthesize", "--src", src, "--out", tmp_path / f"p{i}", "--workers", 1, "--part", f"{i}/2", *args).exit_code == 0
         parts.update(datasets(tmp_path / f"p{i}"))
     assert_same(one, parts)
+    # The shard size only regroups the same samples.
+    assert run("synthesize", "--src", src, "--out", tmp_path / "z3", "--workers", 1, "--shard-size", 3,
+               *args[2:]).exit_code == 0
+    regrouped = datasets(tmp_path / "z3")
+    for name in ("blurred", "sharp", "kernel", "crop_box"):
+        np.testing.assert_array_equal(np.concatenate([v for (_, n), v in sorted(one.items()) if n == name]),
+                                      np.concatenate([v for (_, n), v in sorted(regrouped.items()) if n == name]))
     # Another seed gives other samples.
     assert run("synthesize", "--src", src, "--out", tmp_path / "s1", "--workers", 1, "--seed", 1, *args).exit_code == 0
     assert not np.array_equal(datasets(tmp_path / "s1")[("shard-00000.h5", "blurred")], one[("shard-00000.h5", "blurred")])
