@@ -181,7 +181,7 @@ def _megabytes(n: int) -> str:
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
-@click.option("--workers", type=int, default=None, help="Worker processes. [default: all cores]")
+@click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays; the parts may share --out.")
 @click.option("--linear", is_flag=True, help="Blur in linear light (undo the sRGB curve, blur, redo it).")
@@ -192,7 +192,6 @@ def _megabytes(n: int) -> str:
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
                    downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
-    import os
     import signal
     import sys
     from pathlib import Path
@@ -201,9 +200,9 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     from blurgen.kernels import KernelSpec
     from blurgen.psf import max_extent
-    from blurgen.synthesize import SynthConfig, SynthError, output_names, synthesize
+    from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
 
-    workers = (os.cpu_count() or 1) if workers is None else workers
+    workers = available_cores() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     try:

@@ -33,7 +33,7 @@ import h5py  # noqa: E402
 from blurgen import shards  # noqa: E402
 from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
-from blurgen.synthesize import SynthConfig, blur_sample, synthesize  # noqa: E402
+from blurgen.synthesize import SynthConfig, available_cores, blur_sample, synthesize  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
 
 
@@ -130,7 +130,7 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=800)
-    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--workers", type=int, default=available_cores())
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")

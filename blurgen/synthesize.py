@@ -294,6 +294,15 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
             "skipped": skipped}
 
 
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the platform has
+    one (a batch scheduler's allocation, taskset), else all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _single_threaded():
     import cv2
 

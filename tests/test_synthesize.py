@@ -1,5 +1,6 @@
 """`blurgen synthesize / inspect / verify`, on small photos the tests write."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -383,3 +384,17 @@ def test_terminated_pool_run_stops_cleanly_and_resumes(tmp_path):
     assert not list(out.glob(".*tmp*"))
     assert run("synthesize", "--src", src, "--out", out, *args).exit_code == 0
     assert len(listed_shards(out)) == 30
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
+def test_default_workers_follow_the_cpu_allocation():
+    # A batch scheduler (or taskset) may grant fewer cores than the machine has.
+    from blurgen.synthesize import available_cores
+
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert available_cores() == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert available_cores() == len(before)
