@@ -33,6 +33,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO)/run
 	$(VENV)/bin/trainer fit --preset tiny --shards $(DEMO)/shards --gopro $(DEMO)/GOPRO_Large --mix 2:1 \
 	    --steps 300 --val-every 100 --content-loss l1 --out $(DEMO)/run
+	$(VENV)/bin/trainer curves $(DEMO)/run
 	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/best.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5
 	$(VENV)/bin/trainer deblur --checkpoint $(DEMO)/run/best.pt $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite
 

@@ -419,7 +419,7 @@ def _generator_on(checkpoint_path, device_name):
 
 @trainer.command("fit")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
-              help="Run folder: checkpoints (last.pt, best.pt), scalars.csv, tensorboard/, preview.png.")
+              help="Run folder: checkpoints (last.pt, best.pt), scalars.csv, tensorboard/, preview.png, curves.png.")
 @click.option("--shards", multiple=True, type=click.Path(file_okay=False),
               help="Shard folder of synthetic pairs (blurgen synthesize); repeat for several.")
 @click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root (train/, test/).")
@@ -559,3 +559,33 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
     click.echo(f"wrote {len(written)} image(s) to {out}")
+
+
+@trainer.command("curves")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the curves into this PNG (fit keeps RUN/curves.png up to date itself).")
+def curves_cmd(run, png):
+    """How a run is going: each logged scalar as a sparkline with its first, last, min and max."""
+    from pathlib import Path
+
+    from blurgen.pictures import write_png
+    from trainer.curves import plot_curves, read_scalars, sparkline
+    from trainer.loop import SCALARS
+
+    if png:
+        _check_output(png, overwrite=True)
+    try:
+        series = read_scalars(Path(run) / SCALARS)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if not series:
+        raise UserError(f"{run}: nothing logged yet")
+    width = max(len(name) for name in series)
+    for name, (steps, values) in sorted(series.items()):
+        click.echo(f"{name:<{width}}  {sparkline(values)}  "
+                   f"{values[0]:.4g} -> {values[-1]:.4g} (min {values.min():.4g}, max {values.max():.4g}; "
+                   f"{len(values)} points, steps {steps[0]}-{steps[-1]})")
+    if png:
+        write_png(png, plot_curves(series))
+        click.echo(f"wrote {png}")

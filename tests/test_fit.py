@@ -158,6 +158,7 @@ def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, 
             "train/lr", "val/psnr", "val/ssim"} <= names
     for run in ("a", "b"):
         assert (tmp_path / run / "preview.png").stat().st_size > 0
+        assert (tmp_path / run / "curves.png").stat().st_size > 0
         assert any((tmp_path / run / "tensorboard").iterdir())
         best = checkpoint.load(tmp_path / run / "best.pt")
         assert best["kind"] == "generator" and best["scores"]["psnr"] == pytest.approx(a["best"]["psnr"])
@@ -279,3 +280,17 @@ def test_ddp_two_processes_on_cpu(tmp_path, gopro, vgg_file):
     ranks = [torch.load(tmp_path / f"generator_rank{r}.pt", weights_only=True) for r in range(2)]
     for name, value in ranks[0].items():
         assert torch.equal(value, ranks[1][name]), name
+
+
+def test_scalar_log_resumes_with_the_history_the_curves_draw(tmp_path):
+    log = loop.ScalarLog(tmp_path, start=0)
+    for step in range(1, 6):
+        log.scalars(step, {"train/content_loss": 1.0 / step, "val/psnr": 20.0 + step})
+    log.close()
+    resumed = loop.ScalarLog(tmp_path, start=3)   # a crash after the step-3 checkpoint
+    assert resumed.rows == [(step, name, float(f"{value:.6g}")) for step in range(1, 4)
+                            for name, value in (("train/content_loss", 1.0 / step), ("val/psnr", 20.0 + step))]
+    resumed.scalars(4, {"val/psnr": 30.0})
+    resumed.close()
+    assert [r[0] for r in resumed.rows] == [1, 1, 2, 2, 3, 3, 4]
+    assert _read_scalars(tmp_path / "scalars.csv")[-1] == {"step": "4", "name": "val/psnr", "value": "30"}

@@ -39,9 +39,11 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from blurgen import files
+from blurgen.pictures import write_png
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
 from trainer.config import TrainConfig, to_primitive, train_config_from
+from trainer.curves import plot_curves, series_from_rows, sparkline
 from trainer.data import DataConfig, epoch_length, train_batches, val_pairs
 from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
@@ -51,6 +53,7 @@ LAST = "last.pt"          # full training state, rewritten every checkpoint
 BEST = "best.pt"          # generator with the best validation PSNR
 SCALARS = "scalars.csv"   # step, name, value: the TensorBoard scalars as text
 PREVIEW = "preview.png"   # blurred | restored | sharp of the latest validation
+CURVES = "curves.png"     # validation PSNR and the training losses so far
 
 # Settings that do not change what a run computes, so a resumed run may use
 # other values than the run it continues.
@@ -272,12 +275,14 @@ class ScalarLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = out / SCALARS
+        self.rows: list[tuple[int, str, float]] = []  # what the file holds, for the curves
         if start > 0 and self.path.exists():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
             kept = [r for r in rows if r and int(r[0]) <= start]
             with files.atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
                 csv.writer(f).writerows([["step", "name", "value"], *kept])
+            self.rows = [(int(step), name, float(value)) for step, name, value in kept]
         elif not self.path.exists() or start == 0:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "name", "value"])
@@ -289,6 +294,7 @@ class ScalarLog:
         for name, value in values.items():
             self.tb.add_scalar(name, value, step)
             self.csv.writerow([step, name, f"{value:.6g}"])
+            self.rows.append((step, name, float(f"{value:.6g}")))
         self.file.flush()
 
     def triplet(self, step: int, image: np.ndarray) -> None:
@@ -424,10 +430,14 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
                    f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
                    f"best {best['psnr']:.2f} dB at step {best['step']}")
+        series = series_from_rows(log.rows)
+        psnr_so_far = series["val/psnr"][1]
+        if len(psnr_so_far) > 1:
+            message += f"; PSNR so far {sparkline(psnr_so_far)}"
+        write_png(out / CURVES, plot_curves(series))
         if example is not None:
             picture = triplet_image(*example)
             log.triplet(done, picture)
-            from blurgen.pictures import write_png
             write_png(out / PREVIEW, picture)
             if cfg.preview:
                 from blurgen.terminal import render_images
