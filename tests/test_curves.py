@@ -84,3 +84,15 @@ def test_curves_command(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 0
     empty = CliRunner().invoke(cli.trainer, ["curves", str(tmp_path / "nothing")])
     assert empty.exit_code == 2 and empty.stderr.startswith("error: ") and empty.stderr.count("\n") == 1
+
+
+def test_a_diverged_step_does_not_blank_the_curve():
+    steps = np.arange(1, 101)
+    values = np.linspace(1.0, 0.1, 100)
+    values[50] = np.inf
+    series = {"train/content_loss": (steps, values)}
+    image = plot_curves(series, panels=(("train/content_loss", None, "content loss"),), columns=1)
+    box = image[28:196, 58:388].astype(int)
+    blue = (np.abs(box - [31, 119, 180]).sum(axis=2) < 60)
+    drawn = np.flatnonzero(blue.any(axis=0))
+    assert drawn.min() < 10 and drawn.max() > box.shape[1] - 10  # from the first step to the last

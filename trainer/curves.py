@@ -93,10 +93,6 @@ def smooth(values: np.ndarray, span: int) -> np.ndarray:
     return weighted / weights
 
 
-def _label(value: float) -> str:
-    return f"{value:.4g}"
-
-
 def _dashed(image: np.ndarray, points: np.ndarray, colour, dash: float = 6.0) -> None:
     """Draw the polyline ``points`` (n, 2) dashed: ``dash`` pixels on, ``dash`` off."""
     if len(points) == 1:
@@ -151,6 +147,8 @@ def _panel(series: Series, name: str, reference: str | None, title: str, size: t
     if reference in series:
         _dashed(image, to_pixels(*series[reference]), _REFERENCE)
     steps, values = series[name]
+    finite = np.isfinite(values)  # a diverged step must not blank the smoothed curve after it
+    steps, values = steps[finite], values[finite]
     if len(values) > 20:  # noisy training scalars: raw underneath, smoothed on top
         cv2.polylines(image, [to_pixels(steps, values)], False, _RAW, 1, cv2.LINE_AA)
         values = smooth(values, span=max(5, len(values) // 20))
@@ -159,7 +157,7 @@ def _panel(series: Series, name: str, reference: str | None, title: str, size: t
     for p in points if len(points) <= 20 else []:
         cv2.circle(image, tuple(map(int, p)), 2, _LINE, -1, cv2.LINE_AA)
     for value, y in ((y1 - pad, top + 10), (y0 + pad, bottom)):
-        cv2.putText(image, _label(value), (4, y), _FONT, 0.35, _INK, 1, cv2.LINE_AA)
+        cv2.putText(image, f"{value:.4g}", (4, y), _FONT, 0.35, _INK, 1, cv2.LINE_AA)
     cv2.putText(image, f"step {x0}", (left, height - 8), _FONT, 0.35, _INK, 1, cv2.LINE_AA)
     last = f"step {all_steps.max()}"
     (tw, _), _ = cv2.getTextSize(last, _FONT, 0.35, 1)
