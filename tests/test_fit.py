@@ -288,9 +288,11 @@ def test_scalar_log_resumes_with_the_history_the_curves_draw(tmp_path):
         log.scalars(step, {"train/content_loss": 1.0 / step, "val/psnr": 20.0 + step})
     log.close()
     resumed = loop.ScalarLog(tmp_path, start=3)   # a crash after the step-3 checkpoint
-    assert resumed.rows == [(step, name, float(f"{value:.6g}")) for step in range(1, 4)
-                            for name, value in (("train/content_loss", 1.0 / step), ("val/psnr", 20.0 + step))]
+    series = resumed.series()
+    assert series["train/content_loss"][0].tolist() == [1, 2, 3]
+    assert series["train/content_loss"][1].tolist() == [float(f"{1 / s:.6g}") for s in (1, 2, 3)]
     resumed.scalars(4, {"val/psnr": 30.0})
     resumed.close()
-    assert [r[0] for r in resumed.rows] == [1, 1, 2, 2, 3, 3, 4]
+    assert resumed.series()["val/psnr"][0].tolist() == [1, 2, 3, 4]
+    assert resumed.series()["val/psnr"][1].tolist() == [21.0, 22.0, 23.0, 30.0]
     assert _read_scalars(tmp_path / "scalars.csv")[-1] == {"step": "4", "name": "val/psnr", "value": "30"}

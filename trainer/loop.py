@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from blurgen.pictures import write_png
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
 from trainer.config import TrainConfig, to_primitive, train_config_from
-from trainer.curves import plot_curves, series_from_rows, sparkline
+from trainer.curves import Series, plot_curves, sparkline
 from trainer.data import DataConfig, epoch_length, train_batches, val_pairs
 from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
@@ -275,14 +276,17 @@ class ScalarLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = out / SCALARS
-        self.rows: list[tuple[int, str, float]] = []  # what the file holds, for the curves
+        # What the file holds, per name, for the curves: 16 bytes a point, so a
+        # 300-epoch run's history stays a few MB.
+        self.history: dict[str, tuple[array, array]] = {}
         if start > 0 and self.path.exists():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
             kept = [r for r in rows if r and int(r[0]) <= start]
             with files.atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
                 csv.writer(f).writerows([["step", "name", "value"], *kept])
-            self.rows = [(int(step), name, float(value)) for step, name, value in kept]
+            for step, name, value in kept:
+                self._remember(int(step), name, float(value))
         elif not self.path.exists() or start == 0:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "name", "value"])
@@ -294,8 +298,18 @@ class ScalarLog:
         for name, value in values.items():
             self.tb.add_scalar(name, value, step)
             self.csv.writerow([step, name, f"{value:.6g}"])
-            self.rows.append((step, name, float(f"{value:.6g}")))
+            self._remember(step, name, float(f"{value:.6g}"))
         self.file.flush()
+
+    def _remember(self, step: int, name: str, value: float) -> None:
+        steps, values = self.history.setdefault(name, (array("q"), array("d")))
+        steps.append(step)
+        values.append(value)
+
+    def series(self) -> Series:
+        """Everything logged so far: name -> (steps int64, values float64)."""
+        return {name: (np.array(steps, np.int64), np.array(values, np.float64))
+                for name, (steps, values) in self.history.items()}
 
     def triplet(self, step: int, image: np.ndarray) -> None:
         self.tb.add_image("val/blurred_restored_sharp", image, step, dataformats="HWC")
@@ -430,7 +444,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
                    f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
                    f"best {best['psnr']:.2f} dB at step {best['step']}")
-        series = series_from_rows(log.rows)
+        series = log.series()
         psnr_so_far = series["val/psnr"][1]
         if len(psnr_so_far) > 1:
             message += f"; PSNR so far {sparkline(psnr_so_far)}"
