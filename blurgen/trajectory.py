@@ -205,7 +205,6 @@ def random_trajectories(
         big_shake[first : first + count] = shake
         t_shake, k_shake = np.nonzero(shake)
         turn = 1 + 2 * np.exp(1j * (np.pi + (draw_turns(seeds[k_shake], first + t_shake) - 0.5)))
-        turn_re, turn_im = turn.real.copy(), turn.imag.copy()
         split = np.searchsorted(t_shake, np.arange(count + 1))
         kick = draws.noise
         kick *= kick_scale
@@ -213,7 +212,7 @@ def random_trajectories(
             t = first + i
             if split[i] < split[i + 1]:
                 rows = slice(split[i], split[i + 1])
-                v[k_shake[rows]] = _rotate(v[k_shake[rows]], turn_re[rows], turn_im[rows])
+                v[k_shake[rows]] = _rotate(v[k_shake[rows]], turn.real[rows], turn.imag[rows])
             np.add(v, kick[i], out=v)
             np.multiply(points[t], pull, out=tmp)
             np.subtract(v, tmp, out=v)

@@ -52,15 +52,14 @@ def read_scalars(path: str | os.PathLike) -> Series:
     path = Path(path)
     try:
         with open(path, newline="") as f:
-            reader = csv.reader(f)
-            if next(reader, None) != ["step", "name", "value"]:
-                raise ValueError(f"{path}: not a scalars.csv (header step,name,value)")
-            return series_from_rows(row for row in reader if row)
+            rows = [row for row in csv.reader(f) if row]
     except OSError as exc:
         raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not rows or rows[0] != ["step", "name", "value"]:
+        raise ValueError(f"{path}: not a scalars.csv (header step,name,value)")
+    try:
+        return series_from_rows(rows[1:])
     except (TypeError, ValueError) as exc:
-        if str(exc).startswith(str(path)):
-            raise
         raise ValueError(f"{path}: a row is not step,name,value ({exc})") from None
 
 
