@@ -423,6 +423,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--shards", multiple=True, type=click.Path(file_okay=False),
               help="Shard folder of synthetic pairs (blurgen synthesize); repeat for several.")
 @click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root (train/, test/).")
+@click.option("--val-shards", type=click.Path(file_okay=False), default=None,
+              help="Validate on this shard folder (whole samples).  [default: GoPro test/, else the last training shard]")
 @click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
 @click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
               help="paper: the published settings; tiny: small nets and 64x64 crops for a CPU.  [default: paper]")
@@ -440,7 +442,13 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2"]), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels.  [default: perceptual]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
+@click.option("--adversarial-weight", type=float, default=None,
+              help="Weight of L_GAN; 0 trains on the content loss alone, without a critic.  [default: 1]")
 @click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
+@click.option("--gradient-penalty", type=click.Choice(["per-pixel", "per-image"]), default=None,
+              help="per-pixel: DeblurGAN's code; per-image: Gulrajani et al. (docs/training.md).  [default: per-pixel]")
+@click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
+              help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
 @click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5]")
 @click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4]")
 @click.option("--beta1", type=float, default=None, help="[default: 0.5]")
@@ -468,7 +476,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     from trainer.config import make_configs
     from trainer.loop import fit, resume_configs
 
-    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed"}
+    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards"}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)

@@ -87,7 +87,7 @@ def test_one_step_changes_both_networks_and_keeps_losses_finite(speed):
     before_g, before_c = _snapshot(gan.generator), _snapshot(gan.critic)
     stats = train_step(gan, *(gan.to_device(t) for t in batch()), cfg)
     assert set(stats) == {"critic_loss", "wasserstein", "gradient_penalty", "adversarial_loss",
-                          "content_loss", "generator_loss"}
+                          "content_loss", "generator_loss", "grad_adversarial", "grad_content", "grad_ratio"}
     assert all(torch.isfinite(v) for v in stats.values())
     changed_g = [k for k, v in gan.generator.state_dict().items() if not torch.equal(v, before_g[k])]
     changed_c = [k for k, v in gan.critic.state_dict().items() if not torch.equal(v, before_c[k])]

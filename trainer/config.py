@@ -15,7 +15,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.losses import CONTENT_LOSSES
+from trainer.losses import CONTENT_LOSSES, GRADIENT_PENALTIES
+from trainer.models import GENERATOR_INITS
 
 
 @dataclass
@@ -25,12 +26,15 @@ class TrainConfig:
     ngf: int = 64                           # generator base width (64-128-256 channels)
     n_blocks: int = 9                       # ResBlocks in the generator
     dropout: float = 0.5                    # dropout inside each ResBlock
+    init: str = "paper"                     # paper: N(0, 0.02) everywhere | identity: last conv 0, G(x) = x
     ndf: int = 64                           # critic base width (64-128-256-512)
     critic_layers: int = 3                  # stride-2 layers of the PatchGAN critic
     # losses (trainer.losses)
     content_loss: str = "perceptual"        # perceptual | l1 | l2
     content_weight: float = 100.0           # lambda of the paper's eq. 1
+    adversarial_weight: float = 1.0         # weight of L_GAN; 0: content loss alone, no critic
     gp_weight: float = 10.0                 # lambda_gp of WGAN-GP
+    gradient_penalty: str = "per-pixel"     # per-pixel (DeblurGAN's code) | per-image (Gulrajani et al.)
     vgg_weights: Path | None = None         # None: torchvision's cache
     # optimisation
     critic_steps: int = 5
@@ -68,11 +72,18 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, not {value}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.init not in GENERATOR_INITS:
+            raise ValueError(f"generator init must be one of {', '.join(GENERATOR_INITS)}, not {self.init!r}")
+        if self.gradient_penalty not in GRADIENT_PENALTIES:
+            raise ValueError(f"gradient penalty must be one of {', '.join(GRADIENT_PENALTIES)}, "
+                             f"not {self.gradient_penalty!r}")
         if self.content_loss not in CONTENT_LOSSES:
             raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, "
                              f"not {self.content_loss!r}")
-        if self.lr <= 0 or self.content_weight < 0 or self.gp_weight < 0:
-            raise ValueError("lr must be positive, content and gradient-penalty weights non-negative")
+        if self.lr <= 0 or min(self.content_weight, self.adversarial_weight, self.gp_weight) < 0:
+            raise ValueError("lr must be positive; content, adversarial and gradient-penalty weights non-negative")
+        if self.content_weight == 0 and self.adversarial_weight == 0:
+            raise ValueError("content and adversarial weights are both 0: nothing to train the generator on")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"Adam betas must be in [0, 1), not {self.betas}")
 
@@ -85,6 +96,11 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     "tiny": (dict(ngf=16, n_blocks=2, ndf=16, checkpoint_every=100, val_limit=8, log_every=5),
              dict(crop=64)),
 }
+
+
+# Settings a checkpoint without the key was trained with (the defaults of the
+# time), so that such a run resumes as it started.
+PRE_VERSION_2 = {"init": "paper", "gradient_penalty": "per-image"}
 
 
 def make_configs(preset: str = "paper", train: dict | None = None, data: dict | None = None):
@@ -123,7 +139,8 @@ def train_config_from(values: dict) -> TrainConfig:
     """Inverse of ``to_primitive`` for TrainConfig (unknown keys are ignored, so
     checkpoints of newer versions with extra settings still load)."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    kwargs = {k: v for k, v in values.items() if k in names}
+    # What runs saved before these settings existed computed with.
+    kwargs = {**PRE_VERSION_2, **{k: v for k, v in values.items() if k in names}}
     for key in ("out", "vgg_weights"):
         if kwargs.get(key) is not None:
             kwargs[key] = Path(kwargs[key])

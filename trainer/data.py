@@ -94,6 +94,9 @@ class DataConfig:
     gopro_blur: ``"blur"`` or ``"blur_gamma"`` (see trainer.gopro).
     workers: DataLoader worker processes (0: read in the calling process).
     seed: seed of the draw stream.
+    val_shards: a shard folder to validate on (all its shards, whole
+        samples); then no training shard is held out.  Without it, validation
+        uses GoPro ``test/``, or else the last shard of the first folder.
     """
 
     shards: tuple[Path, ...] = ()
@@ -106,6 +109,7 @@ class DataConfig:
     gopro_blur: str = "blur"
     workers: int = 2
     seed: int = 0
+    val_shards: Path | None = None
 
     def __post_init__(self):
         # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
@@ -115,6 +119,7 @@ class DataConfig:
             self.shards = (self.shards,)
         self.shards = tuple(Path(p) for p in self.shards)
         self.gopro = None if self.gopro is None else Path(self.gopro)
+        self.val_shards = None if self.val_shards is None else Path(self.val_shards)
         self.mix = parse_mix(self.mix) if isinstance(self.mix, str) else _check_mix(self.mix)
         if int(self.crop) != self.crop or self.crop < 4 or self.crop % 4:
             raise DataError(f"bad crop {self.crop}: must be a positive multiple of 4 "
@@ -385,11 +390,11 @@ def _find_shards(folder: Path) -> list:
 def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
     """(training shards, held-out validation shard or None).
 
-    Without GoPro data, the last shard of the first folder is held out for
-    validation and left out of training.
+    Without GoPro data or a validation folder, the last shard of the first
+    folder is held out for validation and left out of training.
     """
     folders = [_find_shards(f) for f in cfg.shards]
-    if cfg.gopro is not None or not folders or not folders[0]:
+    if cfg.gopro is not None or cfg.val_shards is not None or not folders or not folders[0]:
         return [s for f in folders for s in f], None
     held_out = folders[0][-1]
     return folders[0][:-1] + [s for f in folders[1:] for s in f], held_out
@@ -546,13 +551,23 @@ def _spread(n: int, limit: int | None) -> list[int]:
 
 
 def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
-    """The held-out set: GoPro ``test/`` (scaled by gopro_scale) if cfg.gopro is set,
-    else the last shard of the first shard folder (left out of training).
+    """The held-out set: every shard of cfg.val_shards if set, else GoPro
+    ``test/`` (scaled by gopro_scale) if cfg.gopro is set, else the last
+    shard of the first shard folder (left out of training).
 
     Whole images, not crops.  ``limit`` keeps that many pairs spread evenly
     over the set (all when None).  Names are ``sequence/frame.png`` for GoPro
     and ``shard_file#index`` for shards.
     """
+    if cfg.val_shards is not None:
+        held = _find_shards(cfg.val_shards)
+        if not held:
+            raise DataError(f"{cfg.val_shards}: no pairs to validate on")
+        everything = ShardSource(held)   # only for its index -> (shard, sample) map
+        located = [everything._locate(i) for i in _spread(len(everything), limit)]
+        located = [(held[k], local) for k, local in located]
+        return ValPairs([f"{Path(info.path).name}#{local}" for info, local in located],
+                        lambda i: _read_whole_pair(*located[i]))
     if cfg.gopro is not None:
         pairs = scan_gopro(cfg.gopro, "test", cfg.gopro_blur)
         chosen = [pairs[i] for i in _spread(len(pairs), limit)]
@@ -564,17 +579,18 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
     if held_out is None:
         raise DataError(f"{cfg.shards[0]}: no shards to validate on")
     indices = _spread(held_out.count, limit)
-    path = Path(held_out.path)
+    return ValPairs([f"{Path(held_out.path).name}#{i}" for i in indices],
+                    lambda i: _read_whole_pair(held_out, indices[i]))
 
+
+def _read_whole_pair(info, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(blurred, sharp) of sample ``index`` of shard ``info``; the file is opened
+    per pair, so no handle outlives the call."""
     shards = _shards()
-
-    def read(i: int) -> tuple[np.ndarray, np.ndarray]:
-        reader = shards.ShardReader(path)  # opened per pair: no handle outlives the call
-        try:
-            return reader.read_pair(indices[i])
-        except (shards.ShardError, OSError, KeyError) as exc:
-            raise _shard_problem(f"{path}#{indices[i]}", exc) from None
-        finally:
-            reader.close()
-
-    return ValPairs([f"{path.name}#{i}" for i in indices], read)
+    reader = shards.ShardReader(info.path)
+    try:
+        return reader.read_pair(index)
+    except (shards.ShardError, OSError, KeyError) as exc:
+        raise _shard_problem(f"{info.path}#{index}", exc) from None
+    finally:
+        reader.close()

@@ -130,7 +130,7 @@ def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *
     does not do the double backward of the gradient penalty), ``ddp``
     (DistributedDataParallel around both networks; process group already up).
     """
-    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout).to(device)
+    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, init=cfg.init).to(device)
     critic = Critic(ndf=cfg.ndf, n_layers=cfg.critic_layers).to(device)
     content_loss = content_loss.to(device)
     if channels_last:
@@ -170,18 +170,27 @@ def frozen(module: nn.Module):
 def train_step(gan: GAN, blurred: torch.Tensor, sharp: torch.Tensor, cfg: TrainConfig) -> dict:
     """``cfg.critic_steps`` critic steps and one generator step on one batch.
 
-    blurred, sharp: (B, 3, H, W) float32 in [-1, 1] on gan.device.  Returns
-    detached scalar tensors (no host sync): critic_loss, wasserstein,
-    gradient_penalty (of the last critic step), adversarial_loss,
-    content_loss, generator_loss.
+    blurred, sharp: (B, 3, H, W) float32 in [-1, 1] on gan.device.  The
+    generator minimises adversarial_weight * L_GAN + content_weight * L_X;
+    with adversarial_weight 0 the critic is not trained (pixel or perceptual
+    regression alone).  Returns detached scalar tensors (no host sync):
+    critic_loss, wasserstein, gradient_penalty (of the last critic step) and
+    adversarial_loss (-D(G(I_B))) when the GAN is on; content_loss,
+    generator_loss; and the balance of the generator's two terms at its
+    output I = G(I_B): grad_adversarial = ||d(w L_GAN)/dI||_2, grad_content =
+    ||d(lambda L_X)/dI||_2 (norms over the whole batch tensor) and grad_ratio
+    = grad_adversarial / grad_content.
     """
+    use_gan = cfg.adversarial_weight > 0
     with gan.autocast():
         restored = gan.generator(blurred)      # keep the graph for the generator step
     fake = restored.detach().float()
 
-    for _ in range(cfg.critic_steps):
+    stats = {}
+    for _ in range(cfg.critic_steps if use_gan else 0):
         alpha = torch.rand(sharp.shape[0], 1, 1, 1, device=sharp.device)
-        loss, stats = critic_loss(gan.critic, sharp, fake, alpha, cfg.gp_weight, gan.amp_dtype)
+        loss, stats = critic_loss(gan.critic, sharp, fake, alpha, cfg.gp_weight, gan.amp_dtype,
+                                  cfg.gradient_penalty)
         gan.opt_critic.zero_grad(set_to_none=True)
         loss.backward()
         gan.opt_critic.step()
@@ -190,15 +199,31 @@ def train_step(gan: GAN, blurred: torch.Tensor, sharp: torch.Tensor, cfg: TrainC
     # here, so there is nothing to all-reduce.
     critic = unwrap(gan.critic)
     with frozen(critic), gan.autocast():
-        adversarial = generator_adversarial_loss(critic, restored)
+        adversarial = generator_adversarial_loss(critic, restored) if use_gan else None
         content = gan.content_loss(restored, sharp).float()
-    generator_loss = adversarial + cfg.content_weight * content
+    weighted_content = cfg.content_weight * content
+    # Each term's gradient at the output, then one backward through the
+    # generator with their sum: the same update as backward() of the total
+    # loss, and the GAN's balance is measured without a second generator pass.
+    (grad_content,) = torch.autograd.grad(weighted_content, restored)
+    if use_gan:
+        weighted_adversarial = cfg.adversarial_weight * adversarial
+        (grad_adversarial,) = torch.autograd.grad(weighted_adversarial, restored)
+        generator_loss = weighted_adversarial + weighted_content
+    else:
+        grad_adversarial = torch.zeros_like(grad_content)
+        generator_loss = weighted_content
     gan.opt_generator.zero_grad(set_to_none=True)
-    generator_loss.backward()
+    restored.backward(grad_adversarial + grad_content)
     gan.opt_generator.step()
 
-    stats.update(adversarial_loss=adversarial.detach(), content_loss=content.detach(),
-                 generator_loss=generator_loss.detach())
+    norm_adversarial = torch.linalg.vector_norm(grad_adversarial.float())
+    norm_content = torch.linalg.vector_norm(grad_content.float())
+    if use_gan:
+        stats["adversarial_loss"] = adversarial.detach()
+    stats.update(content_loss=content.detach(), generator_loss=generator_loss.detach(),
+                 grad_adversarial=norm_adversarial, grad_content=norm_content,
+                 grad_ratio=norm_adversarial / norm_content)
     return stats
 
 
@@ -367,7 +392,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     # Absolute data paths in the checkpoint: --resume may run from another folder.
     data_cfg = dataclasses.replace(
         data_cfg, shards=tuple(Path(p).resolve() for p in data_cfg.shards),
-        gopro=None if data_cfg.gopro is None else Path(data_cfg.gopro).resolve())
+        gopro=None if data_cfg.gopro is None else Path(data_cfg.gopro).resolve(),
+        val_shards=None if data_cfg.val_shards is None else Path(data_cfg.val_shards).resolve())
     dist_info = distributed_from_env()
     device = resolve_device(cfg.device, dist_info)
     out = Path(cfg.out)
@@ -495,10 +521,10 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                     values = {f"train/{k}": float(v) / (done - logged_at) for k, v in running.items()}
                     values["train/lr"] = lr
                     log.scalars(done, values)
-                    bar.set_postfix(critic=f"{values['train/critic_loss']:.3g}",
-                                    W=f"{values['train/wasserstein']:.3g}",
-                                    gp=f"{values['train/gradient_penalty']:.3g}",
-                                    content=f"{values['train/content_loss']:.3g}", refresh=False)
+                    shown = {"W": "wasserstein", "gp": "gradient_penalty", "content": "content_loss",
+                             "adv/content": "grad_ratio"}
+                    bar.set_postfix({k: f"{values['train/' + v]:.3g}" for k, v in shown.items()
+                                     if "train/" + v in values}, refresh=False)
                     running, logged_at = {}, done
                 if main and (end_of_epoch or done == total_steps
                              or (cfg.val_every and done % cfg.val_every == 0)):

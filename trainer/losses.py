@@ -6,11 +6,23 @@ maps of G(I_B) and I_S (eq. 3).  The critic minimises
 D(G(I_B)) - D(I_S) + lambda_gp * (||grad D(x_hat)||_2 - 1)^2 (Gulrajani et al.
 2017), lambda_gp = 10.
 
-D(x) below is the critic's score of an image: the mean of its PatchGAN map.
-The same scalar enters the Wasserstein estimate and the gradient penalty, so
-the Lipschitz constraint is on the function the loss actually uses.
-(DeblurGAN's code instead differentiates the *sum* of the map and takes the
-norm over channels pixel by pixel, which constrains something else.)
+D(x) below is the critic's score of an image: the mean of its PatchGAN map;
+it enters the Wasserstein estimate and both losses.  The gradient penalty
+comes in two forms (``GRADIENT_PENALTIES``):
+
+* ``per-image`` -- Gulrajani et al.'s: (||grad_x D(x_hat)||_2 - 1)^2 per image,
+  on the same scalar D the losses use, so the critic is held to a
+  1-Lipschitz function of the whole image.
+* ``per-pixel`` -- DeblurGAN's code (``DiscLossWGANGP.calc_gradient_penalty``):
+  the gradient of the *sum* of the patch map, its norm taken over the colour
+  channels at each pixel, (norm - 1)^2 averaged over pixels.  Each pixel's
+  gradient is pushed to norm 1, so the gradient of D (the map's *mean*) over
+  an H x W image settles near sqrt(H W) / (h w) instead of 1: about 0.21 at
+  256 x 256 (a 35 x 35 map), 0.53 at 64 x 64 (11 x 11).  The adversarial
+  gradient that reaches the generator is smaller by that factor relative to
+  the content term -- the balance the paper's numbers were trained with.
+
+Which form a preset uses, and why, is in docs/training.md.
 """
 from __future__ import annotations
 
@@ -34,6 +46,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG19_CACHE_NAME = "vgg19-dcbb9e9d.pth"
 
 CONTENT_LOSSES = ("perceptual", "l1", "l2")
+GRADIENT_PENALTIES = ("per-image", "per-pixel")
 
 
 class VGGWeightsError(ValueError):
@@ -50,31 +63,45 @@ def critic_score(critic: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                     alpha: torch.Tensor) -> torch.Tensor:
-    """mean_i (||grad_x D(x_hat_i)||_2 - 1)^2 with x_hat_i = alpha_i real_i + (1 - alpha_i) fake_i.
+                     alpha: torch.Tensor, form: str = "per-image") -> torch.Tensor:
+    """The WGAN-GP penalty at x_hat_i = alpha_i real_i + (1 - alpha_i) fake_i.
+
+    ``form="per-image"``: mean_i (||grad_x D(x_hat_i)||_2 - 1)^2, D the mean of
+    the patch map.  ``form="per-pixel"`` (DeblurGAN's code): with g = grad_x of
+    the *sum* of the patch map, mean over i, y, x of (||g[i, :, y, x]||_2 - 1)^2,
+    the norm over the colour channels.
 
     real, fake: (B, 3, H, W); alpha: (B, 1, 1, 1) in [0, 1], one draw per
     sample.  Returns a scalar in the dtype of the inputs, differentiable with
     respect to the critic's parameters (create_graph=True).  Call it outside
     autocast: the double backward then runs in the inputs' precision.
     """
+    if form not in GRADIENT_PENALTIES:
+        raise ValueError(f"gradient penalty must be one of {', '.join(GRADIENT_PENALTIES)}, not {form!r}")
     x_hat = (alpha * real + (1 - alpha) * fake).detach().requires_grad_(True)
+    patch_map = critic(x_hat).flatten(1)
     # InstanceNorm works per sample, so the gradient of the batch sum with
-    # respect to x_hat_i is the gradient of D(x_hat_i) alone.
-    score = critic(x_hat).flatten(1).mean(dim=1)
+    # respect to x_hat_i is the gradient of sample i's score alone.
+    score = patch_map.mean(dim=1) if form == "per-image" else patch_map.sum(dim=1)
     (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    if form == "per-image":
+        norms = torch.linalg.vector_norm(grad.flatten(1), dim=1)
+    else:
+        norms = torch.linalg.vector_norm(grad, dim=1)   # (B, H, W): over the channels
+    return ((norms - 1) ** 2).mean()
 
 
 def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor,
-                gp_weight: float = 10.0, autocast_dtype: torch.dtype | None = None):
+                gp_weight: float = 10.0, autocast_dtype: torch.dtype | None = None,
+                gp_form: str = "per-image"):
     """WGAN-GP critic loss D(fake) - D(real) + gp_weight * GP.
 
     ``fake`` must be detached from the generator.  The two scores are computed
     in one batched pass (under autocast when ``autocast_dtype`` is given); the
     gradient penalty always runs in the inputs' precision (float32), because
     its double backward through InstanceNorm is where bfloat16's 8-bit
-    mantissa would bite.  Returns (loss, stats) with stats the detached scalars
+    mantissa would bite; ``gp_form`` picks its form (see
+    ``gradient_penalty``).  Returns (loss, stats) with stats the detached scalars
     critic_loss, wasserstein (D(real) - D(fake), the critic's estimate of the
     distance) and gradient_penalty.
     """
@@ -82,7 +109,7 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha
                         enabled=autocast_dtype is not None):
         d_real, d_fake = critic_score(critic, torch.cat([real, fake])).chunk(2)
     wasserstein = (d_real - d_fake).mean()
-    penalty = gradient_penalty(critic, real, fake, alpha)
+    penalty = gradient_penalty(critic, real, fake, alpha, gp_form)
     loss = -wasserstein + gp_weight * penalty
     stats = {"critic_loss": loss.detach(), "wasserstein": wasserstein.detach(),
              "gradient_penalty": penalty.detach()}

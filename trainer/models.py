@@ -18,6 +18,9 @@ from torch import nn
 # ``get_norm_layer('instance')``), so every conv keeps its bias.
 
 
+GENERATOR_INITS = ("paper", "identity")
+
+
 def _instance_norm(channels: int) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=False)
 
@@ -62,9 +65,19 @@ class Generator(nn.Module):
     Input and output: (B, 3, H, W) float in [-1, 1], with H and W multiples of
     4 (the two stride-2 stages) and at least 8 (reflection padding at 1/4
     resolution needs 2 pixels); ``trainer.evaluate.restore`` pads other sizes.
+
+    ``init`` (see ``GENERATOR_INITS``): ``"paper"`` draws every conv from
+    N(0, 0.02) (DeblurGAN's ``weights_init``); the untrained residual then has
+    a standard deviation of about 0.4, so the first output sits 13-15 dB below
+    its own input and training first has to unlearn that noise.
+    ``"identity"`` does the same and then zeroes the last conv: tanh(0) = 0, so
+    the untrained generator returns its input exactly and every step starts
+    from "do nothing" (the zero-initialised residual branch of Goyal et al.
+    2017 and ControlNet's zero convolution).  The gradients still reach every
+    layer from the second step on: the last conv's own gradient is not zero.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, dropout: float = 0.5):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, dropout: float = 0.5, init: str = "paper"):
         super().__init__()
         layers = [
             nn.ReflectionPad2d(3),
@@ -91,6 +104,12 @@ class Generator(nn.Module):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, kernel_size=7), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         init_weights(self)
+        if init == "identity":
+            last = self.body[-2]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        elif init != "paper":
+            raise ValueError(f"generator init must be one of {', '.join(GENERATOR_INITS)}, not {init!r}")
 
     def forward(self, blurred: torch.Tensor) -> torch.Tensor:
         # ResOut: the network learns the residual I_S - I_B, which is what makes
