@@ -267,6 +267,25 @@ def test_shard_validation_holds_out_the_last_shard(shards):
         train_batches(_cfg((second,), None, mix=(1, 0)))  # its only shard validates
 
 
+def test_validation_folder_spans_its_shards_and_holds_nothing_out(shards, gopro, tmp_path):
+    first, second = shards
+    held = make_shard_folder(tmp_path / "held", [2, 3], size=(24, 28), seed=9)
+    # Given a validation folder, it wins over GoPro test/ and the hold-out.
+    cfg = _cfg((first,), gopro, mix=(1, 0), val_shards=held)
+    pairs = val_pairs(cfg)
+    assert pairs.names == ["shard-00000.h5#0", "shard-00000.h5#1", "shard-00001.h5#0",
+                           "shard-00001.h5#1", "shard-00001.h5#2"]
+    reader = ShardReader(find_shards(held)[1].path)
+    expected = reader.read_pair(2)
+    reader.close()
+    assert all(np.array_equal(a, b) for a, b in zip(pairs[4][1:], expected))
+    assert val_pairs(cfg, limit=3).names == ["shard-00000.h5#0", "shard-00001.h5#0", "shard-00001.h5#2"]
+    no_gopro = _cfg((first,), None, mix=(1, 0), val_shards=held)
+    assert len(build_dataset(no_gopro).sources[SYNTHETIC].paths) == 3   # all of first trains
+    with pytest.raises(DataError, match="nowhere: no such shard folder"):
+        val_pairs(_cfg((first,), None, mix=(1, 0), val_shards=tmp_path / "nowhere"))
+
+
 def test_gopro_validation_is_the_scaled_test_split(gopro):
     cfg = _cfg((), gopro, mix=(0, 1))
     pairs = val_pairs(cfg)

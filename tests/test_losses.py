@@ -203,3 +203,40 @@ def test_pixel_content_losses():
     assert make_content_loss("l2")(a, b).item() == pytest.approx(0.25)
     with pytest.raises(ValueError):
         make_content_loss("l3")
+
+
+def _fd_sum_gradient(critic, x, eps=1e-6):
+    """d sum(D's patch map)(x) / dx by central differences."""
+    n = x.numel()
+    basis = torch.eye(n, dtype=x.dtype).view(n, *x.shape)
+    with torch.no_grad():
+        plus = critic(x + eps * basis).flatten(1).sum(1)
+        minus = critic(x - eps * basis).flatten(1).sum(1)
+    return ((plus - minus) / (2 * eps)).view(x.shape)
+
+
+def test_per_pixel_gradient_penalty_is_deblurgans_formula_by_finite_differences():
+    # DeblurGAN: gradients of the map's sum, norm over channels at each pixel,
+    # (norm - 1)^2 averaged over pixels and images.
+    critic = _critic(seed=2)
+    torch.manual_seed(3)
+    real = torch.rand(2, 3, 10, 10, dtype=torch.float64) * 2 - 1
+    fake = torch.rand(2, 3, 10, 10, dtype=torch.float64) * 2 - 1
+    alpha = torch.tensor([0.3, 0.9], dtype=torch.float64).view(2, 1, 1, 1)
+    terms = []
+    for i in range(2):
+        grad = _fd_sum_gradient(critic, alpha[i] * real[i] + (1 - alpha[i]) * fake[i])
+        per_pixel = torch.sqrt((grad ** 2).sum(dim=0))          # (H, W)
+        terms.append(((per_pixel - 1) ** 2).flatten())
+    want = torch.cat(terms).mean()
+    got = gradient_penalty(critic, real, fake, alpha, "per-pixel")
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-9)
+    # A different quantity from the per-image form on the same inputs.
+    assert not torch.allclose(gradient_penalty(critic, real, fake, alpha, "per-image"), got, rtol=1e-2)
+
+
+def test_unknown_gradient_penalty_form_is_refused():
+    critic = _critic()
+    x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
+    with pytest.raises(ValueError, match="per-image, per-pixel"):
+        gradient_penalty(critic, x, x, torch.ones(1, 1, 1, 1, dtype=torch.float64), "per-patch")

@@ -103,3 +103,45 @@ def test_weights_initialised_as_deblurgan():
     assert abs(weights.mean().item()) < 1e-3
     assert abs(weights.std().item() - 0.02) < 1e-3
     assert all(torch.count_nonzero(m.bias) == 0 for m in convs)
+
+
+def test_identity_start_returns_its_input_exactly():
+    torch.manual_seed(0)
+    g = Generator(ngf=8, n_blocks=2, init="identity").train()   # dropout on: still the identity
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    assert torch.equal(g(x), x)
+    # Every layer but the last keeps DeblurGAN's N(0, 0.02) draw: the same
+    # weights as the paper's start, so the two differ in the last conv only.
+    torch.manual_seed(0)
+    paper = Generator(ngf=8, n_blocks=2, init="paper")
+    differing = [k for k, v in paper.state_dict().items() if not torch.equal(v, g.state_dict()[k])]
+    assert differing == [f"body.{len(g.body) - 2}.weight"]   # the bias is 0 in both
+
+
+def test_paper_start_is_far_from_the_identity():
+    # What the identity start avoids: the untrained residual is noise of std ~0.4 on [-1, 1].
+    torch.manual_seed(0)
+    g = Generator(ngf=16, n_blocks=2, init="paper").eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        residual = g.body(x)
+    assert 0.2 < float(residual.std()) < 0.7
+
+
+def test_identity_start_learns_from_its_first_steps():
+    # The zero last conv still gets a gradient, and after one step every layer does.
+    torch.manual_seed(0)
+    g = Generator(ngf=8, n_blocks=1, dropout=0, init="identity")
+    opt = torch.optim.Adam(g.parameters(), lr=1e-3)
+    x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    for _ in range(2):
+        opt.zero_grad()
+        (g(x) - y).abs().mean().backward()
+        opt.step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for name, p in g.named_parameters()
+               if name.endswith("weight"))
+
+
+def test_unknown_init_is_refused():
+    with pytest.raises(ValueError, match="paper, identity"):
+        Generator(ngf=8, n_blocks=1, init="zeros")

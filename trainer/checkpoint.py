@@ -146,7 +146,7 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
 
     state = load(path)
     cfg = train_config_from(state.get("config", {}))
-    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout)
+    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, norm=cfg.norm)
     try:
         generator.load_state_dict(state["generator"])
     except (KeyError, RuntimeError) as e:

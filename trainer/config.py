@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.losses import CONTENT_LOSSES, GRADIENT_PENALTIES
-from trainer.models import GENERATOR_INITS
+from trainer.models import GENERATOR_INITS, GENERATOR_NORMS
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TrainConfig:
     ngf: int = 64                           # generator base width (64-128-256 channels)
     n_blocks: int = 9                       # ResBlocks in the generator
     dropout: float = 0.5                    # dropout inside each ResBlock
+    norm: str = "instance"                  # generator norm: instance (paper) | none
     init: str = "paper"                     # paper: N(0, 0.02) everywhere | identity: last conv 0, G(x) = x
     ndf: int = 64                           # critic base width (64-128-256-512)
     critic_layers: int = 3                  # stride-2 layers of the PatchGAN critic
@@ -72,6 +73,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, not {value}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+        if self.norm not in GENERATOR_NORMS:
+            raise ValueError(f"generator norm must be one of {', '.join(GENERATOR_NORMS)}, not {self.norm!r}")
         if self.init not in GENERATOR_INITS:
             raise ValueError(f"generator init must be one of {', '.join(GENERATOR_INITS)}, not {self.init!r}")
         if self.gradient_penalty not in GRADIENT_PENALTIES:
@@ -100,7 +103,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
 
 # Settings a checkpoint without the key was trained with (the defaults of the
 # time), so that such a run resumes as it started.
-PRE_VERSION_2 = {"init": "paper", "gradient_penalty": "per-image"}
+PRE_VERSION_2 = {"init": "paper", "gradient_penalty": "per-image", "norm": "instance"}
 
 
 def make_configs(preset: str = "paper", train: dict | None = None, data: dict | None = None):

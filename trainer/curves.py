@@ -24,6 +24,7 @@ PANELS = (
     ("train/content_loss", None, "content loss"),
     ("train/wasserstein", None, "Wasserstein estimate D(real) - D(fake)"),
     ("train/gradient_penalty", None, "gradient penalty"),
+    ("train/grad_ratio", None, "GAN balance |dL_GAN/dG| / |d(lambda L_X)/dG| at the output"),
 )
 
 _INK = (40, 40, 40)

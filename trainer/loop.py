@@ -130,7 +130,8 @@ def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *
     does not do the double backward of the gradient penalty), ``ddp``
     (DistributedDataParallel around both networks; process group already up).
     """
-    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, init=cfg.init).to(device)
+    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, init=cfg.init,
+                          norm=cfg.norm).to(device)
     critic = Critic(ndf=cfg.ndf, n_layers=cfg.critic_layers).to(device)
     content_loss = content_loss.to(device)
     if channels_last:

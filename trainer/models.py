@@ -21,8 +21,19 @@ from torch import nn
 GENERATOR_INITS = ("paper", "identity")
 
 
+GENERATOR_NORMS = ("instance", "none")
+
+
 def _instance_norm(channels: int) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=False)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":
+        return _instance_norm(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"generator norm must be one of {', '.join(GENERATOR_NORMS)}, not {kind!r}")
 
 
 class ResBlock(nn.Module):
@@ -33,12 +44,12 @@ class ResBlock(nn.Module):
     the second conv whenever dropout is on; the paper's block has both convs.
     """
 
-    def __init__(self, channels: int, dropout: float = 0.5):
+    def __init__(self, channels: int, dropout: float = 0.5, norm: str = "instance"):
         super().__init__()
         layers = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3),
-            _instance_norm(channels),
+            _norm(norm, channels),
             nn.ReLU(inplace=True),
         ]
         if dropout > 0:
@@ -46,7 +57,7 @@ class ResBlock(nn.Module):
         layers += [
             nn.ReflectionPad2d(1),
             nn.Conv2d(channels, channels, kernel_size=3),
-            _instance_norm(channels),
+            _norm(norm, channels),
         ]
         self.body = nn.Sequential(*layers)
 
@@ -77,33 +88,45 @@ class Generator(nn.Module):
     layer from the second step on: the last conv's own gradient is not zero.
     """
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, dropout: float = 0.5, init: str = "paper"):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, dropout: float = 0.5, init: str = "paper",
+                 norm: str = "instance"):
         super().__init__()
         layers = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(3, ngf, kernel_size=7),
-            _instance_norm(ngf),
+            _norm(norm, ngf),
             nn.ReLU(inplace=True),
         ]
         for mult in (1, 2):  # downsampling: ngf -> 2 ngf -> 4 ngf
             layers += [
                 nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1),
-                _instance_norm(ngf * mult * 2),
+                _norm(norm, ngf * mult * 2),
                 nn.ReLU(inplace=True),
             ]
-        layers += [ResBlock(ngf * 4, dropout) for _ in range(n_blocks)]
+        layers += [ResBlock(ngf * 4, dropout, norm) for _ in range(n_blocks)]
         for mult in (4, 2):  # upsampling: 4 ngf -> 2 ngf -> ngf
             # output_padding=1 makes each stage exactly double the size, so the
             # residual lines up with the input for every multiple of 4.
             layers += [
                 nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2,
                                    padding=1, output_padding=1),
-                _instance_norm(ngf * mult // 2),
+                _norm(norm, ngf * mult // 2),
                 nn.ReLU(inplace=True),
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, kernel_size=7), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         init_weights(self)
+        if norm == "none":
+            # N(0, 0.02) is only safe behind a norm: without one the signal
+            # shrinks ~4x per conv.  He init keeps it, and each ResBlock starts
+            # as the identity (its last conv zero, as in Fixup) so the blocks
+            # do not double the variance.
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            for block in self.body:
+                if isinstance(block, ResBlock):
+                    nn.init.zeros_(block.body[-2].weight)   # [..., conv, norm]
         if init == "identity":
             last = self.body[-2]
             nn.init.zeros_(last.weight)
