@@ -427,20 +427,20 @@ def _generator_on(checkpoint_path, device_name):
               help="Validate on this shard folder (whole samples).  [default: GoPro test/, else the last training shard]")
 @click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
 @click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
-              help="paper: the published settings; tiny: small nets and 64x64 crops for a CPU.  [default: paper]")
+              help="paper: the published settings; tiny: small nets that learn in minutes on a CPU (docs/training.md).  [default: paper]")
 @click.option("--steps", type=int, default=None, help="Train for N generator steps (the lr schedule spans them).")
 @click.option("--epochs", type=int, default=None, help="Train for N epochs if --steps is not given.  [default: 300]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.  [default: auto]")
 @click.option("--seed", type=int, default=None, help="Seed of the weights, the data stream and dropout.  [default: 0]")
-@click.option("--crop", type=int, default=None, help="Random crop side (multiple of 4).  [default: 256; tiny 64]")
-@click.option("--batch-size", type=int, default=None, help="Pairs per step and process.  [default: 1]")
+@click.option("--crop", type=int, default=None, help="Random crop side (multiple of 4).  [default: 256; tiny 80]")
+@click.option("--batch-size", type=int, default=None, help="Pairs per step and process.  [default: 1; tiny 6]")
 @click.option("--flip/--no-flip", default=None, help="Random horizontal flips.  [default: on]")
 @click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
 @click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="[default: blur]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
-@click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2"]), default=None,
-              help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels.  [default: perceptual]")
+@click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
+              help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
 @click.option("--adversarial-weight", type=float, default=None,
               help="Weight of L_GAN; 0 trains on the content loss alone, without a critic.  [default: 1]")
@@ -450,13 +450,15 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
               help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
 @click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5]")
-@click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4]")
+@click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4; tiny 3e-4]")
 @click.option("--beta1", type=float, default=None, help="[default: 0.5]")
 @click.option("--beta2", type=float, default=None, help="[default: 0.999]")
 @click.option("--ngf", type=int, default=None, help="Generator base width.  [default: 64; tiny 16]")
 @click.option("--blocks", "n_blocks", type=int, default=None, help="Generator ResBlocks.  [default: 9; tiny 2]")
 @click.option("--ndf", type=int, default=None, help="Critic base width.  [default: 64; tiny 16]")
-@click.option("--dropout", type=float, default=None, help="Dropout in the ResBlocks.  [default: 0.5]")
+@click.option("--dropout", type=float, default=None, help="Dropout in the ResBlocks.  [default: 0.5; tiny 0]")
+@click.option("--norm", type=click.Choice(["instance", "none"]), default=None,
+              help="Generator normalisation (none: He init, no InstanceNorm).  [default: instance; tiny none]")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
               help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (and each epoch end).  [default: 1000]")
@@ -522,7 +524,7 @@ def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, dev
     import json
 
     from trainer.data import DataConfig, val_pairs
-    from trainer.evaluate import evaluate
+    from trainer.evaluate import mean_scores, score_pairs, scores_by_band
 
     if not gopro and not shards:
         raise UserError("give --gopro GOPRO_Large or --shards FOLDER to evaluate on")
@@ -534,17 +536,22 @@ def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, dev
         if len(pairs) == 0:
             raise UserError("no pairs to evaluate")
         generator, state, dev = _generator_on(checkpoint_path, device)
-        scores, _ = evaluate(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True)
+        rows, _ = score_pairs(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True)
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
+    scores, bands = mean_scores(rows), scores_by_band(rows)
     if as_json:
-        click.echo(json.dumps({k: scores[k] for k in ("psnr", "ssim", "input_psnr", "input_ssim", "count")}))
+        click.echo(json.dumps({**{k: scores[k] for k in ("psnr", "ssim", "input_psnr", "input_ssim", "count")},
+                               "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
+                                         for b in bands]}))
         return
     where = f"{gopro}/test" if gopro else f"held-out shard of {shards[0]}"
     click.echo(f"restored  PSNR {scores['psnr']:6.2f} dB  SSIM {scores['ssim']:.4f}")
     click.echo(f"blurred   PSNR {scores['input_psnr']:6.2f} dB  SSIM {scores['input_ssim']:.4f}")
     click.echo(f"{scores['count']} pairs of {where}; generator of step {state['step']}; "
                "RGB, whole image, data range 255")
+    click.echo("gain by band of the blurred input's PSNR: " + "; ".join(
+        f"{b['band']}: {b['gain']:+.2f} dB ({b['count']})" for b in bands))
 
 
 @trainer.command("deblur")

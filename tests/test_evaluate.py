@@ -109,8 +109,12 @@ def test_eval_json(gopro, generator_file):
                                               "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
+    bands = scores.pop("bands")
     assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count"}
     assert scores["count"] == 3 and all(np.isfinite(v) for v in scores.values())
+    assert sum(b["count"] for b in bands) == 3
+    # The bands' pair-weighted means are the overall means.
+    assert sum(b["count"] * b["gain"] for b in bands) / 3 == pytest.approx(scores["psnr"] - scores["input_psnr"])
     # Independent check: restore and score the same pairs here.
     generator, _ = checkpoint.load_generator(generator_file)
     blurred = sorted((gopro / "test").glob("*/blur/*.png"))
@@ -162,3 +166,14 @@ def test_command_errors_are_one_line(tmp_path, gopro, generator_file, problem, m
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert message in result.stderr
+
+
+def test_scores_by_band_groups_pairs_by_their_input_psnr():
+    from trainer.evaluate import scores_by_band
+
+    rows = [{"name": str(i), "psnr": p + g, "ssim": 0.5, "input_psnr": p, "input_ssim": 0.4}
+            for i, (p, g) in enumerate([(22.0, 1.0), (24.9, 3.0), (25.0, 0.5), (41.0, -2.0), (36.0, 0.0)])]
+    bands = scores_by_band(rows)
+    assert [(b["band"], b["count"]) for b in bands] == [("< 25 dB", 2), ("25-30 dB", 1), (">= 35 dB", 2)]
+    assert [b["gain"] for b in bands] == pytest.approx([2.0, 0.5, -1.0])
+    assert bands[0]["input_psnr"] == pytest.approx(23.45)

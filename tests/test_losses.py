@@ -19,14 +19,14 @@ def _critic(seed=0):
     return critic
 
 
-def _fd_input_gradient(critic, x, eps=1e-6):
-    """d mean(D(x)) / dx by central differences, all perturbations in one batch
-    (InstanceNorm is per sample, so batching changes nothing)."""
+def _fd_input_gradient(critic, x, eps=1e-6, reduce="mean"):
+    """d mean(D(x)) / dx (or of the map's sum) by central differences, all
+    perturbations in one batch (InstanceNorm is per sample, so batching changes nothing)."""
     n = x.numel()
     basis = torch.eye(n, dtype=x.dtype).view(n, *x.shape)
     with torch.no_grad():
-        plus = critic(x + eps * basis).flatten(1).mean(1)
-        minus = critic(x - eps * basis).flatten(1).mean(1)
+        plus = getattr(critic(x + eps * basis).flatten(1), reduce)(1)
+        minus = getattr(critic(x - eps * basis).flatten(1), reduce)(1)
     return ((plus - minus) / (2 * eps)).view(x.shape)
 
 
@@ -205,16 +205,6 @@ def test_pixel_content_losses():
         make_content_loss("l3")
 
 
-def _fd_sum_gradient(critic, x, eps=1e-6):
-    """d sum(D's patch map)(x) / dx by central differences."""
-    n = x.numel()
-    basis = torch.eye(n, dtype=x.dtype).view(n, *x.shape)
-    with torch.no_grad():
-        plus = critic(x + eps * basis).flatten(1).sum(1)
-        minus = critic(x - eps * basis).flatten(1).sum(1)
-    return ((plus - minus) / (2 * eps)).view(x.shape)
-
-
 def test_per_pixel_gradient_penalty_is_deblurgans_formula_by_finite_differences():
     # DeblurGAN: gradients of the map's sum, norm over channels at each pixel,
     # (norm - 1)^2 averaged over pixels and images.
@@ -225,7 +215,7 @@ def test_per_pixel_gradient_penalty_is_deblurgans_formula_by_finite_differences(
     alpha = torch.tensor([0.3, 0.9], dtype=torch.float64).view(2, 1, 1, 1)
     terms = []
     for i in range(2):
-        grad = _fd_sum_gradient(critic, alpha[i] * real[i] + (1 - alpha[i]) * fake[i])
+        grad = _fd_input_gradient(critic, alpha[i] * real[i] + (1 - alpha[i]) * fake[i], reduce="sum")
         per_pixel = torch.sqrt((grad ** 2).sum(dim=0))          # (H, W)
         terms.append(((per_pixel - 1) ** 2).flatten())
     want = torch.cat(terms).mean()
