@@ -20,8 +20,8 @@ test: $(STAMP)
 # 80-px crops -> synthetic pairs -> a short training of the tiny preset mixed
 # 2:1 with a GoPro-layout sample -> eval of the last generator on the held-out
 # frames (not best.pt, which validation on those same frames picked), deblur.
-# Pixel (L1) content loss: the perceptual loss needs VGG19 ImageNet weights,
-# which the demo does not download (see README, Training).
+# The tiny preset's content loss is on pixels (the per-image PSNR): the paper's
+# perceptual loss needs VGG19 ImageNet weights, which the demo does not download.
 demo: $(STAMP)
 	mkdir -p $(DEMO)
 	$(VENV)/bin/blurgen make-kernels -n 2000 --size 21 --max-len 19 --seed 0 --out $(DEMO)/kernels.h5 --overwrite --preview
@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(PY) data/make_gopro_sample.py --out $(DEMO)/GOPRO_Large --seed 0 --overwrite
 	rm -rf $(DEMO)/run
 	$(VENV)/bin/trainer fit --preset tiny --shards $(DEMO)/shards --gopro $(DEMO)/GOPRO_Large --mix 2:1 \
-	    --steps 300 --val-every 100 --content-loss l1 --out $(DEMO)/run
+	    --steps 300 --val-every 100 --out $(DEMO)/run
 	$(VENV)/bin/trainer curves $(DEMO)/run
 	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/last.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5
 	$(VENV)/bin/trainer deblur --checkpoint $(DEMO)/run/last.pt $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite

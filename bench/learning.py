@@ -12,9 +12,9 @@
    trajectories up to 15 px) for 64-px crops, DeblurGAN's other defaults
    (anxiety and exposure fraction drawn per kernel).
 2. Training, with ``trainer fit`` and its ``tiny`` preset (overrides with
-   --set): ``gan`` is the full WGAN-GP + content-loss objective, ``l1`` the
-   same generator, data and number of steps with the pixel loss alone
-   (--adversarial-weight 0: no critic).  Validation runs on a spread subset
+   --set): ``gan`` is the full WGAN-GP + content-loss objective, ``pixel``
+   the same generator, data and number of steps with the pixel content loss
+   alone (--adversarial-weight 0: no critic).  Validation runs on a spread subset
    of the held-out pairs and draws each run's curves.png.
 3. Scores of the *last* generator of each run (not best.pt, which validation
    on these same pairs picked) on all held-out pairs: PSNR / SSIM of RGB
@@ -54,7 +54,7 @@ from trainer.loop import fit  # noqa: E402
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
                 "colorwheel", "camera", "brick", "grass", "gravel", "moon", "clock", "coins", "cell")
 HELD_OUT_PHOTOS = ("chelsea", "stereo_motorcycle")
-RUNS = {"gan": {}, "l1": {"adversarial_weight": 0.0}}
+RUNS = {"gan": {}, "pixel": {"adversarial_weight": 0.0}}
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(make_configs("tiny")[0])}
 
 
@@ -109,7 +109,7 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
     train_cfg, data_cfg = make_configs(
         "tiny",
         dict(dict(out=out, steps=args.steps, val_every=max(1, args.steps // 10), val_limit=12,
-                  content_loss="l1", device="cpu", preview=False, checkpoint_every=args.steps,
+                  device="cpu", preview=False, checkpoint_every=args.steps,
                   seed=args.seed), **train_changes),
         dict(dict(shards=(train_shards,), val_shards=held_out, mix=(1, 0), workers=1, seed=args.seed),
              **data_changes))
@@ -147,7 +147,7 @@ def draw_validation(results: list[dict], path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("bench-learning"), help="work folder (kept)")
-    parser.add_argument("--runs", default="gan,l1", help=f"comma-separated, from {', '.join(RUNS)}")
+    parser.add_argument("--runs", default="gan,pixel", help=f"comma-separated, from {', '.join(RUNS)}")
     parser.add_argument("--steps", type=int, default=2000, help="generator steps per run")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="TrainConfig/DataConfig change on top of the tiny preset, e.g. lr=3e-4")

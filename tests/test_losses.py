@@ -230,3 +230,23 @@ def test_unknown_gradient_penalty_form_is_refused():
     x = torch.zeros(1, 3, 8, 8, dtype=torch.float64)
     with pytest.raises(ValueError, match="per-image, per-pixel"):
         gradient_penalty(critic, x, x, torch.ones(1, 1, 1, 1, dtype=torch.float64), "per-patch")
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_of_the_images_below_its_ceiling():
+    import numpy as np
+
+    from trainer.losses import PSNRLoss
+    from trainer.metrics import psnr
+
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 256, (2, 12, 12, 3), dtype=np.uint8)
+    noisy = np.clip(sharp + rng.normal(0, [[[[4.0]]], [[[20.0]]]], sharp.shape), 0, 255).round().astype(np.uint8)
+    to_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).double() / 127.5 - 1  # noqa: E731
+    want = -np.mean([psnr(noisy[i], sharp[i]) for i in range(2)])          # 8-bit PSNRs of ~36 and ~22 dB
+    got = PSNRLoss(ceiling_db=200.0)(to_tensor(noisy), to_tensor(sharp))
+    assert float(got) == pytest.approx(want, rel=1e-6)
+    # The ceiling: an exact match scores -ceiling, not -inf, and a 36 dB image
+    # counts less than its PSNR against a 40 dB ceiling.
+    assert float(PSNRLoss()(to_tensor(sharp), to_tensor(sharp))) == pytest.approx(-40.0)
+    capped = PSNRLoss()(to_tensor(noisy[:1]), to_tensor(sharp[:1]))
+    assert -psnr(noisy[0], sharp[0]) < float(capped) < -psnr(noisy[0], sharp[0]) + 2

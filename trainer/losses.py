@@ -231,27 +231,36 @@ def load_vgg19_conv3_3(path: str | os.PathLike | None = None) -> nn.Sequential:
 
 class PSNRLoss(nn.Module):
     """Minus the PSNR of each image, averaged over the batch (HINet's and NAFNet's
-    "PSNR loss"): mean_i 10 log10(MSE_i + 1e-8), MSE_i over image i's pixels and
-    channels on the [0, 1] scale (inputs are in [-1, 1]); in dB, negative.
+    "PSNR loss"), with a ceiling: mean_i 10 log10(MSE_i + 10^(-ceiling / 10)),
+    MSE_i over image i's pixels and channels on the [0, 1] scale (inputs are in
+    [-1, 1]); in dB, negative, >= -ceiling.
 
     Why: the mean PSNR over pairs weighs an image's error by 1 / MSE_i (the
     derivative of 10 log10 MSE_i), so a nearly sharp pair (DeblurGAN's exposure
     fraction 1/10 gives inputs up to ~58 dB) counts far more per grey level
     than a heavily blurred one.  L1 and L2 weigh every pixel alike, and a
-    model trained on them learns to sharpen what is already sharp: measured
-    with bench/learning.py, -1 dB on held-out pairs above 35 dB while it
-    gained +0.5 dB below.  This loss is the metric itself, per image.
+    small model trained on them learns to sharpen what is already sharp
+    (bench/learning.py: -1.0 dB on held-out pairs above 35 dB while it gained
+    +0.45 dB below).  The ceiling (40 dB by default) stops images that are
+    already that close from taking over: without it their weights, up to
+    100x those of blurred images, dominate Adam's step-size normalisation and
+    the model barely leaves the identity (docs/training.md has both runs).
     """
+
+    def __init__(self, ceiling_db: float = 40.0):
+        super().__init__()
+        self.ceiling_db = float(ceiling_db)
 
     def forward(self, restored: torch.Tensor, sharp: torch.Tensor) -> torch.Tensor:
         mse = ((restored.float() - sharp.float()) ** 2).flatten(1).mean(dim=1) / 4.0
-        return (10.0 / math.log(10.0) * torch.log(mse + 1e-8)).mean()
+        floor = 10.0 ** (-self.ceiling_db / 10.0)
+        return (10.0 / math.log(10.0) * torch.log(mse + floor)).mean()
 
 
 def make_content_loss(kind: str, vgg_weights: str | os.PathLike | None = None) -> nn.Module:
     """The content loss L_X(restored, sharp) -> scalar: 'perceptual' (VGG19 conv3_3
     MSE, the paper's), 'l1' or 'l2' (pixel-wise mean absolute / squared error),
-    'psnr' (minus the per-image PSNR in dB, see ``PSNRLoss``)."""
+    'psnr' (minus the per-image PSNR in dB, capped at 40 dB, see ``PSNRLoss``)."""
     if kind == "perceptual":
         return PerceptualLoss(load_vgg19_conv3_3(vgg_weights))
     if kind == "l1":
