@@ -221,7 +221,7 @@ def test_missing_vgg_weights_stop_the_cli_before_training(tmp_path, gopro, monke
     result = CliRunner().invoke(cli.trainer, [
         "fit", "--out", str(tmp_path / "run"), "--gopro", str(gopro), "--mix", "0:1", "--preset", "tiny",
         "--steps", "2", "--crop", "32", "--batch-size", "1", "--gopro-scale", "1", "--workers", "0",
-        "--device", "cpu"])
+        "--device", "cpu", "--content-loss", "perceptual"])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: VGG19 weights") and "--vgg-weights" in lines[0]
