@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) bench/synthesize.py
 	$(PY) bench/loader.py
 	$(PY) bench/train_step.py
+	$(PY) bench/learning.py --out bench-learning
 
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) bench-learning .pytest_cache

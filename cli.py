@@ -449,8 +449,8 @@ def _generator_on(checkpoint_path, device_name):
               help="per-pixel: DeblurGAN's code; per-image: Gulrajani et al. (docs/training.md).  [default: per-pixel]")
 @click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
               help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
-@click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5]")
-@click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4; tiny 3e-4]")
+@click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5; tiny 1]")
+@click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4; tiny 1e-3]")
 @click.option("--beta1", type=float, default=None, help="[default: 0.5]")
 @click.option("--beta2", type=float, default=None, help="[default: 0.999]")
 @click.option("--ngf", type=int, default=None, help="Generator base width.  [default: 64; tiny 16]")
