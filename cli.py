@@ -548,6 +548,8 @@ def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, dev
     where = f"{gopro}/test" if gopro else f"held-out shard of {shards[0]}"
     click.echo(f"restored  PSNR {scores['psnr']:6.2f} dB  SSIM {scores['ssim']:.4f}")
     click.echo(f"blurred   PSNR {scores['input_psnr']:6.2f} dB  SSIM {scores['input_ssim']:.4f}")
+    click.echo(f"gain      PSNR {scores['psnr'] - scores['input_psnr']:+6.2f} dB  "
+               f"SSIM {scores['ssim'] - scores['input_ssim']:+.4f}  (restored minus blurred)")
     click.echo(f"{scores['count']} pairs of {where}; generator of step {state['step']}; "
                "RGB, whole image, data range 255")
     click.echo("gain by band of the blurred input's PSNR: " + "; ".join(
