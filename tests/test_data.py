@@ -157,7 +157,7 @@ def _expected_batch(dataset, draws):
     for j in draws:
         d = dataset.draw(j)
         if d.source == SYNTHETIC:
-            shard, local = dataset.sources[SYNTHETIC]._locate(d.sample)
+            shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
             reader = ShardReader(dataset.sources[SYNTHETIC].paths[shard])
             b, s = reader.read_pair(local)
             reader.close()

@@ -217,7 +217,8 @@ class ShardSource:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
-    def _locate(self, i: int) -> tuple[int, int]:
+    def locate(self, i: int) -> tuple[int, int]:
+        """(shard number, sample index in that shard) of global sample index i."""
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return k, int(i - self.offsets[k])
 
@@ -227,11 +228,11 @@ class ShardSource:
         return self._readers[k]
 
     def name(self, i: int) -> str:
-        k, local = self._locate(i)
+        k, local = self.locate(i)
         return f"{self.paths[k]}#{local}"
 
     def size(self, i: int) -> tuple[int, int]:
-        k, local = self._locate(i)
+        k, local = self.locate(i)
         if k in self._crop_shapes:  # saves two HDF5 attribute reads per draw
             return self._crop_shapes[k]
         try:
@@ -244,7 +245,7 @@ class ShardSource:
             raise _shard_problem(self.name(i), exc) from None
 
     def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        k, local = self._locate(i)
+        k, local = self.locate(i)
         try:
             return self._reader(k).read_pair(local, box=box)
         except (_shards().ShardError, OSError, KeyError) as exc:
@@ -564,7 +565,7 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
         if not held:
             raise DataError(f"{cfg.val_shards}: no pairs to validate on")
         everything = ShardSource(held)   # only for its index -> (shard, sample) map
-        located = [everything._locate(i) for i in _spread(len(everything), limit)]
+        located = [everything.locate(i) for i in _spread(len(everything), limit)]
         located = [(held[k], local) for k, local in located]
         return ValPairs([f"{Path(info.path).name}#{local}" for info, local in located],
                         lambda i: _read_whole_pair(*located[i]))

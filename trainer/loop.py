@@ -449,7 +449,10 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                    f"critic {count_parameters(unwrap(gan.critic)) / 1e6:.2f} M parameters; "
                    f"{total_steps} steps ({steps_per_epoch} per epoch), device {device}, "
                    f"{dist_info.world_size} process(es), bf16 {'on' if gan.amp_dtype else 'off'}, "
-                   f"{len(held_out)} validation pairs" + (f"; resuming at step {start}" if start else ""),
+                   f"{len(held_out)} validation pairs; loss {cfg.adversarial_weight:g} x GAN ("
+                   f"{cfg.gradient_penalty} penalty, {cfg.critic_steps} critic steps) + {cfg.content_weight:g} x "
+                   f"{cfg.content_loss}; generator init {cfg.init}, norm {cfg.norm}"
+                   + (f"; resuming at step {start}" if start else ""),
                    file=sys.stderr)
 
     def save_checkpoint(done: int) -> None:
