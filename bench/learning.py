@@ -89,17 +89,14 @@ def build_data(root: Path, kernel_size: int, seed: int, train_crops: int, held_o
 
 
 def parse_sets(items) -> dict:
-    """``["lr=3e-4", "batch_size=8"]`` -> {"lr": 3e-4, "batch_size": 8} (numbers parsed as such)."""
+    """``["lr=3e-4", "init=identity", "betas=[0.9,0.999]"]`` -> {"lr": 3e-4, "init": "identity",
+    "betas": [0.9, 0.999]}: values are read as JSON, else kept as text."""
     out = {}
     for item in items:
         key, _, text = item.partition("=")
-        for kind in (int, float):
-            try:
-                out[key] = kind(text)
-                break
-            except ValueError:
-                continue
-        else:
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
             out[key] = text
     return out
 
