@@ -98,7 +98,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     # has each change and what it measured): a quarter of the widths, two
     # ResBlocks; the identity start (the untrained generator returns its
     # input, where the paper's init starts 13-15 dB below it); no dropout
-    # (half of 16 channels is noise the few steps cannot average out); no
+    # (a 16-channel net has no width to spare; not measured on its own); no
     # InstanceNorm, whose per-image normalisation leaves the residual blind to
     # the image's contrast (a blur's residual scales with it), with He init;
     # 80x80 crops in batches of 6 (kernels up to 21 px: a quarter of the

@@ -19,8 +19,6 @@ from torch import nn
 
 
 GENERATOR_INITS = ("paper", "identity")
-
-
 GENERATOR_NORMS = ("instance", "none")
 
 
