@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ from blurgen.pictures import write_png  # noqa: E402
 from blurgen.synthesize import SynthConfig, synthesize  # noqa: E402
 from trainer.checkpoint import load_generator  # noqa: E402
 from trainer.config import make_configs  # noqa: E402
-from trainer.curves import read_scalars  # noqa: E402
+from trainer.curves import plot_curves, read_scalars  # noqa: E402
 from trainer.data import val_pairs  # noqa: E402
 from trainer.evaluate import mean_scores, score_pairs, scores_by_band  # noqa: E402
 from trainer.loop import fit  # noqa: E402
@@ -120,17 +121,16 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
                 if k in ("init", "lr", "dropout", "ngf", "n_blocks", "adversarial_weight", "content_weight",
                          "gradient_penalty", "critic_steps", "content_loss")}
     settings.update(crop=data_cfg.crop, batch_size=data_cfg.batch_size)
+    logged = read_scalars(out / "scalars.csv")
+    validation = {"steps": logged["val/psnr"][0].tolist(), "val/psnr": logged["val/psnr"][1].tolist(),
+                  "val/input_psnr": logged["val/input_psnr"][1].tolist()}
     return {"name": name, "seconds": seconds, "steps": args.steps, "settings": settings,
             "scores": mean_scores(rows), "bands": scores_by_band(rows), "rows": rows,
-            "validation": {k: v[1].tolist() for k, v in read_scalars(out / "scalars.csv").items()
-                           if k in ("val/psnr", "val/input_psnr")}
-            | {"steps": read_scalars(out / "scalars.csv")["val/psnr"][0].tolist()}}
+            "validation": validation}
 
 
 def draw_validation(results: list[dict], path: Path) -> None:
     """Validation PSNR of every run against the step, the blurred input dashed."""
-    from trainer.curves import plot_curves
-
     series = {}
     for r in results:
         steps = np.asarray(r["validation"]["steps"], np.int64)
@@ -169,7 +169,6 @@ def main(argv=None) -> int:
     for name in names:
         folder = args.out / f"{name}{args.tag}"
         if folder.exists():
-            import shutil
             shutil.rmtree(folder)
         results.append(train(name, folder, train_shards, held_out, args, {**RUNS[name], **parse_sets(args.set)}))
 
