@@ -518,42 +518,65 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: psnr, ssim, input_psnr, input_ssim, count.")
-def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, device, tile, overlap, as_json):
-    """PSNR/SSIM of restored vs sharp, next to blurred vs sharp (RGB, whole image, range 255)."""
+@click.option("--metrics", "metric_names", default="all", show_default=True,
+              help="Comma-separated metrics (psnr, psnr_y, ssim_skimage, ssim_gopro, ssim_matlab, cw_ssim) "
+                   "or all; psnr and ssim_skimage always. See docs/metrics.md.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write per-image scores (restored and blurred) to this CSV.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: every metric, its input_ twin, count, bands; ssim is ssim_skimage.")
+def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, device, tile, overlap,
+             metric_names, csv_path, as_json):
+    """Every metric of restored vs sharp, next to blurred vs sharp (whole image, range 255)."""
     import json
 
     from trainer.data import DataConfig, val_pairs
-    from trainer.evaluate import mean_scores, score_pairs, scores_by_band
+    from trainer.evaluate import mean_scores, score_pairs, scores_by_band, write_scores_csv
+    from trainer.metrics import DESCRIPTIONS, parse_metrics
 
     if not gopro and not shards:
         raise UserError("give --gopro GOPRO_Large or --shards FOLDER to evaluate on")
     if limit < 0:
         raise UserError(f"--limit must be >= 0, got {limit}")
     try:
+        metrics = parse_metrics(metric_names)
+    except ValueError as exc:
+        raise UserError(f"--metrics: {exc}") from None
+    try:
         data_cfg = DataConfig(shards=tuple(shards), gopro=gopro, gopro_scale=gopro_scale, gopro_blur=gopro_blur)
         pairs = val_pairs(data_cfg, limit=limit or None)
         if len(pairs) == 0:
             raise UserError("no pairs to evaluate")
         generator, state, dev = _generator_on(checkpoint_path, device)
-        rows, _ = score_pairs(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True)
+        rows, _ = score_pairs(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True,
+                              metrics=metrics)
+        if csv_path:
+            write_scores_csv(csv_path, rows)
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
     scores, bands = mean_scores(rows), scores_by_band(rows)
+    where = (f"{gopro}/test" + (f" resized x{gopro_scale:g}" if gopro_scale != 1 else "") if gopro
+             else f"held-out shard of {shards[0]}")
     if as_json:
-        click.echo(json.dumps({**{k: scores[k] for k in ("psnr", "ssim", "input_psnr", "input_ssim", "count")},
+        click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
+                               "metrics": {m: DESCRIPTIONS[m] for m in metrics},
+                               "pairs": where, "step": state["step"],
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
-    where = f"{gopro}/test" if gopro else f"held-out shard of {shards[0]}"
-    click.echo(f"restored  PSNR {scores['psnr']:6.2f} dB  SSIM {scores['ssim']:.4f}")
-    click.echo(f"blurred   PSNR {scores['input_psnr']:6.2f} dB  SSIM {scores['input_ssim']:.4f}")
-    click.echo(f"gain      PSNR {scores['psnr'] - scores['input_psnr']:+6.2f} dB  "
-               f"SSIM {scores['ssim'] - scores['input_ssim']:+.4f}  (restored minus blurred)")
+    click.echo(f"{'metric':13s} {'restored':>9s} {'blurred':>9s} {'gain':>8s}  what it is")
+    for metric in metrics:
+        restored, blurred = scores[metric if metric != "ssim_skimage" else "ssim"], \
+            scores["input_" + (metric if metric != "ssim_skimage" else "ssim")]
+        digits = 2 if metric.startswith("psnr") else 4
+        click.echo(f"{metric:13s} {restored:9.{digits}f} {blurred:9.{digits}f} {restored - blurred:+8.{digits}f}"
+                   f"  {DESCRIPTIONS[metric]}")
     click.echo(f"{scores['count']} pairs of {where}; generator of step {state['step']}; "
-               "RGB, whole image, data range 255")
-    click.echo("gain by band of the blurred input's PSNR: " + "; ".join(
+               "gain is restored minus blurred")
+    click.echo("psnr gain by band of the blurred input's PSNR: " + "; ".join(
         f"{b['band']}: {b['gain']:+.2f} dB ({b['count']})" for b in bands))
+    if csv_path:
+        click.echo(f"per-image scores: {csv_path}")
 
 
 @trainer.command("deblur")

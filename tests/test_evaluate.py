@@ -1,5 +1,6 @@
 """Restoring images of any size (padding, tiling), scoring, and the `trainer
 eval` / `trainer deblur` commands end to end on a tiny GoPro-layout folder."""
+import csv
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import cli
 from trainer import checkpoint
 from trainer.config import TrainConfig, to_primitive
 from trainer.evaluate import evaluate, pad_for_generator, restore
-from trainer.metrics import psnr, ssim
+from trainer.metrics import METRICS, psnr, ssim
 from trainer.models import Generator
 
 
@@ -104,14 +105,20 @@ def generator_file(tmp_path_factory):
     return path
 
 
-def test_eval_json(gopro, generator_file):
+def test_eval_json(gopro, generator_file, tmp_path):
     result = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
-                                              "--device", "cpu", "--json"])
+                                              "--device", "cpu", "--json", "--csv", str(tmp_path / "scores.csv")])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
     bands = scores.pop("bands")
-    assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count"}
+    described = scores.pop("metrics")
+    assert set(described) == set(METRICS)
+    assert scores.pop("ssim_variant") == "ssim_skimage" and scores.pop("step") == 7
+    assert "GOPRO_Large/test" in scores.pop("pairs")
+    assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count",
+                           *(m for m in METRICS), *("input_" + m for m in METRICS)}
     assert scores["count"] == 3 and all(np.isfinite(v) for v in scores.values())
+    assert scores["ssim"] == scores["ssim_skimage"]
     assert sum(b["count"] for b in bands) == 3
     # The bands' pair-weighted means are the overall means.
     assert sum(b["count"] * b["gain"] for b in bands) / 3 == pytest.approx(scores["psnr"] - scores["input_psnr"])
@@ -120,13 +127,25 @@ def test_eval_json(gopro, generator_file):
     blurred = sorted((gopro / "test").glob("*/blur/*.png"))
     sharp = [p.parent.parent / "sharp" / p.name for p in blurred]
     read = lambda p: np.asarray(Image.open(p).convert("RGB"))  # noqa: E731
-    want = np.mean([psnr(restore(generator, read(b)), read(s)) for b, s in zip(blurred, sharp)])
-    assert scores["psnr"] == pytest.approx(want)
-    assert scores["input_psnr"] == pytest.approx(np.mean([psnr(read(b), read(s)) for b, s in zip(blurred, sharp)]))
+    restored = [restore(generator, read(b)) for b in blurred]
+    for name, metric in METRICS.items():
+        assert scores[name] == pytest.approx(np.mean([metric(r, read(s)) for r, s in zip(restored, sharp)]))
+        assert scores["input_" + name] == pytest.approx(
+            np.mean([metric(read(b), read(s)) for b, s in zip(blurred, sharp)]))
+    with open(tmp_path / "scores.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 3 and float(table[0]["cw_ssim"]) == pytest.approx(
+        METRICS["cw_ssim"](restored[0], read(sharp[0])), abs=1e-6)
 
     text = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
-                                            "--device", "cpu", "--limit", "2"])
-    assert text.exit_code == 0 and "blurred   PSNR" in text.stdout and "2 pairs" in text.stdout
+                                            "--device", "cpu", "--limit", "2", "--metrics", "psnr_y"])
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["psnr", "psnr_y", "ssim_skimage"]
+    assert "2 pairs" in text.stdout and "cw_ssim" not in text.stdout
+    bad = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
+                                           "--metrics", "ssim3d"])
+    assert bad.exit_code != 0 and "unknown metric 'ssim3d'" in bad.output
 
 
 def test_deblur_writes_pngs_of_the_input_sizes(tmp_path, generator_file):

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.metrics import psnr, ssim
+from trainer.metrics import METRICS
 
 MULTIPLE = 4        # two stride-2 stages in the generator
 MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
@@ -97,17 +97,21 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
 
 
 def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.device = "cpu",
-                tile: int = 2048, overlap: int = 128, progress: bool = False):
-    """PSNR/SSIM of restored vs sharp and of blurred vs sharp, pair by pair.
+                tile: int = 2048, overlap: int = 128, progress: bool = False,
+                metrics: Sequence[str] = ("psnr", "ssim_skimage")):
+    """Metrics of restored vs sharp and of blurred vs sharp, pair by pair.
 
     pairs: sequence of (name, blurred uint8 (H, W, 3), sharp uint8 (H, W, 3)),
-    e.g. ``trainer.data.val_pairs``.  Returns (rows, example): rows a list of
-    {"name", "psnr", "ssim", "input_psnr", "input_ssim"} (dB, [-1, 1]) in the
-    order of ``pairs``, example the (blurred, restored, sharp) uint8 triplet
+    e.g. ``trainer.data.val_pairs``.  metrics: names in
+    ``trainer.metrics.METRICS``.  Returns (rows, example): rows a list of
+    {"name", METRIC, "input_" + METRIC for each metric, "ssim", "input_ssim"}
+    in the order of ``pairs`` ("ssim" is ``ssim_skimage``, present always;
+    dB for the PSNRs), example the (blurred, restored, sharp) uint8 triplet
     of the first pair (None if there are none).
     """
     from tqdm import tqdm
 
+    names = list(dict.fromkeys(["psnr", "ssim_skimage", *metrics]))
     was_training = generator.training
     generator.eval()
     rows, example = [], None
@@ -115,8 +119,14 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
         for name, blurred, sharp in tqdm(pairs, desc="evaluate", unit="img", disable=not progress,
                                          leave=False, dynamic_ncols=True):
             restored = restore(generator, blurred, device=device, tile=tile, overlap=overlap)
-            rows.append({"name": name, "psnr": psnr(restored, sharp), "ssim": ssim(restored, sharp),
-                         "input_psnr": psnr(blurred, sharp), "input_ssim": ssim(blurred, sharp)})
+            row = {"name": name}
+            for metric in names:
+                row[metric] = METRICS[metric](restored, sharp)
+                row["input_" + metric] = METRICS[metric](blurred, sharp)
+            row["ssim"], row["input_ssim"] = row["ssim_skimage"], row["input_ssim_skimage"]
+            if "ssim_skimage" not in metrics:
+                del row["ssim_skimage"], row["input_ssim_skimage"]
+            rows.append(row)
             if example is None:
                 example = (blurred, restored, sharp)
     finally:
@@ -125,11 +135,31 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
 
 
 def mean_scores(rows: Sequence[dict]) -> dict:
-    """{"psnr", "ssim", "input_psnr", "input_ssim", "count"}: means of ``score_pairs`` rows (nan if none)."""
-    keys = ("psnr", "ssim", "input_psnr", "input_ssim")
+    """Means of the numeric keys of ``score_pairs`` rows, plus "count" (nan if no rows).
+
+    Always has "psnr", "ssim", "input_psnr", "input_ssim" and "count".
+    """
+    keys = ["psnr", "ssim", "input_psnr", "input_ssim"]
+    for row in rows:
+        keys += [k for k in row if k != "name" and k not in keys]
     scores = {k: (sum(r[k] for r in rows) / len(rows) if rows else math.nan) for k in keys}
     scores["count"] = len(rows)
     return scores
+
+
+def write_scores_csv(path: str | os.PathLike, rows: Sequence[dict]) -> None:
+    """Write ``score_pairs`` rows to a CSV (one line per image, a header of the
+    row keys), atomically: a failed write leaves no partial file."""
+    import csv
+
+    from blurgen.files import atomic_path
+
+    fields = list(rows[0]) if rows else ["name"]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
 # Bands of the blurred input's PSNR (dB): a nearly sharp pair (DeblurGAN's
