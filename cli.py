@@ -400,12 +400,13 @@ def _unfinished(manifests: dict) -> str | None:
 # --- trainer: fit, eval, deblur ------------------------------------------------
 def _trainer_errors():
     """The exception types of the trainer that mean 'bad input', turned into UserError."""
+    from trainer.benchmarks import BenchmarkError
     from trainer.checkpoint import CheckpointError
     from trainer.data import DataError
     from trainer.gopro import GoProError
     from trainer.losses import VGGWeightsError
 
-    return (CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
+    return (BenchmarkError, CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
 
 
 def _generator_on(checkpoint_path, device_name):
@@ -508,7 +509,13 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
 @trainer.command("eval")
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
               help="last.pt or best.pt of a run.")
-@click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root: scores its test/ split.")
+@click.option("--benchmark", type=(str, click.Path(file_okay=False)), default=None, metavar="NAME ROOT",
+              help="A published test set scored as its paper does: gopro GOPRO_Large, "
+                   "realblur-j ROOT or realblur-r ROOT (docs/metrics.md).")
+@click.option("--pairs", "folders", type=(click.Path(file_okay=False), click.Path(file_okay=False)), default=None,
+              metavar="BLUR_DIR SHARP_DIR", help="Any folder of blurred images against sharp ones of the same stem.")
+@click.option("--gopro", type=click.Path(file_okay=False), default=None,
+              help="GOPRO_Large root: scores its test/ split (with --gopro-scale and --gopro-blur).")
 @click.option("--shards", multiple=True, type=click.Path(file_okay=False),
               help="Shard folder: scores its last shard (the one training holds out).")
 @click.option("--gopro-scale", type=float, default=1.0, show_default=True,
@@ -525,17 +532,16 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
               help="Write per-image scores (restored and blurred) to this CSV.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: every metric, its input_ twin, count, bands; ssim is ssim_skimage.")
-def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, device, tile, overlap,
-             metric_names, csv_path, as_json):
+def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, gopro_blur, limit, device, tile,
+             overlap, metric_names, csv_path, as_json):
     """Every metric of restored vs sharp, next to blurred vs sharp (whole image, range 255)."""
     import json
+    import math
 
-    from trainer.data import DataConfig, val_pairs
-    from trainer.evaluate import mean_scores, score_pairs, scores_by_band, write_scores_csv
+    from trainer.benchmarks import open_eval_set
+    from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image, write_scores_csv
     from trainer.metrics import DESCRIPTIONS, parse_metrics
 
-    if not gopro and not shards:
-        raise UserError("give --gopro GOPRO_Large or --shards FOLDER to evaluate on")
     if limit < 0:
         raise UserError(f"--limit must be >= 0, got {limit}")
     try:
@@ -543,38 +549,47 @@ def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, dev
     except ValueError as exc:
         raise UserError(f"--metrics: {exc}") from None
     try:
-        data_cfg = DataConfig(shards=tuple(shards), gopro=gopro, gopro_scale=gopro_scale, gopro_blur=gopro_blur)
-        pairs = val_pairs(data_cfg, limit=limit or None)
-        if len(pairs) == 0:
+        eval_set = open_eval_set(benchmark=benchmark, folders=folders, gopro=gopro, shards=shards,
+                                 gopro_scale=gopro_scale, gopro_blur=gopro_blur, limit=limit or None)
+        if len(eval_set.pairs) == 0:
             raise UserError("no pairs to evaluate")
         generator, state, dev = _generator_on(checkpoint_path, device)
-        rows, _ = score_pairs(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True,
-                              metrics=metrics)
+        rows, _ = score_pairs(generator, eval_set.pairs, device=dev, tile=tile, overlap=overlap, progress=True,
+                              metrics=metrics, extra=eval_set.extra)
         if csv_path:
             write_scores_csv(csv_path, rows)
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
-    scores, bands = mean_scores(rows), scores_by_band(rows)
-    where = (f"{gopro}/test" + (f" resized x{gopro_scale:g}" if gopro_scale != 1 else "") if gopro
-             else f"held-out shard of {shards[0]}")
+    scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
+    shown = [*metrics, *(["psnr_realblur", "ssim_realblur"] if "psnr_realblur" in scores else [])]
+    described = {**DESCRIPTIONS,
+                 "psnr_realblur": "PSNR, dB, RealBlur protocol: intensity-scaled, ECC-aligned, aligned region only",
+                 "ssim_realblur": "SSIM, RealBlur protocol: ssim_gopro's settings, masked to the aligned region"}
     if as_json:
         click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
-                               "metrics": {m: DESCRIPTIONS[m] for m in metrics},
-                               "pairs": where, "step": state["step"],
+                               "metrics": {m: described[m] for m in shown},
+                               "pairs": eval_set.description, "step": state["step"],
+                               "seconds_per_image": seconds, "device": str(dev),
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
     click.echo(f"{'metric':13s} {'restored':>9s} {'blurred':>9s} {'gain':>8s}  what it is")
-    for metric in metrics:
-        restored, blurred = scores[metric if metric != "ssim_skimage" else "ssim"], \
-            scores["input_" + (metric if metric != "ssim_skimage" else "ssim")]
+    for metric in shown:
+        key = "ssim" if metric == "ssim_skimage" else metric
+        restored, blurred = scores[key], scores["input_" + key]
         digits = 2 if metric.startswith("psnr") else 4
         click.echo(f"{metric:13s} {restored:9.{digits}f} {blurred:9.{digits}f} {restored - blurred:+8.{digits}f}"
-                   f"  {DESCRIPTIONS[metric]}")
-    click.echo(f"{scores['count']} pairs of {where}; generator of step {state['step']}; "
+                   f"  {described[metric]}")
+    click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
                "gain is restored minus blurred")
+    if "ecc_converged" in scores and scores["ecc_converged"] < 1:
+        click.echo(f"ECC alignment did not converge on {round((1 - scores['ecc_converged']) * scores['count'])} "
+                   "pairs; they were scored unaligned")
     click.echo("psnr gain by band of the blurred input's PSNR: " + "; ".join(
         f"{b['band']}: {b['gain']:+.2f} dB ({b['count']})" for b in bands))
+    if not math.isnan(seconds):
+        click.echo(f"restoring took {seconds:.3f} s per image on {dev} (mean over {len(rows) - 1} images, "
+                   "the first, warm-up one excluded)")
     if csv_path:
         click.echo(f"per-image scores: {csv_path}")
 

@@ -98,7 +98,7 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
 
 def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.device = "cpu",
                 tile: int = 2048, overlap: int = 128, progress: bool = False,
-                metrics: Sequence[str] = ("psnr", "ssim_skimage")):
+                metrics: Sequence[str] = ("psnr", "ssim_skimage"), extra=None):
     """Metrics of restored vs sharp and of blurred vs sharp, pair by pair.
 
     pairs: sequence of (name, blurred uint8 (H, W, 3), sharp uint8 (H, W, 3)),
@@ -106,9 +106,14 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     ``trainer.metrics.METRICS``.  Returns (rows, example): rows a list of
     {"name", METRIC, "input_" + METRIC for each metric, "ssim", "input_ssim"}
     in the order of ``pairs`` ("ssim" is ``ssim_skimage``, present always;
-    dB for the PSNRs), example the (blurred, restored, sharp) uint8 triplet
-    of the first pair (None if there are none).
+    dB for the PSNRs), plus "seconds" (the wall time of restoring that image,
+    the device synchronised) and whatever ``extra(restored, blurred, sharp)``
+    returns (a dict; e.g. ``trainer.benchmarks.realblur_row``); example the
+    (blurred, restored, sharp) uint8 triplet of the first pair (None if
+    there are none).
     """
+    import time
+
     from tqdm import tqdm
 
     names = list(dict.fromkeys(["psnr", "ssim_skimage", *metrics]))
@@ -118,14 +123,19 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     try:
         for name, blurred, sharp in tqdm(pairs, desc="evaluate", unit="img", disable=not progress,
                                          leave=False, dynamic_ncols=True):
+            start = time.perf_counter()
             restored = restore(generator, blurred, device=device, tile=tile, overlap=overlap)
-            row = {"name": name}
+            if torch.device(device).type == "cuda":
+                torch.cuda.synchronize(device)
+            row = {"name": name, "seconds": time.perf_counter() - start}
             for metric in names:
                 row[metric] = METRICS[metric](restored, sharp)
                 row["input_" + metric] = METRICS[metric](blurred, sharp)
             row["ssim"], row["input_ssim"] = row["ssim_skimage"], row["input_ssim_skimage"]
             if "ssim_skimage" not in metrics:
                 del row["ssim_skimage"], row["input_ssim_skimage"]
+            if extra is not None:
+                row.update(extra(restored, blurred, sharp))
             rows.append(row)
             if example is None:
                 example = (blurred, restored, sharp)
@@ -135,16 +145,25 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
 
 
 def mean_scores(rows: Sequence[dict]) -> dict:
-    """Means of the numeric keys of ``score_pairs`` rows, plus "count" (nan if no rows).
+    """Means of the scores in ``score_pairs`` rows, plus "count" (nan if no rows).
 
     Always has "psnr", "ssim", "input_psnr", "input_ssim" and "count".
+    Restoration time is not a score: see ``seconds_per_image``.
     """
     keys = ["psnr", "ssim", "input_psnr", "input_ssim"]
     for row in rows:
-        keys += [k for k in row if k != "name" and k not in keys]
+        keys += [k for k in row if k not in ("name", "seconds") and k not in keys]
     scores = {k: (sum(r[k] for r in rows) / len(rows) if rows else math.nan) for k in keys}
     scores["count"] = len(rows)
     return scores
+
+
+def seconds_per_image(rows: Sequence[dict]) -> float:
+    """Mean restoration time of ``score_pairs`` rows in seconds, the first
+    (warm-up: allocator, cuDNN autotuning, lazy init) image excluded; nan
+    with fewer than two rows."""
+    timed = [r["seconds"] for r in rows[1:] if "seconds" in r]
+    return sum(timed) / len(timed) if timed else math.nan
 
 
 def write_scores_csv(path: str | os.PathLike, rows: Sequence[dict]) -> None:
