@@ -610,10 +610,15 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
     try:
         files = list_images(inputs)
         generator, _, dev = _generator_on(checkpoint_path, device)
-        written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite)
+        seconds: list[float] = []
+        written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
+                               seconds=seconds)
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
     click.echo(f"wrote {len(written)} image(s) to {out}")
+    if len(seconds) > 1:
+        click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per image on {dev} "
+                   f"(mean over {len(seconds) - 1} images, the first, warm-up one excluded)")
 
 
 @trainer.command("curves")

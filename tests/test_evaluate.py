@@ -161,6 +161,7 @@ def test_deblur_writes_pngs_of_the_input_sizes(tmp_path, generator_file):
             "--out", str(out), "--device", "cpu", "--tile", "64", "--overlap", "16"]
     result = CliRunner().invoke(cli.trainer, args)
     assert result.exit_code == 0, result.output
+    assert "wrote 4 image(s)" in result.stdout and "s per image on cpu (mean over 3 images" in result.stdout
     for name, (h, w) in {**sizes, "grey.png": (12, 12)}.items():
         restored = np.asarray(Image.open(out / (Path(name).stem + ".png")))
         assert restored.shape == (h, w, 3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -112,7 +113,6 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     (blurred, restored, sharp) uint8 triplet of the first pair (None if
     there are none).
     """
-    import time
 
     from tqdm import tqdm
 
@@ -255,8 +255,11 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os.PathLike, *,
                  device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
-                 overwrite: bool = False, progress: bool = True) -> list[Path]:
+                 overwrite: bool = False, progress: bool = True, seconds: list | None = None) -> list[Path]:
     """Restore each image of ``inputs`` into ``out_dir/<stem>.png``; returns the written paths.
+
+    ``seconds``, if given, receives the wall time of each restoration (the
+    device synchronised; reading and writing the files excluded).
 
     All output names are checked before anything is written: two inputs with
     the same stem, or an existing output without ``overwrite``, raise
@@ -279,6 +282,12 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
     generator.eval()
     for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="img",
                                disable=not progress, dynamic_ncols=True):
-        restored = restore(generator, read_rgb(source), device=device, tile=tile, overlap=overlap)
+        image = read_rgb(source)
+        start = time.perf_counter()
+        restored = restore(generator, image, device=device, tile=tile, overlap=overlap)
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize(device)
+        if seconds is not None:
+            seconds.append(time.perf_counter() - start)
         write_png(target, restored)
     return targets
