@@ -530,10 +530,12 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
                    "or all; psnr and ssim_skimage always. See docs/metrics.md.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write per-image scores (restored and blurred) to this CSV.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None,
+              help="Draw the best and worst restorations and a histogram of the PSNR gains into this PNG.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object: every metric, its input_ twin, count, bands; ssim is ssim_skimage.")
 def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, gopro_blur, limit, device, tile,
-             overlap, metric_names, csv_path, as_json):
+             overlap, metric_names, csv_path, png_path, as_json):
     """Every metric of restored vs sharp, next to blurred vs sharp (whole image, range 255)."""
     import json
     import math
@@ -558,6 +560,13 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                               metrics=metrics, extra=eval_set.extra)
         if csv_path:
             write_scores_csv(csv_path, rows)
+        if png_path:
+            from blurgen.pictures import write_png
+            from trainer.evaluate import restore
+            from trainer.report import eval_report
+
+            write_png(png_path, eval_report(rows, eval_set.pairs, lambda image: restore(
+                generator, image, device=dev, tile=tile, overlap=overlap)))
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
@@ -592,6 +601,8 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                    "the first, warm-up one excluded)")
     if csv_path:
         click.echo(f"per-image scores: {csv_path}")
+    if png_path:
+        click.echo(f"best and worst restorations, gain histogram: {png_path}")
 
 
 @trainer.command("deblur")

@@ -107,7 +107,8 @@ def generator_file(tmp_path_factory):
 
 def test_eval_json(gopro, generator_file, tmp_path):
     result = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
-                                              "--device", "cpu", "--json", "--csv", str(tmp_path / "scores.csv")])
+                                              "--device", "cpu", "--json", "--csv", str(tmp_path / "scores.csv"),
+                                              "--png", str(tmp_path / "report.png")])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.stdout)
     bands = scores.pop("bands")
@@ -135,6 +136,7 @@ def test_eval_json(gopro, generator_file, tmp_path):
             np.mean([metric(read(b), read(s)) for b, s in zip(blurred, sharp)]))
     with open(tmp_path / "scores.csv") as handle:
         table = list(csv.DictReader(handle))
+    assert np.asarray(Image.open(tmp_path / "report.png")).shape[1] == 3 * 192 + 2 * 4
     assert len(table) == 3 and float(table[0]["cw_ssim"]) == pytest.approx(
         METRICS["cw_ssim"](restored[0], read(sharp[0])), abs=1e-6)
 
