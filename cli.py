@@ -632,6 +632,41 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
                    f"(mean over {len(seconds) - 1} images, the first, warm-up one excluded)")
 
 
+@trainer.command("export")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
+              help="last.pt or best.pt of a run.")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the generator as ONNX (needs the onnx and onnxscript packages).")
+@click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the generator as TorchScript (deprecated upstream; for libtorch).")
+def export_cmd(checkpoint_path, onnx_path, torchscript_path):
+    """The bare generator for inference: float32 (N, 3, H, W) RGB in [-1, 1] in and out,
+    H and W multiples of 4 (docs/export.md)."""
+    from trainer.export import export_onnx, export_torchscript, onnx_difference
+
+    if not onnx_path and not torchscript_path:
+        raise UserError("give --onnx FILE and/or --torchscript FILE")
+    try:
+        generator, state, _ = _generator_on(checkpoint_path, "cpu")
+        if onnx_path:
+            try:
+                export_onnx(generator, onnx_path)
+            except ImportError as exc:
+                raise UserError(f"ONNX export needs the onnx and onnxscript packages ({exc.name} is missing): "
+                                "pip install 'blurgen[export]'") from None
+            difference = onnx_difference(generator, onnx_path)
+            check = ("onnxruntime not installed, not checked" if difference is None
+                     else f"onnxruntime matches PyTorch to {difference:.1e}")
+            click.echo(f"wrote {onnx_path} (generator of step {state['step']}; {check})")
+        if torchscript_path:
+            export_torchscript(generator, torchscript_path)
+            click.echo(f"wrote {torchscript_path} (generator of step {state['step']})")
+    except _trainer_errors() as exc:
+        raise UserError(str(exc)) from None
+    click.echo('input "blurred" and output "restored": float32 (N, 3, H, W), RGB in [-1, 1], '
+               "H and W multiples of 4")
+
+
 @trainer.command("curves")
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--png", type=click.Path(dir_okay=False), default=None,
