@@ -615,7 +615,8 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
-    """Restore images (files or folders of them) of any size; writes OUT/<name>.png."""
+    """Restore images (files or folders of them) of any size, or videos (.mp4, .avi, .mov, .mkv) frame by
+    frame; writes OUT/<name>.png, or OUT/<name>.mp4 at the video's frame rate."""
     from trainer.evaluate import deblur_files, list_images
 
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -253,24 +253,28 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
 
+#: Inputs of ``trainer deblur`` read as videos, restored frame by frame.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
+
+
 def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os.PathLike, *,
                  device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
                  overwrite: bool = False, progress: bool = True, seconds: list | None = None) -> list[Path]:
-    """Restore each image of ``inputs`` into ``out_dir/<stem>.png``; returns the written paths.
-
-    ``seconds``, if given, receives the wall time of each restoration (the
-    device synchronised; reading and writing the files excluded).
+    """Restore each image of ``inputs`` into ``out_dir/<stem>.png`` and each video
+    (``VIDEO_SUFFIXES``) into ``out_dir/<stem>.mp4``; returns the written paths.
 
     All output names are checked before anything is written: two inputs with
     the same stem, or an existing output without ``overwrite``, raise
-    ValueError.  Each PNG is written atomically.
+    ValueError.  Each file is written atomically.  ``seconds``, if given,
+    receives the wall time of each restoration (per frame for videos; the
+    device synchronised; reading and writing the files excluded).
     """
     from tqdm import tqdm
 
     from blurgen.pictures import write_png
 
     out_dir = Path(out_dir)
-    targets = [out_dir / f"{p.stem}.png" for p in inputs]
+    targets = [out_dir / (p.stem + (".mp4" if p.suffix.lower() in VIDEO_SUFFIXES else ".png")) for p in inputs]
     seen: dict[Path, Path] = {}
     for source, target in zip(inputs, targets):
         if target in seen:
@@ -280,14 +284,66 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
             raise ValueError(f"{target} exists (pass --overwrite to replace it)")
     out_dir.mkdir(parents=True, exist_ok=True)
     generator.eval()
-    for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="img",
-                               disable=not progress, dynamic_ncols=True):
-        image = read_rgb(source)
+
+    def timed_restore(image: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         restored = restore(generator, image, device=device, tile=tile, overlap=overlap)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
         if seconds is not None:
             seconds.append(time.perf_counter() - start)
-        write_png(target, restored)
+        return restored
+
+    for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="file",
+                               disable=not progress, dynamic_ncols=True):
+        if target.suffix == ".mp4":
+            deblur_video(source, target, timed_restore)
+        else:
+            write_png(target, timed_restore(read_rgb(source)))
     return targets
+
+
+def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
+                 restore_frame: Callable[[np.ndarray], np.ndarray]) -> int:
+    """Restore a video frame by frame into an MP4 (MPEG-4 Part 2) at the source's
+    frame rate and size; returns the number of frames.
+
+    restore_frame: uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB.  Read and
+    written with OpenCV's FFmpeg backend; the file appears under ``target``
+    only when complete.  Raises ValueError on a file that is not a readable
+    video.
+    """
+    import cv2
+
+    source, target = Path(source), Path(target)
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise ValueError(f"{source}: not a readable video")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    # VideoWriter picks the container from the suffix, so the temporary keeps ".mp4".
+    partial = target.with_name(f".{target.stem}.tmp-{os.getpid()}.mp4")
+    writer, frames = None, 0
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            restored = restore_frame(np.ascontiguousarray(bgr[:, :, ::-1]))
+            if writer is None:
+                height, width = restored.shape[:2]
+                writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                if not writer.isOpened():
+                    raise OSError(f"{target}: cannot write an MP4 video here")
+            writer.write(np.ascontiguousarray(restored[:, :, ::-1]))
+            frames += 1
+        if writer is None:
+            raise ValueError(f"{source}: not a readable video (no frames)")
+        writer.release()
+        writer = None
+        os.replace(partial, target)
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        partial.unlink(missing_ok=True)
+    return frames
