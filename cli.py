@@ -475,6 +475,9 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
     $(which trainer) fit ...` (each process reads its own share of the data).
     """
+    import signal
+    import sys
+
     from trainer.config import make_configs
     from trainer.loop import fit, resume_configs
 
@@ -496,13 +499,21 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
         summary = fit(train_cfg, data_cfg, resume=resume)
     except _trainer_errors() as exc:
         raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
+        click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
+        sys.exit(128 + signal.SIGINT)
     if summary["rank"] != 0:
         return   # under torchrun, rank 0 speaks for all
     best = summary["best"]
-    click.echo(f"{'stopped' if summary['stopped'] else 'finished'} at step {summary['step']} of "
+    stopped = summary["stopped"]
+    click.echo((f"stopped by {stopped}" if stopped else "finished") + f" at step {summary['step']} of "
                f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "
                f"at step {best['step']} ({out}/best.pt)" if best else "no validation yet")
                + f"; last checkpoint {out}/last.pt")
+    if stopped:
+        # Not 0: a script or scheduler must not take a preempted run for a finished one.
+        sys.exit(128 + signal.Signals[stopped])
 
 
 @trainer.command("eval")

@@ -24,6 +24,7 @@ by the worker that reads it, and the dataset pickles without open handles.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,8 +486,24 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers else None,
+        worker_init_fn=_ignore_stop_signals,
     )
     return _stream(loader, dataset)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader worker start-up: ignore SIGINT, SIGTERM and SIGUSR1.
+
+    Schedulers preempt a job by signalling its whole process group, and
+    Ctrl-C reaches the whole foreground group.  A worker killed that way
+    makes the main process raise "DataLoader worker ... killed" in the middle
+    of a step, before it can save.  Ignoring them leaves the decision to the
+    main process (trainer.loop.StopRequest): it finishes its step, saves and
+    shuts the workers down.  Workers still exit when the main process dies
+    (torch's watchdog) and on SIGKILL.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _stream(loader: DataLoader, dataset: DrawDataset) -> Iterator[dict[str, torch.Tensor]]:

@@ -345,27 +345,42 @@ class ScalarLog:
         self.file.close()
 
 
+# The signals that stop a run cleanly: Ctrl-C, a scheduler's preemption
+# (Slurm, Kubernetes and most others send SIGTERM, often to the whole process
+# group), and Slurm's ``--signal`` warning (SIGUSR1 unless told otherwise).
+# DataLoader workers ignore them (trainer.data), so only this process decides.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
 class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption) finishes the
-    current step, saves a checkpoint and ends the run; a second signal
-    interrupts at once.  Single-process runs only: under torchrun the ranks
-    could stop at different steps and wait on each other forever."""
+    """A signal of ``STOP_SIGNALS`` finishes the current step, saves a
+    checkpoint and ends the run; ``signum`` is the first one received.  A
+    second Ctrl-C interrupts at once (KeyboardInterrupt); a repeated SIGTERM
+    or SIGUSR1 changes nothing, since a scheduler may send both, or send
+    them again, while the run is already saving.  Single-process runs only:
+    under torchrun the ranks could stop at different steps and wait on each
+    other forever."""
 
     def __init__(self, enabled: bool):
-        self.requested = False
+        self.signum: int | None = None
         # Signal handlers can only be installed from the main thread.
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self._previous = None
 
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
     def __enter__(self):
         if self.enabled:
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.signum is None:
+            self.signum = signum
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
 
     def __exit__(self, *exc):
         if self.enabled:
@@ -381,7 +396,9 @@ def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, 
 
 def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict:
     """Train DeblurGAN; everything goes to ``cfg.out``.  Returns a summary dict
-    (step, epoch, best scores, paths).
+    (step, epoch, best scores, paths; ``stopped``: None, or the name of the
+    signal of ``STOP_SIGNALS`` that ended the run early, e.g. "SIGTERM",
+    after the checkpoint of the last finished step was saved).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
     already holds a run, a broken checkpoint) are raised as ValueError
@@ -492,7 +509,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True, disable=not main,
                desc="fit", smoothing=0.05)
     running: dict[str, torch.Tensor] = {}
-    logged_at, saved_at, stopped, done = start, start, False, start
+    logged_at, saved_at, stopped, done = start, start, None, start
     gan.generator.train()
     gan.critic.train()
     try:
@@ -507,7 +524,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                 try:
                     batch = next(batches)
                 except RuntimeError:
-                    if stop.requested:   # Ctrl-C also reached the loader workers
+                    if stop.requested:   # a loader worker died of the stop as well
                         break
                     raise
                 # After next(): starting a DataLoader iterator draws from the global generator.
@@ -537,10 +554,10 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                     save_checkpoint(done)
                     saved_at = done
             if stop.requested:
-                stopped = True
+                stopped = signal.Signals(stop.signum).name
                 if main and saved_at != done:
                     save_checkpoint(done)
-                tqdm.write(f"stopped at step {done}; continue with --resume", file=sys.stderr)
+                tqdm.write(f"{stopped}: stopped at step {done}; continue with --resume", file=sys.stderr)
     finally:
         bar.close()
         batches.close()
