@@ -461,7 +461,7 @@ def _generator_on(checkpoint_path, device_name):
               help="Generator normalisation (none: He init, no InstanceNorm).  [default: instance; tiny none]")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
               help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
-@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (and each epoch end).  [default: 1000]")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (also before every validation).  [default: 1000]")
 @click.option("--val-every", type=int, default=None, help="Also validate every N steps.  [default: at epoch ends]")
 @click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100]")
 @click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10]")
@@ -577,7 +577,7 @@ def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, dev
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
-    """Restore images (files or folders of them) of any size; writes OUT/<name>.png."""
+    """Restore images (files or folders of them) of any size up to 89 M pixels; writes OUT/<name>.png."""
     from trainer.evaluate import deblur_files, list_images
 
     try:

@@ -3,6 +3,7 @@ whole process group, broken data found at start-up, full disks, broken inputs.
 Each test's docstring names the defect it guards."""
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 from trainer import checkpoint
 from trainer.config import make_configs
@@ -126,3 +128,166 @@ def test_sigusr1_to_the_process_group_saves_the_finished_step(tmp_path, gopro, u
     """Issue 11.2: SIGUSR1 (Slurm's --signal warning) killed the run and its workers
     without a checkpoint.  Now it stops like SIGTERM: step saved, exit 138, exact resume."""
     preempt_group(tmp_path, gopro, uninterrupted, signal.SIGUSR1)
+
+
+# --- 11.4: broken validation data ------------------------------------------------------------
+
+
+def make_shards(folder, counts, side=40, seed=0):
+    """A shard folder of random crops (blurred = sharp // 2) with its manifest."""
+    import numpy as np
+
+    from blurgen.shards import shard_name, write_manifest, write_shard
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    manifest = {}
+    for k, n in enumerate(counts):
+        sharp = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
+        checksum = write_shard(folder / shard_name(k), sharp // 2, sharp, np.zeros((n, 5, 5), np.float32),
+                               {"source": np.array([f"photo{i}.jpg" for i in range(n)])})
+        manifest[shard_name(k)] = {"count": n, "checksum": checksum,
+                                   "bytes": (folder / shard_name(k)).stat().st_size}
+    write_manifest(folder, {"shards": manifest})
+    return folder
+
+
+def count_steps(monkeypatch):
+    """Counts calls of loop.train_step (which still trains)."""
+    from trainer import loop
+
+    calls = []
+    real = loop.train_step
+    monkeypatch.setattr(loop, "train_step", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def test_truncated_held_out_shard_stops_fit_before_the_first_step(tmp_path, monkeypatch):
+    """Issue 11.4: the held-out shard was opened only at the first validation, so a
+    truncated one let fit train an epoch and die before its checkpoint, on every
+    retry.  Now fit names it before any step and writes nothing."""
+    from blurgen.shards import shard_name
+    from trainer.data import DataError
+
+    folder = make_shards(tmp_path / "shards", [4, 2])
+    held_out = folder / shard_name(1)              # the last shard: validation's
+    data = held_out.read_bytes()
+    held_out.write_bytes(data[: len(data) // 2])
+    train_cfg, data_cfg = make_configs("tiny", dict(out=tmp_path / "run", steps=8, device="cpu",
+                                                    content_loss="l1", preview=False),
+                                       dict(shards=(folder,), mix="1:0", crop=32, workers=0))
+    steps = count_steps(monkeypatch)
+    with pytest.raises(DataError, match=r"shard-00001\.h5: not a readable shard") as info:
+        fit(train_cfg, data_cfg)
+    assert "\n" not in str(info.value)
+    assert steps == [] and not (tmp_path / "run").exists()
+
+
+def test_truncated_validation_folder_stops_fit_before_the_first_step(tmp_path, gopro, monkeypatch):
+    """Issue 11.4: the same for a --val-shards folder whose shard lost its end."""
+    from blurgen.shards import shard_name
+    from trainer.data import DataError
+
+    folder = make_shards(tmp_path / "val", [2, 2])
+    data = (folder / shard_name(0)).read_bytes()
+    (folder / shard_name(0)).write_bytes(data[:-1000])
+    train_cfg, data_cfg = fit_configs(tmp_path / "run", gopro)
+    data_cfg.val_shards = folder
+    steps = count_steps(monkeypatch)
+    with pytest.raises(DataError, match=r"val/shard-00000\.h5"):
+        fit(train_cfg, data_cfg)
+    assert steps == [] and not (tmp_path / "run").exists()
+
+
+def test_failing_validation_keeps_the_step_it_validates(tmp_path, gopro, uninterrupted, monkeypatch):
+    """Issue 11.4: fit validated before it saved, so a validation that failed (a pair
+    unreadable by then) lost the epoch's steps.  Now the checkpoint comes first, and
+    --resume goes on from it with the weights of the uninterrupted run."""
+    from trainer import loop
+    from trainer.data import DataError
+
+    def broken(*args, **kwargs):
+        raise DataError("GOPRO_Large/test/x.png: cannot decode image")
+
+    monkeypatch.setattr(loop, "evaluate", broken)
+    out = tmp_path / "run"
+    with pytest.raises(DataError, match="cannot decode"):
+        fit(*fit_configs(out, gopro))
+    assert checkpoint.load(out / "last.pt")["step"] == 6       # the end of epoch 1
+    monkeypatch.undo()
+    train_cfg, data_cfg = resume_configs(out, {"device": "cpu"}, {"workers": 0})
+    fit(train_cfg, data_cfg, resume=True)
+    resumed = checkpoint.load(out / "last.pt")
+    assert_same_training_state(dict(resumed, best=None), dict(uninterrupted, best=None))
+
+
+# --- 11.9: broken inputs give one line -------------------------------------------------------
+
+
+def run_trainer(args):
+    import cli
+
+    return CliRunner().invoke(cli.trainer, [str(a) for a in args])
+
+
+def one_error_line(result):
+    """The single 'error: ...' line of a failed command (asserts there is no traceback)."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    # Progress bars aside (tqdm redraws "deblur:   0%|...|"), one line.
+    lines = [line for line in result.stderr.strip().splitlines()
+             if line.strip() and not re.match(r"^[\w ]+:\s*\d+%\|", line)]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("missing", ["opt_critic", "data", "rng"])
+def test_resume_from_a_checkpoint_missing_keys_is_one_line(tmp_path, uninterrupted, missing):
+    """Issue 11.9: `trainer fit --resume` on a last.pt missing a key ended in a KeyError
+    traceback.  Now one line naming the file and the missing key, exit 2."""
+    (tmp_path / "run").mkdir()
+    checkpoint.save(tmp_path / "run" / "last.pt", {k: v for k, v in uninterrupted.items() if k != missing})
+    result = run_trainer(["fit", "--out", tmp_path / "run", "--resume", "--device", "cpu"])
+    line = one_error_line(result)
+    assert result.exit_code == 2 and "last.pt: incomplete training checkpoint" in line and missing in line
+
+
+def test_resume_from_a_generator_checkpoint_is_one_line(tmp_path, uninterrupted):
+    """Issue 11.9: a best.pt copied over last.pt (no optimiser, data or rng state) gave a
+    KeyError traceback on --resume."""
+    from trainer.models import Generator
+
+    cfg, _ = fit_configs(tmp_path / "run", Path("unused"))
+    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, norm=cfg.norm)
+    (tmp_path / "run").mkdir()
+    checkpoint.save(tmp_path / "run" / "last.pt", checkpoint.generator_state(
+        step=6, generator=generator, config=uninterrupted["config"], scores={"psnr": 20.0}))
+    result = run_trainer(["fit", "--out", tmp_path / "run", "--resume", "--device", "cpu"])
+    assert result.exit_code == 2 and "not a training one" in one_error_line(result)
+
+
+def png_claiming(width, height):
+    """A 60-byte PNG whose header claims width x height RGB pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [20000, 10000], ids=["over-twice-the-limit", "over-the-limit"])
+def test_deblur_refuses_a_decompression_bomb_in_one_line(tmp_path, uninterrupted, side):
+    """Issue 11.9: `trainer deblur` on an image whose header claims a huge size ended
+    in Pillow's DecompressionBombError traceback (or, between 1x and 2x Pillow's
+    limit, tried to decode it).  Now one line naming the file, exit 2, nothing written."""
+    checkpoint.save(tmp_path / "last.pt", uninterrupted)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(side, side))
+    result = run_trainer(["deblur", bomb, "--checkpoint", tmp_path / "last.pt", "--out", tmp_path / "out",
+                          "--device", "cpu"])
+    line = one_error_line(result)
+    assert result.exit_code == 2 and "bomb.png" in line and "decompression bomb" in line
+    assert not list((tmp_path / "out").glob("*.png"))

@@ -109,6 +109,31 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
+# What --resume reads of a training checkpoint: key -> its keys that must be there.
+TRAINING_KEYS = {"step": (), "epoch": (), "generator": (), "critic": (), "opt_generator": ("state", "param_groups"),
+                 "opt_critic": ("state", "param_groups"), "rng": ("python", "numpy", "torch", "cuda"),
+                 "data": ("config", "world_size"), "config": (), "best": ()}
+
+
+def load_training(path: str | os.PathLike, map_location="cpu") -> dict:
+    """``load`` for ``--resume``: also CheckpointError, naming what is missing,
+    if the file is not a training checkpoint or lacks part of one (a
+    generator-only best.pt copied to last.pt, a file written by other code)."""
+    state = load(path, map_location)
+    if state.get("kind") != "training":
+        raise CheckpointError(f"{path}: a {state.get('kind', 'unknown')} checkpoint, not a training "
+                              "one (last.pt); it cannot be resumed")
+    missing = [key for key in TRAINING_KEYS if key not in state]
+    missing += [f"{key}.{sub}" for key, subs in TRAINING_KEYS.items() if isinstance(state.get(key), dict)
+                for sub in subs if sub not in state[key]]
+    missing += [key for key, subs in TRAINING_KEYS.items() if subs and key in state
+                and not isinstance(state[key], dict)]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete training checkpoint (missing or damaged: "
+                              f"{', '.join(missing)}); it cannot be resumed")
+    return state
+
+
 def training_state(*, step: int, epoch: int, generator: nn.Module, critic: nn.Module,
                    opt_generator: torch.optim.Optimizer, opt_critic: torch.optim.Optimizer,
                    schedule: dict, config: dict, data: dict, best: dict | None) -> dict:

@@ -194,12 +194,25 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (H, W, 3) RGB of an image file (grey and alpha converted); ValueError if unreadable."""
+    """uint8 (H, W, 3) RGB of an image file (grey and alpha converted).
+
+    ValueError if unreadable, or if its header claims more than Pillow's
+    ``MAX_IMAGE_PIXELS`` (about 89 M pixels): a decompression bomb, a few
+    bytes that would decode to gigabytes, is refused before decoding.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its limit; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels, "
+                         "the most this reader decodes (a decompression bomb, or a damaged header)") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 

@@ -267,9 +267,13 @@ def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
     """The configs of the run in ``out`` (from its last checkpoint), with the
     settings in ``RUNTIME_FIELDS`` replaced by the non-None values given.
     Changing any other setting of a run being resumed raises ValueError."""
-    state = checkpoint.load(Path(out) / LAST)
-    train_cfg = train_config_from(state["config"])
-    data_cfg = DataConfig(**state["data"]["config"])
+    path = Path(out) / LAST
+    state = checkpoint.load_training(path)
+    try:
+        train_cfg = train_config_from(state["config"])
+        data_cfg = DataConfig(**state["data"]["config"])
+    except TypeError as exc:   # a data setting this version does not know
+        raise checkpoint.CheckpointError(f"{path}: settings this toolkit does not read ({exc})") from None
     changed = {}
     for cfg, changes, runtime in ((train_cfg, train_changes, RUNTIME_FIELDS),
                                   (data_cfg, data_changes, RUNTIME_DATA_FIELDS)):
@@ -424,9 +428,12 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
 
     # Everything that can fail on the user's input, before the first step.
     steps_per_epoch = epoch_length(data_cfg, dist_info.world_size)  # checks the data first
+    # The held-out set too (its shards opened and checked): found broken only at the
+    # first validation, it would end every retry an epoch later, before its checkpoint.
+    held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if dist_info.main else None
     content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
-    state = checkpoint.load(last_path, map_location=device) if resume else None
+    state = checkpoint.load_training(last_path, map_location=device) if resume else None
     if state is not None and state["data"]["world_size"] != dist_info.world_size:
         raise ValueError(f"{last_path} was written by a run of {state['data']['world_size']} "
                          f"processes; resume it with as many")
@@ -447,10 +454,15 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
 
     start, epoch, best = 0, 0, None
     if state is not None:
-        unwrap(gan.generator).load_state_dict(state["generator"])
-        unwrap(gan.critic).load_state_dict(state["critic"])
-        for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
-            opt.load_state_dict(state[key])
+        try:
+            unwrap(gan.generator).load_state_dict(state["generator"])
+            unwrap(gan.critic).load_state_dict(state["critic"])
+            for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
+                opt.load_state_dict(state[key])
+        except (RuntimeError, ValueError) as exc:   # torch's messages for weights that do not fit
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise checkpoint.CheckpointError(f"{last_path}: weights do not fit the run's settings "
+                                             f"({first})") from None
             for group in opt.param_groups:   # the Adam implementation is this machine's choice
                 group["fused"], group["foreach"] = (True if on_cuda else None), None
         checkpoint.set_rng_state(state["rng"])
@@ -461,7 +473,6 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     if main:
         out.mkdir(parents=True, exist_ok=True)
         log = ScalarLog(out, start)
-        held_out = val_pairs(data_cfg, limit=cfg.val_limit or None)
         tqdm.write(f"DeblurGAN: generator {count_parameters(unwrap(gan.generator)) / 1e6:.2f} M, "
                    f"critic {count_parameters(unwrap(gan.critic)) / 1e6:.2f} M parameters; "
                    f"{total_steps} steps ({steps_per_epoch} per epoch), device {device}, "
@@ -547,12 +558,17 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                     bar.set_postfix({k: f"{values['train/' + v]:.3g}" for k, v in shown.items()
                                      if "train/" + v in values}, refresh=False)
                     running, logged_at = {}, done
-                if main and (end_of_epoch or done == total_steps
-                             or (cfg.val_every and done % cfg.val_every == 0)):
-                    validate(done)
-                if main and (end_of_epoch or done == total_steps or done % cfg.checkpoint_every == 0):
+                validation_due = main and (end_of_epoch or done == total_steps
+                                           or (cfg.val_every and done % cfg.val_every == 0))
+                if validation_due or (main and done % cfg.checkpoint_every == 0):
+                    # Before validating: a validation that fails costs no training steps.
                     save_checkpoint(done)
                     saved_at = done
+                if validation_due:
+                    best_before = best
+                    validate(done)
+                    if best != best_before:   # last.pt must know the new best.pt
+                        save_checkpoint(done)
             if stop.requested:
                 stopped = signal.Signals(stop.signum).name
                 if main and saved_at != done:
