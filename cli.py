@@ -408,6 +408,14 @@ def _trainer_errors():
     return (CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
 
 
+def _trainer_message(exc: Exception) -> str:
+    """One line for a trainer error; an OSError that names its file says it first
+    ("runs/a/last.pt: No space left on device")."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def _generator_on(checkpoint_path, device_name):
     from trainer.checkpoint import load_generator
     from trainer.loop import distributed_from_env, resolve_device
@@ -498,7 +506,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
         summary = fit(train_cfg, data_cfg, resume=resume)
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     except KeyboardInterrupt:
         # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
         click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
@@ -549,7 +557,7 @@ def eval_cmd(checkpoint_path, gopro, shards, gopro_scale, gopro_blur, limit, dev
         generator, state, dev = _generator_on(checkpoint_path, device)
         rows, _ = score_pairs(generator, pairs, device=dev, tile=tile, overlap=overlap, progress=True)
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     scores, bands = mean_scores(rows), scores_by_band(rows)
     if as_json:
         click.echo(json.dumps({**{k: scores[k] for k in ("psnr", "ssim", "input_psnr", "input_ssim", "count")},
@@ -585,7 +593,7 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
         generator, _, dev = _generator_on(checkpoint_path, device)
         written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite)
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     click.echo(f"wrote {len(written)} image(s) to {out}")
 
 
@@ -600,13 +608,14 @@ def curves_cmd(run, png):
     from blurgen.pictures import write_png
     from trainer.curves import plot_curves, read_scalars, sparkline
     from trainer.loop import SCALARS
+    from trainer.output import naming
 
     if png:
         _check_output(png, overwrite=True)
     try:
         series = read_scalars(Path(run) / SCALARS)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     if not series:
         raise UserError(f"{run}: nothing logged yet")
     width = max(len(name) for name in series)
@@ -615,5 +624,9 @@ def curves_cmd(run, png):
                    f"{values[0]:.4g} -> {values[-1]:.4g} (min {values.min():.4g}, max {values.max():.4g}; "
                    f"{len(values)} points, steps {steps[0]}-{steps[-1]})")
     if png:
-        write_png(png, plot_curves(series))
+        try:
+            with naming(png):
+                write_png(png, plot_curves(series))
+        except OSError as exc:
+            raise UserError(_trainer_message(exc)) from None
         click.echo(f"wrote {png}")

@@ -233,11 +233,12 @@ def run_trainer(args):
 def one_error_line(result):
     """The single 'error: ...' line of a failed command (asserts there is no traceback)."""
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    # Progress bars aside (tqdm redraws "deblur:   0%|...|"), one line.
+    # Progress bars and fit's opening summary aside, the stderr ends in one error line.
     lines = [line for line in result.stderr.strip().splitlines()
              if line.strip() and not re.match(r"^[\w ]+:\s*\d+%\|", line)]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert "Traceback" not in result.stderr and len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    return errors[0]
 
 
 @pytest.mark.parametrize("missing", ["opt_critic", "data", "rng"])
@@ -291,3 +292,107 @@ def test_deblur_refuses_a_decompression_bomb_in_one_line(tmp_path, uninterrupted
     line = one_error_line(result)
     assert result.exit_code == 2 and "bomb.png" in line and "decompression bomb" in line
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+# --- 11.7: full disks ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Factory: small_disk(mib) mounts a tmpfs of that size (root in a container); skips
+    where mounting is not allowed (the simulated-ENOSPC tests cover those machines)."""
+    mounted = []
+
+    def mount(mib):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+                              capture_output=True)
+        if done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_fit_on_a_full_disk_is_one_line_and_keeps_last_pt(small_disk, gopro):
+    """Issue 11.7: fit on a full disk died of torch's "unexpected pos" RuntimeError
+    traceback.  Now one line naming the file, exit 2, and the previous last.pt
+    (step 2; the tiny run's last.pt is ~4.5 MB, two do not fit in 8 MiB) intact."""
+    run = small_disk(8) / "run"
+    args = [a if a != str(STEPS) else "12" for a in fit_args(run, gopro, workers=0)]
+    result = run_trainer(args[:args.index("--checkpoint-every")] + ["--checkpoint-every", "2"])
+    line = one_error_line(result)
+    assert result.exit_code == 2 and line == f"error: {run}/last.pt: No space left on device"
+    assert checkpoint.load(run / "last.pt")["step"] == 2
+    assert not [p for p in run.iterdir() if p.name.startswith(".")]   # no temporary file left
+
+
+def test_deblur_on_a_full_disk_is_one_line(small_disk, tmp_path, uninterrupted):
+    """Issue 11.7: trainer deblur --out on a full disk: one line naming the PNG, exit 2."""
+    import numpy as np
+
+    from blurgen.pictures import write_png
+
+    checkpoint.save(tmp_path / "last.pt", uninterrupted)
+    photo = write_png(tmp_path / "photo.png", np.random.default_rng(0).integers(0, 256, (256, 256, 3), np.uint8))
+    out = small_disk(1) / "out"
+    out.mkdir()
+    (out / "filler").write_bytes(b"\0" * (1024 * 1024 - 4096 * 2))   # leaves less than the PNG needs
+    result = run_trainer(["deblur", photo, "--checkpoint", tmp_path / "last.pt", "--out", out, "--device", "cpu"])
+    line = one_error_line(result)
+    assert result.exit_code == 2 and line == f"error: {out}/photo.png: No space left on device"
+    assert sorted(p.name for p in out.iterdir()) == ["filler"]
+
+
+def test_curves_png_on_a_full_disk_is_one_line(small_disk, tmp_path):
+    """Issue 11.7: trainer curves --png on a full disk: one line naming the PNG, exit 2."""
+    from trainer.loop import ScalarLog
+
+    log = ScalarLog(tmp_path, start=0)
+    for step in range(1, 6):
+        log.scalars(step, {"train/content_loss": 1.0 / step, "val/psnr": 20.0 + step})
+    log.close()
+    disk = small_disk(1)
+    (disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 4096))
+    result = run_trainer(["curves", tmp_path, "--png", disk / "curves.png"])
+    line = one_error_line(result)
+    assert result.exit_code == 2 and line == f"error: {disk}/curves.png: No space left on device"
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_checkpoint_write_failing_with_enospc_names_the_file(tmp_path, monkeypatch):
+    """Issue 11.7 (simulated ENOSPC, for machines that cannot mount a tmpfs): a failed
+    checkpoint write raises OSError naming last.pt and leaves the previous one intact."""
+    import builtins
+    import errno
+
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, {"format": checkpoint.FORMAT, "version": 1, "step": 1})
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(bytes(data)[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(checkpoint, "open", lambda p, mode="r", *a: FullDisk(real_open(p, mode, *a)),
+                        raising=False)
+    with pytest.raises(OSError) as info:
+        checkpoint.save(path, {"format": checkpoint.FORMAT, "version": 1, "step": 2})
+    monkeypatch.undo()
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(path)
+    assert checkpoint.load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

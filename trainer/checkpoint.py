@@ -25,6 +25,7 @@ generator, config, step and the validation scores; ``trainer eval`` and
 """
 from __future__ import annotations
 
+import io
 import os
 import random
 import zipfile
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from blurgen import files
+from trainer.output import naming
 
 FORMAT = "deblurgan-checkpoint"
 VERSION = 1
@@ -79,10 +81,17 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+
+    On a full disk: OSError naming ``path``, and the previous file is untouched.
+    """
     path = Path(path)
-    with files.atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
+    # Serialised in memory first: torch.save into a file turns a full disk into
+    # an "unexpected pos" RuntimeError; a plain write() raises OSError ENOSPC.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with naming(path), files.atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from trainer.metrics import psnr, ssim
+from trainer.output import naming
 
 MULTIPLE = 4        # two stride-2 stages in the generator
 MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
@@ -244,5 +245,6 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
     for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="img",
                                disable=not progress, dynamic_ncols=True):
         restored = restore(generator, read_rgb(source), device=device, tile=tile, overlap=overlap)
-        write_png(target, restored)
+        with naming(target):
+            write_png(target, restored)
     return targets

@@ -49,6 +49,7 @@ from trainer.data import DataConfig, epoch_length, train_batches, val_pairs
 from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
+from trainer.output import naming
 
 LAST = "last.pt"          # full training state, rewritten every checkpoint
 BEST = "best.pt"          # generator with the best validation PSNR
@@ -309,6 +310,13 @@ class ScalarLog:
         # What the file holds, per name, for the curves: 16 bytes a point, so a
         # 300-epoch run's history stays a few MB.
         self.history: dict[str, tuple[array, array]] = {}
+        with naming(self.path):
+            self._start_file(start)
+        self.file = open(self.path, "a", newline="")
+        self.csv = csv.writer(self.file)
+        self.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start if start else None)
+
+    def _start_file(self, start: int) -> None:
         if start > 0 and self.path.exists():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
@@ -320,16 +328,15 @@ class ScalarLog:
         elif not self.path.exists() or start == 0:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "name", "value"])
-        self.file = open(self.path, "a", newline="")
-        self.csv = csv.writer(self.file)
-        self.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start if start else None)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             self.tb.add_scalar(name, value, step)
-            self.csv.writerow([step, name, f"{value:.6g}"])
+            with naming(self.path):
+                self.csv.writerow([step, name, f"{value:.6g}"])
             self._remember(step, name, float(f"{value:.6g}"))
-        self.file.flush()
+        with naming(self.path):
+            self.file.flush()
 
     def _remember(self, step: int, name: str, value: float) -> None:
         steps, values = self.history.setdefault(name, (array("q"), array("d")))
@@ -506,11 +513,13 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         psnr_so_far = series["val/psnr"][1]
         if len(psnr_so_far) > 1:
             message += f"; PSNR so far {sparkline(psnr_so_far)}"
-        write_png(out / CURVES, plot_curves(series))
+        with naming(out / CURVES):
+            write_png(out / CURVES, plot_curves(series))
         if example is not None:
             picture = triplet_image(*example)
             log.triplet(done, picture)
-            write_png(out / PREVIEW, picture)
+            with naming(out / PREVIEW):
+                write_png(out / PREVIEW, picture)
             if cfg.preview:
                 from blurgen.terminal import render_images
                 tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"]))
