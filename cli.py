@@ -409,6 +409,14 @@ def _trainer_errors():
     return (BenchmarkError, CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
 
 
+def _trainer_message(exc: Exception) -> str:
+    """One line for a trainer error; an OSError that names its file says it first
+    ("runs/a/last.pt: No space left on device")."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def _generator_on(checkpoint_path, device_name):
     from trainer.checkpoint import load_generator
     from trainer.loop import distributed_from_env, resolve_device
@@ -462,7 +470,7 @@ def _generator_on(checkpoint_path, device_name):
               help="Generator normalisation (none: He init, no InstanceNorm).  [default: instance; tiny none]")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
               help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
-@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (and each epoch end).  [default: 1000]")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (also before every validation).  [default: 1000]")
 @click.option("--val-every", type=int, default=None, help="Also validate every N steps.  [default: at epoch ends]")
 @click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100]")
 @click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10]")
@@ -476,6 +484,9 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
     $(which trainer) fit ...` (each process reads its own share of the data).
     """
+    import signal
+    import sys
+
     from trainer.config import make_configs
     from trainer.loop import fit, resume_configs
 
@@ -496,14 +507,22 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
         summary = fit(train_cfg, data_cfg, resume=resume)
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
+    except KeyboardInterrupt:
+        # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
+        click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
+        sys.exit(128 + signal.SIGINT)
     if summary["rank"] != 0:
         return   # under torchrun, rank 0 speaks for all
     best = summary["best"]
-    click.echo(f"{'stopped' if summary['stopped'] else 'finished'} at step {summary['step']} of "
+    stopped = summary["stopped"]
+    click.echo((f"stopped by {stopped}" if stopped else "finished") + f" at step {summary['step']} of "
                f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "
                f"at step {best['step']} ({out}/best.pt)" if best else "no validation yet")
                + f"; last checkpoint {out}/last.pt")
+    if stopped:
+        # Not 0: a script or scheduler must not take a preempted run for a finished one.
+        sys.exit(128 + signal.Signals[stopped])
 
 
 @trainer.command("eval")
@@ -561,14 +580,13 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
         if csv_path:
             write_scores_csv(csv_path, rows)
         if png_path:
-            from blurgen.pictures import write_png
             from trainer.evaluate import restore
-            from trainer.report import eval_report
+            from trainer.report import write_eval_report
 
-            write_png(png_path, eval_report(rows, eval_set.pairs, lambda image: restore(
-                generator, image, device=dev, tile=tile, overlap=overlap)))
+            write_eval_report(png_path, rows, eval_set.pairs,
+                              lambda image: restore(generator, image, device=dev, tile=tile, overlap=overlap))
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
     shown = [*metrics, *(["psnr_realblur", "ssim_realblur"] if "psnr_realblur" in scores else [])]
     described = {**DESCRIPTIONS,
@@ -615,8 +633,8 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
-    """Restore images (files or folders of them) of any size, or videos (.mp4, .avi, .mov, .mkv) frame by
-    frame; writes OUT/<name>.png, or OUT/<name>.mp4 at the video's frame rate."""
+    """Restore images (files or folders of them) of any size up to 89 M pixels, or videos (.mp4, .avi,
+    .mov, .mkv) frame by frame; writes OUT/<name>.png, or OUT/<name>.mp4 at the video's frame rate."""
     from trainer.evaluate import deblur_files, list_images
 
     try:
@@ -626,7 +644,7 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
         written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
                                seconds=seconds)
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     click.echo(f"wrote {len(written)} image(s) to {out}")
     if len(seconds) > 1:
         click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per image on {dev} "
@@ -663,7 +681,7 @@ def export_cmd(checkpoint_path, onnx_path, torchscript_path):
             export_torchscript(generator, torchscript_path)
             click.echo(f"wrote {torchscript_path} (generator of step {state['step']})")
     except _trainer_errors() as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     click.echo('input "blurred" and output "restored": float32 (N, 3, H, W), RGB in [-1, 1], '
                "H and W multiples of 4")
 
@@ -679,13 +697,14 @@ def curves_cmd(run, png):
     from blurgen.pictures import write_png
     from trainer.curves import plot_curves, read_scalars, sparkline
     from trainer.loop import SCALARS
+    from trainer.output import naming
 
     if png:
         _check_output(png, overwrite=True)
     try:
         series = read_scalars(Path(run) / SCALARS)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(_trainer_message(exc)) from None
     if not series:
         raise UserError(f"{run}: nothing logged yet")
     width = max(len(name) for name in series)
@@ -694,5 +713,9 @@ def curves_cmd(run, png):
                    f"{values[0]:.4g} -> {values[-1]:.4g} (min {values.min():.4g}, max {values.max():.4g}; "
                    f"{len(values)} points, steps {steps[0]}-{steps[-1]})")
     if png:
-        write_png(png, plot_curves(series))
+        try:
+            with naming(png):
+                write_png(png, plot_curves(series))
+        except OSError as exc:
+            raise UserError(_trainer_message(exc)) from None
         click.echo(f"wrote {png}")

@@ -25,6 +25,7 @@ generator, config, step and the validation scores; ``trainer eval`` and
 """
 from __future__ import annotations
 
+import io
 import os
 import random
 import zipfile
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from blurgen import files
+from trainer.output import naming
 
 FORMAT = "deblurgan-checkpoint"
 VERSION = 1
@@ -79,10 +81,17 @@ def set_rng_state(state: dict) -> None:
 
 
 def save(path: str | os.PathLike, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename).
+
+    On a full disk: OSError naming ``path``, and the previous file is untouched.
+    """
     path = Path(path)
-    with files.atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
+    # Serialised in memory first: torch.save into a file turns a full disk into
+    # an "unexpected pos" RuntimeError; a plain write() raises OSError ENOSPC.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with naming(path), files.atomic_path(path, durable=True) as tmp, open(tmp, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> dict:
@@ -106,6 +115,31 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
     if state.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than "
                               f"this toolkit reads ({VERSION})")
+    return state
+
+
+# What --resume reads of a training checkpoint: key -> its keys that must be there.
+TRAINING_KEYS = {"step": (), "epoch": (), "generator": (), "critic": (), "opt_generator": ("state", "param_groups"),
+                 "opt_critic": ("state", "param_groups"), "rng": ("python", "numpy", "torch", "cuda"),
+                 "data": ("config", "world_size"), "config": (), "best": ()}
+
+
+def load_training(path: str | os.PathLike, map_location="cpu") -> dict:
+    """``load`` for ``--resume``: also CheckpointError, naming what is missing,
+    if the file is not a training checkpoint or lacks part of one (a
+    generator-only best.pt copied to last.pt, a file written by other code)."""
+    state = load(path, map_location)
+    if state.get("kind") != "training":
+        raise CheckpointError(f"{path}: a {state.get('kind', 'unknown')} checkpoint, not a training "
+                              "one (last.pt); it cannot be resumed")
+    missing = [key for key in TRAINING_KEYS if key not in state]
+    missing += [f"{key}.{sub}" for key, subs in TRAINING_KEYS.items() if isinstance(state.get(key), dict)
+                for sub in subs if sub not in state[key]]
+    missing += [key for key, subs in TRAINING_KEYS.items() if subs and key in state
+                and not isinstance(state[key], dict)]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete training checkpoint (missing or damaged: "
+                              f"{', '.join(missing)}); it cannot be resumed")
     return state
 
 

@@ -24,6 +24,7 @@ by the worker that reads it, and the dataset pickles without open handles.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,19 +402,25 @@ def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
     return folders[0][:-1] + [s for f in folders[1:] for s in f], held_out
 
 
-def _check_shards(infos: Sequence, crop: int) -> None:
-    # The first sample of each shard: catches unreadable files and crops
-    # that do not fit before any worker starts.  Opened and closed here.
+def _check_shards(infos: Sequence, crop: int | None) -> None:
+    """Open every shard of ``infos`` and look at its first sample: catches
+    unreadable and truncated files (HDF5 checks the file's stored end), shards
+    holding fewer samples than their manifest lists, and (``crop`` given)
+    samples smaller than the crop, before any step or worker starts.  Opened
+    and closed here; DataError names the shard."""
     shards = _shards()
     for info in infos:
         reader = shards.ShardReader(info.path)
         try:
+            count = len(reader)
             height, width = reader.image_shape(0)
-        except (shards.ShardError, OSError, KeyError) as exc:
+        except (shards.ShardError, OSError, KeyError, IndexError) as exc:
             raise _shard_problem(str(info.path), exc) from None
         finally:
             reader.close()
-        if height < crop or width < crop:
+        if count < info.count:
+            raise DataError(f"{info.path}: holds {count} samples, its manifest lists {info.count}")
+        if crop is not None and (height < crop or width < crop):
             raise DataError(f"{info.path}: samples are {width}x{height}, "
                             f"smaller than the {crop}x{crop} crop")
 
@@ -485,8 +492,24 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=cfg.workers > 0,
         prefetch_factor=4 if cfg.workers else None,
+        worker_init_fn=_ignore_stop_signals,
     )
     return _stream(loader, dataset)
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader worker start-up: ignore SIGINT, SIGTERM and SIGUSR1.
+
+    Schedulers preempt a job by signalling its whole process group, and
+    Ctrl-C reaches the whole foreground group.  A worker killed that way
+    makes the main process raise "DataLoader worker ... killed" in the middle
+    of a step, before it can save.  Ignoring them leaves the decision to the
+    main process (trainer.loop.StopRequest): it finishes its step, saves and
+    shuts the workers down.  Workers still exit when the main process dies
+    (torch's watchdog) and on SIGKILL.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _stream(loader: DataLoader, dataset: DrawDataset) -> Iterator[dict[str, torch.Tensor]]:
@@ -557,13 +580,16 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
     shard of the first shard folder (left out of training).
 
     Whole images, not crops.  ``limit`` keeps that many pairs spread evenly
-    over the set (all when None).  Names are ``sequence/frame.png`` for GoPro
+    over the set (all when None).  Every shard of the set is opened and
+    checked here (DataError naming it), so that a broken held-out shard stops
+    a run before its first step rather than at its first validation.  Names are ``sequence/frame.png`` for GoPro
     and ``shard_file#index`` for shards.
     """
     if cfg.val_shards is not None:
         held = _find_shards(cfg.val_shards)
         if not held:
             raise DataError(f"{cfg.val_shards}: no pairs to validate on")
+        _check_shards(held, crop=None)   # now, not at the first validation an epoch later
         everything = ShardSource(held)   # only for its index -> (shard, sample) map
         located = [everything.locate(i) for i in _spread(len(everything), limit)]
         located = [(held[k], local) for k, local in located]
@@ -579,6 +605,7 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
     _, held_out = _shard_split(cfg)
     if held_out is None:
         raise DataError(f"{cfg.shards[0]}: no shards to validate on")
+    _check_shards([held_out], crop=None)
     indices = _spread(held_out.count, limit)
     return ValPairs([f"{Path(held_out.path).name}#{i}" for i in indices],
                     lambda i: _read_whole_pair(held_out, indices[i]))

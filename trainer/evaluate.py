@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from trainer.metrics import METRICS
+from trainer.output import naming
 
 MULTIPLE = 4        # two stride-2 stages in the generator
 MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
@@ -174,7 +175,7 @@ def write_scores_csv(path: str | os.PathLike, rows: Sequence[dict]) -> None:
     from blurgen.files import atomic_path
 
     fields = list(rows[0]) if rows else ["name"]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+    with naming(path), atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for row in rows:
@@ -243,12 +244,25 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (H, W, 3) RGB of an image file (grey and alpha converted); ValueError if unreadable."""
+    """uint8 (H, W, 3) RGB of an image file (grey and alpha converted).
+
+    ValueError if unreadable, or if its header claims more than Pillow's
+    ``MAX_IMAGE_PIXELS`` (about 89 M pixels): a decompression bomb, a few
+    bytes that would decode to gigabytes, is refused before decoding.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its limit; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels, "
+                         "the most this reader decodes (a decompression bomb, or a damaged header)") from None
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"{path}: not a readable image ({e})") from None
 
@@ -296,10 +310,11 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
 
     for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="file",
                                disable=not progress, dynamic_ncols=True):
-        if target.suffix == ".mp4":
-            deblur_video(source, target, timed_restore)
-        else:
-            write_png(target, timed_restore(read_rgb(source)))
+        with naming(target):
+            if target.suffix == ".mp4":
+                deblur_video(source, target, timed_restore)
+            else:
+                write_png(target, timed_restore(read_rgb(source)))
     return targets
 
 

@@ -49,6 +49,7 @@ from trainer.data import DataConfig, epoch_length, train_batches, val_pairs
 from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
+from trainer.output import naming
 
 LAST = "last.pt"          # full training state, rewritten every checkpoint
 BEST = "best.pt"          # generator with the best validation PSNR
@@ -267,9 +268,13 @@ def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
     """The configs of the run in ``out`` (from its last checkpoint), with the
     settings in ``RUNTIME_FIELDS`` replaced by the non-None values given.
     Changing any other setting of a run being resumed raises ValueError."""
-    state = checkpoint.load(Path(out) / LAST)
-    train_cfg = train_config_from(state["config"])
-    data_cfg = DataConfig(**state["data"]["config"])
+    path = Path(out) / LAST
+    state = checkpoint.load_training(path)
+    try:
+        train_cfg = train_config_from(state["config"])
+        data_cfg = DataConfig(**state["data"]["config"])
+    except TypeError as exc:   # a data setting this version does not know
+        raise checkpoint.CheckpointError(f"{path}: settings this toolkit does not read ({exc})") from None
     changed = {}
     for cfg, changes, runtime in ((train_cfg, train_changes, RUNTIME_FIELDS),
                                   (data_cfg, data_changes, RUNTIME_DATA_FIELDS)):
@@ -305,6 +310,13 @@ class ScalarLog:
         # What the file holds, per name, for the curves: 16 bytes a point, so a
         # 300-epoch run's history stays a few MB.
         self.history: dict[str, tuple[array, array]] = {}
+        with naming(self.path):
+            self._start_file(start)
+        self.file = open(self.path, "a", newline="")
+        self.csv = csv.writer(self.file)
+        self.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start if start else None)
+
+    def _start_file(self, start: int) -> None:
         if start > 0 and self.path.exists():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.reader(f)][1:]
@@ -316,16 +328,15 @@ class ScalarLog:
         elif not self.path.exists() or start == 0:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(["step", "name", "value"])
-        self.file = open(self.path, "a", newline="")
-        self.csv = csv.writer(self.file)
-        self.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start if start else None)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for name, value in values.items():
             self.tb.add_scalar(name, value, step)
-            self.csv.writerow([step, name, f"{value:.6g}"])
+            with naming(self.path):
+                self.csv.writerow([step, name, f"{value:.6g}"])
             self._remember(step, name, float(f"{value:.6g}"))
-        self.file.flush()
+        with naming(self.path):
+            self.file.flush()
 
     def _remember(self, step: int, name: str, value: float) -> None:
         steps, values = self.history.setdefault(name, (array("q"), array("d")))
@@ -345,27 +356,42 @@ class ScalarLog:
         self.file.close()
 
 
+# The signals that stop a run cleanly: Ctrl-C, a scheduler's preemption
+# (Slurm, Kubernetes and most others send SIGTERM, often to the whole process
+# group), and Slurm's ``--signal`` warning (SIGUSR1 unless told otherwise).
+# DataLoader workers ignore them (trainer.data), so only this process decides.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
 class StopRequest:
-    """Ctrl-C (SIGINT) or SIGTERM (a scheduler's preemption) finishes the
-    current step, saves a checkpoint and ends the run; a second signal
-    interrupts at once.  Single-process runs only: under torchrun the ranks
-    could stop at different steps and wait on each other forever."""
+    """A signal of ``STOP_SIGNALS`` finishes the current step, saves a
+    checkpoint and ends the run; ``signum`` is the first one received.  A
+    second Ctrl-C interrupts at once (KeyboardInterrupt); a repeated SIGTERM
+    or SIGUSR1 changes nothing, since a scheduler may send both, or send
+    them again, while the run is already saving.  Single-process runs only:
+    under torchrun the ranks could stop at different steps and wait on each
+    other forever."""
 
     def __init__(self, enabled: bool):
-        self.requested = False
+        self.signum: int | None = None
         # Signal handlers can only be installed from the main thread.
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self._previous = None
 
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
     def __enter__(self):
         if self.enabled:
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.signum is None:
+            self.signum = signum
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
 
     def __exit__(self, *exc):
         if self.enabled:
@@ -381,7 +407,9 @@ def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, 
 
 def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict:
     """Train DeblurGAN; everything goes to ``cfg.out``.  Returns a summary dict
-    (step, epoch, best scores, paths).
+    (step, epoch, best scores, paths; ``stopped``: None, or the name of the
+    signal of ``STOP_SIGNALS`` that ended the run early, e.g. "SIGTERM",
+    after the checkpoint of the last finished step was saved).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
     already holds a run, a broken checkpoint) are raised as ValueError
@@ -407,9 +435,12 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
 
     # Everything that can fail on the user's input, before the first step.
     steps_per_epoch = epoch_length(data_cfg, dist_info.world_size)  # checks the data first
+    # The held-out set too (its shards opened and checked): found broken only at the
+    # first validation, it would end every retry an epoch later, before its checkpoint.
+    held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if dist_info.main else None
     content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
-    state = checkpoint.load(last_path, map_location=device) if resume else None
+    state = checkpoint.load_training(last_path, map_location=device) if resume else None
     if state is not None and state["data"]["world_size"] != dist_info.world_size:
         raise ValueError(f"{last_path} was written by a run of {state['data']['world_size']} "
                          f"processes; resume it with as many")
@@ -430,10 +461,15 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
 
     start, epoch, best = 0, 0, None
     if state is not None:
-        unwrap(gan.generator).load_state_dict(state["generator"])
-        unwrap(gan.critic).load_state_dict(state["critic"])
-        for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
-            opt.load_state_dict(state[key])
+        try:
+            unwrap(gan.generator).load_state_dict(state["generator"])
+            unwrap(gan.critic).load_state_dict(state["critic"])
+            for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
+                opt.load_state_dict(state[key])
+        except (RuntimeError, ValueError) as exc:   # torch's messages for weights that do not fit
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise checkpoint.CheckpointError(f"{last_path}: weights do not fit the run's settings "
+                                             f"({first})") from None
             for group in opt.param_groups:   # the Adam implementation is this machine's choice
                 group["fused"], group["foreach"] = (True if on_cuda else None), None
         checkpoint.set_rng_state(state["rng"])
@@ -444,7 +480,6 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     if main:
         out.mkdir(parents=True, exist_ok=True)
         log = ScalarLog(out, start)
-        held_out = val_pairs(data_cfg, limit=cfg.val_limit or None)
         tqdm.write(f"DeblurGAN: generator {count_parameters(unwrap(gan.generator)) / 1e6:.2f} M, "
                    f"critic {count_parameters(unwrap(gan.critic)) / 1e6:.2f} M parameters; "
                    f"{total_steps} steps ({steps_per_epoch} per epoch), device {device}, "
@@ -478,11 +513,13 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         psnr_so_far = series["val/psnr"][1]
         if len(psnr_so_far) > 1:
             message += f"; PSNR so far {sparkline(psnr_so_far)}"
-        write_png(out / CURVES, plot_curves(series))
+        with naming(out / CURVES):
+            write_png(out / CURVES, plot_curves(series))
         if example is not None:
             picture = triplet_image(*example)
             log.triplet(done, picture)
-            write_png(out / PREVIEW, picture)
+            with naming(out / PREVIEW):
+                write_png(out / PREVIEW, picture)
             if cfg.preview:
                 from blurgen.terminal import render_images
                 tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"]))
@@ -492,7 +529,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True, disable=not main,
                desc="fit", smoothing=0.05)
     running: dict[str, torch.Tensor] = {}
-    logged_at, saved_at, stopped, done = start, start, False, start
+    logged_at, saved_at, stopped, done = start, start, None, start
     gan.generator.train()
     gan.critic.train()
     try:
@@ -507,7 +544,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                 try:
                     batch = next(batches)
                 except RuntimeError:
-                    if stop.requested:   # Ctrl-C also reached the loader workers
+                    if stop.requested:   # a loader worker died of the stop as well
                         break
                     raise
                 # After next(): starting a DataLoader iterator draws from the global generator.
@@ -530,17 +567,22 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                     bar.set_postfix({k: f"{values['train/' + v]:.3g}" for k, v in shown.items()
                                      if "train/" + v in values}, refresh=False)
                     running, logged_at = {}, done
-                if main and (end_of_epoch or done == total_steps
-                             or (cfg.val_every and done % cfg.val_every == 0)):
-                    validate(done)
-                if main and (end_of_epoch or done == total_steps or done % cfg.checkpoint_every == 0):
+                validation_due = main and (end_of_epoch or done == total_steps
+                                           or (cfg.val_every and done % cfg.val_every == 0))
+                if validation_due or (main and done % cfg.checkpoint_every == 0):
+                    # Before validating: a validation that fails costs no training steps.
                     save_checkpoint(done)
                     saved_at = done
+                if validation_due:
+                    best_before = best
+                    validate(done)
+                    if best != best_before:   # last.pt must know the new best.pt
+                        save_checkpoint(done)
             if stop.requested:
-                stopped = True
+                stopped = signal.Signals(stop.signum).name
                 if main and saved_at != done:
                     save_checkpoint(done)
-                tqdm.write(f"stopped at step {done}; continue with --resume", file=sys.stderr)
+                tqdm.write(f"{stopped}: stopped at step {done}; continue with --resume", file=sys.stderr)
     finally:
         bar.close()
         batches.close()

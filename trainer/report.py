@@ -115,3 +115,15 @@ def eval_report(rows: Sequence[dict], pairs: Sequence, restore: Callable[[np.nda
             parts.append(np.full((gap, width, 3), _PAPER, np.uint8))
     parts.append(gain_histogram([r["psnr"] - r["input_psnr"] for r in rows], width))
     return np.concatenate(parts, axis=0)
+
+
+def write_eval_report(path, rows: Sequence[dict], pairs: Sequence, restore: Callable[[np.ndarray], np.ndarray],
+                      **options) -> None:
+    """Draw ``eval_report(rows, pairs, restore, **options)`` into the PNG ``path``, atomically;
+    a failed write (a full disk) raises an OSError naming ``path``."""
+    from blurgen.pictures import write_png
+    from trainer.output import naming
+
+    picture = eval_report(rows, pairs, restore, **options)
+    with naming(path):
+        write_png(path, picture)
