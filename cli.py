@@ -5,6 +5,9 @@ lives in the ``blurgen`` and ``trainer`` packages.  Errors a user can cause are
 raised as ``click.UsageError``/``click.ClickException`` (one line, exit 2/1),
 never as tracebacks.
 """
+import os
+import sys
+
 import click
 
 
@@ -17,12 +20,47 @@ class UserError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-@click.group()
+class Commands(click.Group):
+    """A click group whose commands' output, not only their files, fails in one line.
+
+    Standard output redirected to a full disk (or a closed pipe) fails at a
+    ``click.echo`` in the middle of a command, or only when Python flushes it
+    at exit, as an "Exception ignored ..." report after a command that seemed
+    to succeed.  Both become a one-line error and a non-zero exit.  Only an
+    OSError raised by ``click.echo`` itself is blamed on the output; any
+    other keeps its traceback.
+    """
+
+    def invoke(self, ctx):
+        try:
+            result = super().invoke(ctx)
+            sys.stdout.flush()
+        except OSError as exc:
+            if not _raised_by_echo(exc):
+                raise
+            # Point the descriptor at /dev/null so that the interpreter's own
+            # final flush of what is still buffered cannot fail a second time.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise UserError(f"standard output: {exc.strerror or exc}") from None
+        return result
+
+
+def _raised_by_echo(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised writing output: in ``click.echo`` or in the final flush."""
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    frame = tb.tb_frame
+    return ((frame.f_globals.get("__name__") == "click.utils" and frame.f_code.co_name == "echo")
+            or (frame.f_code is Commands.invoke.__code__))
+
+
+@click.group(cls=Commands)
 def blurgen():
     """Synthesize motion-blurred / sharp training pairs."""
 
 
-@click.group()
+@click.group(cls=Commands)
 def trainer():
     """Train and evaluate the DeblurGAN conditional GAN."""
 

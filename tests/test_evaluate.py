@@ -236,3 +236,20 @@ def test_deblur_restores_a_video_frame_by_frame(tmp_path):
         ok, bgr = original.read()
         assert ok and psnr(frame.copy(), bgr[:, :, ::-1].copy()) > 25
     assert not list((tmp_path / "out").glob(".*"))   # no temporary left
+
+
+def test_eval_json_to_a_full_disk_is_one_line(gopro, generator_file):
+    """Issue 11.7: stdout redirected to a full disk failed only in Python's final
+    flush ("Exception ignored ..."); now one line and a non-zero exit."""
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:   # every write: ENOSPC
+        done = subprocess.run([sys.executable, "-c", "import cli; cli.trainer()", "eval", "--checkpoint",
+                               str(generator_file), "--gopro", str(gopro), "--device", "cpu", "--json",
+                               "--metrics", "psnr"], stdout=full, stderr=subprocess.PIPE, text=True,
+                              cwd=Path(cli.__file__).parent, timeout=120)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: standard output: No space left on device"
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
