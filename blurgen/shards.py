@@ -14,7 +14,7 @@ uncompressed against ~700 with LZF and ~550 with gzip-1, for a saving of only
 15-26 % of disk (see README, Benchmarks).
 
 Since format version 2 every stored chunk of image bytes has its own xxh3-64
-hash (``sample_hash`` for crops, ``tile_hash/NNNNNN`` per 128-px tile for whole
+hash (``sample_hash`` for crops, ``tile_hash`` per 128-px tile for whole
 images), checked on every read: a flipped byte in the pixels raises
 :class:`DamagedSample` instead of handing back wrong pixels.  Version-1 shards
 (no hashes) are still read, unchecked.
@@ -43,7 +43,7 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "blurgen.shards"
 
 #: Datasets of the format itself; per-sample meta fields may not take these names.
-CORE_DATASETS = ("blurred", "sharp", "kernel", "shape", "sample_hash", "tile_hash")
+CORE_DATASETS = ("blurred", "sharp", "kernel", "shape", "sample_hash", "tile_hash", "tile_start")
 
 # Chunk side for whole images (--full): random crops then read only the tiles
 # they touch.
@@ -173,6 +173,7 @@ class ShardWriter:
         self._meta: dict[str, list] = {}
         self._shapes: list[tuple[int, int]] = []
         self._hashes: list[tuple[int, int]] = []  # (blurred, sharp) hash of each crop
+        self._tiles: list[np.ndarray] = []  # (tiles, 2) hashes of each whole image's tiles
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # crops not yet on disk
         self._written = 0  # crops on disk
 
@@ -186,7 +187,7 @@ class ShardWriter:
                 self._file.create_dataset(name, (self.expected, h, w, 3), np.uint8, chunks=(1, h, w, 3),
                                           maxshape=(None, h, w, 3))
         else:
-            for name in ("blurred", "sharp", "tile_hash"):
+            for name in ("blurred", "sharp"):
                 self._file.create_group(name)
         return self
 
@@ -220,8 +221,7 @@ class ShardWriter:
             tile = (min(h, _TILE), min(w, _TILE))
             for name, image in (("blurred", blurred), ("sharp", sharp)):
                 self._file[name].create_dataset(f"{i:06d}", data=image, chunks=(*tile, 3))
-            self._file["tile_hash"].create_dataset(
-                f"{i:06d}", data=np.stack([tile_hashes(blurred, tile), tile_hashes(sharp, tile)]))
+            self._tiles.append(np.stack([tile_hashes(blurred, tile).ravel(), tile_hashes(sharp, tile).ravel()], 1))
             self._shapes.append((h, w))
         self._kernels.append(np.asarray(kernel, np.float32))
         for name, value in meta.items():
@@ -252,6 +252,12 @@ class ShardWriter:
             f.create_dataset("sample_hash", data=np.array(self._hashes, np.uint64).reshape(n, 2))
         else:
             f.create_dataset("shape", data=np.array(self._shapes, np.int32).reshape(n, 2))
+            # All samples' tile hashes in one dataset (row-major tiles, sample
+            # after sample), read once per open: a dataset per sample would cost
+            # an HDF5 look-up per read.
+            sizes = [len(t) for t in self._tiles]
+            f.create_dataset("tile_start", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+            f.create_dataset("tile_hash", data=np.concatenate(self._tiles) if n else np.zeros((0, 2), np.uint64))
         kernels = np.stack(self._kernels) if n else np.zeros((0, self.kernel_size, self.kernel_size), np.float32)
         # PSFs are mostly zeros: gzip with byte shuffling stores them ~10x smaller.
         f.create_dataset("kernel", data=kernels, compression="gzip", shuffle=True,
@@ -499,11 +505,13 @@ class ShardReader:
         self._pair = None  # (blurred, sharp) h5py datasets of the crops layout
         self._raw = False  # crops stored uncompressed, one per chunk: read chunks directly
         self._hashes = None  # (N, 2) uint64 hashes of the crops, when stored and verified
-        self._hashed = False  # whole images with tile hashes, verified
+        self._hashed = False  # whole images with tile hashes (checked if verify)
+        self._tile_hash = self._tile_start = self._sizes = None  # their hashes, where each starts, (H, W)
 
     def __getstate__(self):
         return {"path": self.path, "verify": self.verify, "_file": None, "_layout": None, "_count": None,
-                "_shape": None, "_pair": None, "_raw": False, "_hashes": None, "_hashed": False}
+                "_shape": None, "_pair": None, "_raw": False, "_hashes": None, "_hashed": False,
+                "_tile_hash": None, "_tile_start": None, "_sizes": None}
 
     def __enter__(self):
         return self
@@ -532,6 +540,7 @@ class ShardReader:
                     # its cache of open files, even after the file is replaced.
                     f.close()
                     self._count = self._shape = self._pair = self._hashes = None
+                    self._tile_hash = self._tile_start = self._sizes = None
                     self._raw = self._hashed = False
             self._file = f
         return self._file
@@ -547,7 +556,8 @@ class ShardReader:
         # as reading a 256x256 pair: do them once per open.
         layout = str(f.attrs["layout"])
         self._count = int(f.attrs["count"])
-        hashed = int(f.attrs.get("format_version", 1)) >= 2 and self.verify
+        version = int(f.attrs.get("format_version", 1))
+        hashed = version >= 2 and self.verify
         if layout == "crops":
             self._pair = (self._dataset(f, "blurred"), self._dataset(f, "sharp"))
             self._shape = tuple(int(s) for s in self._pair[0].shape[1:3])
@@ -560,7 +570,16 @@ class ShardReader:
                     raise ShardError(f"{self.path}: sample_hash has shape {self._hashes.shape}, "
                                      f"expected ({self._count}, 2)")
         elif layout == "images":
-            self._hashed = hashed
+            # Format 2 whole images are read tile by tile, checked or not
+            # (unchecked only for benchmarks): so the check is the only difference.
+            self._hashed = version >= 2
+            if self._hashed:
+                self._sizes = self._dataset(f, "shape")[()]
+                self._tile_start = self._dataset(f, "tile_start")[()]
+                self._tile_hash = self._dataset(f, "tile_hash")[()]
+                if self._sizes.shape != (self._count, 2) or self._tile_start.shape != (self._count + 1,) \
+                        or self._tile_hash.shape != (int(self._tile_start[-1]), 2):
+                    raise ShardError(f"{self.path}: shape, tile_start and tile_hash do not agree")
         else:
             raise ShardError(f"{self.path}: unknown layout {layout!r}")
         self._layout = layout
@@ -612,9 +631,7 @@ class ShardReader:
                 return pair[0][window], pair[1][window]
             key = f"{i:06d}"
             if self._hashed:
-                hashes = self._dataset(self.file, f"tile_hash/{key}")[()]
-                return tuple(self._read_tiles(self._dataset(self.file, f"{name}/{key}"), hashes[k], i, k, box)
-                             for k, name in enumerate(("blurred", "sharp")))
+                return self._read_tiles(0, i, box), self._read_tiles(1, i, box)
             return self.file["blurred"][key][window], self.file["sharp"][key][window]
         except ShardError:
             raise
@@ -653,22 +670,29 @@ class ShardReader:
         image = np.frombuffer(data, np.uint8).reshape(*self._shape, 3)
         return image[window].copy()
 
-    def _read_tiles(self, ds, hashes: np.ndarray, i: int, which: int,
-                    box: tuple[int, int, int, int] | None) -> np.ndarray:
-        """The window ``box`` of a whole image stored in raw tiles, reading and
-        checking only the tiles it touches.  hashes : (tiles_y, tiles_x) uint64."""
-        h, w = ds.shape[:2]
-        th, tw = ds.chunks[:2]
+    def _read_tiles(self, which: int, i: int, box: tuple[int, int, int, int] | None) -> np.ndarray:
+        """The window ``box`` of whole image ``i`` (0: blurred, 1: sharp) of a
+        format-2 shard, reading and checking only the 128-px tiles it touches."""
+        import h5py
+
+        h, w = (int(v) for v in self._sizes[i])
+        th, tw = min(h, _TILE), min(w, _TILE)
+        across = -(-w // tw)
+        hashes = self._tile_hash[self._tile_start[i]:self._tile_start[i + 1], which]
+        if len(hashes) != -(-h // th) * across:
+            raise ShardError(f"{self.path}: sample {i} has {len(hashes)} tile hashes for a {w}x{h} image")
+        # The low-level open costs a fraction of h5py's Group look-up.
+        ds = h5py.h5d.open(self.file.id, f"{('blurred', 'sharp')[which]}/{i:06d}".encode())
         y0, x0, y1, x1 = (0, 0, h, w) if box is None else box
         y0, x0, y1, x1 = max(0, y0), max(0, x0), min(h, y1), min(w, x1)
-        if not _unfiltered(ds) or ds.chunks[2] != 3 or hashes.shape != (-(-h // th), -(-w // tw)):
-            raise ShardError(f"{self.path}: sample {i} is not stored as the format says (tiles or hashes)")
         out = np.empty((max(0, y1 - y0), max(0, x1 - x0), 3), np.uint8)
         for ty in range(y0 // th, -(-y1 // th)):
             for tx in range(x0 // tw, -(-x1 // tw)):
-                _, data = ds.id.read_direct_chunk((ty * th, tx * tw, 0))
-                if chunk_hash(data) != int(hashes[ty, tx]):
+                _, data = ds.read_direct_chunk((ty * th, tx * tw, 0))
+                if self.verify and chunk_hash(data) != int(hashes[ty * across + tx]):
                     raise self._damaged(i, which, f" tile ({ty}, {tx})")
+                if len(data) != th * tw * 3:
+                    raise ShardError(f"{self.path}: sample {i} unreadable (a tile of {len(data)} bytes)")
                 tile = np.frombuffer(data, np.uint8).reshape(th, tw, 3)
                 ya, yb = max(y0, ty * th), min(y1, (ty + 1) * th)
                 xa, xb = max(x0, tx * tw), min(x1, (tx + 1) * tw)
@@ -694,6 +718,7 @@ class ShardReader:
             self._file.close()
             self._file = None
             self._layout = self._count = self._shape = self._pair = self._hashes = None
+            self._tile_hash = self._tile_start = self._sizes = None
             self._raw = self._hashed = False
 
 
