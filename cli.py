@@ -227,8 +227,11 @@ def _megabytes(n: int) -> str:
 @click.option("--noise", is_flag=True, help="Add Poisson-Gaussian sensor noise of a random level.")
 @click.option("--jpeg-quality", default=None, help="Re-compress the blurred image at a quality drawn in LO-HI.")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+@click.option("--repair", is_flag=True,
+              help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
-                   downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite):
+                   downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
+                   repair):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import signal
     import sys
@@ -243,6 +246,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
+    if repair and overwrite:
+        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
     try:
         if max_len is None:
             max_len = min(60.0, max_extent(kernel_size)) if kernel_size >= 3 else 60.0
@@ -264,7 +269,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     previous = signal.signal(signal.SIGTERM, terminated)
     try:
         summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=lambda n: bars[0].update(n),
-                             on_start=start)
+                             on_start=start, repair=repair)
     except SynthError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:
@@ -278,6 +283,11 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
                f"from {summary.images:,} images; built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.shards_redone:
+        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
+                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
+                      "(were the photos or the bank changed in place?)" if summary.repair_differs else
+                      "; identical to the originals"))
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
         report = Path(out) / output_names(cfg.part)[1]
@@ -337,10 +347,13 @@ def inspect_cmd(folder, samples, seed, png):
     size = sum(i.path.stat().st_size for i in infos)
     args = next(iter(manifests.values())).get("arguments", {})
     click.echo(f"{folder}: {total:,} pairs in {len(infos)} shards, {_megabytes(size)}")
-    with shards.ShardReader(infos[0].path) as r:
-        codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
-        click.echo(f"layout {r.layout}, images uint8 RGB, compression {codec or 'none'}, "
-                   f"format version {r.attrs.get('format_version')}")
+    try:
+        with shards.ShardReader(infos[0].path) as r:
+            codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
+            layout, version = r.layout, r.attrs.get("format_version")
+    except shards.ShardError as exc:
+        raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
+    click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}")
     click.echo(_describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
@@ -362,8 +375,11 @@ def inspect_cmd(folder, samples, seed, png):
     tiles = []
     for g in picks:
         s = int(np.searchsorted(starts, g, side="right") - 1)
-        with shards.ShardReader(infos[s].path) as r:
-            sample = r.read_sample(int(g - starts[s]))
+        try:
+            with shards.ShardReader(infos[s].path) as r:
+                sample = r.read_sample(int(g - starts[s]))
+        except shards.ShardError as exc:
+            raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
@@ -399,7 +415,8 @@ def verify_cmd(folder):
     if note:
         click.echo(f"note: {note}")
     if problems:
-        click.echo(f"{len(problems)} of {checked} shards are bad", err=True)
+        click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
+                   "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
     click.echo(f"{checked} shards OK")
 

@@ -15,6 +15,15 @@ it prints whether the loader keeps up.
 
 Frames built from upscaled sample photos compress better than real GoPro
 footage, so real PNG decoding is somewhat slower than measured here.
+
+    python bench/loader.py --verify [--seconds 4]
+
+times instead what checking the per-sample hashes (shard format 2) costs:
+random 256x256 pairs read by ShardReader from a crops shard, the draws of
+the training dataset (in-process), and random 256x256 crops of whole
+1280x720 images (--full shards, checked per 128-px tile), each with the
+check on and off, and the ratio; plus the same pair reads hashed with
+zlib.crc32 instead, the standard library's alternative.
 """
 from __future__ import annotations
 
@@ -106,6 +115,76 @@ def measure_reads(cfg: DataConfig, seconds: float) -> float:
     return count / (time.perf_counter() - start)
 
 
+def _rate(fn, seconds: float) -> float:
+    """Calls of fn(k) per second, k = 0, 1, 2, ..., after one untimed call."""
+    fn(0)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        count += 1
+        fn(count)
+    return count / (time.perf_counter() - start)
+
+
+def _best(fns: dict, seconds: float, rounds: int = 3) -> dict:
+    """Best rate of each fn over ``rounds`` rounds that take them in turn, so
+    that other work on the machine weighs on all of them alike."""
+    best = dict.fromkeys(fns, 0.0)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = max(best[name], _rate(fn, seconds / rounds))
+    return best
+
+
+def measure_verification(folder: Path, seconds: float) -> None:
+    """Print read rates with and without the hash check, and their ratio."""
+    import zlib
+
+    from blurgen.shards import ShardReader, find_shards, shard_name, write_shard
+
+    path = find_shards(folder)[0].path
+    order = np.random.default_rng(0).integers(0, 100, 1 << 20)
+    off, on = ShardReader(path, verify=False), ShardReader(path, verify=True)
+
+    def crc(k):
+        b, s = off.read_pair(int(order[k]))
+        zlib.crc32(b), zlib.crc32(s)
+    pairs = _best({"off": lambda k: off.read_pair(int(order[k])), "on": lambda k: on.read_pair(int(order[k])),
+                   "crc32": crc}, seconds)
+    off.close(), on.close()
+    print(f"best of 3 rounds of {seconds / 3:g} s each, one core")
+    print(f"{'random 256x256 reads/s':<44}{'unchecked':>12}{'checked':>12}{'ratio':>8}")
+    print(f"{'ShardReader.read_pair, crops (xxh3-64)':<44}{pairs['off']:>12,.0f}{pairs['on']:>12,.0f}"
+          f"{pairs['on'] / pairs['off']:>8.3f}")
+    print(f"{'  the same, hashed with zlib.crc32':<44}{pairs['off']:>12,.0f}{pairs['crc32']:>12,.0f}"
+          f"{pairs['crc32'] / pairs['off']:>8.3f}")
+
+    datasets = {}
+    for verify in (False, True):
+        datasets[verify] = build_dataset(DataConfig(shards=(folder,), mix=(1, 0), crop=256, workers=0,
+                                                    val_shards=folder))
+        datasets[verify].sources[0].verify = verify
+    draws = _best({v: (lambda k, d=d: d[k]) for v, d in datasets.items()}, seconds)
+    for d in datasets.values():
+        d.close()
+    print(f"{'training draws (DrawDataset, in-process)':<44}{draws[False]:>12,.0f}{draws[True]:>12,.0f}"
+          f"{draws[True] / draws[False]:>8.3f}")
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8) for _ in range(4)]
+    full = folder.parent / "full"
+    full.mkdir(exist_ok=True)
+    write_shard(full / shard_name(0), images, images, np.full((4, 3, 3), 1 / 9, np.float32))
+    boxes = [(int(y), int(x), int(y) + 256, int(x) + 256)
+             for y, x in zip(rng.integers(0, 720 - 256, 4096), rng.integers(0, 1280 - 256, 4096))]
+    readers = {v: ShardReader(full / shard_name(0), verify=v) for v in (False, True)}
+    crops = _best({v: (lambda k, r=r: r.read_pair(k % 4, box=boxes[k % 4096])) for v, r in readers.items()},
+                  seconds)
+    for r in readers.values():
+        r.close()
+    print(f"{'crops of 1280x720 images (--full, 128-px tiles)':<44}{crops[False]:>12,.0f}{crops[True]:>12,.0f}"
+          f"{crops[True] / crops[False]:>8.3f}")
+
+
 def main() -> None:
     try:
         run()
@@ -122,8 +201,13 @@ def run() -> None:
     ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--step-ms", type=float, help="time of one training step, to compare with")
+    ap.add_argument("--verify", action="store_true", help="time the per-sample hash check instead")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.verify:
+        with tempfile.TemporaryDirectory() as tmp:
+            measure_verification(args.shards or make_shards(Path(tmp), _load_builder()), args.seconds)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         builder = _load_builder()

@@ -26,6 +26,10 @@ FRACTION_CHOICES = (0.1, 0.5, 1.0)
 BANK_FORMAT = "blurgen.kernel-bank"
 BANK_VERSION = 1
 
+#: How far a stored PSF's sum may stray from 1 (float32 rounding of up to
+#: 121 x 121 taps stays below 1e-5).
+SUM_TOLERANCE = 1e-4
+
 # Trajectories are drawn in batches of this many kernels: large enough that the
 # per-step numpy calls are amortised, small enough to stay within ~100 MB at
 # iters = 2000.
@@ -216,7 +220,8 @@ def read_bank(path: str | os.PathLike, index=None, psf: bool = True) -> tuple[Ke
     ``index`` (a slice or sorted int array) reads only those kernels;
     ``psf=False`` reads only their parameters (``psf`` is then (n, 0, 0)),
     cheap for summaries of large banks.  Raises :class:`BankError` with a
-    one-line reason if ``path`` is not a kernel bank.
+    one-line reason if ``path`` is not a kernel bank, or if a PSF it reads is
+    not one (NaN/Inf, a negative tap, a sum off 1: see :func:`check_psfs`).
     """
     import h5py
 
@@ -235,7 +240,63 @@ def read_bank(path: str | os.PathLike, index=None, psf: bool = True) -> tuple[Ke
         raise
     except (OSError, KeyError) as exc:
         raise BankError(f"{path}: not a readable kernel bank ({exc})") from None
+    if psf:
+        numbers = _bank_numbers(index, len(data["seed"]))
+        problem = check_psfs(data["psf"], numbers)
+        if problem:
+            raise BankError(f"{path}: {problem}")
     return KernelBatch(**data), attrs
+
+
+def _bank_numbers(index, n: int) -> np.ndarray:
+    """Bank numbers of the ``n`` kernels that ``index`` (None, a slice or an int array) selected."""
+    if index is None:
+        return np.arange(n)
+    if isinstance(index, slice):
+        start, step = index.start or 0, index.step or 1
+        return start + step * np.arange(n)
+    return np.asarray(index)
+
+
+def check_psfs(psf: np.ndarray, numbers: np.ndarray | None = None) -> str | None:
+    """Whether every kernel is a PSF: finite, no negative tap, sums to 1 within
+    :data:`SUM_TOLERANCE`.  Returns a one-line problem naming the first bad
+    kernel (by its entry in ``numbers``, default its position), or None.
+
+    psf : (n, k, k) float array.
+    """
+    psf = np.asarray(psf)
+    if psf.size == 0:
+        return None
+    numbers = np.arange(len(psf)) if numbers is None else numbers
+    flat = psf.reshape(len(psf), -1)
+    # NaN compares false with everything: test finiteness first and explicitly.
+    finite = np.isfinite(flat).all(axis=1)
+    negative = finite & (flat.min(axis=1) < 0)
+    sums = flat.sum(axis=1, dtype=np.float64)
+    off = finite & ~negative & (np.abs(sums - 1) > SUM_TOLERANCE)
+    bad = np.flatnonzero(~finite | negative | off)
+    if not len(bad):
+        return None
+    i = int(bad[0])
+    if not finite[i]:
+        why = "holds NaN or Inf"
+    elif negative[i]:
+        why = f"has a negative tap ({flat[i].min():.3g})"
+    else:
+        why = f"sums to {sums[i]:.6g}, not 1"
+    more = f" ({len(bad) - 1} more bad kernels)" if len(bad) > 1 else ""
+    return f"kernel {int(numbers[i])} is not a PSF: it {why}{more}"
+
+
+def check_bank(path: str | os.PathLike, batch: int = _BATCH) -> int:
+    """Read every PSF of a bank, ``batch`` kernels at a time, and check it
+    (:func:`check_psfs`).  Returns the number of kernels; raises
+    :class:`BankError` with a one-line reason naming the first bad kernel."""
+    count = len(read_bank(path, psf=False)[0])
+    for start in range(0, count, batch):
+        read_bank(path, slice(start, min(count, start + batch)))
+    return count
 
 
 def bank_spec(attrs: dict) -> KernelSpec:

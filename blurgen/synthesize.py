@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from blurgen import blur, files, shards
-from blurgen.kernels import KernelBatch, KernelSpec, kernel_seeds, make_kernels, read_bank
+from blurgen.kernels import KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
 
 SKIP_REPORT = "skipped.tsv"
@@ -127,6 +127,8 @@ class Summary:
     shards_built: int = 0
     shards_total: int = 0
     shards_done_before: int = 0
+    shards_redone: list = field(default_factory=list)  # listed shards rebuilt: truncated, or bad (--repair)
+    repair_differs: list = field(default_factory=list)  # rebuilt shards whose bytes differ from the record
     skipped: Counter = field(default_factory=Counter)
     bytes: int = 0
     seconds: float = 0.0
@@ -430,9 +432,43 @@ def _relay(queue, progress: Callable[[int], None] | None) -> None:
             progress(n)
 
 
+def needs_building(out: Path, tasks: list[ShardTask], manifest: dict, repair: bool = False,
+                   progress: Callable[[int], None] | None = None) -> tuple[list[ShardTask], list[str]]:
+    """(the tasks to build, the names of listed shards among them).
+
+    A shard is built if the manifest does not list it, if its file is missing,
+    or if its size is not the recorded one (cheap: a truncated or extended
+    file).  With ``repair`` every listed shard is also verified in full
+    (``shards.verify_shard``: checksum, samples, kernels) and rebuilt if bad;
+    ``progress(1)`` is called after each shard verified.
+    """
+    todo, redo = [], []
+    for task in tasks:
+        entry = manifest["shards"].get(task.name)
+        path = out / task.name
+        if entry is None:
+            todo.append(task)
+            continue
+        bad = not path.is_file() or ("bytes" in entry and path.stat().st_size != entry["bytes"])
+        if not bad and repair:
+            bad = shards.verify_shard(path, entry) is not None
+            if progress:
+                progress(1)
+        if bad:
+            todo.append(task)
+            redo.append(task.name)
+    return todo, redo
+
+
 def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
-               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None) -> Summary:
+               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
+               repair: bool = False) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``.
+
+    A listed shard whose file is missing or not of its recorded size is built
+    again; ``repair`` also verifies every listed shard in full and rebuilds
+    the bad ones (synthesis is deterministic: the same bytes as the originals;
+    ``Summary.repair_differs`` names any that came out different).
 
     ``on_start(samples_to_do)`` is called once the work is planned and
     ``progress(samples)`` after each source image (from a helper thread when
@@ -448,7 +484,7 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
         raise SynthError(f"{src}: no images ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.bmp', '.tif', '.webp'))})")
     if cfg.kernel_bank is not None:
         try:
-            read_bank(cfg.kernel_bank, slice(0, 1))
+            check_bank(cfg.kernel_bank)  # every PSF, before any work: a NaN would blacken whole shards
         except ValueError as exc:
             raise SynthError(str(exc)) from None
     inputs = {"sources": sources_digest(src, images),
@@ -468,7 +504,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     # job array see each other.
     shards.write_manifest(out, manifest, manifest_file)
     summary = Summary(images=len(images), shards_total=len(tasks))
-    todo = [t for t in tasks if t.name not in manifest["shards"] or not (out / t.name).is_file()]
+    todo, summary.shards_redone = needs_building(out, tasks, manifest, repair)
+    recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)
     if on_start:
         on_start(sum((t.stop_image - t.first_image) * cfg.samples_per_image for t in todo))
@@ -477,6 +514,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
 
     def record(result: dict) -> None:
         name, skipped = result.pop("name"), result.pop("skipped")
+        if recorded.get(name) and result["checksum"] != recorded[name]:
+            summary.repair_differs.append(name)
         manifest["shards"][name] = result
         if skipped:
             manifest["skipped"][name] = skipped

@@ -20,9 +20,18 @@ a run resumed at step k sees exactly what the uninterrupted run saw.
 
 Samples are read inside DataLoader workers; every HDF5 file is opened lazily
 by the worker that reads it, and the dataset pickles without open handles.
+
+A synthetic sample whose pixels fail their stored hash (format-2 shards) is
+skipped: the draw takes instead the sample ``default_rng([seed,
+REDRAW_TAG, j, attempt]).integers(n)`` of the same source, with a crop box
+and flip from ``default_rng([seed, DRAW_TAG, j, attempt])`` -- still a pure
+function of (seed, j) and the data on disk, so a run stays deterministic and
+resumable.  Each skip is logged as a warning; the stream stops with a
+DataError once more than ``max_damaged`` samples were skipped.
 """
 from __future__ import annotations
 
+import logging
 import math
 import signal
 from collections.abc import Iterator, Sequence
@@ -42,10 +51,21 @@ SOURCE_NAMES = ("synthetic", "GoPro")
 # when their other seed words coincide.
 PERMUTATION_TAG = 0x7065726D
 DRAW_TAG = 0x64726177
+REDRAW_TAG = 0x72647277
+#: Replacement draws tried for one draw whose samples are damaged, before giving up.
+MAX_REDRAWS = 8
+#: Damaged samples a training stream skips before it stops (see train_batches).
+MAX_DAMAGED = 100
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
     """Unusable data settings or data (one line, meant for the user)."""
+
+
+class DamagedSample(DataError):
+    """A sample whose stored pixels fail their hash; training skips it."""
 
 
 def _shards():
@@ -206,10 +226,13 @@ class ShardSource:
     """Synthetic pairs from HDF5 shards; each process opens its own readers lazily.
 
     ``shards`` are blurgen.shards.ShardInfo (path, count).  Read errors are
-    raised as DataError naming the shard file and sample.
+    raised as DataError naming the shard file and sample, pixels that fail
+    their hash as DamagedSample.  ``verify`` False skips the hash check (for
+    benchmarks).
     """
 
-    def __init__(self, shards: Sequence):
+    def __init__(self, shards: Sequence, verify: bool = True):
+        self.verify = verify
         self.paths = [Path(s.path) for s in shards]
         self.offsets = np.concatenate([[0], np.cumsum([int(s.count) for s in shards])]).astype(np.int64)
         self._readers: dict = {}  # shard number -> open reader, this process only
@@ -223,10 +246,14 @@ class ShardSource:
         k = int(np.searchsorted(self.offsets, i, side="right")) - 1
         return k, int(i - self.offsets[k])
 
-    def _reader(self, k: int):
+    def _reader(self, k: int, local: int):
         if k not in self._readers:
-            self._readers[k] = _shards().ShardReader(self.paths[k])
-        return self._readers[k]
+            self._readers[k] = _shards().ShardReader(self.paths[k], verify=self.verify)
+        reader = self._readers[k]
+        count = int(self.offsets[k + 1] - self.offsets[k])
+        if local >= len(reader):  # a manifest that lists more samples than the shard holds
+            raise DataError(f"{self.paths[k]}: the manifest lists {count} samples, the shard holds {len(reader)}")
+        return reader
 
     def name(self, i: int) -> str:
         k, local = self.locate(i)
@@ -237,7 +264,7 @@ class ShardSource:
         if k in self._crop_shapes:  # saves two HDF5 attribute reads per draw
             return self._crop_shapes[k]
         try:
-            reader = self._reader(k)
+            reader = self._reader(k, local)
             shape = tuple(reader.image_shape(local))
             if reader.layout == "crops":
                 self._crop_shapes[k] = shape
@@ -248,7 +275,9 @@ class ShardSource:
     def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
         k, local = self.locate(i)
         try:
-            return self._reader(k).read_pair(local, box=box)
+            return self._reader(k, local).read_pair(local, box=box)
+        except _shards().DamagedSample as exc:
+            raise DamagedSample(str(exc)) from None
         except (_shards().ShardError, OSError, KeyError) as exc:
             raise _shard_problem(self.name(i), exc) from None
 
@@ -304,7 +333,9 @@ class Draw:
 
 
 class DrawDataset(Dataset):
-    """Map-style dataset whose item j is draw j: (blurred, sharp) uint8 (crop, crop, 3) RGB.
+    """Map-style dataset whose item j is draw j: (blurred, sharp, damaged) with
+    uint8 (crop, crop, 3) RGB images and ``damaged`` the one-line reports of
+    the damaged samples skipped on the way (usually empty; see the module doc).
 
     A sample that cannot be read yields a one-line error string instead, so
     that the calling process can raise a clean DataError rather than a
@@ -315,14 +346,19 @@ class DrawDataset(Dataset):
         self.plan, self.sources = plan, sources
         self.crop, self.flip, self.seed = crop, flip, seed
 
-    def draw(self, j: int) -> Draw:
-        """The source, sample, crop box and flip of draw j (reads only the sample's size)."""
+    def draw(self, j: int, attempt: int = 0) -> Draw:
+        """The source, sample, crop box and flip of draw j (reads only the sample's size);
+        ``attempt`` > 0: its replacement number ``attempt`` for a damaged sample."""
         source, sample = self.plan.locate(j)
+        if attempt:
+            n = len(self.sources[source])
+            sample = int(np.random.default_rng([self.seed, REDRAW_TAG, int(j), attempt]).integers(n))
         height, width = self.sources[source].size(sample)
         if height < self.crop or width < self.crop:
             raise DataError(f"{self.sources[source].name(sample)} is {width}x{height}, "
                             f"smaller than the {self.crop}x{self.crop} crop")
-        rng = np.random.default_rng([self.seed, DRAW_TAG, int(j)])
+        seeds = [self.seed, DRAW_TAG, int(j)] + ([attempt] if attempt else [])
+        rng = np.random.default_rng(seeds)
         y0 = int(rng.integers(0, height - self.crop + 1))
         x0 = int(rng.integers(0, width - self.crop + 1))
         # Drawn whether or not flips are on, so that flip=False keeps the same crops.
@@ -330,17 +366,25 @@ class DrawDataset(Dataset):
         return Draw(int(j), source, sample, (y0, x0, y0 + self.crop, x0 + self.crop), flip)
 
     def __getitem__(self, j: int):
-        try:
-            d = self.draw(j)
-            blurred, sharp = self.sources[d.source].read(d.sample, d.box)
-        except (DataError, GoProError, OSError) as exc:
-            return f"draw {j}: {exc}"
+        damaged = []
+        for attempt in range(MAX_REDRAWS + 1):
+            try:
+                d = self.draw(j, attempt)
+                blurred, sharp = self.sources[d.source].read(d.sample, d.box)
+                break
+            except DamagedSample as exc:
+                damaged.append(str(exc))
+            except (DataError, GoProError, OSError) as exc:
+                return f"draw {j}: {exc}"
+        else:
+            return (f"draw {j}: {len(damaged)} damaged samples in a row (the last: {damaged[-1]}); "
+                    "run `blurgen verify` on the shard folders")
         if blurred.shape != (self.crop, self.crop, 3) or sharp.shape != blurred.shape:
             return (f"draw {j}: {self.sources[d.source].name(d.sample)} gave crops of shape "
                     f"{blurred.shape} and {sharp.shape}, expected {(self.crop, self.crop, 3)}")
         if d.flip:
             blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
-        return blurred, sharp
+        return blurred, sharp, damaged
 
     def close(self) -> None:
         for source in self.sources:
@@ -355,12 +399,14 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 def collate_draws(items: list) -> dict:
-    """Stacks draws into {"blurred", "sharp"} tensors, or {"error": message} if one failed."""
+    """Stacks draws into {"blurred", "sharp"} tensors plus "damaged" (the reports
+    of the damaged samples skipped), or {"error": message} if one failed."""
     for item in items:
         if isinstance(item, str):
             return {"error": item}
-    return {"blurred": to_tensor(np.stack([b for b, _ in items])),
-            "sharp": to_tensor(np.stack([s for _, s in items]))}
+    return {"blurred": to_tensor(np.stack([b for b, _, _ in items])),
+            "sharp": to_tensor(np.stack([s for _, s, _ in items])),
+            "damaged": [report for _, _, reports in items for report in reports]}
 
 
 class DrawSampler(Sampler):
@@ -463,8 +509,8 @@ def build_dataset(cfg: DataConfig) -> DrawDataset:
     return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed)
 
 
-def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
-                  world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size: int = 1,
+                  max_damaged: int = MAX_DAMAGED) -> Iterator[dict[str, torch.Tensor]]:
     """Infinite stream of training batches from generator step ``start`` on.
 
     Each batch is {"blurred": float32 (B, 3, crop, crop) in [-1, 1], "sharp":
@@ -474,6 +520,11 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
     happen in cfg.workers DataLoader workers (memory pinned when CUDA is
     available).  Settings and data are checked before this returns; a
     sample that breaks later raises DataError from the iterator.
+
+    Damaged samples (pixels that fail their hash) are replaced by other draws
+    (module doc) and logged as warnings; each batch's ``"damaged_total"`` is the
+    count skipped so far by this stream, and once it passes ``max_damaged``
+    the iterator raises DataError.
     """
     if not (0 <= rank < world_size):
         raise DataError(f"bad rank {rank} for world size {world_size}")
@@ -494,7 +545,7 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0,
         prefetch_factor=4 if cfg.workers else None,
         worker_init_fn=_ignore_stop_signals,
     )
-    return _stream(loader, dataset)
+    return _stream(loader, dataset, max_damaged)
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -512,11 +563,19 @@ def _ignore_stop_signals(worker_id: int) -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def _stream(loader: DataLoader, dataset: DrawDataset) -> Iterator[dict[str, torch.Tensor]]:
+def _stream(loader: DataLoader, dataset: DrawDataset, max_damaged: int) -> Iterator[dict[str, torch.Tensor]]:
+    skipped = 0
     try:
         for batch in loader:
             if "error" in batch:
                 raise DataError(batch["error"])
+            for report in batch.pop("damaged"):
+                skipped += 1
+                log.warning("skipped a damaged sample (%d so far): %s", skipped, report)
+                if skipped > max_damaged:
+                    raise DataError(f"more than {max_damaged} damaged samples skipped (the last: {report}); "
+                                    "run `blurgen verify` on the shard folders")
+            batch["damaged_total"] = skipped
             yield batch
     finally:
         dataset.close()  # the handles workers=0 opened in this process

@@ -561,6 +561,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                 if main and (done % cfg.log_every == 0 or done == total_steps):
                     values = {f"train/{k}": float(v) / (done - logged_at) for k, v in running.items()}
                     values["train/lr"] = lr
+                    values["train/damaged_samples"] = batch.get("damaged_total", 0)  # skipped since start
                     log.scalars(done, values)
                     shown = {"W": "wasserstein", "gp": "gradient_penalty", "content": "content_loss",
                              "adv/content": "grad_ratio"}
