@@ -320,7 +320,7 @@ def test_a_count_larger_than_the_shard_is_one_line_in_fit(tmp_path):
     manifest = json.loads((folder / shards.MANIFEST).read_text())
     manifest["shards"]["shard-00000.h5"]["count"] = 60
     (folder / shards.MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(DataError, match="shard-00000.h5: the manifest lists 60 samples, the shard holds 6"):
+    with pytest.raises(DataError, match=r"shard-00000.h5: .*\b(60\b.*\b6\b|6\b.*\b60)\b"):
         dataset = build_dataset(DataConfig(shards=(folder,), mix=(1, 0), crop=8, val_shards=folder))
         for j in range(60):
             item = dataset[j]
@@ -329,7 +329,7 @@ def test_a_count_larger_than_the_shard_is_one_line_in_fit(tmp_path):
     res = run(trainer, "fit", "--out", tmp_path / "run", "--shards", folder, "--mix", "1:0",
               "--preset", "tiny", "--steps", 1, "--crop", 8, "--workers", 0, "--val-shards", folder,
               "--no-preview", "--batch-size", 4)
-    assert "the manifest lists 60 samples" in one_line_error(res)
+    assert "shard-00000.h5" in one_line_error(res) and "manifest lists 60" in one_line_error(res)
 
 
 def _synth(tmp_path, *extra):
