@@ -134,11 +134,9 @@ def exclusive_lock(path: str | os.PathLike, what: str = "") -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            message = _busy(fd, lock, what or path)
             os.close(fd)
-            who = f"PID {holder[0]} on {holder[1]}" if len(holder) >= 2 else "another process (PID not written yet)"
-            raise Busy(f"{what or path} is being written by {who}; wait for it to finish or stop it "
-                       f"(lock: {lock})") from None
+            raise Busy(message) from None
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 os.close(fd)
@@ -165,6 +163,34 @@ def exclusive_lock(path: str | os.PathLike, what: str = "") -> Iterator[None]:
         # file gone after its flock, above, and retries.
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _busy(fd: int, lock: Path, what) -> str:
+    """The one-line refusal naming the holder of the lock open as ``fd``."""
+    holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+    who = f"PID {holder[0]} on {holder[1]}" if len(holder) >= 2 else "another process (PID not written yet)"
+    return f"{what} is being written by {who}; wait for it to finish or stop it (lock: {lock})"
+
+
+def check_unlocked(path: str | os.PathLike, what: str = "") -> None:
+    """Raise :class:`Busy` (as :func:`exclusive_lock` does) if another process holds the
+    lock of ``path``; take nothing.  For a run about to delete files of another output."""
+    import fcntl
+
+    lock = lock_name(path)
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise Busy(_busy(fd, lock, what or path)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+    finally:
+        os.close(fd)  # also drops the lock, if we took it
 
 
 # --- a full disk -----------------------------------------------------------------

@@ -504,6 +504,10 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     i, n = cfg.part
     try:
         with files.exclusive_lock(out / manifest_file, what=f"{out}" + (f" (part {i}/{n})" if n > 1 else "")):
+            if overwrite:  # may delete the files of the whole run or of the parts: none may be running
+                for other in [shards.MANIFEST, *shards.part_manifests(out).values()]:
+                    if other != manifest_file:
+                        files.check_unlocked(out / other, what=f"{out} ({other})")
             return _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop)
     except files.Busy as exc:
         raise SynthError(str(exc)) from None

@@ -113,6 +113,25 @@ def test_parts_of_one_folder_still_run_at_the_same_time(tmp_path):
     assert len(shards.find_shards(out)) == 30
 
 
+def test_overwrite_is_refused_while_another_part_runs(tmp_path):
+    """Issue 11.5: a whole run with --overwrite deletes the parts' files; it is refused while a
+    part is running, naming its PID, and the part finishes intact."""
+    src = write_photos(tmp_path / "src", 20)
+    out = tmp_path / "out"
+    part = subprocess.Popen(command("synthesize", "--src", src, "--out", out, "--workers", 1, "--part", "1/2",
+                                    *SLOW), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: temporaries(out))
+        res = run("synthesize", "--src", src, "--out", out, "--workers", 1, "--overwrite", *SLOW)
+        assert res.exit_code == 2
+        assert f"(manifest.part-1-of-2.json) is being written by PID {part.pid} on " in res.output
+        _, err = part.communicate(timeout=120)
+    finally:
+        part.kill()
+    assert part.returncode == 0, err[-2000:]
+    assert len(json.loads((out / "manifest.part-1-of-2.json").read_text())["shards"]) == 10
+
+
 def test_lock_is_not_stale_after_kill_9(tmp_path):
     """Issue 11.5: a run killed with kill -9 leaves its lock file, but not its lock: the next
     run goes ahead (and removes the file at its end)."""
