@@ -322,13 +322,18 @@ _PROGRESS = None  # in a pool worker: the queue its per-image progress goes to
 def _worker_init(progress_queue):
     global _PROGRESS
     _single_threaded()
-    # Ctrl-C reaches the whole process group: the parent alone handles it
-    # (and terminates the pool), so workers ignore it.  The parent started us
-    # with SIGINT and SIGTERM blocked (``signals_blocked``), so that none could
-    # land before this point.  SIGTERM keeps its default action: a worker
-    # that gets one (the parent's terminate(), or a scheduler signalling the
-    # whole group) dies at once, in C, printing nothing; the parent removes
-    # its temporary file.
+    # Ctrl-C and a scheduler's SIGTERM reach the whole process group.  A
+    # worker killed at a random point may die holding a lock of the pool's
+    # queues, and the parent then hangs for ever in terminate() (seen once in
+    # about 20 tries).  So workers leave the group: the parent alone gets
+    # those signals and stops the pool in order (terminate() sends SIGTERM,
+    # which kills a worker at once, in C, printing nothing; the parent then
+    # removes its temporary file).  The parent started us with SIGINT and
+    # SIGTERM blocked (``signals_blocked``), so none could land before this
+    # point; one that arrived meanwhile is delivered at the unblock, here,
+    # where no lock is held.  SIGINT is ignored, should one be sent to a
+    # worker alone.
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)
     _PROGRESS = progress_queue
@@ -463,9 +468,17 @@ def _next_result(results, stop: StopFlag | None) -> dict:
             pass
 
 
-def _relay(queue, progress: Callable[[int], None] | None) -> None:
-    """Pass the workers' progress messages on, until a None arrives."""
-    while (n := queue.get()) is not None:
+def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event) -> None:
+    """Pass the workers' progress messages on until ``done`` is set and the queue is empty.
+
+    The end is an Event, not a message: putting one takes the queue's write
+    lock, which a worker killed mid-put (the pool's terminate()) holds for ever.
+    """
+    while not (done.is_set() and queue.empty()):
+        if queue.empty():
+            time.sleep(0.05)
+            continue
+        n = queue.get()
         if progress:
             progress(n)
 
@@ -564,7 +577,8 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     else:
         ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
         queue = ctx.SimpleQueue()
-        relay = threading.Thread(target=_relay, args=(queue, progress), daemon=True)
+        done = threading.Event()
+        relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
         relay.start()
         try:
             with stopping.signals_blocked():  # see _worker_init
@@ -574,7 +588,7 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
                 for _ in jobs:
                     record(_next_result(results, stop))
         finally:
-            queue.put(None)
+            done.set()
             relay.join(timeout=5)
             # After an interruption the pool's workers are terminated (and
             # joined) by now: their half-written shards can go.
