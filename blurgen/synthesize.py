@@ -324,8 +324,8 @@ def _worker_init(progress_queue):
     _single_threaded()
     # Ctrl-C and a scheduler's SIGTERM reach the whole process group.  A
     # worker killed at a random point may die holding a lock of the pool's
-    # queues, and the parent then hangs for ever in terminate() (seen once in
-    # about 20 tries).  So workers leave the group: the parent alone gets
+    # queues, and the parent then hangs for ever in terminate() (seen twice in
+    # 45 tries of SIGTERM to the group).  So workers leave the group: the parent alone gets
     # those signals and stops the pool in order (terminate() sends SIGTERM,
     # which kills a worker at once, in C, printing nothing; the parent then
     # removes its temporary file).  The parent started us with SIGINT and
