@@ -79,7 +79,8 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     live process on this machine (a run killed with kill -9, or by the
     out-of-memory killer, leaves them).  Returns the removed paths.
 
-    Only safe to call while holding ``path``'s lock (:func:`exclusive_lock`):
+    Only safe to call while holding a lock (:func:`exclusive_lock`) that every
+    writer of ``path`` takes — its own, or its folder's manifest's for a shard:
     the PID only says something about this machine, and a process on another
     host writing into a shared network folder has a PID that means nothing
     here.  The lock keeps such a writer out (see ``docs/shards.md``).  A PID
