@@ -85,9 +85,31 @@ def _check_output(path, overwrite: bool) -> None:
         raise UserError(f"{parent}: not writable")
 
 
+def _write_png(path, image) -> None:
+    """Write a PNG atomically; a full disk (or any failed write) is one line naming the path."""
+    from blurgen.files import describe_os_error
+    from blurgen.pictures import write_png
+
+    try:
+        write_png(path, image)
+    except OSError as exc:
+        raise UserError(f"{path}: could not write ({describe_os_error(exc)})") from None
+
+
+def _interrupted(exc, what: str):
+    """End a run stopped by Ctrl-C or SIGTERM: one line, exit 130 (as the shell does for Ctrl-C)."""
+    import signal
+    import sys
+
+    signum = getattr(exc, "signum", signal.SIGINT)
+    name = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(signum, f"signal {signum}")
+    click.echo(f"interrupted ({name}): {what}", err=True)
+    sys.exit(130)
+
+
 def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
     from blurgen import kernel_view, terminal
-    from blurgen.pictures import contact_sheet, write_png
+    from blurgen.pictures import contact_sheet
 
     crops = kernel_view.display_crops(batch.psf)
     width = terminal.shutil.get_terminal_size((100, 24)).columns
@@ -100,7 +122,7 @@ def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
     for i, k in enumerate(index):
         echo(kernel_view.kernel_line(batch, i, int(k)))
     if png:
-        write_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96))
+        _write_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96))
         echo(f"wrote {png}")
 
 
@@ -122,7 +144,9 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
 
     from tqdm import tqdm
 
+    from blurgen.files import Busy, describe_os_error
     from blurgen.kernels import KernelSpec, read_bank, write_bank
+    from blurgen.stopping import Interrupted, stop_on_signals
 
     if count < 1:
         raise UserError(f"-n must be >= 1, got {count}")
@@ -135,11 +159,18 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     _check_output(out, overwrite)
     args = {"n": count, "seed": seed, "size": size, "iters": iters, "max_len": max_len, "expl": expl, "fraction": fraction}
     started = time.perf_counter()
-    with tqdm(total=count, unit="kernel", desc="kernels", file=sys.stderr, dynamic_ncols=True) as bar:
+    with stop_on_signals() as stop, \
+            tqdm(total=count, unit="kernel", desc="kernels", file=sys.stderr, dynamic_ncols=True) as bar:
         try:
-            write_bank(out, count, seed, spec, attrs={"command": "blurgen make-kernels", "arguments": args}, progress=bar.update)
+            write_bank(out, count, seed, spec, attrs={"command": "blurgen make-kernels", "arguments": args},
+                       progress=bar.update, stop=stop)
+        except Busy as exc:
+            raise UserError(str(exc)) from None
         except OSError as exc:
-            raise UserError(f"{out}: could not write ({exc.strerror or exc})") from None
+            raise UserError(f"{out}: could not write ({describe_os_error(exc)})") from None
+        except Interrupted as exc:
+            bar.close()
+            _interrupted(exc, f"nothing written to {out}")
     elapsed = time.perf_counter() - started
     click.echo(f"wrote {count} kernels of {size}x{size} to {out} in {elapsed:.1f} s ({count / elapsed:,.0f} kernels/s)")
     if preview:
@@ -233,7 +264,6 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                    downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
                    repair):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
-    import signal
     import sys
     from pathlib import Path
 
@@ -241,6 +271,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     from blurgen.kernels import KernelSpec
     from blurgen.psf import max_extent
+    from blurgen.stopping import stop_on_signals
     from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
 
     workers = available_cores() if workers is None else workers
@@ -263,20 +294,18 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     def start(n):
         bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
 
-    def terminated(signum, frame):
-        raise KeyboardInterrupt  # a batch scheduler's time limit: stop as cleanly as on Ctrl-C
-
-    previous = signal.signal(signal.SIGTERM, terminated)
     try:
-        summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=lambda n: bars[0].update(n),
-                             on_start=start, repair=repair)
+        with stop_on_signals() as stop:
+            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite,
+                                 progress=lambda n: bars[0].update(n), on_start=start, stop=stop,
+                                 repair=repair)
     except SynthError as exc:
         raise UserError(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("interrupted: finished shards are kept; run the same command again to resume", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
+        for bar in bars:
+            bar.close()
+        _interrupted(exc, "finished shards are kept; run the same command again to resume")
     finally:
-        signal.signal(signal.SIGTERM, previous)
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before
@@ -334,7 +363,7 @@ def inspect_cmd(folder, samples, seed, png):
 
     from blurgen import shards, terminal
     from blurgen.kernel_view import display_crops
-    from blurgen.pictures import contact_sheet, write_png
+    from blurgen.pictures import contact_sheet
 
     if png:
         _check_output(png, overwrite=True)
@@ -388,7 +417,7 @@ def inspect_cmd(folder, samples, seed, png):
                                           labels=[label, "sharp", "kernel"]))
         tiles += [sample["blurred"], sample["sharp"], kernel]
     if png:
-        write_png(png, contact_sheet(tiles, cols=3))
+        _write_png(png, contact_sheet(tiles, cols=3))
         click.echo(f"wrote {png}")
 
 

@@ -15,9 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import files
+from blurgen import files, stopping
 from blurgen import psf as _psf
 from blurgen import streams
+from blurgen.stopping import StopFlag
 from blurgen.trajectory import POS_FRACTION, random_trajectories
 
 #: DeblurGAN's exposure fractions, drawn uniformly when not fixed.
@@ -179,39 +180,61 @@ def write_bank(
     spec: KernelSpec,
     attrs: dict | None = None,
     progress: Callable[[int], None] | None = None,
+    stop: StopFlag | None = None,
 ) -> None:
     """Generate ``n`` kernels of stream ``seed`` and write them as a bank at ``path``.
 
     The file is written under a temporary name beside ``path`` and renamed
     when complete, so an interrupted run never leaves a half-written bank.
-    ``progress(k)`` is called after each batch of ``k`` kernels.
+    ``progress(k)`` is called after each batch of ``k`` kernels; ``stop`` is
+    checked between batches (and before the rename), raising
+    :class:`~blurgen.stopping.Interrupted` once set.
+
+    The run holds ``path``'s lock (a second writer of the same bank gets
+    :class:`~blurgen.files.Busy`) and first removes the temporaries that
+    killed runs left beside ``path``.  A write that fails (a full disk) is
+    raised as OSError after the HDF5 file is closed and the temporary removed.
     """
+    path = Path(path)
+    with files.exclusive_lock(path):
+        files.remove_stale_temporaries(path)
+        with files.atomic_path(path) as tmp:
+            _write_bank_file(tmp, n, seed, spec, attrs, progress, stop)
+            stopping.check(stop)  # a stop during the last batch: no bank rather than a run that ignored Ctrl-C
+
+
+def _write_bank_file(tmp: Path, n: int, seed: int, spec: KernelSpec, attrs: dict | None,
+                     progress: Callable[[int], None] | None, stop: StopFlag | None) -> None:
     import h5py
 
-    path = Path(path)
-    with files.atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            chunk = (max(1, min(n, 64)), spec.size, spec.size)
-            ds = f.create_dataset(
-                "kernels", (n, spec.size, spec.size), np.float32, chunks=chunk,
-                compression="gzip", compression_opts=4, shuffle=True,
-            )
-            columns = None
-            for start in range(0, n, _BATCH):
-                batch = make_kernels(kernel_seeds(seed, min(_BATCH, n - start), start), spec)
-                ds[start : start + len(batch)] = batch.psf
-                if columns is None:
-                    columns = {k: f.create_dataset(k, (n,), v.dtype) for k, v in batch.params().items()}
-                for k, v in batch.params().items():
-                    columns[k][start : start + len(batch)] = v
-                if progress:
-                    progress(len(batch))
-            f.attrs["format"] = BANK_FORMAT
-            f.attrs["format_version"] = BANK_VERSION
-            f.attrs["seed"] = seed
-            f.attrs["spec"] = json.dumps(asdict(spec))
-            for k, v in (attrs or {}).items():
-                f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+    f = h5py.File(tmp, "w")
+    written = False
+    try:
+        chunk = (max(1, min(n, 64)), spec.size, spec.size)
+        ds = f.create_dataset(
+            "kernels", (n, spec.size, spec.size), np.float32, chunks=chunk,
+            compression="gzip", compression_opts=4, shuffle=True,
+        )
+        columns = None
+        for start in range(0, n, _BATCH):
+            stopping.check(stop)
+            batch = make_kernels(kernel_seeds(seed, min(_BATCH, n - start), start), spec)
+            ds[start : start + len(batch)] = batch.psf
+            if columns is None:
+                columns = {k: f.create_dataset(k, (n,), v.dtype) for k, v in batch.params().items()}
+            for k, v in batch.params().items():
+                columns[k][start : start + len(batch)] = v
+            if progress:
+                progress(len(batch))
+        f.attrs["format"] = BANK_FORMAT
+        f.attrs["format_version"] = BANK_VERSION
+        f.attrs["seed"] = seed
+        f.attrs["spec"] = json.dumps(asdict(spec))
+        for k, v in (attrs or {}).items():
+            f.attrs[k] = v if isinstance(v, (int, float, str)) else json.dumps(v)
+        written = True
+    finally:
+        files.close_hdf5(f, flush=written)
 
 
 def read_bank(path: str | os.PathLike, index=None, psf: bool = True) -> tuple[KernelBatch, dict]:

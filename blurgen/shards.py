@@ -176,6 +176,13 @@ class ShardWriter:
         self._tiles: list[np.ndarray] = []  # (tiles, 2) hashes of each whole image's tiles
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # crops not yet on disk
         self._written = 0  # crops on disk
+        # Every dataset made stays referenced until the file is closed: h5py
+        # closes a dataset whose last reference goes, HDF5 then writes its
+        # cached chunks, and a write that fails there (a full disk) is only
+        # printed ("Exception ignored") and leaves HDF5 broken.  Held here,
+        # they are written by the explicit flush of files.close_hdf5, which
+        # reports the failure.
+        self._datasets: list = []
 
     def __enter__(self) -> "ShardWriter":
         import h5py
@@ -184,8 +191,8 @@ class ShardWriter:
         if self.crop is not None:
             h, w = self.crop
             for name in ("blurred", "sharp"):
-                self._file.create_dataset(name, (self.expected, h, w, 3), np.uint8, chunks=(1, h, w, 3),
-                                          maxshape=(None, h, w, 3))
+                self._datasets.append(self._file.create_dataset(name, (self.expected, h, w, 3), np.uint8,
+                                                                chunks=(1, h, w, 3), maxshape=(None, h, w, 3)))
         else:
             for name in ("blurred", "sharp"):
                 self._file.create_group(name)
@@ -220,7 +227,9 @@ class ShardWriter:
             h, w = blurred.shape[:2]
             tile = (min(h, _TILE), min(w, _TILE))
             for name, image in (("blurred", blurred), ("sharp", sharp)):
-                self._file[name].create_dataset(f"{i:06d}", data=image, chunks=(*tile, 3))
+                # Written out now, where a failure raises, so that dropping it is safe
+                # (holding one per sample would hold their cached chunks too).
+                files.flush_hdf5(self._file[name].create_dataset(f"{i:06d}", data=image, chunks=(*tile, 3)))
             self._tiles.append(np.stack([tile_hashes(blurred, tile).ravel(), tile_hashes(sharp, tile).ravel()], 1))
             self._shapes.append((h, w))
         self._kernels.append(np.asarray(kernel, np.float32))
@@ -249,27 +258,30 @@ class ShardWriter:
             self._flush()
             for name in ("blurred", "sharp"):
                 f[name].resize(n, axis=0)
-            f.create_dataset("sample_hash", data=np.array(self._hashes, np.uint64).reshape(n, 2))
+            self._datasets.append(f.create_dataset("sample_hash", data=np.array(self._hashes, np.uint64).reshape(n, 2)))
         else:
-            f.create_dataset("shape", data=np.array(self._shapes, np.int32).reshape(n, 2))
+            self._datasets.append(f.create_dataset("shape", data=np.array(self._shapes, np.int32).reshape(n, 2)))
             # All samples' tile hashes in one dataset (row-major tiles, sample
             # after sample), read once per open: a dataset per sample would cost
             # an HDF5 look-up per read.
             sizes = [len(t) for t in self._tiles]
-            f.create_dataset("tile_start", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
-            f.create_dataset("tile_hash", data=np.concatenate(self._tiles) if n else np.zeros((0, 2), np.uint64))
+            self._datasets.append(f.create_dataset(
+                "tile_start", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)))
+            self._datasets.append(f.create_dataset(
+                "tile_hash", data=np.concatenate(self._tiles) if n else np.zeros((0, 2), np.uint64)))
         kernels = np.stack(self._kernels) if n else np.zeros((0, self.kernel_size, self.kernel_size), np.float32)
         # PSFs are mostly zeros: gzip with byte shuffling stores them ~10x smaller.
-        f.create_dataset("kernel", data=kernels, compression="gzip", shuffle=True,
-                         chunks=(min(n, 64), *kernels.shape[1:]) if n else None)
+        self._datasets.append(f.create_dataset("kernel", data=kernels, compression="gzip", shuffle=True,
+                                               chunks=(min(n, 64), *kernels.shape[1:]) if n else None))
         columns = {name: np.asarray(values) for name, values in self._meta.items()} if n else self.fields
         for name, values in columns.items():
             if name in CORE_DATASETS:
                 raise ValueError(f"meta field {name!r} clashes with a dataset of the format")
             if values.dtype.kind in "UO":
-                f.create_dataset(name, data=values.astype(object), dtype=h5py.string_dtype("utf-8"))
+                self._datasets.append(f.create_dataset(name, data=values.astype(object),
+                                                       dtype=h5py.string_dtype("utf-8")))
             else:
-                f.create_dataset(name, data=values)
+                self._datasets.append(f.create_dataset(name, data=values))
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["count"] = n
@@ -280,11 +292,14 @@ class ShardWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            finished = False
             try:
                 if exc_type is None:
                     self._finish()
+                    finished = True
             finally:
-                self._file.close()
+                # Closes without crashing after a failed write (a full disk).
+                files.close_hdf5(self._file, flush=finished)
             if exc_type is None:
                 self.checksum = file_checksum(self._tmp)
                 os.replace(self._tmp, self.path)

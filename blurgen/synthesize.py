@@ -11,7 +11,9 @@ by building only the shards its manifest does not list yet.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import math
 import multiprocessing
@@ -26,9 +28,10 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, files, shards
-from blurgen.kernels import KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
+from blurgen import blur, files, shards, stopping
+from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
+from blurgen.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
 
@@ -220,12 +223,14 @@ def _bank(path: Path) -> KernelBatch:
 
 
 def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
-                progress: Callable[[int], None] | None = None) -> dict:
+                progress: Callable[[int], None] | None = None, stop: StopFlag | None = None) -> dict:
     """Synthesize one shard and write it atomically.  Returns its manifest entry
     plus ``skipped``: [(relative path, reason, detail)].
 
     ``progress(k)`` is called after each source image with the number of
-    samples it was planned to give (made or skipped).
+    samples it was planned to give (made or skipped).  ``stop`` is checked
+    before each sample: once set, the shard's temporary file is removed and
+    :class:`~blurgen.stopping.Interrupted` raised.
     """
     import cv2
 
@@ -247,6 +252,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     with shards.ShardWriter(path, crop=None if cfg.full else (cfg.crop, cfg.crop), attrs=attrs,
                             kernel_size=kernel_size, fields=empty, expected=count) as writer:
         for i in range(task.first_image, task.stop_image):
+            stopping.check(stop)
             rel = images[i]
             try:
                 photo = load_rgb(Path(cfg.src) / rel, cfg.max_pixels)
@@ -269,6 +275,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                     progress(k_per)
                 continue
             for c in range(k_per):
+                stopping.check(stop)
                 rng = np.random.default_rng([cfg.seed, i, c])
                 if cfg.full:
                     y0, x0, y1, x1 = before, before, h - after, w - after
@@ -317,9 +324,20 @@ _PROGRESS = None  # in a pool worker: the queue its per-image progress goes to
 def _worker_init(progress_queue):
     global _PROGRESS
     _single_threaded()
-    # Ctrl-C reaches the whole process group: the parent alone handles it
-    # (and terminates the pool), so workers print no traceback.
+    # Ctrl-C and a scheduler's SIGTERM reach the whole process group.  A
+    # worker killed at a random point may die holding a lock of the pool's
+    # queues, and the parent then hangs for ever in terminate() (seen twice in
+    # 45 tries of SIGTERM to the group).  So workers leave the group: the parent alone gets
+    # those signals and stops the pool in order (terminate() sends SIGTERM,
+    # which kills a worker at once, in C, printing nothing; the parent then
+    # removes its temporary file).  The parent started us with SIGINT and
+    # SIGTERM blocked (``signals_blocked``), so none could land before this
+    # point; one that arrived meanwhile is delivered at the unblock, here,
+    # where no lock is held.  SIGINT is ignored, should one be sent to a
+    # worker alone.
+    os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)
     _PROGRESS = progress_queue
 
 
@@ -350,6 +368,16 @@ def output_names(part: tuple[int, int]) -> tuple[str, str]:
     return shards.manifest_name(part), SKIP_REPORT if n == 1 else f"skipped.part-{i}-of-{n}.tsv"
 
 
+def make_output_folder(out: Path) -> None:
+    """Create ``out`` (and its parents) if needed; SynthError if it cannot be, or is not writable."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SynthError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise SynthError(f"{out}: not writable")
+
+
 def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[ShardTask]) -> dict:
     """Check or create the output folder and return this run's manifest (new or resumed).
 
@@ -362,12 +390,7 @@ def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[Sha
     shards of other parts).
     """
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SynthError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise SynthError(f"{out}: not writable")
+    make_output_folder(out)
     own, report = output_names(cfg.part)
     args = cfg.arguments()
     conflicts = {}  # manifest name -> manifest (None: unreadable) of another data set or run
@@ -405,10 +428,10 @@ def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[Sha
         for name in doomed:
             (out / name).unlink(missing_ok=True)
         (out / report).unlink(missing_ok=True)
-    # Temporary files a killed run of this part left (never another part's).
+    # Temporary files a killed run of this part left (never another part's,
+    # nor those of a live process: see files.remove_stale_temporaries).
     for name in [own, report, *(t.name for t in tasks)]:
-        for stale in out.glob(f".{name}.tmp-*"):
-            stale.unlink(missing_ok=True)
+        files.remove_stale_temporaries(out / name)
     if own in conflicts or not (out / own).exists():
         return {"arguments": args, "shards": {}, "skipped": {}}
     return shards.read_manifest(out, own)
@@ -419,15 +442,45 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> None:
-    """Write the skip report ``name`` (path, reason, detail; tab-separated) atomically."""
+    """Write the skip report ``name`` atomically: a header ``path reason detail``
+    and a row per skipped image, tab-separated, one line per row.  A field
+    holding a tab, a line break or a double quote (a file may be named so) is
+    written in double quotes with its quotes doubled (RFC 4180 quoting, as
+    Python's ``csv.reader(f, delimiter="\\t")`` and spreadsheets read it)."""
     rows = [row for shard in sorted(manifest["skipped"]) for row in manifest["skipped"][shard]]
-    lines = ["path\treason\tdetail", *(f"{path}\t{reason}\t{detail}" for path, reason, detail in rows)]
-    files.write_text(out / name, "\n".join(lines) + "\n")
+    text = io.StringIO()
+    minimal = csv.writer(text, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    # QUOTE_MINIMAL leaves a carriage return bare when lines end in "\n" alone:
+    # such a row is quoted field by field.
+    every = csv.writer(text, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL)
+    minimal.writerow(["path", "reason", "detail"])
+    for row in rows:
+        (every if any("\r" in str(field) for field in row) else minimal).writerow(row)
+    files.write_text(out / name, text.getvalue())
 
 
-def _relay(queue, progress: Callable[[int], None] | None) -> None:
-    """Pass the workers' progress messages on, until a None arrives."""
-    while (n := queue.get()) is not None:
+def _next_result(results, stop: StopFlag | None) -> dict:
+    """The next finished shard of a pool's ``imap_unordered``, checking ``stop``
+    every 0.1 s meanwhile (a plain ``next`` would sleep through the signal)."""
+    while True:
+        stopping.check(stop)
+        try:
+            return results.next(timeout=0.1)
+        except multiprocessing.TimeoutError:
+            pass
+
+
+def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event) -> None:
+    """Pass the workers' progress messages on until ``done`` is set and the queue is empty.
+
+    The end is an Event, not a message: putting one takes the queue's write
+    lock, which a worker killed mid-put (the pool's terminate()) holds for ever.
+    """
+    while not (done.is_set() and queue.empty()):
+        if queue.empty():
+            time.sleep(0.05)
+            continue
+        n = queue.get()
         if progress:
             progress(n)
 
@@ -462,7 +515,7 @@ def needs_building(out: Path, tasks: list[ShardTask], manifest: dict, repair: bo
 
 def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
                progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-               repair: bool = False) -> Summary:
+               repair: bool = False, stop: StopFlag | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``.
 
     A listed shard whose file is missing or not of its recorded size is built
@@ -472,8 +525,15 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
 
     ``on_start(samples_to_do)`` is called once the work is planned and
     ``progress(samples)`` after each source image (from a helper thread when
-    ``workers`` > 1).  Raises SynthError for a bad source folder, output folder
-    or kernel bank.
+    ``workers`` > 1).  ``stop`` is checked between samples (one worker) or
+    every 0.1 s (a pool): once set, the shards in progress are dropped,
+    finished ones kept, and :class:`~blurgen.stopping.Interrupted` raised.
+
+    One run at a time per ``--part`` of a folder: the run holds the lock of
+    its manifest (``.manifest.json.lock``, ``.manifest.part-I-of-N.json.lock``)
+    from start to end.  Raises SynthError for a bad source folder, output
+    folder or kernel bank, a folder that another live run is writing, and a
+    full disk (finished shards are kept; the same command resumes).
     """
     out = Path(out)
     src = Path(cfg.src)
@@ -485,8 +545,32 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     if cfg.kernel_bank is not None:
         try:
             check_bank(cfg.kernel_bank)  # every PSF, before any work: a NaN would blacken whole shards
-        except ValueError as exc:
+        except BankError as exc:
             raise SynthError(str(exc)) from None
+    make_output_folder(out)
+    manifest_file = output_names(cfg.part)[0]
+    i, n = cfg.part
+    try:
+        with files.exclusive_lock(out / manifest_file, what=f"{out}" + (f" (part {i}/{n})" if n > 1 else "")):
+            if overwrite:  # may delete the files of the whole run or of the parts: none may be running
+                for other in [shards.MANIFEST, *shards.part_manifests(out).values()]:
+                    if other != manifest_file:
+                        files.check_unlocked(out / other, what=f"{out} ({other})")
+            return _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop, repair)
+    except files.Busy as exc:
+        raise SynthError(str(exc)) from None
+    except OSError as exc:
+        if not files.no_room(exc):
+            raise
+        raise SynthError(f"{out}: could not write ({files.describe_os_error(exc)}); finished shards are kept: "
+                         "free some space and run the same command again to resume") from None
+
+
+def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: int, overwrite: bool,
+                       progress: Callable[[int], None] | None, on_start: Callable[[int], None] | None,
+                       stop: StopFlag | None, repair: bool) -> Summary:
+    """The run of :func:`synthesize`, once it holds the output's lock."""
+    src = Path(cfg.src)
     inputs = {"sources": sources_digest(src, images),
               "kernel_bank": None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)}
     tasks = plan_shards(len(images), cfg)
@@ -526,24 +610,28 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     if workers <= 1 or len(jobs) <= 1:
         _single_threaded()
         for job in jobs:
-            record(build_shard(*job, progress=progress))
+            stopping.check(stop)
+            record(build_shard(*job, progress=progress, stop=stop))
     else:
         ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
         queue = ctx.SimpleQueue()
-        relay = threading.Thread(target=_relay, args=(queue, progress), daemon=True)
+        done = threading.Event()
+        relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
         relay.start()
         try:
-            with ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,)) as pool:
-                for result in pool.imap_unordered(_run_task, jobs):
-                    record(result)
+            with stopping.signals_blocked():  # see _worker_init
+                pool = ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,))
+            with pool:
+                results = pool.imap_unordered(_run_task, jobs)
+                for _ in jobs:
+                    record(_next_result(results, stop))
         finally:
-            queue.put(None)
+            done.set()
             relay.join(timeout=5)
             # After an interruption the pool's workers are terminated (and
             # joined) by now: their half-written shards can go.
             for task in todo:
-                for stale in out.glob(f".{task.name}.tmp-*"):
-                    stale.unlink(missing_ok=True)
+                files.remove_stale_temporaries(out / task.name)
     if not (out / report_file).exists():
         write_skip_report(out, manifest, report_file)
     summary.seconds = time.perf_counter() - started

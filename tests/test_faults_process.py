@@ -1,0 +1,393 @@
+"""Issue 11, items 5-8: two runs on one folder, kill -9 / SIGTERM / Ctrl-C, a full disk,
+odd file names in the skip report — for the blurgen commands that write."""
+import csv
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen import files, shards
+from blurgen.kernels import KernelSpec, write_bank
+from cli import blurgen
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small, slow-enough kernels: a run lasts a few seconds, so that it can be hit mid-way.
+SLOW = ["--kernel-size", "15", "--iters", "2000", "--max-len", "10", "--crop", "32", "--shard-size", "1"]
+FAST = ["--kernel-size", "15", "--iters", "200", "--max-len", "10"]
+
+
+def command(*args) -> list[str]:
+    return [sys.executable, "-c", "from cli import blurgen; blurgen()", *(str(a) for a in args)]
+
+
+def run(*args):
+    return CliRunner().invoke(blurgen, [str(a) for a in args], catch_exceptions=False)
+
+
+def write_photos(folder: Path, n: int, side: int = 48, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = rng.integers(0, 256, (side // 8, side // 8, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"img{i:03d}.png"), cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC))
+    return folder
+
+
+def wait_for(predicate, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(".*.tmp-*"))
+
+
+def dead_pid() -> int:
+    """The PID of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def one_line_error(stderr: str) -> str:
+    """The last line of stderr (progress bars come before it), after checking
+    that no traceback or ignored exception was printed."""
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1]
+
+
+# --- 5: one run per --part of a folder -------------------------------------------------------------
+
+
+def test_second_synthesize_on_one_folder_is_refused_naming_the_holder(tmp_path):
+    """Issue 11.5: a second `synthesize` on the --out (and --part) of a live run deleted the
+    first's temporary files and killed it; now it is refused with one line naming the PID."""
+    src = write_photos(tmp_path / "src", 30)
+    out = tmp_path / "out"
+    first = subprocess.Popen(command("synthesize", "--src", src, "--out", out, "--workers", 1, *SLOW), cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: temporaries(out)), "the first run never started a shard"
+        res = run("synthesize", "--src", src, "--out", out, "--workers", 1, *SLOW)
+        assert res.exit_code == 2
+        assert f"is being written by PID {first.pid} on " in res.output and len(res.output.splitlines()) == 1
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-2000:]
+    assert len(json.loads((out / "manifest.json").read_text())["shards"]) == 30
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries, no lock file
+
+
+def test_parts_of_one_folder_still_run_at_the_same_time(tmp_path):
+    """Issue 11.5: the lock is per --part, so the parts of a job array may share a folder
+    while they run (and a run of the same part is refused)."""
+    src = write_photos(tmp_path / "src", 30)
+    out = tmp_path / "out"
+    first = subprocess.Popen(command("synthesize", "--src", src, "--out", out, "--workers", 1, "--part", "0/2",
+                                     *SLOW), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: temporaries(out))
+        res = run("synthesize", "--src", src, "--out", out, "--workers", 1, "--part", "0/2", *SLOW)
+        assert res.exit_code == 2 and f"(part 0/2) is being written by PID {first.pid}" in res.output
+        res = run("synthesize", "--src", src, "--out", out, "--workers", 1, "--part", "1/2", *SLOW)
+        assert res.exit_code == 0, res.output
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-2000:]
+    assert len(shards.find_shards(out)) == 30
+
+
+def test_overwrite_is_refused_while_another_part_runs(tmp_path):
+    """Issue 11.5: a whole run with --overwrite deletes the parts' files; it is refused while a
+    part is running, naming its PID, and the part finishes intact."""
+    src = write_photos(tmp_path / "src", 20)
+    out = tmp_path / "out"
+    part = subprocess.Popen(command("synthesize", "--src", src, "--out", out, "--workers", 1, "--part", "1/2",
+                                    *SLOW), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: temporaries(out))
+        res = run("synthesize", "--src", src, "--out", out, "--workers", 1, "--overwrite", *SLOW)
+        assert res.exit_code == 2
+        assert f"(manifest.part-1-of-2.json) is being written by PID {part.pid} on " in res.output
+        _, err = part.communicate(timeout=120)
+    finally:
+        part.kill()
+    assert part.returncode == 0, err[-2000:]
+    assert len(json.loads((out / "manifest.part-1-of-2.json").read_text())["shards"]) == 10
+
+
+def test_lock_is_not_stale_after_kill_9(tmp_path):
+    """Issue 11.5: a run killed with kill -9 leaves its lock file, but not its lock: the next
+    run goes ahead (and removes the file at its end)."""
+    path = tmp_path / "bank.h5"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from blurgen import files\n"
+                               "with files.exclusive_lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
+                               str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "locked\n"
+    with pytest.raises(files.Busy, match=f"PID {holder.pid} on "):
+        with files.exclusive_lock(path):
+            pass
+    holder.kill()
+    holder.wait()
+    assert files.lock_name(path).exists()
+    write_bank(path, 3, 0, KernelSpec(size=9, iters=50, max_len=5.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bank.h5"]
+
+
+# --- 6: temporaries of killed runs, SIGTERM, Ctrl-C ------------------------------------------------
+
+KERNELS = ["--size", "32", "--iters", "300", "--max-len", "20"]
+
+
+def test_make_kernels_removes_the_temporary_a_kill_9_left(tmp_path):
+    """Issue 11.6: `make-kernels` killed with kill -9 left `.NAME.tmp-PID` (up to 93 MB) for
+    ever; the next run removes it, but not the temporary of a live process."""
+    out = tmp_path / "bank.h5"
+    proc = subprocess.Popen(command("make-kernels", "-n", 200000, "--out", out, *KERNELS), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: temporaries(tmp_path))
+    proc.kill()
+    proc.wait()
+    left = temporaries(tmp_path)
+    assert left == [f".bank.h5.tmp-{proc.pid}"]
+    live = tmp_path / f".bank.h5.tmp-{os.getppid()}"  # a live process: as a run still writing holds it
+    live.write_bytes(b"in flight")
+    res = run("make-kernels", "-n", 10, "--out", out, *KERNELS)
+    assert res.exit_code == 0, res.output
+    assert temporaries(tmp_path) == [live.name]
+
+
+def test_stale_temporaries_are_those_of_dead_processes(tmp_path):
+    """Issue 11.6: only temporaries whose PID is not a live process are removed."""
+    path = tmp_path / "shard-00001.h5"
+    dead = tmp_path / f".shard-00001.h5.tmp-{dead_pid()}"
+    alive = tmp_path / f".shard-00001.h5.tmp-{os.getppid()}"
+    other = tmp_path / f".shard-00002.h5.tmp-{dead_pid()}"
+    for p in (dead, alive, other):
+        p.write_bytes(b"x")
+    assert files.remove_stale_temporaries(path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
+
+
+def interrupt(cmd, folder: Path, signum: int, delay: float, group: bool = False):
+    """Start ``cmd``, wait until it writes a temporary in ``folder``, wait ``delay`` s more,
+    send ``signum`` (to its whole process group with ``group``); return (returncode, stderr,
+    seconds from the signal to the exit)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=group)
+    try:
+        assert wait_for(lambda: temporaries(folder)), "the run never started writing"
+        time.sleep(delay)
+        sent = time.perf_counter()
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        return proc.returncode, err, time.perf_counter() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+DELAYS = [0.0, 0.01, 0.02, 0.05, 0.08, 0.12, 0.2, 0.3]
+
+
+def test_ctrl_c_always_stops_make_kernels(tmp_path):
+    """Issue 11.6: Ctrl-C was sometimes swallowed ("Exception ignored in: ... WeakValueDictionary")
+    and `make-kernels` went on to 100 %, exit 0.  Now every try stops it at once, one line, exit
+    130, nothing written."""
+    for k, delay in enumerate(DELAYS):
+        out = tmp_path / f"bank{k}.h5"
+        rc, err, seconds = interrupt(command("make-kernels", "-n", 200000, "--out", out, *KERNELS),
+                                     tmp_path, signal.SIGINT, delay)
+        assert rc == 130, (delay, err[-2000:])
+        assert one_line_error(err) == f"interrupted (Ctrl-C): nothing written to {out}"
+        assert seconds < 5
+        assert not out.exists() and not temporaries(tmp_path)
+
+
+def test_sigterm_stops_make_kernels_and_removes_its_temporary(tmp_path):
+    """Issue 11.6: SIGTERM (a scheduler's time limit) killed `make-kernels` outright and left its
+    temporary file; now it stops like Ctrl-C, removing it."""
+    out = tmp_path / "bank.h5"
+    rc, err, _ = interrupt(command("make-kernels", "-n", 200000, "--out", out, *KERNELS), tmp_path,
+                           signal.SIGTERM, 0.05)
+    assert rc == 130 and one_line_error(err) == f"interrupted (SIGTERM): nothing written to {out}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_always_stops_synthesize_with_one_worker(tmp_path):
+    """Issue 11.6: Ctrl-C was swallowed once in eleven tries of `synthesize --workers 1`; now
+    every try stops it promptly with one line, exit 130, finished shards kept, no temporary."""
+    src = write_photos(tmp_path / "src", 40)
+    for k, delay in enumerate(DELAYS):
+        out = tmp_path / f"out{k}"
+        rc, err, seconds = interrupt(command("synthesize", "--src", src, "--out", out, "--workers", 1, *SLOW),
+                                     out, signal.SIGINT, delay)
+        assert rc == 130, (delay, err[-2000:])
+        assert one_line_error(err).startswith("interrupted (Ctrl-C): finished shards are kept")
+        assert seconds < 5
+        assert not temporaries(out)
+        listed = json.loads((out / "manifest.json").read_text())["shards"]
+        assert len(listed) < 40 and all((out / name).is_file() for name in listed)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_the_process_group_stops_synthesize_workers(tmp_path, signum):
+    """Issue 11.6: Ctrl-C or SIGTERM sent to the whole process group of `synthesize --workers 2`
+    (as a terminal or a batch scheduler does) stops parent and workers: one line, exit 130,
+    no temporary left, and the same command finishes the job."""
+    src = write_photos(tmp_path / "src", 12)
+    out = tmp_path / "out"
+    cmd = command("synthesize", "--src", src, "--out", out, "--workers", 2, *SLOW)
+    rc, err, seconds = interrupt(cmd, out, signum, 0.1, group=True)
+    assert rc == 130, err[-2000:]
+    assert one_line_error(err).startswith("interrupted (")
+    assert seconds < 10
+    assert not temporaries(out) and not files.lock_name(out / "manifest.json").exists()
+    assert run("synthesize", "--src", src, "--out", out, "--workers", 1, *SLOW).exit_code == 0  # same output
+    assert len(shards.find_shards(out)) == 12
+
+
+# --- 7: a full disk ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["tmpfs", "file-size-limit"])
+def small_disk(request, tmp_path):
+    """(folder, limit): a folder with little room.  ``tmpfs``: a real 2 MB tmpfs (skipped
+    where mounting is not allowed), ``limit(n)`` is None; ``file-size-limit``: ``limit(n)`` is
+    a preexec_fn that keeps every file of the command under n bytes (RLIMIT_FSIZE), so that
+    write(2) fails mid-file as on a full disk (EFBIG instead of ENOSPC), on any machine."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if request.param == "tmpfs":
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+                              capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(folder)]))
+        yield folder, lambda nbytes: None
+    else:
+        def limit(nbytes):
+            return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
+        yield folder, limit
+
+
+def fill(folder: Path) -> None:
+    """Leave almost no room in a small tmpfs (a file-size limit needs no filling)."""
+    if os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize < 64 << 20:
+        fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def run_limited(cmd, preexec):
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, preexec_fn=preexec, timeout=120)
+
+
+def test_make_kernels_on_a_full_disk_ends_on_one_line(small_disk):
+    """Issue 11.7: `make-kernels` on a full disk printed HDF5's two-line error and died of a
+    segmentation fault (exit 139); now one line naming the file, exit 2, no temporary."""
+    folder, limit = small_disk
+    preexec = limit(1 << 20)
+    out = folder / "bank.h5"
+    done = run_limited(command("make-kernels", "-n", 9000, "--out", out, "--size", 64, "--iters", 300,
+                               "--max-len", 20), preexec)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert one_line_error(done.stderr).startswith(f"error: {out}: could not write (")
+    assert not [p for p in folder.iterdir() if p.name != "filler"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_synthesize_on_a_full_disk_ends_on_one_line(small_disk, workers, tmp_path):
+    """Issue 11.7: `synthesize` on a full disk gave a traceback (several workers) or a
+    segmentation fault (one worker); now one line naming the folder, exit 2, the finished
+    shards listed and intact, no temporary, and the same command resumes once there is room."""
+    folder, limit = small_disk
+    preexec = limit(1 << 20)
+    preexec = limit(200_000)  # a shard is about 400 kB
+    src = write_photos(tmp_path / "src", 24, side=200)
+    out = folder / "shards"
+    args = ["synthesize", "--src", src, "--out", out, "--workers", workers, "--shard-size", 4, "--crop", 128, *FAST]
+    done = run_limited(command(*args), preexec)
+    assert done.returncode == 2, done.stderr[-3000:]
+    line = one_line_error(done.stderr)
+    assert line.startswith(f"error: {out}: could not write (") and "run the same command again" in line
+    assert not temporaries(out) and not files.lock_name(out / "manifest.json").exists()
+    checked, problems = shards.verify_folder(out)
+    assert problems == [] and checked < 6
+
+
+def test_synthesize_full_images_on_a_full_disk_ends_on_one_line(small_disk, tmp_path):
+    """Issue 11.7: the same with whole images (--full), written one dataset per sample."""
+    folder, limit = small_disk
+    preexec = limit(1 << 20)
+    preexec = limit(200_000)
+    src = write_photos(tmp_path / "src", 24, side=200)
+    out = folder / "shards"
+    done = run_limited(command("synthesize", "--src", src, "--out", out, "--workers", 1, "--shard-size", 5,
+                               "--full", *FAST), preexec)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert one_line_error(done.stderr).startswith(f"error: {out}: could not write (")
+    assert not temporaries(out)
+
+
+def test_show_kernels_and_inspect_png_on_a_full_disk_end_on_one_line(small_disk, tmp_path):
+    """Issue 11.7: `show-kernels --png` and `inspect --png` on a full disk ended in a traceback;
+    now one line naming the PNG, exit 2, no temporary."""
+    folder, limit = small_disk
+    preexec = limit(1 << 20)
+    bank = tmp_path / "bank.h5"
+    write_bank(bank, 16, 0, KernelSpec(size=64, iters=300, max_len=40.0))
+    src = write_photos(tmp_path / "src", 6, side=300)
+    data = tmp_path / "shards"
+    assert run("synthesize", "--src", src, "--out", data, "--workers", 1, "--crop", 256, *FAST).exit_code == 0
+    fill(folder)
+    for args, png in ((["show-kernels", bank, "--png"], folder / "kernels.png"),
+                      (["inspect", data, "--samples", 6, "--png"], folder / "samples.png")):
+        done = run_limited(command(*args, png), limit(2000))
+        assert done.returncode == 2, done.stderr[-3000:]
+        assert one_line_error(done.stderr) == f"error: {png}: could not write ({os.strerror(27 if limit(1) else 28)})"
+        assert not png.exists() and not temporaries(folder)
+
+
+# --- 8: the skip report --------------------------------------------------------------------------
+
+
+def test_skip_report_keeps_file_names_with_tabs_and_newlines(tmp_path):
+    """Issue 11.8: `skipped.tsv` wrote file names holding a tab or a line break as they were,
+    so its rows could not be read back; now such fields are quoted (RFC 4180 style)."""
+    src = write_photos(tmp_path / "src", 2)
+    odd = ["tab\there.png", "line\nbreak.jpg", 'quote".png', "cr\rhere.png"]
+    for name in odd:
+        (src / name).write_text("not an image")
+    out = tmp_path / "out"
+    res = run("synthesize", "--src", src, "--out", out, "--workers", 1, "--crop", 32, *FAST)
+    assert res.exit_code == 0, res.output
+    with open(out / "skipped.tsv", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows[0] == ["path", "reason", "detail"]
+    assert sorted(row[0] for row in rows[1:]) == sorted(odd)
+    assert all(len(row) == 3 for row in rows)
