@@ -277,6 +277,11 @@ def test_damaged_hdf5_structure_in_a_worker_is_one_line(tmp_path):
         for _ in range(12):
             next(stream)
     assert "\n" not in str(info.value)
+    # The workers ignore SIGTERM, so one left running (its iterator kept alive
+    # by the traceback in ``info``) hung the interpreter's exit in
+    # multiprocessing's join: they must be shut down when the stream raises.
+    import multiprocessing
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
     stream.close()
 
 

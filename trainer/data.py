@@ -565,8 +565,9 @@ def _ignore_stop_signals(worker_id: int) -> None:
 
 def _stream(loader: DataLoader, dataset: DrawDataset, max_damaged: int) -> Iterator[dict[str, torch.Tensor]]:
     skipped = 0
+    batches = iter(loader)
     try:
-        for batch in loader:
+        for batch in batches:
             if "error" in batch:
                 raise DataError(batch["error"])
             for report in batch.pop("damaged"):
@@ -578,6 +579,14 @@ def _stream(loader: DataLoader, dataset: DrawDataset, max_damaged: int) -> Itera
             batch["damaged_total"] = skipped
             yield batch
     finally:
+        # Workers ignore SIGTERM (_ignore_stop_signals), so multiprocessing's
+        # terminate() at interpreter exit cannot end them and its join() would
+        # wait forever: shut them down here, on every way out.  (The persistent
+        # iterator outlives this generator whenever an exception keeps its
+        # frame alive.)
+        shut_down = getattr(batches, "_shutdown_workers", None)
+        if shut_down is not None:
+            shut_down()
         dataset.close()  # the handles workers=0 opened in this process
 
 
