@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(PY) bench/synthesize.py
 	$(PY) bench/loader.py
 	$(PY) bench/train_step.py
+	$(PY) bench/deblur.py
+	$(PY) bench/loader.py --verify
 	$(PY) bench/learning.py --out bench-learning
 
 clean:

@@ -7,7 +7,7 @@ ResBlocks, 64 base channels; random weights: speed does not depend on
 them), in float32 and under bfloat16 autocast.
 
     python bench/deblur.py                       # CUDA if available, else CPU
-    python bench/deblur.py --device cpu --frames 3
+    python bench/deblur.py --device cpu --frames 3 --precisions fp32,bf16
 
 Prints, for each precision, the median seconds per frame after untimed
 warm-up frames (the device synchronised) and frames per second.  The paper
@@ -60,9 +60,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--precisions", default="fp32,bf16",
-                        help="comma-separated: fp32, bf16 (bf16 autocast is emulated, minutes per frame, "
-                             "on CPUs without AVX512-BF16/AMX)")
+    parser.add_argument("--precisions", default=None,
+                        help="comma-separated: fp32, bf16 (default: both on CUDA, fp32 on a CPU, where bf16 "
+                             "autocast is emulated, minutes per frame, without AVX512-BF16/AMX)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     print(f"deblur one {args.width}x{args.height} frame, paper generator "
           f"({sum(p.numel() for p in generator.parameters()) / 1e6:.2f} M parameters); {name}; "
           f"torch {torch.__version__}; median of {frames} after {warmup} warm-up")
-    wanted = {p.strip() for p in args.precisions.split(",")}
+    wanted = {p.strip() for p in (args.precisions or ("fp32,bf16" if cuda else "fp32")).split(",")}
     for label, bf16 in [(label, bf16) for label, bf16, key in (("fp32", False, "fp32"), ("bf16 autocast", True, "bf16"))
                         if key in wanted]:
         seconds = statistics.median(time_frames(generator, frame, device, bf16, frames, warmup))
