@@ -8,6 +8,7 @@ import signal
 import socket
 
 import pytest
+from test_faults_training import assert_same_training_state
 import torch
 from click.testing import CliRunner
 
@@ -139,14 +140,7 @@ def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, 
     b = checkpoint.load(tmp_path / "b" / "last.pt")
 
     assert b["step"] == a["step"] == 6 and b["epoch"] == a["epoch"] == 1
-    for key in ("generator", "critic"):
-        for name, value in a[key].items():
-            assert torch.equal(value, b[key][name]), f"{key}.{name}"
-    for key in ("opt_generator", "opt_critic"):
-        for index, state in a[key]["state"].items():
-            for name, value in state.items():
-                assert torch.equal(value, b[key]["state"][index][name])
-    assert a["best"] == b["best"]
+    assert_same_training_state(a, b)
 
     # Logs: every step's scalars once, also across the crash.
     rows = _read_scalars(tmp_path / "b" / "scalars.csv")
