@@ -36,7 +36,7 @@ demo: $(STAMP)
 	$(VENV)/bin/trainer fit --preset tiny --shards $(DEMO)/shards --gopro $(DEMO)/GOPRO_Large --mix 2:1 \
 	    --steps 300 --val-every 100 --out $(DEMO)/run
 	$(VENV)/bin/trainer curves $(DEMO)/run
-	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/last.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5
+	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/last.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5 --png $(DEMO)/report.png
 	$(VENV)/bin/trainer deblur --checkpoint $(DEMO)/run/last.pt $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite
 
 bench: $(STAMP)
