@@ -672,22 +672,18 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
-    shown = [*metrics, *(["psnr_realblur", "ssim_realblur"] if "psnr_realblur" in scores else [])]
-    described = {**DESCRIPTIONS,
-                 "psnr_realblur": "PSNR, dB, RealBlur protocol: intensity-scaled, ECC-aligned, aligned region only",
-                 "ssim_realblur": "SSIM, RealBlur protocol: ssim_gopro's settings, masked to the aligned region"}
+    described = {**{m: DESCRIPTIONS[m] for m in metrics}, **eval_set.extra_metrics}
     if as_json:
         click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
-                               "metrics": {m: described[m] for m in shown},
+                               "metrics": described,
                                "pairs": eval_set.description, "step": state["step"],
                                "seconds_per_image": seconds, "device": str(dev),
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
     click.echo(f"{'metric':13s} {'restored':>9s} {'blurred':>9s} {'gain':>8s}  what it is")
-    for metric in shown:
-        key = "ssim" if metric == "ssim_skimage" else metric
-        restored, blurred = scores[key], scores["input_" + key]
+    for metric in described:
+        restored, blurred = scores[metric], scores["input_" + metric]
         digits = 2 if metric.startswith("psnr") else 4
         click.echo(f"{metric:13s} {restored:9.{digits}f} {blurred:9.{digits}f} {restored - blurred:+8.{digits}f}"
                    f"  {described[metric]}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -45,6 +45,13 @@ PROTOCOLS = {
     "realblur-r": "RealBlur-R test list (Rim et al. 2020); psnr_realblur/ssim_realblur after a least-squares "
                   "intensity scale and an ECC homography alignment, over the aligned region only",
     "pairs": "folder pairs matched by file stem, whole images",
+}
+
+
+#: The metrics RealBlur's protocol adds to a report, and what each is.
+REALBLUR_METRICS = {
+    "psnr_realblur": "PSNR, dB, RealBlur protocol: intensity-scaled, ECC-aligned, aligned region only",
+    "ssim_realblur": "SSIM, RealBlur protocol: ssim_gopro's settings, masked to the aligned region",
 }
 
 
@@ -142,6 +149,7 @@ class EvalSet:
     pairs: ValPairs
     description: str
     extra: Callable | None = None   # score_pairs' ``extra``: RealBlur's aligned metrics
+    extra_metrics: dict = field(default_factory=dict)   # name -> description of what ``extra`` adds
 
 
 def open_eval_set(*, benchmark: tuple[str, str] | None = None, folders: tuple[str, str] | None = None,
@@ -158,7 +166,7 @@ def open_eval_set(*, benchmark: tuple[str, str] | None = None, folders: tuple[st
     if len(chosen) != 1:
         raise BenchmarkError("give one of --benchmark NAME ROOT, --pairs BLUR_DIR SHARP_DIR, --gopro or --shards"
                              + (f" (got {', '.join(chosen)})" if chosen else ""))
-    extra = None
+    extra, extra_metrics = None, {}
     if benchmark is not None:
         name, root = benchmark
         if name not in BENCHMARKS:
@@ -167,6 +175,7 @@ def open_eval_set(*, benchmark: tuple[str, str] | None = None, folders: tuple[st
             pairs = gopro_benchmark(root)
         else:
             pairs, extra = realblur_benchmark(root, name[-1].upper()), realblur_row
+            extra_metrics = REALBLUR_METRICS
         description = f"{PROTOCOLS[name]}; {root}"
     elif folders is not None:
         pairs, description = folder_pairs(*folders), f"{PROTOCOLS['pairs']}; {folders[0]} vs {folders[1]}"
@@ -180,7 +189,7 @@ def open_eval_set(*, benchmark: tuple[str, str] | None = None, folders: tuple[st
         whole = pairs
         pairs = ValPairs([whole.names[i] for i in keep], lambda i: whole[keep[i]][1:])
         description += f" (an even spread of {len(keep)} of its {len(whole)} pairs)"
-    return EvalSet(pairs, description, extra)
+    return EvalSet(pairs, description, extra, extra_metrics)
 
 
 def _same_size(blurred: np.ndarray, sharp: np.ndarray, blurred_path: Path, sharp_path: Path):
