@@ -257,12 +257,15 @@ def _megabytes(n: int) -> str:
 @click.option("--saturate", is_flag=True, help="Boost clipped highlights, blur, clip, in linear light (implies --linear).")
 @click.option("--noise", is_flag=True, help="Add Poisson-Gaussian sensor noise of a random level.")
 @click.option("--jpeg-quality", default=None, help="Re-compress the blurred image at a quality drawn in LO-HI.")
+@click.option("--camera", default=None, is_flag=False, flag_value="a7r3", metavar="[NAME]",
+              help="RSBlur's camera pipeline (saturation, raw noise, ISP; docs/camera.md) with camera NAME's "
+                   "calibration: a7r3 (the default) or a7r3-rsblur.")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
                    downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
-                   repair):
+                   repair, camera):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
     from pathlib import Path
@@ -286,7 +289,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                           shard_size=shard_size, seed=seed, part=_parse_part(part),
                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
-                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality))
+                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bars = []  # made once the work is planned, so that errors come before any bar
@@ -344,6 +347,8 @@ def _describe_arguments(args: dict) -> str:
         kernels = (f"fresh {spec.get('size')}x{spec.get('size')} kernels (max-len {spec.get('max_len', 0):g}, "
                    f"iters {spec.get('iters')}, expl {drawn(spec.get('expl'))}, fraction {drawn(spec.get('fraction'))})")
     realism = [name for name in ("linear", "saturate", "noise") if args.get(name)]
+    if args.get("camera"):
+        realism.append(f"camera {args['camera']} (RSBlur pipeline, docs/camera.md)")
     if args.get("jpeg_quality"):
         realism.append("jpeg-quality {}-{}".format(*args["jpeg_quality"]))
     return (f"made from {args.get('src')}: {samples}\n{kernels}; seed {args.get('seed')}, "
@@ -362,6 +367,7 @@ def inspect_cmd(folder, samples, seed, png):
     import numpy as np
 
     from blurgen import shards, terminal
+    from blurgen.camera import describe_draw
     from blurgen.kernel_view import display_crops
     from blurgen.pictures import contact_sheet
 
@@ -415,6 +421,8 @@ def inspect_cmd(folder, samples, seed, png):
         label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
         click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
                                           labels=[label, "sharp", "kernel"]))
+        if "camera_bayer" in sample:
+            click.echo(describe_draw(sample))
         tiles += [sample["blurred"], sample["sharp"], kernel]
     if png:
         _write_png(png, contact_sheet(tiles, cols=3))

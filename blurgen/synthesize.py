@@ -4,7 +4,8 @@ The work is planned from the sorted list of source files alone: shard s holds
 the samples of images ``s * images_per_shard ...``, and sample (image i, crop
 c) draws everything random — crop position, kernel, sensor effects — from its
 own generator ``default_rng([seed, i, c])`` and its fresh kernel from
-``kernel_seeds(seed, 1, start=i * crops_per_image + c)``.  So the output is the
+``kernel_seeds(seed, 1, start=i * crops_per_image + c)`` (``--camera``: its
+settings and noise from ``default_rng([seed, i, c, CAMERA_STREAM])``).  So the output is the
 same, byte for byte, whatever the number of workers or the order in which
 shards finish, and a run interrupted at any moment (Ctrl-C, kill -9) resumes
 by building only the shards its manifest does not list yet.
@@ -28,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, files, shards, stopping
+from blurgen import blur, camera, files, shards, stopping
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
 from blurgen.stopping import StopFlag
@@ -40,6 +41,10 @@ SKIP_REPORT = "skipped.tsv"
 SATURATION_GAIN = (1.5, 4.0)
 NOISE_SHOT = (1e-4, 1e-2)  # variance per unit of signal, signal in [0, 1]
 NOISE_READ = (1e-3, 2e-2)  # standard deviation
+# --camera draws its settings and noise from a stream of its own,
+# default_rng([seed, i, c, CAMERA_STREAM]), so that the draws of the other
+# modes stay exactly as they were.
+CAMERA_STREAM = 0x63616D  # "cam"
 
 
 class SynthError(ValueError):
@@ -66,6 +71,10 @@ class SynthConfig:
     jpeg_quality : (lo, hi) — re-compress the blurred image at a quality drawn
         in [lo, hi], or None.
     max_pixels : larger images are skipped (decompression bomb guard).
+    camera : name of a camera of ``blurgen.camera.CAMERAS``: RSBlur's camera
+        pipeline with its calibration (docs/camera.md), or None.  It models
+        linear light, saturation and noise itself, so excludes ``linear``,
+        ``saturate`` and ``noise``; the sharp image gets the camera's tone curve.
     """
 
     src: Path
@@ -83,6 +92,7 @@ class SynthConfig:
     noise: bool = False
     jpeg_quality: tuple[int, int] | None = None
     max_pixels: int = MAX_PIXELS
+    camera: str | None = None
 
     def __post_init__(self):
         if self.crop < 4 and not self.full:
@@ -102,6 +112,14 @@ class SynthConfig:
             lo, hi = self.jpeg_quality
             if not 1 <= lo <= hi <= 100:
                 raise SynthError(f"--jpeg-quality must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
+        if self.camera is not None:
+            try:
+                camera.get_camera(self.camera)
+            except ValueError as exc:
+                raise SynthError(f"--camera: {exc}") from None
+            clash = [f"--{name}" for name in ("linear", "saturate", "noise") if getattr(self, name)]
+            if clash:
+                raise SynthError(f"--camera models linear light, saturation and noise itself: leave out {' '.join(clash)}")
 
     @property
     def samples_per_image(self) -> int:
@@ -120,6 +138,8 @@ class SynthConfig:
             args["kernel_spec"] = None
         if self.full:
             args["crop"] = args["crops_per_image"] = None
+        if self.camera is None:  # the arguments (and so the bytes) of runs without it stay as they were
+            del args["camera"]
         return json.loads(json.dumps(args))
 
 
@@ -171,6 +191,29 @@ def blur_sample(region: np.ndarray, psf: np.ndarray, cfg: SynthConfig, rng: np.r
     if cfg.jpeg_quality is not None:
         out = blur.jpeg_roundtrip(out, effects["jpeg_quality"])
     return out
+
+
+def camera_rng(seed: int, image: int, crop: int) -> np.random.Generator:
+    """The generator of sample (image, crop)'s camera settings and noise (``--camera``)."""
+    return np.random.default_rng([seed, image, crop, CAMERA_STREAM])
+
+
+def camera_sample(region: np.ndarray, sharp: np.ndarray, psf: np.ndarray, cfg: SynthConfig, effects: dict,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One ``--camera`` pair: (blurred, sharp, meta fields of the camera's settings).
+
+    region : (h + k - 1, w + k - 1, 3) uint8 sRGB, the output window plus the
+        PSF's margins; sharp : (h, w, 3) uint8 sRGB, the window itself.
+    rng : :func:`camera_rng` of the sample.  Both images come back (h, w, 3)
+    uint8 in the camera's tone curve; the blurred one re-compressed at
+    ``effects["jpeg_quality"]`` when ``cfg.jpeg_quality`` is set.
+    """
+    cam = camera.get_camera(cfg.camera)
+    draw = camera.draw_parameters(cam, rng)
+    blurred = camera.simulate(region, psf, cam, draw, rng)
+    if cfg.jpeg_quality is not None:
+        blurred = blur.jpeg_roundtrip(blurred, effects["jpeg_quality"])
+    return blurred, camera.render_sharp(sharp, cam), draw.meta()
 
 
 def _draw_effects(cfg: SynthConfig, rng: np.random.Generator) -> dict:
@@ -293,10 +336,15 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                     psf, params = bank.psf[bank_index], {k: v[bank_index] for k, v in bank.params().items()}
                 effects = _draw_effects(cfg, rng)
                 region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
+                sharp = photo[y0:y1, x0:x1]
+                if cfg.camera is None:
+                    blurred, extra = blur_sample(region, psf, cfg, rng, effects), {}
+                else:
+                    blurred, sharp, extra = camera_sample(region, sharp, psf, cfg, effects, camera_rng(cfg.seed, i, c))
                 meta = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
-                        "linear": cfg.linear or cfg.saturate, **{f"kernel_{k}": v for k, v in params.items()},
-                        **effects}
-                writer.add(blur_sample(region, psf, cfg, rng, effects), photo[y0:y1, x0:x1], psf, meta)
+                        "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
+                        **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
+                writer.add(blurred, sharp, psf, meta)
             if progress is not None:
                 progress(k_per)
     return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
