@@ -1,6 +1,7 @@
 """Benchmark: pairs/s of `blurgen synthesize` against the I/O floor, on 1 and on all workers.
 
     python bench/synthesize.py [--photos 800] [--workers N] [--repeats 3]
+    python bench/synthesize.py --modes [--photos 200]     # pairs/s of each synthesis mode, 1 worker (~1 min)
 
 Builds a folder of COCO-sized (640x480) JPEG photos from scikit-image's sample
 images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
@@ -12,7 +13,9 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
 * the shard codec: writing and randomly reading the same pairs stored
   uncompressed, with LZF and with gzip-1 (one sample per chunk), which is how
   the format's "uncompressed" was chosen;
-* the cost of each realism option per 256x256 crop (blur and camera only).
+* the cost of each realism option per 256x256 crop (blur and camera only);
+* with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
+  synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera).
 """
 import argparse
 import os
@@ -30,10 +33,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "data"))
 import h5py  # noqa: E402
 
-from blurgen import shards  # noqa: E402
+from blurgen import camera, shards  # noqa: E402
 from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
 from blurgen.synthesize import SynthConfig, available_cores, blur_sample, synthesize  # noqa: E402
+from blurgen.synthesize import _single_threaded  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
 
 
@@ -124,7 +128,45 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
         for window, psf in zip(windows, kernels.psf):
             blur_sample(window, psf, cfg, rng, effects)
         rows.append((name, (time.perf_counter() - started) / len(windows) * 1e3))
+    cam = camera.get_camera(camera.DEFAULT_CAMERA)
+    started = time.perf_counter()
+    for window, psf in zip(windows, kernels.psf):
+        camera.simulate(window, psf, cam, camera.draw_parameters(cam, rng), rng)
+    rows.append(("--camera", (time.perf_counter() - started) / len(windows) * 1e3))
     return rows
+
+
+MODES = (("plain (DeblurGAN)", {}), ("--linear", {"linear": True}), ("--saturate", {"saturate": True}),
+         ("--noise", {"noise": True}), ("--jpeg-quality 60-95", {"jpeg_quality": (60, 95)}),
+         ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}))
+
+
+def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str, list[float]]]:
+    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved."""
+    _single_threaded()
+    n = len(find_images(src))
+    rates = {name: [] for name, _ in MODES}
+    for _ in range(repeats):
+        for name, options in MODES:
+            out = tmp / "out-mode"
+            cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, n // 2), **options)
+            started = time.perf_counter()
+            synthesize(cfg, out, workers=1)
+            rates[name].append(n / (time.perf_counter() - started))
+            shutil.rmtree(out)
+    return list(rates.items())
+
+
+def print_modes(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_photos(["--out", str(tmp / "photos"), "-n", str(args.photos), "--seed", "0"])
+        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats)
+    print(f"machine: {os.cpu_count()} cores; {args.photos} photos 640x480 JPEG, {args.crop}x{args.crop} crops, "
+          f"fresh 64x64 kernels, 1 worker; best of {args.repeats} interleaved runs")
+    plain = max(rows[0][1])
+    for name, r in rows:
+        print(f"  {name:32s} {max(r):7.1f} pairs/s (runs {min(r):.0f}-{max(r):.0f}, {max(r) / plain:4.2f}x plain)")
 
 
 def main():
@@ -134,7 +176,10 @@ def main():
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")
+    ap.add_argument("--modes", action="store_true", help="only time synthesize in each synthesis mode, 1 worker")
     args = ap.parse_args()
+    if args.modes:
+        return print_modes(args)
     # Two shards per worker, so that fresh kernels are drawn in batches of a
     # realistic size: a batch of 40 kernels costs nearly what 400 do (the
     # default shard of 1000 makes the kernels' share smaller still).
