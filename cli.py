@@ -400,19 +400,19 @@ def inspect_cmd(folder, samples, seed, png):
         return
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
-    starts = np.cumsum([0] + [i.count for i in infos])
+    offsets = shards.sample_offsets(infos)
     tiles = []
     for g in picks:
-        s = int(np.searchsorted(starts, g, side="right") - 1)
+        s, local = shards.locate_sample(offsets, g)
         try:
             with shards.ShardReader(infos[s].path) as r:
-                sample = r.read_sample(int(g - starts[s]))
+                sample = r.read_sample(local)
         except shards.ShardError as exc:
             raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
-        label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
+        label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
         click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
                                           labels=[label, "sharp", "kernel"]))
         tiles += [sample["blurred"], sample["sharp"], kernel]

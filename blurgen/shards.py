@@ -493,6 +493,22 @@ def find_shards(folder: str | os.PathLike) -> list[ShardInfo]:
     return infos
 
 
+def sample_offsets(infos: Sequence[ShardInfo]) -> np.ndarray:
+    """(len(infos) + 1,) int64: where each shard's samples start in the global
+    numbering of ``infos`` taken in order (the last entry is the total)."""
+    return np.concatenate([[0], np.cumsum([int(s.count) for s in infos])]).astype(np.int64)
+
+
+def locate_sample(offsets: np.ndarray, index: int) -> tuple[int, int]:
+    """(shard number, sample index in that shard) of global sample ``index``,
+    given :func:`sample_offsets`.  IndexError outside [0, total)."""
+    index = int(index)
+    if not 0 <= index < int(offsets[-1]):
+        raise IndexError(f"sample {index} out of range ({int(offsets[-1])} samples)")
+    k = int(np.searchsorted(offsets, index, side="right")) - 1
+    return k, index - int(offsets[k])
+
+
 # --- reading -------------------------------------------------------------------
 
 
@@ -626,6 +642,18 @@ class ShardReader:
         if self.layout == "crops":
             return self._shape
         return tuple(int(s) for s in self.file["shape"][i])
+
+    def image_shapes(self) -> np.ndarray:
+        """(N, 2) int (H, W) of every sample, in one read."""
+        if self.layout == "crops":
+            return np.tile(np.array(self._shape, np.int64), (len(self), 1))
+        try:
+            shapes = self._dataset(self.file, "shape")[()]
+        except _H5_ERRORS as exc:
+            raise ShardError(f"{self.path}: damaged shard structure ({_one_line(exc)})") from None
+        if shapes.shape != (len(self), 2):
+            raise ShardError(f"{self.path}: shape has shape {shapes.shape}, expected ({len(self)}, 2)")
+        return shapes.astype(np.int64)
 
     def read_pair(self, i: int, box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(blurred, sharp) of sample ``i``, uint8 (h, w, 3) RGB.
@@ -806,3 +834,13 @@ def verify_folder(folder: str | os.PathLike, progress=None) -> tuple[int, list[t
         if progress:
             progress(1)
     return len(listed), problems
+
+
+def __getattr__(name: str):
+    # PairDataset needs torch: imported on first use, so that reading and
+    # writing shards does not pay for (or need) torch.
+    if name == "PairDataset":
+        from blurgen.dataset import PairDataset
+
+        return PairDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
