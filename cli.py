@@ -330,6 +330,9 @@ def _describe_arguments(args: dict) -> str:
     """How a shard folder was made, in a few readable lines (from its manifest's arguments)."""
     if not args:
         return "made with: (no arguments recorded)"
+    if args.get("command") == "blurgen import-pairs":
+        return (f"imported pairs: blurred from {args.get('blur_dir')}, sharp from {args.get('sharp_dir')}; "
+                f"whole images, shards of {args.get('shard_size')}\nkernels unknown (1x1 placeholders)")
     if args.get("full"):
         samples = "whole photos less the kernel's margin"
     else:
@@ -448,6 +451,80 @@ def verify_cmd(folder):
                    "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
     click.echo(f"{checked} shards OK")
+
+
+@blurgen.command("export")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
+              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
+def export_cmd(folder, target, split):
+    """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
+    import sys
+
+    from tqdm import tqdm
+
+    from blurgen.exchange import export_folder
+    from blurgen.shards import ShardError
+    from blurgen.stopping import stop_on_signals
+
+    bars = []
+    try:
+        with stop_on_signals() as stop:
+            summary = export_folder(folder, target[1], split, progress=lambda n: bars[0].update(n), stop=stop,
+                                    on_start=lambda n: bars.append(tqdm(total=n, unit="pair", desc="pairs",
+                                                                        file=sys.stderr, dynamic_ncols=True)))
+    except ShardError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        _interrupted(exc, "the files written are complete; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    click.echo(f"{target[1]}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
+               + (f", {summary.existing:,} were already there" if summary.existing else ""))
+
+
+@blurgen.command("import-pairs")
+@click.argument("blur_dir", type=click.Path(file_okay=False))
+@click.argument("sharp_dir", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Pairs per shard.")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
+    """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
+    import sys
+
+    from tqdm import tqdm
+
+    from blurgen.exchange import import_pairs
+    from blurgen.shards import ShardError
+    from blurgen.stopping import stop_on_signals
+
+    bars = []
+    try:
+        with stop_on_signals() as stop:
+            summary = import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
+                                   progress=lambda n: bars[0].update(n), stop=stop,
+                                   on_start=lambda n: bars.append(tqdm(total=n, unit="pair", desc="pairs",
+                                                                       file=sys.stderr, dynamic_ncols=True)))
+    except ShardError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        _interrupted(exc, "finished shards are kept; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
+               f"built {summary.shards_built} shards now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        click.echo(f"skipped {sum(summary.skipped.values())} ({reasons}); see {out}/skipped.tsv")
 
 
 def _manifests(folder) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,49 @@ def _to_rgb8(image) -> np.ndarray:
     if mode != "RGB":
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+# --- paired folders -------------------------------------------------------------
+
+
+def folder_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly in ``folder`` (not recursive), sorted by name;
+    matched by extension (``EXTENSIONS``, any case), hidden files ignored."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(EXTENSIONS))
+
+
+@dataclass(frozen=True)
+class StemMatch:
+    """Two lists of images paired by file stem (``a.png`` with ``a.jpg``).
+
+    pairs : (stem, blurred path, sharp path), sorted by stem.
+    duplicates : (role, path, the earlier path of the same stem) -- a stem that
+        appears twice on one side (``a.png`` and ``a.jpg``) pairs with nothing.
+    no_sharp, no_blurred : stems present on one side only, sorted.
+    """
+
+    pairs: list
+    duplicates: list
+    no_sharp: list
+    no_blurred: list
+
+
+def match_by_stem(blurred: list[Path], sharp: list[Path]) -> StemMatch:
+    """Pair blurred and sharp images by file stem (as ``trainer eval --pairs``
+    and ``blurgen import-pairs`` do)."""
+    sides, duplicates = {}, []
+    for role, paths in (("blurred", blurred), ("sharp", sharp)):
+        by_stem, doubled = {}, set()
+        for path in paths:
+            if path.stem in by_stem:
+                duplicates.append((role, path, by_stem[path.stem]))
+                doubled.add(path.stem)
+            else:
+                by_stem[path.stem] = path
+        sides[role] = {stem: p for stem, p in by_stem.items() if stem not in doubled}
+    b, s = sides["blurred"], sides["sharp"]
+    return StemMatch(pairs=[(stem, b[stem], s[stem]) for stem in sorted(b.keys() & s.keys())],
+                     duplicates=duplicates, no_sharp=sorted(b.keys() - s.keys()),
+                     no_blurred=sorted(s.keys() - b.keys()))
