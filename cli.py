@@ -426,8 +426,11 @@ def inspect_cmd(folder, samples, seed, png):
 
 @blurgen.command("verify")
 @click.argument("folder", type=click.Path(file_okay=False))
-def verify_cmd(folder):
-    """Read every sample of every shard and check it against the manifest; exit 1 naming each bad shard."""
+@click.option("--partial", is_flag=True,
+              help="Check only what is built: missing parts and unbuilt shards are a note, not a failure.")
+def verify_cmd(folder, partial):
+    """Read every sample of every shard and check it against the manifest; check that every part
+    (--part i/n) is there and finished; exit 1 naming each bad shard and each missing part."""
     import sys
 
     from tqdm import tqdm
@@ -443,12 +446,16 @@ def verify_cmd(folder):
         raise UserError(str(exc)) from None
     for name, problem in problems:
         click.echo(f"BAD {name}: {problem}")
-    note = _unfinished(manifests)
-    if note:
-        click.echo(f"note: {note}")
+    lacking = shards.incomplete(manifests)
+    for line in lacking:
+        click.echo(f"{'note' if partial else 'INCOMPLETE'}: {line}")
     if problems:
         click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
                    "with --repair to rebuild exactly those", err=True)
+        sys.exit(1)
+    if lacking and not partial:
+        click.echo(f"the {checked} shards built are OK, but the data set is incomplete "
+                   f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
         sys.exit(1)
     click.echo(f"{checked} shards OK")
 
@@ -545,17 +552,7 @@ def _unfinished(manifests: dict) -> str | None:
     """What a shard folder still lacks (shards not built yet, parts not started), or None."""
     from blurgen import shards
 
-    built = sum(len(m["shards"]) for m in manifests.values())
-    planned = sum(m.get("planned", len(m["shards"])) for m in manifests.values())
-    parts = [shards.manifest_part(name) for name in manifests]
-    missing = [f"{i}/{n}" for n in {n for _, n in parts} if n > 1 for i in range(n) if (i, n) not in parts]
-    notes = []
-    if built < planned:
-        notes.append(f"{planned - built} of {planned} planned shards are not built yet "
-                     "(run the same synthesize command again to finish)")
-    if missing:
-        notes.append(f"parts {', '.join(missing)} have not been started")
-    return "; ".join(notes) or None
+    return "; ".join(shards.incomplete(manifests)) or None
 
 
 # --- trainer: fit, eval, deblur ------------------------------------------------

@@ -463,6 +463,28 @@ def read_manifests(folder: str | os.PathLike) -> dict[str, dict]:
     return parts
 
 
+def incomplete(manifests: dict[str, dict]) -> list[str]:
+    """What the data set of a folder's manifests (:func:`read_manifests`) still
+    lacks, one line each, [] when complete: for a ``--part I/N`` data set, every
+    part of 0..N-1 without a manifest (not started, or run elsewhere and not
+    copied in) and every part that lists fewer shards than it planned (still
+    running, or stopped); for a whole run, the planned shards not listed."""
+    lines = []
+    parts = {manifest_part(name): m for name, m in manifests.items()}
+    for n in sorted({n for _, n in parts if n > 1}):
+        for i in range(n):
+            if (i, n) not in parts:
+                lines.append(f"part {i}/{n} missing (no {manifest_name((i, n))}; not started, "
+                             "or written to another folder)")
+    for (i, n), m in sorted(parts.items()):
+        built, planned = len(m["shards"]), m.get("planned", len(m["shards"]))
+        if built < planned:
+            who = f"part {i}/{n}" if n > 1 else "the run"
+            lines.append(f"{who} incomplete: {planned - built} of its {planned} planned shards not built "
+                         "(still running, or stopped: run its command again to finish)")
+    return lines
+
+
 def _listed_shards(folder: Path) -> list[tuple[str, str, dict]]:
     """(shard name, manifest name, manifest entry) of every listed shard, in name order."""
     manifests = read_manifests(folder)
