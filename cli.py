@@ -235,7 +235,7 @@ def _megabytes(n: int) -> str:
 
 
 @blurgen.command("synthesize")
-@click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively).")
+@click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively), or a .zip of them (read in place).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
 @click.option("--kernels", "bank", type=click.Path(dir_okay=False), default=None,
               help="Draw kernels from this bank (blurgen make-kernels). [default: a fresh kernel per sample]")
