@@ -235,7 +235,7 @@ def _megabytes(n: int) -> str:
 
 
 @blurgen.command("synthesize")
-@click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively).")
+@click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively), or a .zip of them (read in place).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
 @click.option("--kernels", "bank", type=click.Path(dir_okay=False), default=None,
               help="Draw kernels from this bank (blurgen make-kernels). [default: a fresh kernel per sample]")
@@ -333,6 +333,9 @@ def _describe_arguments(args: dict) -> str:
     """How a shard folder was made, in a few readable lines (from its manifest's arguments)."""
     if not args:
         return "made with: (no arguments recorded)"
+    if args.get("command") == "blurgen import-pairs":
+        return (f"imported pairs: blurred from {args.get('blur_dir')}, sharp from {args.get('sharp_dir')}; "
+                f"whole images, shards of {args.get('shard_size')}\nkernels unknown (1x1 placeholders)")
     if args.get("full"):
         samples = "whole photos less the kernel's margin"
     else:
@@ -406,19 +409,19 @@ def inspect_cmd(folder, samples, seed, png):
         return
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
-    starts = np.cumsum([0] + [i.count for i in infos])
+    offsets = shards.sample_offsets(infos)
     tiles = []
     for g in picks:
-        s = int(np.searchsorted(starts, g, side="right") - 1)
+        s, local = shards.locate_sample(offsets, g)
         try:
             with shards.ShardReader(infos[s].path) as r:
-                sample = r.read_sample(int(g - starts[s]))
+                sample = r.read_sample(local)
         except shards.ShardError as exc:
             raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
-        label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
+        label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
         click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
                                           labels=[label, "sharp", "kernel"]))
         if "camera_bayer" in sample:
@@ -431,8 +434,11 @@ def inspect_cmd(folder, samples, seed, png):
 
 @blurgen.command("verify")
 @click.argument("folder", type=click.Path(file_okay=False))
-def verify_cmd(folder):
-    """Read every sample of every shard and check it against the manifest; exit 1 naming each bad shard."""
+@click.option("--partial", is_flag=True,
+              help="Check only what is built: missing parts and unbuilt shards are a note, not a failure.")
+def verify_cmd(folder, partial):
+    """Read every sample of every shard and check it against the manifest; check that every part
+    (--part i/n) is there and finished; exit 1 naming each bad shard and each missing part."""
     import sys
 
     from tqdm import tqdm
@@ -448,14 +454,92 @@ def verify_cmd(folder):
         raise UserError(str(exc)) from None
     for name, problem in problems:
         click.echo(f"BAD {name}: {problem}")
-    note = _unfinished(manifests)
-    if note:
-        click.echo(f"note: {note}")
+    lacking = shards.incomplete(manifests)
+    for line in lacking:
+        click.echo(f"{'note' if partial else 'INCOMPLETE'}: {line}")
     if problems:
         click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
                    "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
+    if lacking and not partial:
+        click.echo(f"the {checked} shards built are OK, but the data set is incomplete "
+                   f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
+        sys.exit(1)
     click.echo(f"{checked} shards OK")
+
+
+@blurgen.command("export")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
+              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
+def export_cmd(folder, target, split):
+    """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
+    import sys
+
+    from tqdm import tqdm
+
+    from blurgen.exchange import export_folder
+    from blurgen.shards import ShardError
+    from blurgen.stopping import stop_on_signals
+
+    bars = []
+    try:
+        with stop_on_signals() as stop:
+            summary = export_folder(folder, target[1], split, progress=lambda n: bars[0].update(n), stop=stop,
+                                    on_start=lambda n: bars.append(tqdm(total=n, unit="pair", desc="pairs",
+                                                                        file=sys.stderr, dynamic_ncols=True)))
+    except ShardError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        _interrupted(exc, "the files written are complete; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    click.echo(f"{target[1]}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
+               + (f", {summary.existing:,} were already there" if summary.existing else ""))
+
+
+@blurgen.command("import-pairs")
+@click.argument("blur_dir", type=click.Path(file_okay=False))
+@click.argument("sharp_dir", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Pairs per shard.")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
+    """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
+    import sys
+
+    from tqdm import tqdm
+
+    from blurgen.exchange import import_pairs
+    from blurgen.shards import ShardError
+    from blurgen.stopping import stop_on_signals
+
+    bars = []
+    try:
+        with stop_on_signals() as stop:
+            summary = import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
+                                   progress=lambda n: bars[0].update(n), stop=stop,
+                                   on_start=lambda n: bars.append(tqdm(total=n, unit="pair", desc="pairs",
+                                                                       file=sys.stderr, dynamic_ncols=True)))
+    except ShardError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        _interrupted(exc, "finished shards are kept; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
+               f"built {summary.shards_built} shards now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        click.echo(f"skipped {sum(summary.skipped.values())} ({reasons}); see {out}/skipped.tsv")
 
 
 def _manifests(folder) -> dict:
@@ -476,17 +560,7 @@ def _unfinished(manifests: dict) -> str | None:
     """What a shard folder still lacks (shards not built yet, parts not started), or None."""
     from blurgen import shards
 
-    built = sum(len(m["shards"]) for m in manifests.values())
-    planned = sum(m.get("planned", len(m["shards"])) for m in manifests.values())
-    parts = [shards.manifest_part(name) for name in manifests]
-    missing = [f"{i}/{n}" for n in {n for _, n in parts} if n > 1 for i in range(n) if (i, n) not in parts]
-    notes = []
-    if built < planned:
-        notes.append(f"{planned - built} of {planned} planned shards are not built yet "
-                     "(run the same synthesize command again to finish)")
-    if missing:
-        notes.append(f"parts {', '.join(missing)} have not been started")
-    return "; ".join(notes) or None
+    return "; ".join(shards.incomplete(manifests)) or None
 
 
 # --- trainer: fit, eval, deblur ------------------------------------------------

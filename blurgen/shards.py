@@ -463,6 +463,28 @@ def read_manifests(folder: str | os.PathLike) -> dict[str, dict]:
     return parts
 
 
+def incomplete(manifests: dict[str, dict]) -> list[str]:
+    """What the data set of a folder's manifests (:func:`read_manifests`) still
+    lacks, one line each, [] when complete: for a ``--part I/N`` data set, every
+    part of 0..N-1 without a manifest (not started, or run elsewhere and not
+    copied in) and every part that lists fewer shards than it planned (still
+    running, or stopped); for a whole run, the planned shards not listed."""
+    lines = []
+    parts = {manifest_part(name): m for name, m in manifests.items()}
+    for n in sorted({n for _, n in parts if n > 1}):
+        for i in range(n):
+            if (i, n) not in parts:
+                lines.append(f"part {i}/{n} missing (no {manifest_name((i, n))}; not started, "
+                             "or written to another folder)")
+    for (i, n), m in sorted(parts.items()):
+        built, planned = len(m["shards"]), m.get("planned", len(m["shards"]))
+        if built < planned:
+            who = f"part {i}/{n}" if n > 1 else "the run"
+            lines.append(f"{who} incomplete: {planned - built} of its {planned} planned shards not built "
+                         "(still running, or stopped: run its command again to finish)")
+    return lines
+
+
 def _listed_shards(folder: Path) -> list[tuple[str, str, dict]]:
     """(shard name, manifest name, manifest entry) of every listed shard, in name order."""
     manifests = read_manifests(folder)
@@ -491,6 +513,22 @@ def find_shards(folder: str | os.PathLike) -> list[ShardInfo]:
     if not infos:
         raise ShardError(f"{folder}: the manifest lists no finished shard")
     return infos
+
+
+def sample_offsets(infos: Sequence[ShardInfo]) -> np.ndarray:
+    """(len(infos) + 1,) int64: where each shard's samples start in the global
+    numbering of ``infos`` taken in order (the last entry is the total)."""
+    return np.concatenate([[0], np.cumsum([int(s.count) for s in infos])]).astype(np.int64)
+
+
+def locate_sample(offsets: np.ndarray, index: int) -> tuple[int, int]:
+    """(shard number, sample index in that shard) of global sample ``index``,
+    given :func:`sample_offsets`.  IndexError outside [0, total)."""
+    index = int(index)
+    if not 0 <= index < int(offsets[-1]):
+        raise IndexError(f"sample {index} out of range ({int(offsets[-1])} samples)")
+    k = int(np.searchsorted(offsets, index, side="right")) - 1
+    return k, index - int(offsets[k])
 
 
 # --- reading -------------------------------------------------------------------
@@ -626,6 +664,18 @@ class ShardReader:
         if self.layout == "crops":
             return self._shape
         return tuple(int(s) for s in self.file["shape"][i])
+
+    def image_shapes(self) -> np.ndarray:
+        """(N, 2) int (H, W) of every sample, in one read."""
+        if self.layout == "crops":
+            return np.tile(np.array(self._shape, np.int64), (len(self), 1))
+        try:
+            shapes = self._dataset(self.file, "shape")[()]
+        except _H5_ERRORS as exc:
+            raise ShardError(f"{self.path}: damaged shard structure ({_one_line(exc)})") from None
+        if shapes.shape != (len(self), 2):
+            raise ShardError(f"{self.path}: shape has shape {shapes.shape}, expected ({len(self)}, 2)")
+        return shapes.astype(np.int64)
 
     def read_pair(self, i: int, box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(blurred, sharp) of sample ``i``, uint8 (h, w, 3) RGB.
@@ -806,3 +856,13 @@ def verify_folder(folder: str | os.PathLike, progress=None) -> tuple[int, list[t
         if progress:
             progress(1)
     return len(listed), problems
+
+
+def __getattr__(name: str):
+    # PairDataset needs torch: imported on first use, so that reading and
+    # writing shards does not pay for (or need) torch.
+    if name == "PairDataset":
+        from blurgen.dataset import PairDataset
+
+        return PairDataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,8 +10,12 @@ a bad file stop a run.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,20 +69,25 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
         ``max_pixels``: a decompression bomb guard, checked from the header
         before decoding), ``corrupt`` (truncated or damaged data).
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise SkipImage("empty", "zero bytes")
     except OSError as exc:
         raise SkipImage("unreadable", exc.strerror or str(exc)) from None
+    return decode_rgb(path, max_pixels)
+
+
+def decode_rgb(file, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """:func:`load_rgb` of an image path or a binary file object (a zip member's bytes)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     with warnings.catch_warnings():
         # Pillow warns from ~89 MP on; the limit here is max_pixels, checked
         # below from the header before anything is decoded.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(path)
+            image = Image.open(file)
         except UnidentifiedImageError:
             raise SkipImage("not-an-image", "no known image format") from None
         except Image.DecompressionBombError as exc:
@@ -117,3 +126,158 @@ def _to_rgb8(image) -> np.ndarray:
     if mode != "RGB":
         image = image.convert("RGB")
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+# --- paired folders -------------------------------------------------------------
+
+
+def folder_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly in ``folder`` (not recursive), sorted by name;
+    matched by extension (``EXTENSIONS``, any case), hidden files ignored."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(EXTENSIONS))
+
+
+@dataclass(frozen=True)
+class StemMatch:
+    """Two lists of images paired by file stem (``a.png`` with ``a.jpg``).
+
+    pairs : (stem, blurred path, sharp path), sorted by stem.
+    duplicates : (role, path, the earlier path of the same stem) -- a stem that
+        appears twice on one side (``a.png`` and ``a.jpg``) pairs with nothing.
+    no_sharp, no_blurred : stems present on one side only, sorted.
+    """
+
+    pairs: list
+    duplicates: list
+    no_sharp: list
+    no_blurred: list
+
+
+def match_by_stem(blurred: list[Path], sharp: list[Path]) -> StemMatch:
+    """Pair blurred and sharp images by file stem (as ``trainer eval --pairs``
+    and ``blurgen import-pairs`` do)."""
+    sides, duplicates = {}, []
+    for role, paths in (("blurred", blurred), ("sharp", sharp)):
+        by_stem, doubled = {}, set()
+        for path in paths:
+            if path.stem in by_stem:
+                duplicates.append((role, path, by_stem[path.stem]))
+                doubled.add(path.stem)
+            else:
+                by_stem[path.stem] = path
+        sides[role] = {stem: p for stem, p in by_stem.items() if stem not in doubled}
+    b, s = sides["blurred"], sides["sharp"]
+    return StemMatch(pairs=[(stem, b[stem], s[stem]) for stem in sorted(b.keys() & s.keys())],
+                     duplicates=duplicates, no_sharp=sorted(b.keys() - s.keys()),
+                     no_blurred=sorted(s.keys() - b.keys()))
+
+
+# --- where photos come from: a folder, or a zip read in place ----------------------
+
+
+class PhotoSource:
+    """A source of named photos for ``synthesize``: :meth:`names` lists them (sorted
+    POSIX names, the plan's order), :meth:`size` gives a photo's size in bytes
+    (for the digest that guards a resume), :meth:`load` decodes one as
+    :func:`load_rgb` does (raising :class:`SkipImage`).  Picklable, holding no
+    open file across processes."""
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def size(self, name: str) -> int:
+        raise NotImplementedError
+
+    def load(self, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FolderSource(PhotoSource):
+    """The images under a folder, recursively (:func:`find_images`)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def names(self) -> list[str]:
+        return find_images(self.root)
+
+    def size(self, name: str) -> int:
+        try:
+            return (self.root / name).stat().st_size
+        except OSError:
+            return -1
+
+    def load(self, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        return load_rgb(self.root / name, max_pixels)
+
+
+class ZipSource(PhotoSource):
+    """The images in a zip file (MS COCO's ``train2017.zip``), read in place.
+
+    Members are chosen as :func:`find_images` chooses files (extension, any
+    case; no hidden file or folder, so macOS's ``__MACOSX/._*`` are passed
+    over).  Names are the members' paths relative to the zip's single
+    top-level folder when every image lies under one (``train2017/`` in
+    COCO's zip), else to its root: the names :func:`find_images` gives for the
+    folder the zip unpacks to, so a folder and its zip plan the same samples
+    and give the same pixels.  Each process opens the zip once, on first use.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._zip = None
+        self._members = None  # name -> ZipInfo
+
+    def __getstate__(self):
+        return {"path": self.path, "_zip": None, "_members": None}
+
+    def _index(self) -> dict:
+        if self._members is None:
+            self._zip = zipfile.ZipFile(self.path)
+            chosen = {}
+            for info in self._zip.infolist():
+                parts = info.filename.split("/")
+                if info.is_dir() or any(p.startswith(".") for p in parts) or "" in parts or ".." in parts \
+                        or not info.filename.lower().endswith(EXTENSIONS):
+                    continue
+                chosen[info.filename] = info
+            tops = {name.split("/")[0] for name in chosen}
+            strip = len(tops) == 1 and all("/" in name for name in chosen)
+            self._members = {(name.split("/", 1)[1] if strip else name): info for name, info in chosen.items()}
+        return self._members
+
+    def names(self) -> list[str]:
+        return sorted(self._index())
+
+    def size(self, name: str) -> int:
+        return self._index()[name].file_size
+
+    def load(self, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        info = self._index()[name]
+        if info.flag_bits & 0x1:
+            raise SkipImage("unreadable", "encrypted zip member")
+        if info.file_size == 0:
+            raise SkipImage("empty", "zero bytes")
+        # No photo of max_pixels takes more than 4 bytes a pixel, even as an
+        # uncompressed TIFF: a larger member would only fill the memory.
+        if info.file_size > 4 * max_pixels + (1 << 20):
+            raise SkipImage("too-large", f"a zip member of {info.file_size:,} bytes")
+        try:
+            data = self._zip.read(info)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a CRC or deflate error: damaged bytes
+            raise SkipImage("corrupt", f"zip member: {exc}") from None
+        except NotImplementedError as exc:  # a compression method zipfile does not read
+            raise SkipImage("unreadable", str(exc)) from None
+        return decode_rgb(io.BytesIO(data), max_pixels)
+
+
+def open_source(src: str | os.PathLike) -> PhotoSource | None:
+    """A folder -> :class:`FolderSource`; a zip file -> :class:`ZipSource`; anything else -> None."""
+    src = Path(src)
+    if src.is_dir():
+        return FolderSource(src)
+    if src.is_file() and zipfile.is_zipfile(src):
+        return ZipSource(src)
+    return None

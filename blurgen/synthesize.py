@@ -31,7 +31,7 @@ import numpy as np
 
 from blurgen import blur, camera, files, shards, stopping
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
-from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
+from blurgen.sources import MAX_PIXELS, PhotoSource, SkipImage, open_source
 from blurgen.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
@@ -55,7 +55,7 @@ class SynthError(ValueError):
 class SynthConfig:
     """What to synthesize.  Everything here decides the output; see ``arguments``.
 
-    src : folder of source photos (searched recursively).
+    src : folder of source photos (searched recursively), or a zip of them (read in place).
     crop : side of the square crops in pixels (ignored with ``full``).
     crops_per_image : crops taken from each photo.
     full : keep whole images (less the kernel's margin) instead of crops.
@@ -265,6 +265,20 @@ def _bank(path: Path) -> KernelBatch:
     return _BANK_CACHE[key]
 
 
+_SOURCE_CACHE: dict[tuple, PhotoSource] = {}
+
+
+def _photo_source(src: Path) -> PhotoSource:
+    # One per worker process: a zip's member list is read once, not per shard
+    # (keyed by size and time too, so a zip replaced in place is read afresh).
+    info = Path(src).stat()
+    key = (str(src), info.st_mtime_ns, info.st_size)
+    if key not in _SOURCE_CACHE:
+        _SOURCE_CACHE.clear()
+        _SOURCE_CACHE[key] = open_source(src)
+    return _SOURCE_CACHE[key]
+
+
 def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 progress: Callable[[int], None] | None = None, stop: StopFlag | None = None) -> dict:
     """Synthesize one shard and write it atomically.  Returns its manifest entry
@@ -286,6 +300,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
         bank = _bank(cfg.kernel_bank)
         kernel_size = bank.psf.shape[-1]
     before, after = blur.margins(kernel_size)
+    source = _photo_source(cfg.src)
     skipped = []
     attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
     empty = {"source": np.zeros(0, dtype=object), "crop_box": np.zeros((0, 4), np.int32)}
@@ -298,7 +313,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
             stopping.check(stop)
             rel = images[i]
             try:
-                photo = load_rgb(Path(cfg.src) / rel, cfg.max_pixels)
+                photo = source.load(rel, cfg.max_pixels)
             except SkipImage as exc:
                 skipped.append((rel, exc.reason, exc.detail))
                 if progress is not None:
@@ -396,14 +411,14 @@ def _run_task(args):
 # --- the whole run ---------------------------------------------------------------------
 
 
-def sources_digest(src: Path, images: list[str]) -> str:
-    """``"sha256:<hex>"`` of the sorted relative paths and sizes of the source files."""
+def sources_digest(src: Path | PhotoSource, images: list[str]) -> str:
+    """``"sha256:<hex>"`` of the sorted relative paths and sizes of the source files
+    (``src``: a folder, or a :class:`~blurgen.sources.PhotoSource`: the same photos in a
+    folder and in a zip give the same digest)."""
+    source = src if isinstance(src, PhotoSource) else open_source(src)
     digest = hashlib.sha256()
     for rel in images:
-        try:
-            size = (src / rel).stat().st_size
-        except OSError:
-            size = -1
+        size = source.size(rel) if source is not None else -1
         digest.update(f"{rel}\t{size}\n".encode())
     return "sha256:" + digest.hexdigest()
 
@@ -585,9 +600,10 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     """
     out = Path(out)
     src = Path(cfg.src)
-    if not src.is_dir():
-        raise SynthError(f"{src}: no such folder")
-    images = find_images(src)
+    source = _photo_source(src) if src.exists() else None
+    if source is None:
+        raise SynthError(f"{src}: no such folder or zip file")
+    images = source.names()
     if not images:
         raise SynthError(f"{src}: no images ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.bmp', '.tif', '.webp'))})")
     if cfg.kernel_bank is not None:
@@ -618,8 +634,7 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
                        progress: Callable[[int], None] | None, on_start: Callable[[int], None] | None,
                        stop: StopFlag | None, repair: bool) -> Summary:
     """The run of :func:`synthesize`, once it holds the output's lock."""
-    src = Path(cfg.src)
-    inputs = {"sources": sources_digest(src, images),
+    inputs = {"sources": sources_digest(_photo_source(cfg.src), images),
               "kernel_bank": None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)}
     tasks = plan_shards(len(images), cfg)
     manifest = prepare_output(out, cfg, overwrite, tasks)

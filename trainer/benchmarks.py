@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from blurgen.sources import EXTENSIONS, folder_images, match_by_stem
 from trainer.data import DataConfig, ValPairs, val_pairs
-from trainer.evaluate import list_images, read_rgb
+from trainer.evaluate import read_rgb
 from trainer.gopro import read_frame
 from trainer.metrics import psnr, ssim_gopro
 
@@ -110,26 +111,23 @@ def folder_pairs(blur_dir: str | Path, sharp_dir: str | Path) -> ValPairs:
     Every blurred image needs a sharp one (and vice versa); a stem that
     appears twice in one folder (``a.png`` and ``a.jpg``) is refused.
     """
-    folders = {}
+    listed = {}
     for role, folder in (("blurred", Path(blur_dir)), ("sharp", Path(sharp_dir))):
         if not folder.is_dir():
             raise BenchmarkError(f"{folder}: no such folder ({role} images)")
-        try:
-            images = list_images([folder])
-        except ValueError as exc:
-            raise BenchmarkError(str(exc)) from None
-        by_stem: dict[str, Path] = {}
-        for path in images:
-            if path.stem in by_stem:
-                raise BenchmarkError(f"{path}: two {role} images named {path.stem} ({by_stem[path.stem].name})")
-            by_stem[path.stem] = path
-        folders[role] = by_stem
-    blurred, sharp = folders["blurred"], folders["sharp"]
-    for stems, other, folder in ((blurred, sharp, sharp_dir), (sharp, blurred, blur_dir)):
-        missing = sorted(set(stems) - set(other))
+        listed[role] = folder_images(folder)
+        if not listed[role]:
+            raise BenchmarkError(f"{folder}: no images ({', '.join(EXTENSIONS)}) in this folder")
+    match = match_by_stem(listed["blurred"], listed["sharp"])
+    if match.duplicates:
+        role, path, other = match.duplicates[0]
+        raise BenchmarkError(f"{path}: two {role} images named {path.stem} ({other.name})")
+    for missing, role, folder in ((match.no_sharp, "blurred", sharp_dir), (match.no_blurred, "sharp", blur_dir)):
         if missing:
             raise BenchmarkError(f"{folder}: no image named {missing[0]} "
-                                 f"({len(missing)} of {len(stems)} unmatched)")
+                                 f"({len(missing)} of {len(listed[role])} unmatched)")
+    blurred = {stem: b for stem, b, _ in match.pairs}
+    sharp = {stem: s for stem, _, s in match.pairs}
     stems = sorted(blurred)
 
     def read(i: int) -> tuple[np.ndarray, np.ndarray]:

@@ -234,7 +234,7 @@ class ShardSource:
     def __init__(self, shards: Sequence, verify: bool = True):
         self.verify = verify
         self.paths = [Path(s.path) for s in shards]
-        self.offsets = np.concatenate([[0], np.cumsum([int(s.count) for s in shards])]).astype(np.int64)
+        self.offsets = _shards().sample_offsets(shards)
         self._readers: dict = {}  # shard number -> open reader, this process only
         self._crop_shapes: dict = {}  # shard number -> (H, W) of every sample, crops layout
 
@@ -243,8 +243,7 @@ class ShardSource:
 
     def locate(self, i: int) -> tuple[int, int]:
         """(shard number, sample index in that shard) of global sample index i."""
-        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
-        return k, int(i - self.offsets[k])
+        return _shards().locate_sample(self.offsets, i)
 
     def _reader(self, k: int, local: int):
         if k not in self._readers:

@@ -1,0 +1,304 @@
+"""Pairs in and out of shards: ``blurgen export`` and ``blurgen import-pairs``.
+
+``export`` writes a shard folder as PNG pairs in the GOPRO_Large layout that
+BasicSR, NAFNet, DeblurGAN-v2 and ``trainer fit --gopro`` read::
+
+    OUT/<split>/<shard stem>/blur/000000.png   (the blurred image)
+    OUT/<split>/<shard stem>/sharp/000000.png  (the sharp image of the same name)
+
+one "sequence" folder per shard, one frame per sample (its index in the
+shard).  Every PNG is written atomically (temporary file, then rename), so an
+existing file is complete: an interrupted export resumes by writing only the
+pairs not there yet.
+
+``import-pairs`` reads a folder of blurred images and a folder of sharp ones,
+paired by file stem as ``trainer eval --pairs`` pairs them
+(:func:`blurgen.sources.match_by_stem`), into shards of the usual format with
+a manifest, so that real pairs (GoPro, RealBlur, HIDE, your own) mix with
+synthetic ones in ``trainer fit --shards`` and pass ``blurgen verify``.
+Pairs are whole images (layout ``images``); the PSF of a real pair is
+unknown, so each sample's ``kernel`` is a 1x1 placeholder of 1 and its
+``kernel_known`` field False (docs/shards.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from blurgen import files, shards, stopping
+from blurgen.shards import ShardError
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, SkipImage, folder_images, load_rgb, match_by_stem
+from blurgen.stopping import StopFlag
+from blurgen.synthesize import SynthError, make_output_folder, write_skip_report
+
+#: Beside the sequence folders of an export: which shards it came from (a resume
+#: into an export of other shards is refused).  A file, so the GoPro readers,
+#: which look at folders only, pass over it.
+EXPORT_RECORD = "blurgen-export.json"
+#: The key of ``manifest["skipped"]`` for images without a partner (they belong to no shard).
+UNPAIRED = "unpaired"
+#: The kernel stored for a real pair: the 1x1 identity, a valid PSF that claims nothing.
+UNKNOWN_KERNEL = np.ones((1, 1), np.float32)
+
+
+@dataclass
+class ExportSummary:
+    pairs: int = 0       # pairs in the shard folder
+    written: int = 0     # pairs written now
+    existing: int = 0    # pairs already there (an earlier, interrupted export)
+
+
+def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str = "train",
+                  progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
+                  stop: StopFlag | None = None) -> ExportSummary:
+    """Write every listed shard of ``folder`` as PNG pairs under ``out/split`` (module doc).
+
+    ``on_start(pairs)`` is called once the shards are listed, ``progress(1)``
+    after each pair; ``stop`` is checked before each pair
+    (:class:`~blurgen.stopping.Interrupted`; the files written are complete).
+    Raises ShardError for an unreadable shard folder or shard, an ``out`` that
+    holds an export of other shards, and a failed write (a full disk).
+    """
+    infos = shards.find_shards(folder)
+    root = Path(out) / split
+    if not split or Path(split).name != split or split.startswith("."):
+        raise ShardError(f"bad split name {split!r}: a plain folder name such as train or test")
+    record = {"source": str(Path(folder).resolve()), "shards": {i.path.name: i.checksum for i in infos}}
+    summary = ExportSummary(pairs=sum(i.count for i in infos))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        before = root / EXPORT_RECORD
+        if before.exists():
+            try:
+                old = json.loads(before.read_text())
+            except ValueError:
+                old = None
+            if not isinstance(old, dict) or old.get("shards") != record["shards"]:
+                raise ShardError(f"{root} holds an export of other shards ({before}); choose another folder")
+        files.write_text(before, json.dumps(record, indent=1, sort_keys=True))
+        if on_start:
+            on_start(summary.pairs)
+        for info in infos:
+            sequence = root / info.path.stem
+            for sub in ("blur", "sharp"):
+                (sequence / sub).mkdir(parents=True, exist_ok=True)
+            with shards.ShardReader(info.path) as reader:
+                for i in range(info.count):
+                    stopping.check(stop)
+                    targets = [sequence / sub / f"{i:06d}.png" for sub in ("blur", "sharp")]
+                    if all(t.is_file() for t in targets):
+                        summary.existing += 1
+                    else:
+                        _write_pair(targets, reader.read_pair(i))
+                        summary.written += 1
+                    if progress:
+                        progress(1)
+    except OSError as exc:
+        raise ShardError(f"{root}: could not write ({files.describe_os_error(exc)}); the files written are "
+                         "complete: run the same command again to resume") from None
+    return summary
+
+
+def _write_pair(targets: list[Path], images: tuple[np.ndarray, np.ndarray]) -> None:
+    from blurgen.pictures import write_png
+
+    for target, image in zip(targets, images):
+        write_png(target, image)
+
+
+# --- import ------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    pairs: int = 0            # pairs matched by stem
+    samples: int = 0          # samples in the listed shards
+    shards_built: int = 0
+    shards_done_before: int = 0
+    shards_total: int = 0
+    skipped: dict = field(default_factory=dict)   # reason -> count, unpaired images included
+    seconds: float = 0.0
+
+
+def plan_import(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike) -> tuple[list, list]:
+    """(pairs [(stem, blurred path, sharp path)] sorted by stem, skip rows
+    [relative path, reason, detail] of the images without a partner).
+
+    Reasons: ``no-sharp-partner``, ``no-blurred-partner``, ``duplicate-stem``
+    (``a.png`` and ``a.jpg`` on one side: neither is used).  ShardError for a
+    missing folder or one without images.
+    """
+    listed = {}
+    for role, folder in (("blurred", Path(blur_dir)), ("sharp", Path(sharp_dir))):
+        if not folder.is_dir():
+            raise ShardError(f"{folder}: no such folder ({role} images)")
+        listed[role] = folder_images(folder)
+        if not listed[role]:
+            raise ShardError(f"{folder}: no images ({', '.join(EXTENSIONS)}) in this folder")
+    match = match_by_stem(listed["blurred"], listed["sharp"])
+    rows = []
+    for role, path, other in match.duplicates:
+        rows.append([_label(role, path.name), "duplicate-stem", f"{other.name} has the same stem"])
+    by_stem = {role: {p.stem: p for p in paths} for role, paths in listed.items()}
+    for stem in match.no_sharp:
+        rows.append([_label("blurred", by_stem["blurred"][stem].name), "no-sharp-partner",
+                     f"no image named {stem} in {sharp_dir}"])
+    for stem in match.no_blurred:
+        rows.append([_label("sharp", by_stem["sharp"][stem].name), "no-blurred-partner",
+                     f"no image named {stem} in {blur_dir}"])
+    return match.pairs, sorted(rows)
+
+
+def _label(role: str, name: str) -> str:
+    return f"{'blur' if role == 'blurred' else 'sharp'}/{name}"
+
+
+def _digest(pairs: list) -> str:
+    """``"sha256:<hex>"`` of the pairs' names and file sizes: a resume over other files is refused."""
+    digest = hashlib.sha256()
+    for stem, b, s in pairs:
+        sizes = []
+        for path in (b, s):
+            try:
+                sizes.append(path.stat().st_size)
+            except OSError:
+                sizes.append(-1)
+        digest.update(f"{b.name}\t{sizes[0]}\t{s.name}\t{sizes[1]}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max_pixels: int = MAX_PIXELS,
+                       progress: Callable[[int], None] | None = None, stop: StopFlag | None = None) -> tuple[dict, list]:
+    """Write the pairs of one shard atomically: (manifest entry, skip rows).
+
+    A pair is skipped (reported, not stored) when either image cannot be
+    decoded (:func:`blurgen.sources.load_rgb`'s reasons) or the two differ in
+    size (``size-mismatch``).
+    """
+    skipped = []
+    empty = {"source": np.zeros(0, dtype=object), "sharp_source": np.zeros(0, dtype=object),
+             "kernel_known": np.zeros(0, bool)}
+    attrs = {"shard": index, "arguments": arguments, "origin": "pairs",
+             "kernel": "unknown: a 1x1 placeholder of 1 (kernel_known is False)"}
+    with shards.ShardWriter(path, crop=None, attrs=attrs, kernel_size=1, fields=empty) as writer:
+        for stem, b, s in pairs:
+            stopping.check(stop)
+            try:
+                images = []
+                for role, p in (("blurred", b), ("sharp", s)):
+                    try:
+                        images.append(load_rgb(p, max_pixels))
+                    except SkipImage as exc:
+                        raise SkipImage(exc.reason, f"{_label(role, p.name)}: {exc.detail}") from None
+                blurred, sharp = images
+                if blurred.shape != sharp.shape:
+                    raise SkipImage("size-mismatch", f"blurred {blurred.shape[1]}x{blurred.shape[0]}, "
+                                                     f"sharp {sharp.shape[1]}x{sharp.shape[0]}")
+            except SkipImage as exc:
+                skipped.append([_label("blurred", b.name), exc.reason, exc.detail])
+            else:
+                writer.add(blurred, sharp, UNKNOWN_KERNEL,
+                           {"source": b.name, "sharp_source": s.name, "kernel_known": False})
+            if progress:
+                progress(1)
+    entry = {"count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size}
+    return entry, skipped
+
+
+def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out: str | os.PathLike,
+                 shard_size: int = 1000, overwrite: bool = False, max_pixels: int = MAX_PIXELS,
+                 progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
+                 stop: StopFlag | None = None) -> ImportSummary:
+    """Bring a paired set into shards in ``out`` (module doc); resumable like ``synthesize``.
+
+    Shard s holds the pairs s·shard_size … of the stem-sorted pair list (fewer
+    when pairs are skipped).  The manifest records the arguments and a digest
+    of the file names and sizes; a resume with other arguments or over changed
+    folders is refused unless ``overwrite``.  Skipped pairs and unpaired
+    images are listed in the manifest and ``skipped.tsv``.  ``on_start(pairs
+    to do)``, ``progress(1)`` per pair; ``stop`` as in synthesize.  One run
+    per folder (the manifest's lock).  Raises ShardError (one line) for bad
+    folders, a conflicting ``out``, a busy ``out`` and a failed write.
+    """
+    if int(shard_size) != shard_size or shard_size < 1:
+        raise ShardError(f"--shard-size must be >= 1, got {shard_size}")
+    out = Path(out)
+    pairs, unpaired = plan_import(blur_dir, sharp_dir)
+    arguments = {"command": "blurgen import-pairs", "blur_dir": str(Path(blur_dir).resolve()),
+                 "sharp_dir": str(Path(sharp_dir).resolve()), "shard_size": int(shard_size),
+                 "max_pixels": int(max_pixels)}
+    inputs = {"sources": _digest(pairs)}
+    try:
+        make_output_folder(out)
+    except SynthError as exc:
+        raise ShardError(str(exc)) from None
+    try:
+        with files.exclusive_lock(out / shards.MANIFEST, what=str(out)):
+            return _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop)
+    except files.Busy as exc:
+        raise ShardError(str(exc)) from None
+    except OSError as exc:
+        raise ShardError(f"{out}: could not write ({files.describe_os_error(exc)}); finished shards are kept: "
+                         "run the same command again to resume") from None
+
+
+def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop) -> ImportSummary:
+    size = arguments["shard_size"]
+    chunks = [pairs[k:k + size] for k in range(0, len(pairs), size)]
+    names = [shards.shard_name(k) for k in range(len(chunks))]
+    manifest = None if overwrite else shards.read_manifest(out)
+    if manifest is not None and (manifest.get("arguments") != arguments or manifest.get("inputs") != inputs):
+        what = "other arguments" if manifest.get("arguments") != arguments else "other files in the folders"
+        raise ShardError(f"{out / shards.MANIFEST} lists shards made from {what}; pass --overwrite "
+                         "to start afresh, or choose another --out")
+    if shards.part_manifests(out):
+        raise ShardError(f"{out} holds the parts of a `synthesize --part` run; choose another --out")
+    if manifest is None:
+        try:
+            old = shards.read_manifest(out) if overwrite else None
+        except ShardError:  # an unreadable manifest: --overwrite replaces it
+            old = None
+        for name in list((old or {}).get("shards", {})) + names:
+            (out / name).unlink(missing_ok=True)
+        manifest = {"arguments": arguments, "inputs": inputs, "shards": {}, "skipped": {}}
+    for name in names:
+        files.remove_stale_temporaries(out / name)
+    manifest["planned"] = len(chunks)
+    if unpaired:
+        manifest["skipped"][UNPAIRED] = unpaired
+    shards.write_manifest(out, manifest)
+    write_skip_report(out, manifest)
+    summary = ImportSummary(pairs=len(pairs), shards_total=len(chunks))
+    todo = []
+    for k, name in enumerate(names):
+        entry = manifest["shards"].get(name)
+        path = out / name
+        if entry is None or not path.is_file() or path.stat().st_size != entry.get("bytes", -1):
+            todo.append(k)
+    summary.shards_done_before = len(chunks) - len(todo)
+    if on_start:
+        on_start(sum(len(chunks[k]) for k in todo))
+    started = time.perf_counter()
+    for k in todo:
+        entry, skipped = build_import_shard(out / names[k], k, chunks[k], arguments, arguments["max_pixels"],
+                                            progress, stop)
+        manifest["shards"][names[k]] = entry
+        manifest["skipped"].pop(names[k], None)
+        if skipped:
+            manifest["skipped"][names[k]] = skipped
+        shards.write_manifest(out, manifest)
+        write_skip_report(out, manifest)
+        summary.shards_built += 1
+    summary.seconds = time.perf_counter() - started
+    summary.samples = sum(e["count"] for e in manifest["shards"].values())
+    for rows in manifest["skipped"].values():
+        for _, reason, _ in rows:
+            summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
+    return summary

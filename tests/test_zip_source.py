@@ -1,0 +1,102 @@
+"""`synthesize --src photos.zip`: photos read straight out of a zip (issue 13, item 3)."""
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+from click.testing import CliRunner
+
+from blurgen.sources import FolderSource, ZipSource, open_source
+from cli import blurgen
+
+SMALL = ["--kernel-size", "15", "--iters", "200", "--max-len", "10", "--crop", "32", "--shard-size", "2"]
+
+
+def run(*args):
+    return CliRunner().invoke(blurgen, [str(a) for a in args], catch_exceptions=False)
+
+
+def write_photos(folder: Path, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        small = rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)
+        sub = folder / ("a" if i % 2 else "b")
+        sub.mkdir(parents=True, exist_ok=True)
+        image = cv2.resize(small, (72, 60), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(sub / f"img{i}{'.png' if i % 3 == 0 else '.JPG'}"), image)
+    (folder / "notes.txt").write_text("not a photo")
+    return folder
+
+
+def zip_folder(folder: Path, path: Path, top: str = "", method=zipfile.ZIP_DEFLATED) -> Path:
+    """A zip of the folder's files, under ``top/`` if given, plus macOS's hidden clutter."""
+    with zipfile.ZipFile(path, "w", method) as z:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                z.write(file, f"{top}{file.relative_to(folder).as_posix()}")
+        z.writestr("__MACOSX/._img0.png", b"resource fork")
+    return path
+
+
+def datasets(folder: Path) -> dict:
+    out = {}
+    for path in sorted(folder.glob("shard-*.h5")):
+        with h5py.File(path) as f:
+            for name, ds in f.items():
+                out[(path.name, name)] = ds[()]
+    return out
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys() and a
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=str(key))
+
+
+def test_a_zip_gives_the_same_shards_as_its_folder(tmp_path):
+    src = write_photos(tmp_path / "photos", 5)
+    flat = zip_folder(src, tmp_path / "flat.zip")
+    nested = zip_folder(src, tmp_path / "train2017.zip", top="train2017/")
+    names = FolderSource(src).names()
+    assert names == ZipSource(flat).names() == ZipSource(nested).names() == open_source(nested).names()
+    assert open_source(tmp_path / "photos" / "notes.txt") is None
+    runs = {}
+    for name, source, workers in (("folder", src, 1), ("flat", flat, 1), ("nested", nested, 2)):
+        out = tmp_path / name
+        res = run("synthesize", "--src", source, "--out", out, "--workers", workers, *SMALL)
+        assert res.exit_code == 0, res.output
+        runs[name] = out
+    reference = datasets(runs["folder"])
+    assert len(reference) > 10
+    for name in ("flat", "nested"):
+        assert_same(datasets(runs[name]), reference)
+        manifest = json.loads((runs[name] / "manifest.json").read_text())
+        assert manifest["inputs"] == json.loads((runs["folder"] / "manifest.json").read_text())["inputs"]
+    # Resume: a second run over the zip has nothing to do.
+    res = run("synthesize", "--src", nested, "--out", runs["nested"], "--workers", 1, *SMALL)
+    assert res.exit_code == 0 and "3 were already done" in res.output
+
+
+def test_a_corrupt_zip_member_is_skipped_and_reported(tmp_path):
+    src = write_photos(tmp_path / "photos", 4)
+    path = zip_folder(src, tmp_path / "photos.zip", method=zipfile.ZIP_STORED)
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("a/img1.JPG")
+    data = bytearray(path.read_bytes())
+    # Past the local header (30 bytes + name + extra): a byte of the JPEG's data.
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.file_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    res = run("synthesize", "--src", path, "--out", out, "--workers", 1, *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "skipped 1 images (corrupt 1)" in res.output
+    with open(out / "skipped.tsv", newline="") as f:
+        rows = list(csv.reader(f, delimiter="\t"))
+    assert rows[1][:2] == ["a/img1.JPG", "corrupt"] and "CRC" in rows[1][2]
+    assert sum(len(v) for v in datasets(out).values() if v.ndim == 4) // 2 == 3   # the other 3 photos
+    res = run("synthesize", "--src", tmp_path / "nope.zip", "--out", tmp_path / "o2", *SMALL)
+    assert res.exit_code == 2 and "no such folder or zip file" in res.output
