@@ -329,6 +329,94 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
 
 
+@blurgen.command("average")
+@click.option("--src", type=click.Path(), required=True, help="Folder of videos or of folders of numbered frames (recursive).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--frames", "frame_range", default="7-13", show_default=True, help="Frames averaged per pair, LO-HI (odd N drawn).")
+@click.option("--interpolate", type=int, default=0, show_default=True, help="Flow-interpolated frames between neighbours (REDS).")
+@click.option("--response", default="srgb", show_default=True, help="Camera response: srgb or gamma:G.")
+@click.option("--windows-per-clip", type=int, default=10, show_default=True, help="Blurred images taken from each clip.")
+@click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
+@click.option("--crops-per-window", type=int, default=1, show_default=True, help="Crops taken from each blurred image.")
+@click.option("--full", is_flag=True, help="Keep whole frames instead of crops.")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n).")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+@click.option("--repair", is_flag=True, help="Verify the finished shards too and rebuild the bad ones.")
+def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, crop, crops_per_window, full,
+                shard_size, workers, seed, part, overwrite, repair):
+    """Average consecutive video frames in linear light into blurred/sharp pairs, as GoPro and REDS (docs/video.md)."""
+    from pathlib import Path
+
+    from blurgen.video import AverageConfig, average
+
+    try:
+        lo, _, hi = frame_range.partition("-")
+        frames = (int(lo), int(hi or lo))
+    except ValueError:
+        raise UserError(f"--frames must look like LO-HI (e.g. 7-13), got {frame_range!r}") from None
+    make = lambda: AverageConfig(src=Path(src), frames=frames, interpolate=interpolate, response=response,  # noqa: E731
+                                 windows_per_clip=windows_per_clip, crop=crop, crops_per_window=crops_per_window,
+                                 full=full, shard_size=shard_size, seed=seed, part=_parse_part(part))
+    _run_synthesis(make, average, out, workers, overwrite, repair, "clips")
+
+
+def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: str) -> None:
+    """A shard-making run of ``run(cfg, out, ...)`` (blurgen.video.average): progress bar,
+    one-line errors, Ctrl-C, and the summary lines."""
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from blurgen.stopping import stop_on_signals
+    from blurgen.synthesize import SynthError, available_cores, output_names
+
+    workers = available_cores() if workers is None else workers
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if repair and overwrite:
+        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
+    try:
+        cfg = make_config()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    bars = []
+
+    def start(n):
+        bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
+
+    try:
+        with stop_on_signals() as stop:
+            summary = run(cfg, out, workers=workers, overwrite=overwrite, progress=lambda n: bars[0].update(n),
+                          on_start=start, stop=stop, repair=repair)
+    except SynthError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        _interrupted(exc, "finished shards are kept; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    done = summary.shards_built + summary.shards_done_before
+    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
+               f"from {summary.images:,} {inputs}; built {summary.shards_built} shards now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.shards_redone:
+        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
+                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum"
+                      if summary.repair_differs else "; identical to the originals"))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        click.echo(f"skipped {sum(summary.skipped.values())} {inputs} ({reasons}); "
+                   f"see {Path(out) / output_names(cfg.part)[1]}")
+    if summary.shards_built and summary.seconds > 0:
+        click.echo(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+
+
 def _describe_arguments(args: dict) -> str:
     """How a shard folder was made, in a few readable lines (from its manifest's arguments)."""
     if not args:
@@ -336,6 +424,10 @@ def _describe_arguments(args: dict) -> str:
     if args.get("command") == "blurgen import-pairs":
         return (f"imported pairs: blurred from {args.get('blur_dir')}, sharp from {args.get('sharp_dir')}; "
                 f"whole images, shards of {args.get('shard_size')}\nkernels unknown (1x1 placeholders)")
+    if args.get("command") == "average":
+        from blurgen.video import describe_arguments
+
+        return describe_arguments(args)
     if args.get("full"):
         samples = "whole photos less the kernel's margin"
     else:
@@ -422,8 +514,15 @@ def inspect_cmd(folder, samples, seed, png):
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
         label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
-        click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
-                                          labels=[label, "sharp", "kernel"]))
+        if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
+            from blurgen.video import describe_sample
+
+            kernel = np.zeros_like(sample["blurred"])
+            click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=[label, "sharp"]))
+            click.echo("  " + describe_sample(sample))
+        else:
+            click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
+                                              labels=[label, "sharp", "kernel"]))
         if "camera_bayer" in sample:
             click.echo(describe_draw(sample))
         tiles += [sample["blurred"], sample["sharp"], kernel]

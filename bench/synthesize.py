@@ -16,6 +16,9 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
 * the cost of each realism option per 256x256 crop (blur and camera only);
 * with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
   synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera).
+* `blurgen average` (pairs from video, docs/video.md), 1 worker: pairs/s on a
+  synthetic 640x480 clip of PNG frames (a camera panning over a sample photo),
+  without and with flow interpolation.  ``--only-video`` runs this part alone.
 """
 import argparse
 import os
@@ -38,6 +41,7 @@ from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
 from blurgen.synthesize import SynthConfig, available_cores, blur_sample, synthesize  # noqa: E402
 from blurgen.synthesize import _single_threaded  # noqa: E402
+from blurgen.video import AverageConfig, average  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
 
 
@@ -167,6 +171,40 @@ def print_modes(args) -> None:
     plain = max(rows[0][1])
     for name, r in rows:
         print(f"  {name:32s} {max(r):7.1f} pairs/s (runs {min(r):.0f}-{max(r):.0f}, {max(r) / plain:4.2f}x plain)")
+def video_rates(folder: Path, frames: int = 60, repeats: int = 3) -> list[tuple[str, int, float]]:
+    """(setting, pairs, best pairs/s) of ``blurgen average`` with 1 worker on one synthetic clip.
+
+    The clip: ``frames`` 640x480 PNG frames of a camera panning 3 px a frame
+    (and 1 px down every other frame) across scikit-image's astronaut,
+    upscaled; 10 windows of 7-13 frames, one 256x256 crop each.
+    """
+    import cv2
+    from skimage import data
+
+    scene = cv2.resize(data.astronaut(), (640 + 3 * frames, 480 + frames // 2), interpolation=cv2.INTER_CUBIC)
+    clip = folder / "clips" / "pan"
+    clip.mkdir(parents=True)
+    for t in range(frames):
+        y, x = t // 2, 3 * t
+        cv2.imwrite(str(clip / f"{t:05d}.png"), cv2.cvtColor(scene[y : y + 480, x : x + 640], cv2.COLOR_RGB2BGR))
+    rows = []
+    for name, options in (("7-13 frames, 256 crops", {}), ("7-13 frames, --interpolate 1", {"interpolate": 1}),
+                          ("7-13 frames, --interpolate 3", {"interpolate": 3}), ("7-13 frames, --full", {"full": True})):
+        cfg = AverageConfig(src=folder / "clips", frames=(7, 13), windows_per_clip=10, crop=256, **options)
+        best = 0.0
+        for r in range(repeats):
+            out = folder / f"video-{r}"
+            summary = average(cfg, out, workers=1)
+            best = max(best, summary.samples / summary.seconds)
+            shutil.rmtree(out)
+        rows.append((name, summary.samples, best))
+    return rows
+
+
+def print_video(rows) -> None:
+    print("\nblurgen average (pairs from video), 1 worker, one 640x480 clip of PNG frames, 10 windows; best of 3:")
+    for name, n, rate in rows:
+        print(f"  {name:30s} {rate:7.1f} pairs/s  ({n} pairs a run)")
 
 
 def main():
@@ -177,9 +215,17 @@ def main():
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")
     ap.add_argument("--modes", action="store_true", help="only time synthesize in each synthesis mode, 1 worker")
+    ap.add_argument("--only-video", action="store_true", help="only the `blurgen average` rates")
     args = ap.parse_args()
     if args.modes:
         return print_modes(args)
+    if args.only_video:
+        import cv2
+
+        cv2.setNumThreads(1)
+        with tempfile.TemporaryDirectory() as tmp:
+            print_video(video_rates(Path(tmp)))
+        return
     # Two shards per worker, so that fresh kernels are drawn in batches of a
     # realistic size: a batch of 40 kernels costs nearly what 400 do (the
     # default shard of 1000 makes the kernels' share smaller still).
@@ -218,6 +264,7 @@ def main():
         pairs = random_crops(tmp / "photos", args.crop, 256)
         codec_rows = codecs(tmp, pairs)
         realism = realism_costs(pairs[:100], args.crop)
+        video = video_rates(tmp)
 
     def best(name) -> str:
         r = rates[name]
@@ -242,6 +289,7 @@ def main():
     print(f"\nblur + camera per {args.crop}x{args.crop} crop (fresh 64x64 kernels, 1 core):")
     for name, ms in realism:
         print(f"  {name:20s} {ms:6.2f} ms  ({1e3 / ms:5.0f} crops/s)")
+    print_video(video)
 
 
 if __name__ == "__main__":

@@ -630,6 +630,45 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
                          "free some space and run the same command again to resume") from None
 
 
+def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[[tuple], dict], out: Path,
+             todo: list, workers: int, progress: Callable[[int], None] | None, stop: StopFlag | None,
+             record: Callable[[dict], None]) -> None:
+    """Build every shard of ``jobs`` and ``record`` each result as it comes.
+
+    One worker: ``build(*job, progress=, stop=)`` in this process, in order.
+    Several: a spawned pool runs ``pool_task(job)`` (a module-level function
+    that calls ``build`` with ``progress=_PROGRESS.put``; see
+    ``_worker_init``), and ``stop`` is checked every 0.1 s.  ``todo`` are the
+    jobs' tasks (``.name``): their temporaries are removed after a pool ends,
+    however it ends.  Shared by ``synthesize`` and ``blurgen.video.average``.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        _single_threaded()
+        for job in jobs:
+            stopping.check(stop)
+            record(build(*job, progress=progress, stop=stop))
+    else:
+        ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
+        queue = ctx.SimpleQueue()
+        done = threading.Event()
+        relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
+        relay.start()
+        try:
+            with stopping.signals_blocked():  # see _worker_init
+                pool = ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,))
+            with pool:
+                results = pool.imap_unordered(pool_task, jobs)
+                for _ in jobs:
+                    record(_next_result(results, stop))
+        finally:
+            done.set()
+            relay.join(timeout=5)
+            # After an interruption the pool's workers are terminated (and
+            # joined) by now: their half-written shards can go.
+            for task in todo:
+                files.remove_stale_temporaries(out / task.name)
+
+
 def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: int, overwrite: bool,
                        progress: Callable[[int], None] | None, on_start: Callable[[int], None] | None,
                        stop: StopFlag | None, repair: bool) -> Summary:
@@ -670,31 +709,7 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
         write_skip_report(out, manifest, report_file)
         summary.shards_built += 1
 
-    if workers <= 1 or len(jobs) <= 1:
-        _single_threaded()
-        for job in jobs:
-            stopping.check(stop)
-            record(build_shard(*job, progress=progress, stop=stop))
-    else:
-        ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
-        queue = ctx.SimpleQueue()
-        done = threading.Event()
-        relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
-        relay.start()
-        try:
-            with stopping.signals_blocked():  # see _worker_init
-                pool = ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,))
-            with pool:
-                results = pool.imap_unordered(_run_task, jobs)
-                for _ in jobs:
-                    record(_next_result(results, stop))
-        finally:
-            done.set()
-            relay.join(timeout=5)
-            # After an interruption the pool's workers are terminated (and
-            # joined) by now: their half-written shards can go.
-            for task in todo:
-                files.remove_stale_temporaries(out / task.name)
+    run_jobs(jobs, build_shard, _run_task, out, todo, workers, progress, stop, record)
     if not (out / report_file).exists():
         write_skip_report(out, manifest, report_file)
     summary.seconds = time.perf_counter() - started
