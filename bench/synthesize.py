@@ -13,6 +13,10 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
   uncompressed, with LZF and with gzip-1 (one sample per chunk), which is how
   the format's "uncompressed" was chosen;
 * the cost of each realism option per 256x256 crop (blur and camera only).
+
+    python bench/synthesize.py --modes --photos 40 [--repeats 2]
+
+times only whole `synthesize` runs of each synthesis mode on one worker (pairs/s per mode).
 """
 import argparse
 import os
@@ -32,6 +36,7 @@ import h5py  # noqa: E402
 
 from blurgen import shards  # noqa: E402
 from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
+from blurgen.shake import ShakeSpec  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
 from blurgen.synthesize import SynthConfig, available_cores, blur_sample, synthesize  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
@@ -127,6 +132,31 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
     return rows
 
 
+#: The synthesis modes timed by ``mode_rates``: (name, SynthConfig options).
+MODES = [
+    ("uniform (fresh 64x64 kernels)", {}),
+    ("uniform --linear", {"linear": True}),
+    ("--shake nonuniform (1 deg)", {"shake": ShakeSpec(max_angle=1.0)}),
+    ("--shake nonuniform (1 deg) --linear", {"shake": ShakeSpec(max_angle=1.0), "linear": True}),
+    ("--shake nonuniform (3 deg)", {"shake": ShakeSpec(max_angle=3.0)}),
+]
+
+
+def mode_rates(src: Path, out: Path, crop: int, photos: int, repeats: int) -> list[tuple[str, float]]:
+    """(mode, best pairs/s) of a whole `synthesize` run per mode, 1 worker (one core), ``photos`` photos."""
+    rows = []
+    for name, options in MODES:
+        best = 0.0
+        for r in range(repeats):
+            cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, photos // 2), **options)
+            started = time.perf_counter()
+            summary = synthesize(cfg, out / f"mode-{len(rows)}-{r}", workers=1)
+            best = max(best, summary.samples / (time.perf_counter() - started))
+            shutil.rmtree(out / f"mode-{len(rows)}-{r}")
+        rows.append((name, best))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=800)
@@ -134,7 +164,19 @@ def main():
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")
+    ap.add_argument("--modes", action="store_true",
+                    help="only time each synthesis mode on one worker (pairs/s per mode; --photos 40 is enough)")
     args = ap.parse_args()
+    if args.modes:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            make_photos(["--out", str(tmp / "photos"), "-n", str(args.photos), "--seed", "0"])
+            rows = mode_rates(tmp / "photos", tmp, args.crop, args.photos, args.repeats)
+        print(f"machine: {os.cpu_count()} cores; {args.photos} photos 640x480 JPEG, {args.crop}x{args.crop} crops, "
+              f"1 worker, whole `synthesize` runs (decode + blur + write), best of {args.repeats}")
+        for name, rate in rows:
+            print(f"  {name:40s} {rate:7.1f} pairs/s")
+        return
     # Two shards per worker, so that fresh kernels are drawn in batches of a
     # realistic size: a batch of 40 kernels costs nearly what 400 do (the
     # default shard of 1000 makes the kernels' share smaller still).

@@ -28,8 +28,9 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, files, shards, stopping
+from blurgen import blur, files, modes, shards, stopping
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
+from blurgen.shake import ShakeSpec
 from blurgen.sources import MAX_PIXELS, SkipImage, find_images, load_rgb
 from blurgen.stopping import StopFlag
 
@@ -66,6 +67,8 @@ class SynthConfig:
     jpeg_quality : (lo, hi) — re-compress the blurred image at a quality drawn
         in [lo, hi], or None.
     max_pixels : larger images are skipped (decompression bomb guard).
+    shake : non-uniform camera shake (``blurgen.shake.ShakeSpec``, ``--shake nonuniform``)
+        instead of one kernel per sample, or None.
     """
 
     src: Path
@@ -83,6 +86,7 @@ class SynthConfig:
     noise: bool = False
     jpeg_quality: tuple[int, int] | None = None
     max_pixels: int = MAX_PIXELS
+    shake: ShakeSpec | None = None
 
     def __post_init__(self):
         if self.crop < 4 and not self.full:
@@ -102,6 +106,8 @@ class SynthConfig:
             lo, hi = self.jpeg_quality
             if not 1 <= lo <= hi <= 100:
                 raise SynthError(f"--jpeg-quality must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
+        if self.shake is not None and self.kernel_bank is not None:
+            raise SynthError("--kernels does not apply to --shake nonuniform (its blur is drawn per sample)")
 
     @property
     def samples_per_image(self) -> int:
@@ -120,6 +126,9 @@ class SynthConfig:
             args["kernel_spec"] = None
         if self.full:
             args["crop"] = args["crops_per_image"] = None
+        for mode in ("shake",):  # recorded only when on: the manifests of other runs stay as they were
+            if args[mode] is None:
+                del args[mode]
         return json.loads(json.dumps(args))
 
 
@@ -236,7 +245,9 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
 
     k_per = cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
-    if cfg.kernel_bank is None:
+    if cfg.shake is not None:  # its blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
+        kernel_size = cfg.kernel_spec.size
+    elif cfg.kernel_bank is None:
         fresh = make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * k_per), cfg.kernel_spec)
         kernel_size = cfg.kernel_spec.size
     else:
@@ -265,6 +276,16 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 h, w = photo.shape[:2]
                 size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
                 photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+            if cfg.shake is not None:
+                for c in range(k_per):
+                    stopping.check(stop)
+                    try:
+                        writer.add(*modes.shake_pair(photo, rel, i, c, cfg, kernel_size))
+                    except SkipImage as exc:
+                        skipped.append((rel, exc.reason, exc.detail))
+                if progress is not None:
+                    progress(k_per)
+                continue
             h, w = photo.shape[:2]
             side = None if cfg.full else cfg.crop
             need = (kernel_size - 1) + (side or 1)
