@@ -250,6 +250,11 @@ def _megabytes(n: int) -> str:
 @click.option("--max-angle", type=float, default=1.0, show_default=True, help="--shake: largest rotation path, degrees.")
 @click.option("--focal", type=float, default=None, help="--shake: focal length, px. [default: the photo's longer side]")
 @click.option("--max-shift", type=float, default=0.0, show_default=True, help="--shake: largest translation path, px.")
+@click.option("--objects", "objects_json", type=click.Path(dir_okay=False), default=None,
+              help="Paste moving objects cut out with these COCO instance masks (layered model), docs/modes.md.")
+@click.option("--objects-images", type=click.Path(file_okay=False), default=None,
+              help="--objects: folder of the annotations' file_name. [default: --src]")
+@click.option("--object-len", type=float, default=30.0, show_default=True, help="--objects: largest own path, px.")
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
@@ -266,7 +271,7 @@ def _megabytes(n: int) -> str:
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, shake, max_angle, focal, max_shift,
-                   crop, crops_per_image, full, downscale, shard_size, workers, seed, part, linear, saturate, noise,
+                   objects_json, objects_images, object_len, crop, crops_per_image, full, downscale, shard_size, workers, seed, part, linear, saturate, noise,
                    jpeg_quality, overwrite, repair):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
@@ -276,6 +281,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     from blurgen.kernels import KernelSpec
     from blurgen.psf import max_extent
+    from blurgen.objects import ObjectSpec
     from blurgen.shake import ShakeSpec
     from blurgen.stopping import stop_on_signals
     from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
@@ -293,7 +299,9 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                           shard_size=shard_size, seed=seed, part=_parse_part(part),
                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
                           saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality),
-                          shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None)
+                          shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
+                          objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
+                                             max_len=object_len) if objects_json else None)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bars = []  # made once the work is planned, so that errors come before any bar
@@ -358,6 +366,10 @@ def _describe_arguments(args: dict) -> str:
         kernels = (f"non-uniform camera shake (Whyte et al.): rotation paths up to {sh['max_angle']:g} deg, "
                    f"translation up to {sh['max_shift']:g} px, focal " + (f"{sh['focal']:g} px" if sh['focal'] else "= the longer side") + ", "
                    f"{sh['knots']} knots; kernel = the PSF at the crop's centre")
+    if args.get("objects"):
+        ob = args["objects"]
+        kernels += (f"\nmoving objects (layered model) from {ob['annotations']}: own paths up to {ob['max_len']:g} px, "
+                    f"{ob['segments']} segments; kernel = the camera's (background's) PSF")
     return (f"made from {args.get('src')}: {samples}\n{kernels}; seed {args.get('seed')}, "
             f"shards of {args.get('shard_size')}\nrealism: {', '.join(realism) or 'none (as DeblurGAN)'}")
 

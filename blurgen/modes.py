@@ -11,23 +11,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathlib import Path
+
 from blurgen import blur
+from blurgen import objects as _objects
 from blurgen import shake as _shake
-from blurgen.sources import SkipImage
+from blurgen.kernels import make_kernels
+from blurgen.psf import exposed_samples
+from blurgen.sources import SkipImage, load_rgb
+from blurgen.trajectory import random_trajectories
 
 #: Stream tags: ASCII "SHAK" and "OBJS".
 SHAKE_TAG = 0x5348414B
 OBJECTS_TAG = 0x4F424A53
 
 
-def to_working(region: np.ndarray, cfg, effects: dict) -> np.ndarray:
+def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True) -> np.ndarray:
     """uint8 sRGB pixels -> float32 in the space the blur works in: linear light with
-    ``--linear``/``--saturate`` (highlights boosted with ``--saturate``), else code values / 255."""
+    ``--linear``/``--saturate`` (highlights boosted with ``--saturate`` and ``boost``), else code values / 255."""
     if cfg.linear or cfg.saturate:
         image = blur.LINEAR_LUT[region]
     else:
         image = region.astype(np.float32) * np.float32(1 / 255)
-    if cfg.saturate:
+    if cfg.saturate and boost:
         image = blur.boost_highlights(image, effects["saturation_gain"])
     return image
 
@@ -99,6 +105,93 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
             "shake_blur_corner": max(_shake.streak_length(H, tuple(p)) for p in corners),
             "shake_seeds": seeds, "shake_trajectory": traj}
     return blurred, photo[y0:y1, x0:x1], _shake.point_psf(H, centre, kernel_size), meta
+
+
+def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
+    """A moving-object sample (:mod:`blurgen.objects`): an instance of ``--objects`` pasted on ``photo``
+    (the background), blurred by the layered model with the camera's fresh kernel and its own motion.
+
+    Draws: the camera's and the object's walks from ``SeedSequence([seed, OBJECTS_TAG, image, crop, 1])``;
+    then from ``default_rng([seed, OBJECTS_TAG, image, crop])``, in order, the object's own path length,
+    the crop position, the instance, its place in the crop, the realism levels.  Returns (blurred, sharp)
+    uint8, the camera's (k, k) PSF, and the meta fields.  Raises :class:`SkipImage` ("too-small", or
+    "object-..." when the instance's photo or mask cannot be used).
+    """
+    from blurgen.synthesize import _draw_effects
+
+    spec, ks = cfg.objects, cfg.kernel_spec
+    rng = np.random.default_rng([cfg.seed, OBJECTS_TAG, image, crop])
+    cam_seed, own_seed = np.random.SeedSequence([cfg.seed, OBJECTS_TAG, image, crop, 1]).generate_state(2, np.uint64)
+    kernel = make_kernels(np.array([cam_seed]), ks)
+    samples = int(exposed_samples(ks.iters, kernel.fraction)[0])
+    camera = random_trajectories(np.array([cam_seed]), ks.iters, ks.max_len, ks.expl, samples=samples).points[:, 0]
+    camera = camera.astype(np.complex128) - camera.mean(dtype=np.complex128)  # centred as its kernel is
+    length = float(rng.uniform(0, spec.max_len))
+    own = np.zeros(samples, np.complex128)
+    if length > 0:
+        own = random_trajectories(np.array([own_seed]), ks.iters, length, samples=samples).points[:, 0].astype(np.complex128)
+        own -= own.mean()  # the object's sharp place is the mean of its streak
+    h, w = photo.shape[:2]
+    k = ks.size
+    before, after = blur.margins(k)
+    side = None if cfg.full else cfg.crop
+    need = (k - 1) + (side or 1)
+    if h < need or w < need:
+        raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus the kernel's {k - 1} px margin")
+    if cfg.full:
+        y0, x0, y1, x1 = before, before, h - after, w - after
+        rng.integers(0, 1, size=2)
+    else:
+        y0 = before + int(rng.integers(0, h - need + 1))
+        x0 = before + int(rng.integers(0, w - need + 1))
+        y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    found = _objects.instances(spec, cfg.src)
+    inst = found[int(rng.integers(len(found)))]
+    folder = Path(spec.images or cfg.src)
+    try:
+        other = _objects.cached_photo(folder / inst.file_name, lambda p: load_rgb(p, cfg.max_pixels))
+    except SkipImage as exc:
+        raise SkipImage(f"object-{exc.reason}", f"instance {inst.id} ({inst.file_name}): {exc.detail}") from None
+    if other.shape[:2] != (inst.height, inst.width):
+        raise SkipImage("object-size", f"instance {inst.id}: {inst.file_name} decodes to {other.shape[1]}x{other.shape[0]}, "
+                                       f"the annotations say {inst.width}x{inst.height}")
+    try:
+        mask = _objects.decode_segmentation(inst.segmentation, inst.height, inst.width)
+    except _objects.ObjectsError as exc:
+        raise SkipImage("object-mask", f"instance {inst.id}: {exc}") from None
+    if not mask.any():
+        raise SkipImage("object-mask", f"instance {inst.id}: an empty mask")
+    ys, xs = np.nonzero(mask)
+    scale = _objects.object_scale(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1, min(y1 - y0, x1 - x0), spec.max_side,
+                                  cfg.downscale)
+    colours, alpha = _objects.cut_out(other, mask, scale)
+    oy, ox = _objects.place(rng, alpha.shape, (y1 - y0, x1 - x0))
+    effects = _draw_effects(cfg, rng)
+    region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
+    at = (slice(before + oy, before + oy + alpha.shape[0]), slice(before + ox, before + ox + alpha.shape[1]))
+    layers = {}
+    for boost in (True, False):  # the blur sees boosted highlights (--saturate), the sharp image does not
+        background = to_working(region, cfg, effects, boost)
+        fore = np.zeros_like(background)
+        fore[at] = to_working(colours, cfg, effects, boost)
+        layers[boost] = (background, fore)
+    matte = np.zeros(region.shape[:2], np.float32)
+    matte[at] = alpha
+    parts, offsets = _objects.partial_psfs(camera, own, k, spec.segments)
+    blurred, _ = _objects.layered_blur(*layers[True], matte, parts, offsets)
+    background, fore = (a[before : before + (y1 - y0), before : before + (x1 - x0)] for a in layers[False])
+    m = matte[before : before + (y1 - y0), before : before + (x1 - x0), None]
+    sharp = background * (1 - m) + fore * m
+    sharp = blur.encode_srgb8(sharp) if cfg.linear or cfg.saturate else blur.to_uint8(sharp)
+    meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": -1,
+            "linear": bool(cfg.linear or cfg.saturate),
+            **{f"kernel_{name}": v[0] for name, v in kernel.params().items()}, **effects,
+            "object_id": inst.id, "object_image": inst.file_name,
+            "object_box": np.array([oy, ox, oy + alpha.shape[0], ox + alpha.shape[1]], np.int32),
+            "object_scale": scale, "object_area": float(alpha.sum()),
+            "object_length": float(np.abs(np.diff(own)).sum()),
+            "object_kernel": _objects.object_kernel(camera, own, k)}
+    return finish(blurred, cfg, rng, effects), sharp, kernel.psf[0], meta
 
 
 def describe_sample(sample: dict, width: int = 100) -> str:
