@@ -124,13 +124,12 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     cam_seed, own_seed = np.random.SeedSequence([cfg.seed, OBJECTS_TAG, image, crop, 1]).generate_state(2, np.uint64)
     kernel = make_kernels(np.array([cam_seed]), ks)
     samples = int(exposed_samples(ks.iters, kernel.fraction)[0])
-    camera = random_trajectories(np.array([cam_seed]), ks.iters, ks.max_len, ks.expl, samples=samples).points[:, 0]
-    camera = camera.astype(np.complex128) - camera.mean(dtype=np.complex128)  # centred as its kernel is
+    # The object's walk is drawn like the camera's (one call for both: the cost is per step, not per
+    # walk) and scaled so that its whole, unexposed length included, is the drawn length.
+    walks = random_trajectories(np.array([cam_seed, own_seed]), ks.iters, ks.max_len, ks.expl, samples=samples).points
+    walks = walks.astype(np.complex128) - walks.mean(axis=0, dtype=np.complex128)  # centred as the kernel is
     length = float(rng.uniform(0, spec.max_len))
-    own = np.zeros(samples, np.complex128)
-    if length > 0:
-        own = random_trajectories(np.array([own_seed]), ks.iters, length, samples=samples).points[:, 0].astype(np.complex128)
-        own -= own.mean()  # the object's sharp place is the mean of its streak
+    camera, own = walks[:, 0], walks[:, 1] * (length / ks.max_len)  # own centred: its sharp place is its mean
     h, w = photo.shape[:2]
     k = ks.size
     before, after = blur.margins(k)

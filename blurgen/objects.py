@@ -280,15 +280,40 @@ def layered_blur(background: np.ndarray, colours: np.ndarray, alpha: np.ndarray,
     offsets : (len(parts),) complex — the object's own offset o_j = dx + i dy (px) in each part.
 
     Returns (H, W, 3) float32 and (H, W) float32.
+
+    Computed as ``(Σ_j k_j) ∗ B + Σ_j k_j ∗ D_j`` with ``D_j = S_oj(M·F) − B · S_oj M`` (the
+    same sum, by linearity): the whole window is convolved once, and each part only on the
+    object's box widened by its motion, where ``D_j`` is not zero.
     """
-    premultiplied = colours * alpha[..., None]
-    out, blurred_alpha = None, None
-    for k, o in zip(parts, offsets):
-        m = shift(alpha, float(o.real), float(o.imag))
-        layer = background * (1 - m)[..., None] + shift(premultiplied, float(o.real), float(o.imag))
-        term = blur.convolve_valid(np.concatenate([layer, m[..., None]], axis=2), k.astype(np.float32))
-        out = term if out is None else out + term
-    return out[..., :3], out[..., 3]
+    k = parts[0].shape[0]
+    h, w = background.shape[0] - (k - 1), background.shape[1] - (k - 1)
+    out = blur.convolve_valid(background, sum(parts).astype(np.float32))
+    blurred_alpha = np.zeros((h, w), np.float32)
+    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    if rows.size == 0:
+        return out, blurred_alpha
+    reach = int(np.ceil(np.abs(offsets.real).max() if len(offsets) else 0)), \
+        int(np.ceil(np.abs(offsets.imag).max() if len(offsets) else 0))
+    y0, y1 = max(0, rows[0] - reach[1] - 1), min(alpha.shape[0], rows[-1] + reach[1] + 2)
+    x0, x1 = max(0, cols[0] - reach[0] - 1), min(alpha.shape[1], cols[-1] + reach[0] + 2)
+    layer = np.concatenate([colours[y0:y1, x0:x1] * alpha[y0:y1, x0:x1, None], alpha[y0:y1, x0:x1, None]], axis=2)
+    back = background[y0:y1, x0:x1]
+    # D_j on the box, padded by k - 1 on each side: its valid convolution is its full one,
+    # covering output rows y0 - (k - 1) ... y1 - 1 (and the same for columns).
+    padded = np.zeros((y1 - y0 + 2 * (k - 1), x1 - x0 + 2 * (k - 1), 4), np.float32)
+    acc = None
+    for part, o in zip(parts, offsets):
+        moved = shift(layer, float(o.real), float(o.imag))
+        padded[k - 1 : k - 1 + y1 - y0, k - 1 : k - 1 + x1 - x0, :3] = moved[..., :3] - back * moved[..., 3:]
+        padded[k - 1 : k - 1 + y1 - y0, k - 1 : k - 1 + x1 - x0, 3] = moved[..., 3]
+        term = blur.convolve_valid(padded, part.astype(np.float32))
+        acc = term if acc is None else acc + term
+    oy, ox = y0 - (k - 1), x0 - (k - 1)  # output pixel of acc[0, 0]
+    a0, b0 = max(0, -oy), max(0, -ox)
+    a1, b1 = min(acc.shape[0], h - oy), min(acc.shape[1], w - ox)
+    out[oy + a0 : oy + a1, ox + b0 : ox + b1] += acc[a0:a1, b0:b1, :3]
+    blurred_alpha[oy + a0 : oy + a1, ox + b0 : ox + b1] = acc[a0:a1, b0:b1, 3]
+    return out, blurred_alpha
 
 
 def object_kernel(camera: np.ndarray, own: np.ndarray, size: int) -> np.ndarray:
