@@ -184,3 +184,16 @@ def test_photos_too_small_for_the_shake_margin_are_skipped(tmp_path):
                  "--crop", "36", "--workers", "1")
     assert result.exit_code == 0 and "too-small" in result.output
     assert "shake's" in (tmp_path / "out" / "skipped.tsv").read_text()
+
+
+def test_describe_sample_is_compact_for_every_field_kind():
+    sample = {"blurred": np.zeros((4, 4, 3)), "kernel": np.ones((3, 3)), "source": "a.jpg", "linear": np.True_,
+              "shake_focal": np.float64(640.0), "shake_poses": np.int64(64), "crop_box": np.arange(4, dtype=np.int32),
+              "shake_angle_range": np.array([0.12345, 1.0, 2.5]), "shake_trajectory": np.zeros((64, 5), np.float32),
+              "object_image": "x/y.png"}
+    text = modes.describe_sample(sample, width=60)
+    assert "blurred" not in text and "a.jpg" not in text and "kernel=" not in text
+    for part in ("linear=True", "shake_focal=640", "shake_poses=64", "crop_box=[0, 1, 2, 3]",
+                 "shake_angle_range=[0.123, 1, 2.5]", "shake_trajectory=64x5 values", "object_image=x/y.png"):
+        assert part in text
+    assert all(len(line) <= 62 for line in text.splitlines())
