@@ -245,6 +245,16 @@ def _megabytes(n: int) -> str:
               help="Fresh kernels: trajectory length, px. [default: 60, or what --kernel-size fits]")
 @click.option("--expl", type=float, default=None, help="Fresh kernels: anxiety. [default: drawn]")
 @click.option("--fraction", type=float, default=None, help="Fresh kernels: exposure fraction. [default: drawn]")
+@click.option("--shake", type=click.Choice(["nonuniform"]), default=None,
+              help="Non-uniform camera shake: rotations averaged as homographies (Whyte et al.), docs/modes.md.")
+@click.option("--max-angle", type=float, default=1.0, show_default=True, help="--shake: largest rotation path, degrees.")
+@click.option("--focal", type=float, default=None, help="--shake: focal length, px. [default: the photo's longer side]")
+@click.option("--max-shift", type=float, default=0.0, show_default=True, help="--shake: largest translation path, px.")
+@click.option("--objects", "objects_json", type=click.Path(dir_okay=False), default=None,
+              help="Paste moving objects cut out with these COCO instance masks (layered model), docs/modes.md.")
+@click.option("--objects-images", type=click.Path(file_okay=False), default=None,
+              help="--objects: folder of the annotations' file_name. [default: --src]")
+@click.option("--object-len", type=float, default=30.0, show_default=True, help="--objects: largest own path, px.")
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
@@ -263,9 +273,9 @@ def _megabytes(n: int) -> str:
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
-def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
-                   downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
-                   repair, camera):
+def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, shake, max_angle, focal, max_shift,
+                   objects_json, objects_images, object_len, crop, crops_per_image, full, downscale, shard_size, workers,
+                   seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
     from pathlib import Path
@@ -274,6 +284,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     from blurgen.kernels import KernelSpec
     from blurgen.psf import max_extent
+    from blurgen.objects import ObjectSpec
+    from blurgen.shake import ShakeSpec
     from blurgen.stopping import stop_on_signals
     from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
 
@@ -289,7 +301,10 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                           shard_size=shard_size, seed=seed, part=_parse_part(part),
                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
-                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera)
+                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
+                          shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
+                          objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
+                                             max_len=object_len) if objects_json else None)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bars = []  # made once the work is planned, so that errors come before any bar
@@ -446,6 +461,15 @@ def _describe_arguments(args: dict) -> str:
         realism.append(f"camera {args['camera']} (RSBlur pipeline, docs/camera.md)")
     if args.get("jpeg_quality"):
         realism.append("jpeg-quality {}-{}".format(*args["jpeg_quality"]))
+    if args.get("shake"):
+        sh = args["shake"]
+        kernels = (f"non-uniform camera shake (Whyte et al.): rotation paths up to {sh['max_angle']:g} deg, "
+                   f"translation up to {sh['max_shift']:g} px, focal " + (f"{sh['focal']:g} px" if sh['focal'] else "= the longer side") + ", "
+                   f"{sh['knots']} knots; kernel = the PSF at the crop's centre")
+    if args.get("objects"):
+        ob = args["objects"]
+        kernels += (f"\nmoving objects (layered model) from {ob['annotations']}: own paths up to {ob['max_len']:g} px, "
+                    f"{ob['segments']} segments; kernel = the camera's (background's) PSF")
     return (f"made from {args.get('src')}: {samples}\n{kernels}; seed {args.get('seed')}, "
             f"shards of {args.get('shard_size')}\nrealism: {', '.join(realism) or 'none (as DeblurGAN)'}")
 
@@ -464,6 +488,7 @@ def inspect_cmd(folder, samples, seed, png):
     from blurgen import shards, terminal
     from blurgen.camera import describe_draw
     from blurgen.kernel_view import display_crops
+    from blurgen.modes import describe_sample
     from blurgen.pictures import contact_sheet
 
     if png:
@@ -515,16 +540,15 @@ def inspect_cmd(folder, samples, seed, png):
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
         label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
         if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
-            from blurgen.video import describe_sample
+            from blurgen.video import describe_sample as describe_video_pair
 
             kernel = np.zeros_like(sample["blurred"])
             click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=[label, "sharp"]))
-            click.echo("  " + describe_sample(sample))
+            click.echo("  " + describe_video_pair(sample))
         else:
             click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
                                               labels=[label, "sharp", "kernel"]))
-        if "camera_bayer" in sample:
-            click.echo(describe_draw(sample))
+            click.echo(describe_draw(sample) if "camera_bayer" in sample else describe_sample(sample))
         tiles += [sample["blurred"], sample["sharp"], kernel]
     if png:
         _write_png(png, contact_sheet(tiles, cols=3))

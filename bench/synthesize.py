@@ -15,12 +15,14 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
   the format's "uncompressed" was chosen;
 * the cost of each realism option per 256x256 crop (blur and camera only);
 * with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
-  synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera).
+  synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera,
+  --shake nonuniform, --objects).
 * `blurgen average` (pairs from video, docs/video.md), 1 worker: pairs/s on a
   synthetic 640x480 clip of PNG frames (a camera panning over a sample photo),
   without and with flow interpolation.  ``--only-video`` runs this part alone.
 """
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -38,6 +40,8 @@ import h5py  # noqa: E402
 
 from blurgen import camera, shards  # noqa: E402
 from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
+from blurgen.objects import ObjectSpec  # noqa: E402
+from blurgen.shake import ShakeSpec  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
 from blurgen.synthesize import SynthConfig, available_cores, blur_sample, synthesize  # noqa: E402
 from blurgen.synthesize import _single_threaded  # noqa: E402
@@ -142,7 +146,23 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
 
 MODES = (("plain (DeblurGAN)", {}), ("--linear", {"linear": True}), ("--saturate", {"saturate": True}),
          ("--noise", {"noise": True}), ("--jpeg-quality 60-95", {"jpeg_quality": (60, 95)}),
-         ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}))
+         ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}),
+         ("--shake nonuniform (1 deg)", {"shake": ShakeSpec(max_angle=1.0)}),
+         ("--shake nonuniform (3 deg)", {"shake": ShakeSpec(max_angle=3.0)}),
+         ("--objects --linear", {"objects": True, "linear": True}))
+
+
+def write_annotations(src: Path, path: Path) -> Path:
+    """A COCO instances file with one elliptic polygon (~120x80 px, 32 vertices) per photo:
+    no real objects, but the cost of cutting out, pasting and blurring one."""
+    images, annotations = [], []
+    t = np.linspace(0, 2 * np.pi, 32, endpoint=False)
+    for i, rel in enumerate(find_images(src)):
+        images.append({"id": i, "file_name": rel, "height": 480, "width": 640})
+        poly = np.stack([320 + 60 * np.cos(t), 240 + 40 * np.sin(t)], axis=1).ravel().round(1).tolist()
+        annotations.append({"id": i, "image_id": i, "iscrowd": 0, "area": 7500.0, "segmentation": [poly]})
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    return path
 
 
 def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str, list[float]]]:
@@ -153,6 +173,8 @@ def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str,
     for _ in range(repeats):
         for name, options in MODES:
             out = tmp / "out-mode"
+            if options.get("objects") is True:
+                options = {**options, "objects": ObjectSpec(write_annotations(src, tmp / "instances.json"))}
             cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, n // 2), **options)
             started = time.perf_counter()
             synthesize(cfg, out, workers=1)

@@ -29,8 +29,10 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, camera, files, shards, stopping
+from blurgen import blur, camera, files, modes, shards, stopping
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
+from blurgen.objects import ObjectsError, ObjectSpec, instances
+from blurgen.shake import ShakeSpec
 from blurgen.sources import MAX_PIXELS, PhotoSource, SkipImage, open_source
 from blurgen.stopping import StopFlag
 
@@ -75,6 +77,10 @@ class SynthConfig:
         pipeline with its calibration (docs/camera.md), or None.  It models
         linear light, saturation and noise itself, so excludes ``linear``,
         ``saturate`` and ``noise``; the sharp image gets the camera's tone curve.
+    shake : non-uniform camera shake (``blurgen.shake.ShakeSpec``, ``--shake nonuniform``)
+        instead of one kernel per sample, or None.
+    objects : moving objects pasted from COCO annotations (``blurgen.objects.ObjectSpec``,
+        ``--objects``), blurred by the layered model over the camera's fresh kernel, or None.
     """
 
     src: Path
@@ -93,6 +99,8 @@ class SynthConfig:
     jpeg_quality: tuple[int, int] | None = None
     max_pixels: int = MAX_PIXELS
     camera: str | None = None
+    shake: ShakeSpec | None = None
+    objects: ObjectSpec | None = None
 
     def __post_init__(self):
         if self.crop < 4 and not self.full:
@@ -120,6 +128,14 @@ class SynthConfig:
             clash = [f"--{name}" for name in ("linear", "saturate", "noise") if getattr(self, name)]
             if clash:
                 raise SynthError(f"--camera models linear light, saturation and noise itself: leave out {' '.join(clash)}")
+        if self.shake is not None and self.kernel_bank is not None:
+            raise SynthError("--kernels does not apply to --shake nonuniform (its blur is drawn per sample)")
+        if self.objects is not None and (self.kernel_bank is not None or self.shake is not None):
+            raise SynthError("--objects draws the camera's trajectory afresh: it cannot be combined with "
+                             + ("--kernels" if self.kernel_bank is not None else "--shake"))
+        if self.camera is not None and (self.shake is not None or self.objects is not None):
+            raise SynthError("--camera cannot be combined with " + ("--shake" if self.shake is not None else "--objects")
+                             + " yet: pick one")
 
     @property
     def samples_per_image(self) -> int:
@@ -140,6 +156,12 @@ class SynthConfig:
             args["crop"] = args["crops_per_image"] = None
         if self.camera is None:  # the arguments (and so the bytes) of runs without it stay as they were
             del args["camera"]
+        for mode in ("shake", "objects"):  # recorded only when on: the manifests of other runs stay as they were
+            if args[mode] is None:
+                del args[mode]
+        if self.objects is not None:
+            args["objects"]["annotations"] = str(Path(self.objects.annotations).resolve())
+            args["objects"]["images"] = str(Path(self.objects.images or self.src).resolve())
         return json.loads(json.dumps(args))
 
 
@@ -293,7 +315,9 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
 
     k_per = cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
-    if cfg.kernel_bank is None:
+    if cfg.shake is not None or cfg.objects is not None:  # their blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
+        kernel_size = cfg.kernel_spec.size
+    elif cfg.kernel_bank is None:
         fresh = make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * k_per), cfg.kernel_spec)
         kernel_size = cfg.kernel_spec.size
     else:
@@ -323,6 +347,19 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 h, w = photo.shape[:2]
                 size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
                 photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+            if cfg.shake is not None or cfg.objects is not None:
+                for c in range(k_per):
+                    stopping.check(stop)
+                    try:
+                        if cfg.shake is not None:
+                            writer.add(*modes.shake_pair(photo, rel, i, c, cfg, kernel_size))
+                        else:
+                            writer.add(*modes.objects_pair(photo, rel, i, c, cfg))
+                    except SkipImage as exc:
+                        skipped.append((rel, exc.reason, exc.detail))
+                if progress is not None:
+                    progress(k_per)
+                continue
             h, w = photo.shape[:2]
             side = None if cfg.full else cfg.crop
             need = (kernel_size - 1) + (side or 1)
@@ -611,6 +648,11 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             check_bank(cfg.kernel_bank)  # every PSF, before any work: a NaN would blacken whole shards
         except BankError as exc:
             raise SynthError(str(exc)) from None
+    if cfg.objects is not None:
+        try:
+            instances(cfg.objects, src)  # the whole file, before any work
+        except ObjectsError as exc:
+            raise SynthError(str(exc)) from None
     make_output_folder(out)
     manifest_file = output_names(cfg.part)[0]
     i, n = cfg.part
@@ -675,6 +717,8 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     """The run of :func:`synthesize`, once it holds the output's lock."""
     inputs = {"sources": sources_digest(_photo_source(cfg.src), images),
               "kernel_bank": None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)}
+    if cfg.objects is not None:  # only then: the inputs of other runs are recorded as before
+        inputs["objects"] = shards.file_checksum(cfg.objects.annotations)
     tasks = plan_shards(len(images), cfg)
     manifest = prepare_output(out, cfg, overwrite, tasks)
     manifest_file, report_file = output_names(cfg.part)
@@ -682,7 +726,8 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     # list (photos added, removed or replaced) would mix two data sets.
     before = manifest.setdefault("inputs", inputs)
     if manifest["shards"] and before != inputs:
-        what = "the photos under --src" if before.get("sources") != inputs["sources"] else "the --kernels bank"
+        what = "the photos under --src" if before.get("sources") != inputs["sources"] else \
+            "the --kernels bank" if before.get("kernel_bank") != inputs["kernel_bank"] else "the --objects annotations"
         raise SynthError(f"{what} changed since {out} was started; pass --overwrite to start afresh, "
                          "or choose another --out")
     manifest["planned"] = len(tasks)

@@ -1,0 +1,225 @@
+"""The synthesis modes beyond one uniform kernel, as ``build_shard`` calls them.
+
+Each mode makes one (blurred, sharp, kernel, meta) sample from a source photo
+and the sample's (image, crop) index, drawing everything from its own random
+stream — ``default_rng([seed, TAG, image, crop])`` with a tag per mode — so the
+uniform mode's draws (``default_rng([seed, image, crop])``) are untouched.
+The realism options (``--linear --saturate --noise --jpeg-quality``) apply as
+in the uniform mode (``synthesize.blur_sample``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pathlib import Path
+
+from blurgen import blur
+from blurgen import objects as _objects
+from blurgen import shake as _shake
+from blurgen.kernels import make_kernels
+from blurgen.psf import exposed_samples
+from blurgen.sources import SkipImage, load_rgb
+from blurgen.trajectory import random_trajectories
+
+#: Stream tags: ASCII "SHAK" and "OBJS".
+SHAKE_TAG = 0x5348414B
+OBJECTS_TAG = 0x4F424A53
+
+
+def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True) -> np.ndarray:
+    """uint8 sRGB pixels -> float32 in the space the blur works in: linear light with
+    ``--linear``/``--saturate`` (highlights boosted with ``--saturate`` and ``boost``), else code values / 255."""
+    if cfg.linear or cfg.saturate:
+        image = blur.LINEAR_LUT[region]
+    else:
+        image = region.astype(np.float32) * np.float32(1 / 255)
+    if cfg.saturate and boost:
+        image = blur.boost_highlights(image, effects["saturation_gain"])
+    return image
+
+
+def finish(blurred: np.ndarray, cfg, rng: np.random.Generator, effects: dict) -> np.ndarray:
+    """The steps after the blur, as ``synthesize.blur_sample`` takes them: clip (``--saturate``),
+    sensor noise in linear light, 8-bit sRGB, JPEG.  ``blurred`` is float32 in the working space."""
+    linear = cfg.linear or cfg.saturate
+    if cfg.saturate:
+        blurred = blur.saturate(blurred)
+    if cfg.noise:
+        raw = blurred if linear else blur.srgb_to_linear(np.clip(blurred, 0.0, 1.0))
+        blurred = blur.add_sensor_noise(raw, effects["noise_shot"], effects["noise_read"], rng)
+    out = blur.encode_srgb8(blurred) if linear or cfg.noise else blur.to_uint8(blurred)
+    if cfg.jpeg_quality is not None:
+        out = blur.jpeg_roundtrip(out, effects["jpeg_quality"])
+    return out
+
+
+def shake_seeds(seed: int, image: int, crop: int) -> np.ndarray:
+    """(3,) uint64 seeds of the three Boracchi & Foi walks of sample (image, crop)."""
+    return np.random.SeedSequence([seed, SHAKE_TAG, image, crop, 1]).generate_state(3, np.uint64)
+
+
+def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kernel_size: int):
+    """A non-uniform camera-shake sample (:mod:`blurgen.shake`) of ``photo`` (H, W, 3) uint8.
+
+    Draws, from ``default_rng([seed, SHAKE_TAG, image, crop])`` in this order: the three
+    path lengths, the crop position, the realism levels.  Returns (blurred, sharp) (h, w, 3)
+    uint8, the (k, k) PSF at the crop's centre pixel, and the meta fields.  Raises
+    :class:`SkipImage` ("too-small") when the photo cannot hold the crop plus the shake's margin.
+    """
+    from blurgen.synthesize import _draw_effects
+
+    spec = cfg.shake
+    rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
+    seeds = shake_seeds(cfg.seed, image, crop)
+    drawn = _shake.draw_shake(seeds, spec, rng)
+    h, w = photo.shape[:2]
+    focal = float(spec.focal or max(h, w))
+    K = _shake.intrinsics(focal, w, h)
+    H = _shake.poses(drawn, K, w, h, spec.step)
+    m = _shake.margin_for(H, w, h)
+    side = None if cfg.full else cfg.crop
+    need = 2 * m + (side or 1)
+    if h < need or w < need:
+        what = "the shake's" if cfg.full else f"a {cfg.crop} crop plus the shake's"
+        raise SkipImage("too-small", f"{w}x{h} is smaller than {what} {m} px margin on each side (crop {crop})")
+    if cfg.full:
+        y0, x0, y1, x1 = m, m, h - m, w - m
+        rng.integers(0, 1, size=2)  # keep the draw order of crops
+    else:
+        y0 = m + int(rng.integers(0, h - need + 1))
+        x0 = m + int(rng.integers(0, w - need + 1))
+        y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    effects = _draw_effects(cfg, rng)
+    region = to_working(photo[y0 - m : y1 + m, x0 - m : x1 + m], cfg, effects)
+    blurred = finish(_shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1)), cfg, rng, effects)
+    centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)
+    corners = _shake.probe_points(x0, y0, x1 - 1, y1 - 1)[[0, 2, 6, 8]]
+    traj = np.concatenate([drawn.angles, drawn.shifts], axis=1).astype(np.float32)
+    meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "linear": bool(cfg.linear or cfg.saturate),
+            **effects,
+            "shake_focal": focal, "shake_poses": len(H), "shake_margin": m,
+            "shake_oop_angle": drawn.oop_angle, "shake_roll_angle": drawn.roll_angle,
+            "shake_shift_length": drawn.shift_length,
+            "shake_angle_range": np.degrees(np.ptp(drawn.angles, axis=0)),
+            "shake_blur_centre": _shake.streak_length(H, centre),
+            "shake_blur_corner": max(_shake.streak_length(H, tuple(p)) for p in corners),
+            "shake_seeds": seeds, "shake_trajectory": traj}
+    return blurred, photo[y0:y1, x0:x1], _shake.point_psf(H, centre, kernel_size), meta
+
+
+def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
+    """A moving-object sample (:mod:`blurgen.objects`): an instance of ``--objects`` pasted on ``photo``
+    (the background), blurred by the layered model with the camera's fresh kernel and its own motion.
+
+    Draws: the camera's and the object's walks from ``SeedSequence([seed, OBJECTS_TAG, image, crop, 1])``;
+    then from ``default_rng([seed, OBJECTS_TAG, image, crop])``, in order, the object's own path length,
+    the crop position, the instance, its place in the crop, the realism levels.  Returns (blurred, sharp)
+    uint8, the camera's (k, k) PSF, and the meta fields.  Raises :class:`SkipImage` ("too-small", or
+    "object-..." when the instance's photo or mask cannot be used).
+    """
+    from blurgen.synthesize import _draw_effects
+
+    spec, ks = cfg.objects, cfg.kernel_spec
+    rng = np.random.default_rng([cfg.seed, OBJECTS_TAG, image, crop])
+    cam_seed, own_seed = np.random.SeedSequence([cfg.seed, OBJECTS_TAG, image, crop, 1]).generate_state(2, np.uint64)
+    kernel = make_kernels(np.array([cam_seed]), ks)
+    samples = int(exposed_samples(ks.iters, kernel.fraction)[0])
+    # The object's walk is drawn like the camera's (one call for both: the cost is per step, not per
+    # walk) and scaled so that its whole, unexposed length included, is the drawn length.
+    walks = random_trajectories(np.array([cam_seed, own_seed]), ks.iters, ks.max_len, ks.expl, samples=samples).points
+    walks = walks.astype(np.complex128) - walks.mean(axis=0, dtype=np.complex128)  # centred as the kernel is
+    length = float(rng.uniform(0, spec.max_len))
+    camera, own = walks[:, 0], walks[:, 1] * (length / ks.max_len)  # own centred: its sharp place is its mean
+    h, w = photo.shape[:2]
+    k = ks.size
+    before, after = blur.margins(k)
+    side = None if cfg.full else cfg.crop
+    need = (k - 1) + (side or 1)
+    if h < need or w < need:
+        raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus the kernel's {k - 1} px margin")
+    if cfg.full:
+        y0, x0, y1, x1 = before, before, h - after, w - after
+        rng.integers(0, 1, size=2)
+    else:
+        y0 = before + int(rng.integers(0, h - need + 1))
+        x0 = before + int(rng.integers(0, w - need + 1))
+        y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    found = _objects.instances(spec, cfg.src)
+    inst = found[int(rng.integers(len(found)))]
+    folder = Path(spec.images or cfg.src)
+    try:
+        other = _objects.cached_photo(folder / inst.file_name, lambda p: load_rgb(p, cfg.max_pixels))
+    except SkipImage as exc:
+        raise SkipImage(f"object-{exc.reason}", f"instance {inst.id} ({inst.file_name}): {exc.detail}") from None
+    if other.shape[:2] != (inst.height, inst.width):
+        raise SkipImage("object-size", f"instance {inst.id}: {inst.file_name} decodes to {other.shape[1]}x{other.shape[0]}, "
+                                       f"the annotations say {inst.width}x{inst.height}")
+    try:
+        mask = _objects.decode_segmentation(inst.segmentation, inst.height, inst.width)
+    except _objects.ObjectsError as exc:
+        raise SkipImage("object-mask", f"instance {inst.id}: {exc}") from None
+    if not mask.any():
+        raise SkipImage("object-mask", f"instance {inst.id}: an empty mask")
+    ys, xs = np.nonzero(mask)
+    scale = _objects.object_scale(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1, min(y1 - y0, x1 - x0), spec.max_side,
+                                  cfg.downscale)
+    colours, alpha = _objects.cut_out(other, mask, scale)
+    oy, ox = _objects.place(rng, alpha.shape, (y1 - y0, x1 - x0))
+    effects = _draw_effects(cfg, rng)
+    region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
+    at = (slice(before + oy, before + oy + alpha.shape[0]), slice(before + ox, before + ox + alpha.shape[1]))
+    layers = {}
+    for boost in (True, False):  # the blur sees boosted highlights (--saturate), the sharp image does not
+        background = to_working(region, cfg, effects, boost)
+        fore = np.zeros_like(background)
+        fore[at] = to_working(colours, cfg, effects, boost)
+        layers[boost] = (background, fore)
+    matte = np.zeros(region.shape[:2], np.float32)
+    matte[at] = alpha
+    parts, offsets = _objects.partial_psfs(camera, own, k, spec.segments)
+    blurred, _ = _objects.layered_blur(*layers[True], matte, parts, offsets)
+    background, fore = (a[before : before + (y1 - y0), before : before + (x1 - x0)] for a in layers[False])
+    m = matte[before : before + (y1 - y0), before : before + (x1 - x0), None]
+    sharp = background * (1 - m) + fore * m
+    sharp = blur.encode_srgb8(sharp) if cfg.linear or cfg.saturate else blur.to_uint8(sharp)
+    meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": -1,
+            "linear": bool(cfg.linear or cfg.saturate),
+            **{f"kernel_{name}": v[0] for name, v in kernel.params().items()}, **effects,
+            "object_id": inst.id, "object_image": inst.file_name,
+            "object_box": np.array([oy, ox, oy + alpha.shape[0], ox + alpha.shape[1]], np.int32),
+            "object_scale": scale, "object_area": float(alpha.sum()),
+            "object_length": float(np.abs(np.diff(own)).sum()),
+            "object_kernel": _objects.object_kernel(camera, own, k)}
+    return finish(blurred, cfg, rng, effects), sharp, kernel.psf[0], meta
+
+
+def describe_sample(sample: dict, width: int = 100) -> str:
+    """One sample's recorded parameters in a few compact lines (``blurgen inspect``), for any mode.
+
+    Scalars and vectors of up to 4 values are written ``name=value`` (3 significant digits);
+    larger arrays by their shape; the images, the kernel and the source path are left out.
+    """
+    parts = []
+    for name in sorted(sample):
+        if name in ("blurred", "sharp", "kernel", "source"):
+            continue
+        value = np.asarray(sample[name])
+        if value.dtype.kind in "OUS":
+            text = str(value)
+        elif value.size > 4:
+            text = "x".join(map(str, value.shape)) + " values"
+        elif value.dtype.kind == "b":
+            text = str(bool(value)) if value.ndim == 0 else str(value.tolist())
+        elif value.dtype.kind in "iu":
+            text = str(value.tolist())
+        else:
+            text = f"{float(value):.3g}" if value.ndim == 0 else "[" + ", ".join(f"{v:.3g}" for v in value.ravel()) + "]"
+        parts.append(f"{name}={text}")
+    lines, line = [], ""
+    for part in parts:
+        if line and len(line) + 1 + len(part) > width:
+            lines.append(line)
+            line = part
+        else:
+            line = f"{line} {part}".strip()
+    return "\n".join("  " + ln for ln in lines + ([line] if line else []))

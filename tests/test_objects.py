@@ -1,0 +1,263 @@
+"""Moving objects (`blurgen.objects`, `synthesize --objects`): COCO masks and the layered blur."""
+import json
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen import objects
+from blurgen.blur import convolve_valid
+from blurgen.psf import rasterize
+from blurgen.trajectory import random_trajectories
+from cli import blurgen
+
+
+def run(*args):
+    return CliRunner().invoke(blurgen, [str(a) for a in args], catch_exceptions=False)
+
+
+def rle_encode(mask: np.ndarray) -> list[int]:
+    """Column-major run lengths of a bool mask, from a run of 0s (a straightforward reference)."""
+    flat = mask.T.ravel().astype(np.int8)
+    edges = np.flatnonzero(np.diff(flat)) + 1
+    runs = np.diff(np.concatenate([[0], edges, [flat.size]])).tolist()
+    return ([0] + runs) if flat[0] else runs
+
+
+def rle_string(counts: list[int]) -> str:
+    """COCO's compressed RLE string (pycocotools' rleToString), written from its specification."""
+    out = []
+    for i, x in enumerate(counts):
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if c & 0x10 else (x != 0)
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return "".join(out)
+
+
+# --- masks ------------------------------------------------------------------------
+
+
+def test_compressed_rle_strings_decode_as_by_hand():
+    assert objects.rle_counts_from_string("345") == [3, 4, 5]
+    # 30 is stored as 30 - 2 = 28 (two groups: 28 | more, then 0); 1 as 1 - 2 = -1 (sign bit).
+    assert objects.rle_counts_from_string("123l0") == [1, 2, 3, 30]
+    assert objects.rle_counts_from_string("123O") == [1, 2, 3, 1]
+
+
+def test_rle_decodes_a_hand_made_mask_column_major():
+    # 3 rows x 4 columns; columns read top to bottom: col0 000, col1 011, col2 011, col3 000
+    expected = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 0]], bool)
+    counts = [4, 2, 1, 2, 3]
+    assert np.array_equal(objects.rle_decode(counts, 3, 4), expected)
+    seg = {"counts": rle_string(counts), "size": [3, 4]}
+    assert np.array_equal(objects.decode_segmentation(seg, 3, 4), expected)
+    assert np.array_equal(objects.decode_segmentation({"counts": counts, "size": [3, 4]}, 3, 4), expected)
+
+
+def test_rle_and_polygon_of_the_same_shape_agree():
+    poly = [[5, 3, 20, 3, 20, 12, 12, 17, 5, 12]]  # a house shape
+    mask = objects.polygon_mask(poly, 24, 30)
+    reference = np.zeros((24, 30), np.uint8)
+    cv2.fillPoly(reference, [np.array(poly[0]).reshape(-1, 2).astype(np.int32)], 1)
+    assert np.array_equal(mask, reference.astype(bool))
+    assert mask[3:13, 5:21].all() and not mask[:3].any() and not mask[:, :5].any()
+    counts = rle_encode(mask)
+    assert objects.rle_counts_from_string(rle_string(counts)) == counts  # long counts, negative differences
+    for seg in ({"counts": counts, "size": [24, 30]}, {"counts": rle_string(counts), "size": [24, 30]}):
+        assert np.array_equal(objects.decode_segmentation(seg, 24, 30), mask)
+
+
+@pytest.mark.parametrize("seg, size, message", [
+    ({"counts": [3, 4], "size": [3, 4]}, (3, 4), "RLE counts sum to 7, not 3x4"),
+    ({"counts": "12", "size": [2, 2]}, (2, 2), "RLE counts sum to 3, not 2x2"),
+    ({"counts": [12], "size": [4, 4]}, (3, 4), "an RLE of size [4, 4] on an image of 3x4"),
+    ({"counts": "1(", "size": [2, 2]}, (2, 2), "holds the character '('"),
+    ({"counts": "1l", "size": [2, 2]}, (2, 2), "ends in the middle of a count"),
+    ([[1, 2, 3]], (3, 4), "at least three x, y pairs"),
+    (17, (3, 4), "neither polygons nor RLE"),
+])
+def test_bad_segmentations_are_one_line_errors(seg, size, message):
+    with pytest.raises(objects.ObjectsError) as raised:
+        objects.decode_segmentation(seg, *size)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+# --- the layered model ---------------------------------------------------------------
+
+
+def camera_walk(seed=5, iters=300, length=9.0):
+    pts = random_trajectories(np.array([seed], np.uint64), iters, length, samples=iters).points[:, 0]
+    return pts.astype(np.complex128) - pts.mean(dtype=np.complex128)
+
+
+def scene(shape=(40, 44), seed=0):
+    rng = np.random.default_rng(seed)
+    background = rng.random((*shape, 3)).astype(np.float32)
+    colours = np.zeros((*shape, 3), np.float32)
+    alpha = np.zeros(shape, np.float32)
+    alpha[14:26, 12:30] = 1
+    alpha[13, 15:20] = 0.5  # a soft edge
+    colours[alpha > 0] = rng.random((int((alpha > 0).sum()), 3))
+    return background, colours, alpha
+
+
+def test_the_partial_psfs_add_up_to_the_camera_kernel():
+    camera = camera_walk()
+    parts, _ = objects.partial_psfs(camera, np.zeros_like(camera), 15, 16)
+    reference = rasterize(camera[:, None].astype(np.complex64), 15)[0]
+    assert len(parts) == 16
+    np.testing.assert_allclose(sum(parts), reference, atol=2e-6)
+
+
+def test_an_object_that_does_not_move_on_its_own_gets_the_camera_only_blur_of_the_sharp_composite():
+    B, F, M = scene()
+    camera = camera_walk()
+    parts, offsets = objects.partial_psfs(camera, np.zeros_like(camera), 15, 8)
+    out, _ = objects.layered_blur(B, F, M, parts, offsets)
+    composite = B * (1 - M[..., None]) + F * M[..., None]
+    expected = convolve_valid(composite, sum(parts).astype(np.float32))
+    np.testing.assert_allclose(out, expected, atol=2e-6)
+
+
+def test_an_object_on_a_flat_background_follows_the_closed_form_and_keeps_its_area():
+    _, F, M = scene()
+    B = np.full_like(F, 0.3)
+    camera = camera_walk()
+    n = len(camera)
+    own = np.repeat(np.arange(-3, 4) * (1 + 1j), -(-n // 7))[:n].astype(np.complex128)  # whole-pixel steps
+    own -= own.mean()
+    parts, offsets = objects.partial_psfs(camera, own, 15, 7)
+    out, alpha = objects.layered_blur(B, F, M, parts, offsets)
+    assert alpha.sum() == pytest.approx(M.sum(), rel=1e-5)  # every bit of the object is somewhere
+    # The issue's closed form: B_blurred (1 - k_o * M) + k_o * (M F), k_o = sum_j k_j shifted by o_j.
+    k_o = sum(objects.shift(p.astype(np.float32), float(o.real), float(o.imag)) for p, o in zip(parts, offsets))
+    # Shifting a kernel by o_j has to stay on its 15x15 grid: it does here (camera ~9 px, object 3 px).
+    assert k_o.sum() == pytest.approx(1, abs=1e-5)
+    blurred_m = convolve_valid(M, k_o)
+    expected = 0.3 * (1 - blurred_m)[..., None] + convolve_valid(F * M[..., None], k_o)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    np.testing.assert_allclose(alpha, blurred_m, atol=1e-6)
+
+
+# --- synthesize --objects ------------------------------------------------------------
+
+
+def write_scene_photos(folder: Path, n: int, size=(96, 112), seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"img{i:03d}.png"), cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC))
+    return folder
+
+
+def write_annotations(path: Path, folder: Path) -> Path:
+    """A COCO file with a polygon, a compressed RLE and an uncompressed RLE instance, and a crowd."""
+    h, w = 96, 112
+    ring = np.zeros((h, w), bool)
+    ring[20:50, 30:70] = True
+    ring[30:40, 40:60] = False
+    blob = np.zeros((h, w), bool)
+    cv2.circle(blob.view(np.uint8), (60, 50), 18, 1, -1)
+    data = {
+        "images": [{"id": i, "file_name": f"img{i:03d}.png", "height": h, "width": w} for i in range(3)],
+        "annotations": [
+            {"id": 7, "image_id": 0, "iscrowd": 0, "area": 700, "segmentation": [[10, 10, 50, 12, 40, 40, 12, 35]]},
+            {"id": 8, "image_id": 1, "iscrowd": 0, "area": float(ring.sum()),
+             "segmentation": {"counts": rle_string(rle_encode(ring)), "size": [h, w]}},
+            {"id": 9, "image_id": 2, "iscrowd": 0, "area": float(blob.sum()),
+             "segmentation": {"counts": rle_encode(blob), "size": [h, w]}},
+            {"id": 10, "image_id": 2, "iscrowd": 1, "area": 5000,
+             "segmentation": {"counts": rle_encode(blob), "size": [h, w]}},
+            {"id": 11, "image_id": 1, "iscrowd": 0, "area": 10, "segmentation": [[1, 1, 3, 1, 3, 3]]},
+        ],
+    }
+    path.write_text(json.dumps(data))
+    return path
+
+
+def datasets(folder: Path) -> dict:
+    out = {}
+    for path in sorted(folder.glob("shard-*.h5")):
+        with h5py.File(path) as f:
+            for name, ds in f.items():
+                out[(path.name, name)] = ds[()]
+    return out
+
+
+SMALL = ["--kernel-size", "15", "--iters", "200", "--max-len", "10", "--crop", "48", "--object-len", "12"]
+
+
+def test_read_instances_skips_crowds_and_small_ones(tmp_path):
+    src = write_scene_photos(tmp_path / "src", 3)
+    found = objects.read_instances(write_annotations(tmp_path / "a.json", src), src, 400)
+    assert [i.id for i in found] == [7, 8, 9]
+
+
+def test_synthesize_objects_is_deterministic_and_records_its_parameters(tmp_path):
+    src = write_scene_photos(tmp_path / "src", 4)
+    ann = write_annotations(tmp_path / "ann.json", src)
+    args = ["synthesize", "--src", src, "--objects", ann, *SMALL, "--crops-per-image", "2", "--shard-size", "4",
+            "--workers", "1", "--linear"]
+    assert run(*args, "--out", tmp_path / "a").exit_code == 0
+    assert run(*args, "--out", tmp_path / "b", "--part", "0/2").exit_code == 0
+    assert run(*args, "--out", tmp_path / "b", "--part", "1/2").exit_code == 0
+    a, b = datasets(tmp_path / "a"), datasets(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    shard = {name: a[("shard-00000.h5", name)] for (s, name) in a if s == "shard-00000.h5"}
+    assert set(shard["object_id"]) <= {7, 8, 9} and len(set(shard["object_id"])) > 1
+    assert (shard["object_area"] > 0).all() and (shard["object_length"] >= 0).all()
+    np.testing.assert_allclose(shard["object_kernel"].sum(axis=(1, 2)), 1, atol=1e-5)
+    # The sharp image is the source crop, with the object pasted inside its box.
+    photo = cv2.cvtColor(cv2.imread(str(src / shard["source"][0].decode())), cv2.COLOR_BGR2RGB)
+    y0, x0, y1, x1 = shard["crop_box"][0]
+    oy0, ox0, oy1, ox1 = shard["object_box"][0]
+    outside = np.ones((y1 - y0, x1 - x0), bool)
+    outside[oy0:oy1, ox0:ox1] = False
+    assert np.array_equal(shard["sharp"][0][outside], photo[y0:y1, x0:x1][outside])
+    assert not np.array_equal(shard["sharp"][0][~outside], photo[y0:y1, x0:x1][~outside])
+    assert run("verify", tmp_path / "a").exit_code == 0
+    shown = run("inspect", tmp_path / "a", "--samples", "1")
+    assert shown.exit_code == 0 and "moving objects" in shown.output and "object_id=" in shown.output
+
+
+def test_objects_with_zero_own_motion_blur_like_the_camera_alone(tmp_path):
+    src = write_scene_photos(tmp_path / "src", 2)
+    ann = write_annotations(tmp_path / "ann.json", src)
+    assert run("synthesize", "--src", src, "--objects", ann, *SMALL, "--object-len", "0", "--workers", "1",
+               "--out", tmp_path / "out").exit_code == 0
+    data = datasets(tmp_path / "out")
+    lengths = data[("shard-00000.h5", "object_length")]
+    assert (lengths == 0).all()
+    kernels, object_kernels = data[("shard-00000.h5", "kernel")], data[("shard-00000.h5", "object_kernel")]
+    np.testing.assert_allclose(object_kernels, kernels, atol=2e-6)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not a JSON file"),
+    ('{"images": []}', "not COCO instance annotations"),
+    ('{"images": [{"id": 1}], "annotations": []}', "a malformed image or annotation entry"),
+    ('{"images": [], "annotations": []}', "no usable instance"),
+])
+def test_a_bad_annotations_file_is_a_one_line_error(tmp_path, content, message):
+    src = write_scene_photos(tmp_path / "src", 1)
+    (tmp_path / "bad.json").write_text(content)
+    result = run("synthesize", "--src", src, "--objects", tmp_path / "bad.json", "--out", tmp_path / "out")
+    assert result.exit_code != 0 and message in result.output and len(result.output.strip().splitlines()) == 1
+    missing = run("synthesize", "--src", src, "--objects", tmp_path / "none.json", "--out", tmp_path / "out")
+    assert missing.exit_code != 0 and "cannot read the annotations" in missing.output
+    both = run("synthesize", "--src", src, "--objects", tmp_path / "bad.json", "--shake", "nonuniform",
+               "--out", tmp_path / "out")
+    assert both.exit_code != 0 and "cannot be combined with --shake" in both.output
