@@ -142,9 +142,8 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     import sys
     import time
 
-    from tqdm import tqdm
-
     from blurgen.files import Busy, describe_os_error
+    from blurgen.progress import progress_bar
     from blurgen.kernels import KernelSpec, read_bank, write_bank
     from blurgen.stopping import Interrupted, stop_on_signals
 
@@ -160,7 +159,7 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     args = {"n": count, "seed": seed, "size": size, "iters": iters, "max_len": max_len, "expl": expl, "fraction": fraction}
     started = time.perf_counter()
     with stop_on_signals() as stop, \
-            tqdm(total=count, unit="kernel", desc="kernels", file=sys.stderr, dynamic_ncols=True) as bar:
+            progress_bar(total=count, unit="kernel", desc="kernels", file=sys.stderr) as bar:
         try:
             write_bank(out, count, seed, spec, attrs={"command": "blurgen make-kernels", "arguments": args},
                        progress=bar.update, stop=stop)
@@ -249,6 +248,8 @@ def _megabytes(n: int) -> str:
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
+@click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
+              help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -260,31 +261,34 @@ def _megabytes(n: int) -> str:
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
+@click.option("--append", is_flag=True, help="Put photos added to --src since the run into new shards; the old stay as they are.")
+@click.option("--no-space-check", is_flag=True, help="Start even if the estimated size exceeds the free disk space.")
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
                    downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
-                   repair):
+                   repair, small, append, no_space_check):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from blurgen.kernels import KernelSpec
+    from blurgen.progress import progress_bar
     from blurgen.psf import max_extent
     from blurgen.stopping import stop_on_signals
-    from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
+    from blurgen.synthesize import UPSCALE_INTERPOLATION, SynthConfig, SynthError, available_cores, output_names, synthesize
 
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     if repair and overwrite:
         raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
+    if append and overwrite:
+        raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
     try:
         if max_len is None:
             max_len = min(60.0, max_extent(kernel_size)) if kernel_size >= 3 else 60.0
         spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
-                          shard_size=shard_size, seed=seed, part=_parse_part(part),
+                          shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
                           saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality))
     except ValueError as exc:
@@ -292,13 +296,24 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     bars = []  # made once the work is planned, so that errors come before any bar
 
     def start(n):
-        bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
+        bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
+
+    def advance(made, dropped):  # pairs made, and pairs of skipped photos that will never come
+        bars[0].update(made)
+        if dropped:
+            bars[0].total -= dropped
+            bars[0].refresh()
+
+    def plan(pairs, size, free):
+        if pairs:
+            click.echo(f"planned: {pairs:,} pairs, about {_megabytes(size)} on disk (an estimate: pixels are stored "
+                       f"uncompressed; fewer if photos are skipped); {_megabytes(free)} free", err=True)
 
     try:
         with stop_on_signals() as stop:
-            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite,
-                                 progress=lambda n: bars[0].update(n), on_start=start, stop=stop,
-                                 repair=repair)
+            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=advance, on_start=start,
+                                 stop=stop, repair=repair, append=append, space_check=not no_space_check,
+                                 on_plan=plan)
     except SynthError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
@@ -309,6 +324,10 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before
+    if summary.appended == 0:
+        click.echo(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
+    elif summary.appended:
+        click.echo(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are untouched")
     click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
                f"from {summary.images:,} images; built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
@@ -320,7 +339,11 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
         report = Path(out) / output_names(cfg.part)[1]
-        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}")
+        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}"
+                   + ("; --small upscale keeps the too-small ones" if summary.skipped.get("too-small") else ""))
+    if summary.upscaled:
+        click.echo(f"upscaled {summary.upscaled} photos smaller than a crop ({UPSCALE_INTERPOLATION}; "
+                   "each sample records its factor in `upscale`)")
     if summary.shards_built and summary.seconds > 0:
         built = bars[0].n
         click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
@@ -427,14 +450,13 @@ def verify_cmd(folder):
     """Read every sample of every shard and check it against the manifest; exit 1 naming each bad shard."""
     import sys
 
-    from tqdm import tqdm
-
     from blurgen import shards
+    from blurgen.progress import progress_bar
 
     try:
         manifests = _manifests(folder)
         total = sum(len(m["shards"]) for m in manifests.values())
-        with tqdm(total=total, unit="shard", file=sys.stderr, dynamic_ncols=True) as bar:
+        with progress_bar(total=total, unit="shard", desc="verify", file=sys.stderr) as bar:
             checked, problems = shards.verify_folder(folder, progress=bar.update)
     except shards.ShardError as exc:
         raise UserError(str(exc)) from None
@@ -468,17 +490,7 @@ def _unfinished(manifests: dict) -> str | None:
     """What a shard folder still lacks (shards not built yet, parts not started), or None."""
     from blurgen import shards
 
-    built = sum(len(m["shards"]) for m in manifests.values())
-    planned = sum(m.get("planned", len(m["shards"])) for m in manifests.values())
-    parts = [shards.manifest_part(name) for name in manifests]
-    missing = [f"{i}/{n}" for n in {n for _, n in parts} if n > 1 for i in range(n) if (i, n) not in parts]
-    notes = []
-    if built < planned:
-        notes.append(f"{planned - built} of {planned} planned shards are not built yet "
-                     "(run the same synthesize command again to finish)")
-    if missing:
-        notes.append(f"parts {', '.join(missing)} have not been started")
-    return "; ".join(notes) or None
+    return shards.unfinished(manifests)
 
 
 # --- trainer: fit, eval, deblur ------------------------------------------------
