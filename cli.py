@@ -530,6 +530,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root (train/, test/).")
 @click.option("--val-shards", type=click.Path(file_okay=False), default=None,
               help="Validate on this shard folder (whole samples).  [default: GoPro test/, else the last training shard]")
+@click.option("--allow-partial", is_flag=True, default=None,
+              help="Use shard folders that `blurgen synthesize` has not finished (refused otherwise).")
 @click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
 @click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
               help="paper: the published settings; tiny: small nets that learn in minutes on a CPU (docs/training.md).  [default: paper]")
@@ -586,7 +588,8 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     from trainer.config import make_configs
     from trainer.loop import fit, resume_configs
 
-    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards"}
+    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
+                  "allow_partial"}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)
@@ -684,12 +687,18 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
+    held_out = None
+    if shards and not gopro:  # which of the run's pairs these are: see trainer/heldout.py
+        from trainer.heldout import shards_held_out, training_data
+
+        held_out = shards_held_out(training_data(checkpoint_path, state), shards[0])
     described = {**{m: DESCRIPTIONS[m] for m in metrics}, **eval_set.extra_metrics}
     if as_json:
         click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
                                "metrics": described,
                                "pairs": eval_set.description, "step": state["step"],
                                "seconds_per_image": seconds, "device": str(dev),
+                               **({"held_out": held_out[0], "held_out_why": held_out[1]} if held_out else {}),
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
@@ -701,6 +710,8 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                    f"  {described[metric]}")
     click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
                "gain is restored minus blurred")
+    if held_out:
+        click.echo(held_out[1])
     if "ecc_converged" in scores and scores["ecc_converged"] < 1:
         click.echo(f"ECC alignment did not converge on {round((1 - scores['ecc_converged']) * scores['count'])} "
                    "pairs; they were scored unaligned")

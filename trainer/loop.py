@@ -61,7 +61,7 @@ CURVES = "curves.png"     # validation PSNR and the training losses so far
 # other values than the run it continues.
 RUNTIME_FIELDS = {"device", "preview", "compile", "amp", "channels_last", "log_every",
                   "val_limit", "val_every", "checkpoint_every", "vgg_weights", "out"}
-RUNTIME_DATA_FIELDS = {"workers"}
+RUNTIME_DATA_FIELDS = {"workers", "allow_partial"}
 
 
 # --- learning-rate schedule ------------------------------------------------------
