@@ -806,11 +806,12 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     bank = None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)
     manifest = prepare_output(out, cfg, overwrite, plan_shards(len(images), cfg))
     manifest_file, report_file = output_names(cfg.part)
+    fresh = not (manifest["shards"] or manifest.get("photo_sets"))  # --append on nothing: a plain start
     images, tasks, appended = photo_sets(out, cfg, images, manifest, bank, append)
     for task in tasks:  # those of appended sets too (prepare_output saw only the first set's)
         files.remove_stale_temporaries(out / task.name)
     manifest["planned"] = len(tasks)
-    summary = Summary(images=len(images), shards_total=len(tasks), appended=appended if append else None)
+    summary = Summary(images=len(images), shards_total=len(tasks), appended=None if fresh or not append else appended)
     todo, summary.shards_redone = needs_building(out, tasks, manifest, repair)
     recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)

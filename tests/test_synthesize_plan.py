@@ -320,3 +320,10 @@ def test_commands_writing_to_a_log_print_short_lines_without_carriage_returns(tm
         assert "\r" not in text, args[0]
         assert max(len(line) for line in text.splitlines()) <= 200, args[0]
         assert re.search(r"^\S+: \d+/\d+ \w+ \(100%\), .*/s", done.stderr, re.M), done.stderr
+
+
+def test_append_on_an_empty_folder_is_a_plain_start(tmp_path):
+    src = photos(tmp_path / "src", ["a.png", "b.png"])
+    res = run("synthesize", "--src", src, "--out", tmp_path / "out", "--append", *SMALL)
+    assert res.exit_code == 0 and "--append" not in res.output
+    assert sum(i.count for i in shards.find_shards(tmp_path / "out")) == 2
