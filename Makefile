@@ -1,6 +1,9 @@
 # Two entry points: `make demo` (the main job on built-in sample data) and `make test`.
 # Both create .venv from nothing and install the project into it.
+# On a machine without a GPU, TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# installs PyTorch's CPU-only build first (no CUDA libraries; see README, Set up).
 PYTHON ?= python3
+TORCH_INDEX ?=
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -10,6 +13,7 @@ DEMO   := demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(if $(TORCH_INDEX),$(PY) -m pip install --disable-pip-version-check -q torch torchvision --index-url $(TORCH_INDEX))
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[test]'
 	touch $(STAMP)
 

@@ -142,9 +142,8 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     import sys
     import time
 
-    from tqdm import tqdm
-
     from blurgen.files import Busy, describe_os_error
+    from blurgen.progress import progress_bar
     from blurgen.kernels import KernelSpec, read_bank, write_bank
     from blurgen.stopping import Interrupted, stop_on_signals
 
@@ -160,7 +159,7 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     args = {"n": count, "seed": seed, "size": size, "iters": iters, "max_len": max_len, "expl": expl, "fraction": fraction}
     started = time.perf_counter()
     with stop_on_signals() as stop, \
-            tqdm(total=count, unit="kernel", desc="kernels", file=sys.stderr, dynamic_ncols=True) as bar:
+            progress_bar(total=count, unit="kernel", desc="kernels", file=sys.stderr) as bar:
         try:
             write_bank(out, count, seed, spec, attrs={"command": "blurgen make-kernels", "arguments": args},
                        progress=bar.update, stop=stop)
@@ -259,6 +258,8 @@ def _megabytes(n: int) -> str:
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
+@click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
+              help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -273,33 +274,37 @@ def _megabytes(n: int) -> str:
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
+@click.option("--append", is_flag=True, help="Put photos added to --src since the run into new shards; the old stay as they are.")
+@click.option("--no-space-check", is_flag=True, help="Start even if the estimated size exceeds the free disk space.")
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, shake, max_angle, focal, max_shift,
                    objects_json, objects_images, object_len, crop, crops_per_image, full, downscale, shard_size, workers,
-                   seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera):
+                   seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera, small, append,
+                   no_space_check):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from blurgen.kernels import KernelSpec
+    from blurgen.progress import progress_bar
     from blurgen.psf import max_extent
     from blurgen.objects import ObjectSpec
     from blurgen.shake import ShakeSpec
     from blurgen.stopping import stop_on_signals
-    from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
+    from blurgen.synthesize import UPSCALE_INTERPOLATION, SynthConfig, SynthError, available_cores, output_names, synthesize
 
     workers = available_cores() if workers is None else workers
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
     if repair and overwrite:
         raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
+    if append and overwrite:
+        raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
     try:
         if max_len is None:
             max_len = min(60.0, max_extent(kernel_size)) if kernel_size >= 3 else 60.0
         spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
-                          shard_size=shard_size, seed=seed, part=_parse_part(part),
+                          shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
                           saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
                           shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
@@ -310,13 +315,21 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     bars = []  # made once the work is planned, so that errors come before any bar
 
     def start(n):
-        bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
+        bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
+
+    def advance(made, dropped):
+        _advance(bars[0], made, dropped)
+
+    def plan(pairs, size, free):
+        if pairs:
+            click.echo(f"planned: {pairs:,} pairs, about {_megabytes(size)} on disk (an estimate: pixels are stored "
+                       f"uncompressed; fewer if photos are skipped); {_megabytes(free)} free", err=True)
 
     try:
         with stop_on_signals() as stop:
-            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite,
-                                 progress=lambda n: bars[0].update(n), on_start=start, stop=stop,
-                                 repair=repair)
+            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=advance, on_start=start,
+                                 stop=stop, repair=repair, append=append, space_check=not no_space_check,
+                                 on_plan=plan)
     except SynthError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
@@ -327,6 +340,10 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before
+    if summary.appended == 0:
+        click.echo(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
+    elif summary.appended:
+        click.echo(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are untouched")
     click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
                f"from {summary.images:,} images; built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
@@ -338,7 +355,11 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
         report = Path(out) / output_names(cfg.part)[1]
-        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}")
+        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}"
+                   + ("; --small upscale keeps the too-small ones" if summary.skipped.get("too-small") else ""))
+    if summary.upscaled:
+        click.echo(f"upscaled {summary.upscaled} photos smaller than a crop ({UPSCALE_INTERPOLATION}; "
+                   "each sample records its factor in `upscale`)")
     if summary.shards_built and summary.seconds > 0:
         built = bars[0].n
         click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
@@ -378,14 +399,21 @@ def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, 
     _run_synthesis(make, average, out, workers, overwrite, repair, "clips")
 
 
+def _advance(bar, made: int, dropped: int) -> None:
+    """Pairs made, and pairs of skipped photos or clips that will never come (the total shrinks)."""
+    bar.update(made)
+    if dropped:
+        bar.total -= dropped
+        bar.refresh()
+
+
 def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: str) -> None:
     """A shard-making run of ``run(cfg, out, ...)`` (blurgen.video.average): progress bar,
     one-line errors, Ctrl-C, and the summary lines."""
     import sys
     from pathlib import Path
 
-    from tqdm import tqdm
-
+    from blurgen.progress import progress_bar
     from blurgen.stopping import stop_on_signals
     from blurgen.synthesize import SynthError, available_cores, output_names
 
@@ -401,11 +429,11 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
     bars = []
 
     def start(n):
-        bars.append(tqdm(total=n, unit="pair", desc="pairs", file=sys.stderr, dynamic_ncols=True, smoothing=0.1))
+        bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
 
     try:
         with stop_on_signals() as stop:
-            summary = run(cfg, out, workers=workers, overwrite=overwrite, progress=lambda n: bars[0].update(n),
+            summary = run(cfg, out, workers=workers, overwrite=overwrite, progress=lambda made, dropped: _advance(bars[0], made, dropped),
                           on_start=start, stop=stop, repair=repair)
     except SynthError as exc:
         raise UserError(str(exc)) from None
@@ -564,14 +592,13 @@ def verify_cmd(folder, partial):
     (--part i/n) is there and finished; exit 1 naming each bad shard and each missing part."""
     import sys
 
-    from tqdm import tqdm
-
     from blurgen import shards
+    from blurgen.progress import progress_bar
 
     try:
         manifests = _manifests(folder)
         total = sum(len(m["shards"]) for m in manifests.values())
-        with tqdm(total=total, unit="shard", file=sys.stderr, dynamic_ncols=True) as bar:
+        with progress_bar(total=total, unit="shard", desc="verify", file=sys.stderr) as bar:
             checked, problems = shards.verify_folder(folder, progress=bar.update)
     except shards.ShardError as exc:
         raise UserError(str(exc)) from None
@@ -600,9 +627,8 @@ def export_cmd(folder, target, split):
     """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
     import sys
 
-    from tqdm import tqdm
-
     from blurgen.exchange import export_folder
+    from blurgen.progress import progress_bar
     from blurgen.shards import ShardError
     from blurgen.stopping import stop_on_signals
 
@@ -610,8 +636,8 @@ def export_cmd(folder, target, split):
     try:
         with stop_on_signals() as stop:
             summary = export_folder(folder, target[1], split, progress=lambda n: bars[0].update(n), stop=stop,
-                                    on_start=lambda n: bars.append(tqdm(total=n, unit="pair", desc="pairs",
-                                                                        file=sys.stderr, dynamic_ncols=True)))
+                                    on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
+                                                                                file=sys.stderr)))
     except ShardError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
@@ -635,9 +661,8 @@ def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
     """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
     import sys
 
-    from tqdm import tqdm
-
     from blurgen.exchange import import_pairs
+    from blurgen.progress import progress_bar
     from blurgen.shards import ShardError
     from blurgen.stopping import stop_on_signals
 
@@ -646,8 +671,8 @@ def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
         with stop_on_signals() as stop:
             summary = import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
                                    progress=lambda n: bars[0].update(n), stop=stop,
-                                   on_start=lambda n: bars.append(tqdm(total=n, unit="pair", desc="pairs",
-                                                                       file=sys.stderr, dynamic_ncols=True)))
+                                   on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
+                                                                               file=sys.stderr)))
     except ShardError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
@@ -683,7 +708,7 @@ def _unfinished(manifests: dict) -> str | None:
     """What a shard folder still lacks (shards not built yet, parts not started), or None."""
     from blurgen import shards
 
-    return "; ".join(shards.incomplete(manifests)) or None
+    return shards.unfinished(manifests)
 
 
 # --- trainer: fit, eval, deblur ------------------------------------------------
@@ -723,6 +748,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root (train/, test/).")
 @click.option("--val-shards", type=click.Path(file_okay=False), default=None,
               help="Validate on this shard folder (whole samples).  [default: GoPro test/, else the last training shard]")
+@click.option("--allow-partial", is_flag=True, default=None,
+              help="Use shard folders that `blurgen synthesize` has not finished (refused otherwise).")
 @click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
 @click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
               help="paper: the published settings; tiny: small nets that learn in minutes on a CPU (docs/training.md).  [default: paper]")
@@ -779,7 +806,8 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     from trainer.config import make_configs
     from trainer.loop import fit, resume_configs
 
-    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards"}
+    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
+                  "allow_partial"}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)
@@ -877,12 +905,18 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
+    held_out = None
+    if shards and not gopro:  # which of the run's pairs these are: see trainer/heldout.py
+        from trainer.heldout import shards_held_out, training_data
+
+        held_out = shards_held_out(training_data(checkpoint_path, state), shards[0])
     described = {**{m: DESCRIPTIONS[m] for m in metrics}, **eval_set.extra_metrics}
     if as_json:
         click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
                                "metrics": described,
                                "pairs": eval_set.description, "step": state["step"],
                                "seconds_per_image": seconds, "device": str(dev),
+                               **({"held_out": held_out[0], "held_out_why": held_out[1]} if held_out else {}),
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
@@ -894,6 +928,8 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                    f"  {described[metric]}")
     click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
                "gain is restored minus blurred")
+    if held_out:
+        click.echo(held_out[1])
     if "ecc_converged" in scores and scores["ecc_converged"] < 1:
         click.echo(f"ECC alignment did not converge on {round((1 - scores['ecc_converged']) * scores['count'])} "
                    "pairs; they were scored unaligned")

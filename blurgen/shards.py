@@ -169,6 +169,7 @@ class ShardWriter:
         self.checksum: str | None = None
         self._tmp = files.temporary_name(self.path)
         self._file = None
+        self._discard = False
         self._kernels: list[np.ndarray] = []
         self._meta: dict[str, list] = {}
         self._shapes: list[tuple[int, int]] = []
@@ -237,6 +238,12 @@ class ShardWriter:
             self._meta[name].append(value)
         self.count += 1
 
+    def discard(self) -> None:
+        """Write nothing: the ``with`` block then ends by removing the temporary
+        file, and ``path`` is left as it was (a shard with no samples is not
+        worth a file; see :func:`is_fileless`)."""
+        self._discard = True
+
     def _flush(self) -> None:
         """Write the pending crops to disk."""
         if not self._pending:
@@ -294,13 +301,13 @@ class ShardWriter:
         try:
             finished = False
             try:
-                if exc_type is None:
+                if exc_type is None and not self._discard:
                     self._finish()
                     finished = True
             finally:
                 # Closes without crashing after a failed write (a full disk).
                 files.close_hdf5(self._file, flush=finished)
-            if exc_type is None:
+            if exc_type is None and not self._discard:
                 self.checksum = file_checksum(self._tmp)
                 os.replace(self._tmp, self.path)
         finally:
@@ -406,6 +413,20 @@ def read_manifest(folder: str | os.PathLike, name: str = MANIFEST) -> dict | Non
     return manifest
 
 
+def is_fileless(entry: dict) -> bool:
+    """Whether a manifest entry stands for a shard with no samples, which has
+    no file: ``{"count": 0, "bytes": 0}`` (every photo of its range was
+    skipped).  Such a shard is finished; readers skip it.  (Before, such shards
+    were written as files of a few KB; those entries have their real ``bytes``.)"""
+    return entry.get("count") == 0 and entry.get("bytes") == 0 and "checksum" not in entry
+
+
+def unfinished(manifests: dict[str, dict]) -> str | None:
+    """What a shard folder's manifests (:func:`read_manifests`) still lack, in
+    one line (the lines of :func:`incomplete` joined), or None when complete."""
+    return "; ".join(incomplete(manifests)) or None
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -505,11 +526,16 @@ def find_shards(folder: str | os.PathLike) -> list[ShardInfo]:
     if not folder.is_dir():
         raise ShardError(f"{folder}: no such shard folder")
     infos = []
-    for shard, manifest, entry in _listed_shards(folder):
+    listed = _listed_shards(folder)
+    for shard, manifest, entry in listed:
         path = folder / shard
+        if is_fileless(entry):
+            continue
         if not path.is_file():
             raise ShardError(f"{path}: listed in {manifest} but missing")
         infos.append(ShardInfo(path, int(entry["count"]), entry.get("checksum", "")))
+    if not infos and listed:
+        raise ShardError(f"{folder}: its shards hold no pairs (every photo was skipped; see skipped*.tsv)")
     if not infos:
         raise ShardError(f"{folder}: the manifest lists no finished shard")
     return infos
@@ -808,6 +834,8 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
     field is finite.
     """
     path = Path(path)
+    if is_fileless(entry):
+        return None  # no samples, no file
     if not path.is_file():
         return "missing"
     if entry.get("checksum") and file_checksum(path) != entry["checksum"]:

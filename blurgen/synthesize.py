@@ -19,6 +19,7 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
@@ -49,6 +50,16 @@ NOISE_READ = (1e-3, 2e-2)  # standard deviation
 CAMERA_STREAM = 0x63616D  # "cam"
 
 
+#: ``--small``: what becomes of photos smaller than a crop (plus the kernel's margin).
+SMALL_POLICIES = ("skip", "upscale")
+#: How ``--small upscale`` enlarges a photo: bicubic (Keys 1981), the interpolation
+#: super-resolution data sets (DIV2K's bicubic track) and most image tools use; it keeps edges
+#: sharper than bilinear without Lanczos' wider ringing.  The sharp target of such a
+#: photo is still softer than a real photo of that size: its samples record their
+#: factor (``upscale``) so that they can be told apart or left out.
+UPSCALE_INTERPOLATION = "bicubic"
+
+
 class SynthError(ValueError):
     """A problem with the arguments or the folders (one line, for the user)."""
 
@@ -62,6 +73,9 @@ class SynthConfig:
     crops_per_image : crops taken from each photo.
     full : keep whole images (less the kernel's margin) instead of crops.
     downscale : resize factor applied to each photo first (area averaging).
+    small : what becomes of a photo smaller than a crop plus the kernel's
+        margin: ``"skip"`` it (listed in the skip report), or ``"upscale"`` it
+        (bicubic, see :data:`UPSCALE_INTERPOLATION`) until its short side fits.
     shard_size : samples per shard.
     seed : seed of every random draw.
     part : (i, n) — build only shards s with s % n == i.
@@ -88,6 +102,7 @@ class SynthConfig:
     crops_per_image: int = 1
     full: bool = False
     downscale: float = 1.0
+    small: str = "skip"
     shard_size: int = 1000
     seed: int = 0
     part: tuple[int, int] = (0, 1)
@@ -109,6 +124,8 @@ class SynthConfig:
             raise SynthError(f"--crops-per-image must be >= 1, got {self.crops_per_image}")
         if not 0 < self.downscale <= 1:
             raise SynthError(f"--downscale must be in (0, 1], got {self.downscale}")
+        if self.small not in SMALL_POLICIES:
+            raise SynthError(f"--small must be one of {', '.join(SMALL_POLICIES)}, got {self.small!r}")
         if self.shard_size < 1:
             raise SynthError(f"--shard-size must be >= 1, got {self.shard_size}")
         if self.seed < 0:
@@ -162,6 +179,8 @@ class SynthConfig:
         if self.objects is not None:
             args["objects"]["annotations"] = str(Path(self.objects.annotations).resolve())
             args["objects"]["images"] = str(Path(self.objects.images or self.src).resolve())
+        if self.small == "skip":  # the default: recorded only when not, so that older runs resume
+            del args["small"]
         return json.loads(json.dumps(args))
 
 
@@ -175,6 +194,10 @@ class Summary:
     shards_redone: list = field(default_factory=list)  # listed shards rebuilt: truncated, or bad (--repair)
     repair_differs: list = field(default_factory=list)  # rebuilt shards whose bytes differ from the record
     skipped: Counter = field(default_factory=Counter)
+    upscaled: int = 0  # photos enlarged by --small upscale, in every listed shard
+    appended: int | None = None  # photos --append put into new shards (None: no --append)
+    pairs_planned: int = 0  # pairs this run set out to make (at most: skipped photos give none)
+    bytes_estimate: int = 0  # what those pairs were estimated to take on disk
     bytes: int = 0
     seconds: float = 0.0
 
@@ -268,12 +291,19 @@ class ShardTask:
         return shards.shard_name(self.index)
 
 
-def plan_shards(n_images: int, cfg: SynthConfig) -> list[ShardTask]:
-    """Every shard of the data set that this ``--part`` builds, in order."""
+def plan_shards(n_images: int, cfg: SynthConfig, first_shard: int = 0, first_image: int = 0) -> list[ShardTask]:
+    """Every shard of the data set that this ``--part`` builds, in order.
+
+    ``first_shard``, ``first_image``: where a photo set added by ``--append``
+    starts in the shard numbering and in the run's list of photos (the
+    samples of photo i draw from ``[seed, i, c]`` whichever set it is in).
+    """
     per = cfg.images_per_shard
     i, n = cfg.part
     total = math.ceil(n_images / per)
-    return [ShardTask(s, s * per, min(n_images, (s + 1) * per)) for s in range(total) if s % n == i]
+    stop = first_image + n_images
+    return [ShardTask(first_shard + s, first_image + s * per, min(stop, first_image + (s + 1) * per))
+            for s in range(total) if (first_shard + s) % n == i]
 
 
 _BANK_CACHE: dict[str, KernelBatch] = {}
@@ -304,10 +334,13 @@ def _photo_source(src: Path) -> PhotoSource:
 def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 progress: Callable[[int], None] | None = None, stop: StopFlag | None = None) -> dict:
     """Synthesize one shard and write it atomically.  Returns its manifest entry
-    plus ``skipped``: [(relative path, reason, detail)].
+    plus ``skipped``: [(relative path, reason, detail)].  A shard whose photos
+    were all skipped is not written: its entry is ``{"count": 0, "bytes": 0}``
+    (``shards.is_fileless``).
 
-    ``progress(k)`` is called after each source image with the number of
-    samples it was planned to give (made or skipped).  ``stop`` is checked
+    ``progress(made, dropped)`` is called after each source image: the pairs
+    it gave, and the pairs it was planned to give but did not (skipped: the
+    total to expect shrinks by that much).  ``stop`` is checked
     before each sample: once set, the shard's temporary file is removed and
     :class:`~blurgen.stopping.Interrupted` raised.
     """
@@ -325,7 +358,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
         kernel_size = bank.psf.shape[-1]
     before, after = blur.margins(kernel_size)
     source = _photo_source(cfg.src)
-    skipped = []
+    skipped, upscaled = [], 0
     attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
     empty = {"source": np.zeros(0, dtype=object), "crop_box": np.zeros((0, 4), np.int32)}
     path = out / task.name
@@ -341,13 +374,14 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
             except SkipImage as exc:
                 skipped.append((rel, exc.reason, exc.detail))
                 if progress is not None:
-                    progress(k_per)
+                    progress(0, k_per)
                 continue
             if cfg.downscale != 1:
                 h, w = photo.shape[:2]
                 size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
                 photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
             if cfg.shake is not None or cfg.objects is not None:
+                made = 0
                 for c in range(k_per):
                     stopping.check(stop)
                     try:
@@ -355,19 +389,25 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                             writer.add(*modes.shake_pair(photo, rel, i, c, cfg, kernel_size))
                         else:
                             writer.add(*modes.objects_pair(photo, rel, i, c, cfg))
+                        made += 1
                     except SkipImage as exc:
                         skipped.append((rel, exc.reason, exc.detail))
                 if progress is not None:
-                    progress(k_per)
+                    progress(made, k_per - made)
                 continue
             h, w = photo.shape[:2]
             side = None if cfg.full else cfg.crop
             need = (kernel_size - 1) + (side or 1)
+            factor = 1.0
+            if (h < need or w < need) and cfg.small == "upscale":
+                photo, factor = upscale_to(photo, need)
+                upscaled += 1
+                h, w = photo.shape[:2]
             if h < need or w < need:
                 what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
                 skipped.append((rel, "too-small", f"{w}x{h} is smaller than {what}"))
                 if progress is not None:
-                    progress(k_per)
+                    progress(0, k_per)
                 continue
             for c in range(k_per):
                 stopping.check(stop)
@@ -396,11 +436,35 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 meta = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
                         "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
                         **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
+                if cfg.small == "upscale":  # a field only then: other runs keep their bytes
+                    meta["upscale"] = np.float32(factor)
                 writer.add(blurred, sharp, psf, meta)
             if progress is not None:
-                progress(k_per)
-    return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
-            "skipped": skipped}
+                progress(k_per, 0)
+        if writer.count == 0:
+            writer.discard()
+    if writer.count == 0:
+        path.unlink(missing_ok=True)  # an empty shard file an older blurgen wrote
+        entry = {"name": task.name, "count": 0, "bytes": 0}
+    else:
+        entry = {"name": task.name, "count": writer.count, "checksum": writer.checksum,
+                 "bytes": path.stat().st_size}
+    if upscaled:
+        entry["upscaled"] = upscaled
+    return {**entry, "skipped": skipped}
+
+
+def upscale_to(photo: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """Enlarge ``photo`` ((h, w, 3) uint8) with bicubic interpolation so that
+    its short side is ``side`` px, keeping its aspect ratio (each side rounded
+    up, so neither falls short).  Returns (the photo, the factor)."""
+    import cv2
+
+    h, w = photo.shape[:2]
+    factor = side / min(h, w)
+    size = (max(side, math.ceil(w * factor - 1e-9)), max(side, math.ceil(h * factor - 1e-9)))
+    # cv2's bicubic saturates to 0..255 on uint8: its overshoot at edges is clipped, not wrapped.
+    return cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC), factor
 
 
 def available_cores() -> int:
@@ -441,8 +505,12 @@ def _worker_init(progress_queue):
     _PROGRESS = progress_queue
 
 
+def _report_progress(made: int, dropped: int) -> None:
+    _PROGRESS.put((made, dropped))
+
+
 def _run_task(args):
-    return build_shard(*args, progress=_PROGRESS.put)
+    return build_shard(*args, progress=_report_progress)
 
 
 # --- the whole run ---------------------------------------------------------------------
@@ -580,9 +648,9 @@ def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event)
         if queue.empty():
             time.sleep(0.05)
             continue
-        n = queue.get()
+        made, dropped = queue.get()
         if progress:
-            progress(n)
+            progress(made, dropped)
 
 
 def needs_building(out: Path, tasks: list[ShardTask], manifest: dict, repair: bool = False,
@@ -602,6 +670,8 @@ def needs_building(out: Path, tasks: list[ShardTask], manifest: dict, repair: bo
         if entry is None:
             todo.append(task)
             continue
+        if shards.is_fileless(entry):  # no pairs, no file: finished
+            continue
         bad = not path.is_file() or ("bytes" in entry and path.stat().st_size != entry["bytes"])
         if not bad and repair:
             bad = shards.verify_shard(path, entry) is not None
@@ -613,9 +683,165 @@ def needs_building(out: Path, tasks: list[ShardTask], manifest: dict, repair: bo
     return todo, redo
 
 
+def photo_sets(out: Path, cfg: SynthConfig, images: list[str], manifest: dict, bank: str | None,
+               append: bool) -> tuple[list[str], list[ShardTask], int]:
+    """(the run's photos in index order, its shard plan, the photos ``append`` added now).
+
+    A run starts with one photo set, every photo under ``cfg.src`` (sorted),
+    recorded as the digest ``manifest["inputs"]["sources"]``.  Each
+    ``--append`` that finds photos outside the run's sets adds a set: those
+    photos (sorted), listed in ``manifest["photo_sets"]`` with the range of new
+    shards they go into, numbered after every shard and photo before them.
+    The first set is what ``cfg.src`` holds less the added sets' photos, and
+    must still match its digest: resuming over a changed folder would mix
+    two data sets (SynthError).  Without ``append``, added photos are refused.
+    """
+    src = _photo_source(cfg.src)
+    sets = manifest.get("photo_sets") or []
+    later = {p for entry in sets[1:] for p in entry["photos"]}
+    first = [p for p in images if p not in later]
+    inputs = {"sources": sources_digest(src, first), "kernel_bank": bank}
+    if cfg.objects is not None:  # only then: the inputs of other runs are recorded as before
+        inputs["objects"] = shards.file_checksum(cfg.objects.annotations)
+    started = bool(manifest["shards"] or sets)
+    if not started:  # nothing built yet: the folder's current photos are the run's
+        manifest["inputs"] = inputs
+    before = manifest["inputs"]
+    if started:
+        for key, what in (("kernel_bank", "the --kernels bank"), ("objects", "the --objects annotations")):
+            if before.get(key) != inputs.get(key):
+                raise SynthError(f"{what} changed since {out} was started; pass --overwrite to start afresh, "
+                                 "or choose another --out")
+        for entry in sets[1:]:
+            if sources_digest(src, entry["photos"]) != entry["sources"]:
+                raise SynthError(f"photos that --append added to {out} (shards {entry['shards'][0]}-"
+                                 f"{entry['shards'][1] - 1}) changed or are gone under --src; pass --overwrite "
+                                 "to start afresh, or choose another --out")
+        if before.get("sources") != inputs["sources"]:
+            if not append:
+                raise SynthError(f"the photos under --src changed since {out} was started; pass --append to put "
+                                 "added photos into new shards, --overwrite to start afresh, or choose another --out")
+            first = _first_set_photos(out, manifest, sets, images)
+            if sources_digest(src, first) != before["sources"]:
+                raise SynthError(f"photos that {out} was made from changed or are gone under --src (--append only "
+                                 "adds photos); pass --overwrite to start afresh, or choose another --out")
+    per = cfg.images_per_shard
+    tasks, ordered = plan_shards(len(first), cfg), list(first)
+    for entry in sets[1:]:
+        tasks += plan_shards(len(entry["photos"]), cfg, entry["shards"][0], len(ordered))
+        ordered += entry["photos"]
+    known = set(ordered)
+    new = [p for p in images if p not in known] if append else []
+    if new:
+        if not sets:
+            sets = manifest["photo_sets"] = [{"sources": before["sources"], "images": len(first),
+                                              "shards": [0, math.ceil(len(first) / per)]}]
+        start = sets[-1]["shards"][1]
+        sets.append({"sources": sources_digest(src, new), "images": len(new),
+                     "shards": [start, start + math.ceil(len(new) / per)], "photos": new})
+        tasks += plan_shards(len(new), cfg, start, len(ordered))
+        ordered += new
+    return ordered, tasks, len(new)
+
+
+def _first_set_photos(out: Path, manifest: dict, sets: list, images: list[str]) -> list[str]:
+    """The photos of a run's first set, in ``images``' order, read back from
+    its finished shards (each sample's ``source``) and skip records: the
+    manifest keeps only their digest."""
+    count = sets[0]["shards"][1] if sets else manifest.get("planned", len(manifest["shards"]))
+    names = [shards.shard_name(s) for s in range(count)]
+    missing = [name for name in names if name not in manifest["shards"]]
+    if missing:
+        raise SynthError(f"{out} is not finished ({len(missing)} of {count} shards to build): finish it first "
+                         "with the same command, without --append and without the photos added since")
+    photos = set()
+    for name in names:
+        photos.update(row[0] for row in manifest["skipped"].get(name, []))
+        if shards.is_fileless(manifest["shards"][name]):
+            continue
+        try:
+            with shards.ShardReader(out / name) as reader:
+                photos.update(v.decode() if isinstance(v, bytes) else str(v)
+                              for v in reader.file["source"][()])
+        except (shards.ShardError, OSError, KeyError) as exc:
+            raise SynthError(f"{out / name}: cannot read its photos' names ({exc}); run `blurgen verify {out}`") from None
+    return [p for p in images if p in photos]
+
+
+#: Bytes a pair takes in a shard besides its pixels (its PSF, gzip-compressed,
+#: the per-sample fields, hashes, HDF5's chunk index), and bytes of a shard's
+#: own structure: measured on shards of 32-px crops of this version, 15- and
+#: 64-px kernels (~460-500 B a pair, ~23 KB a shard).
+PAIR_OVERHEAD = 500
+SHARD_OVERHEAD = 23_000
+#: The same for a whole image (--full: two datasets of its own; ~5.9 KB measured).
+IMAGE_OVERHEAD = 6_000
+#: Photos whose headers are read to estimate the size of a --full run.
+SIZE_SAMPLE = 64
+
+
+def kernel_side(cfg: SynthConfig) -> int:
+    """Side of the run's PSFs: the bank's, or ``cfg.kernel_spec.size``."""
+    if cfg.kernel_bank is None:
+        return cfg.kernel_spec.size
+    return int(read_bank(cfg.kernel_bank, slice(0, 1))[0].psf.shape[-1])
+
+
+def estimate_bytes(cfg: SynthConfig, photos: list[str], n_shards: int = 0) -> int:
+    """About how many bytes the shards of ``photos`` take: an estimate, and
+    an upper one where photos are skipped (they give no pairs).
+
+    Shards store pixels uncompressed (see ``blurgen.shards``): a pair of
+    crops is 2 * 3 * crop**2 bytes (393,216 for 256 px) plus
+    :data:`PAIR_OVERHEAD`, and each of the ``n_shards`` shards
+    :data:`SHARD_OVERHEAD`.  Whole images (``full``) are sized from the
+    headers of up to :data:`SIZE_SAMPLE` photos spread evenly over the list.
+    """
+    shared = n_shards * SHARD_OVERHEAD
+    if not cfg.full:
+        return shared + len(photos) * cfg.crops_per_image * (6 * cfg.crop ** 2 + PAIR_OVERHEAD)
+    k = kernel_side(cfg)
+    import warnings
+
+    from PIL import Image
+
+    picks = sorted({round(x) for x in np.linspace(0, len(photos) - 1, min(len(photos), SIZE_SAMPLE))}) if photos else []
+    areas = []
+    for i in picks:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with Image.open(Path(cfg.src) / photos[i]) as image:  # the header only
+                    w, h = image.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # a file the run will skip
+        w, h = (max(0, round(v * cfg.downscale) - k + 1) for v in (w, h))
+        areas.append(_padded(w) * _padded(h))  # HDF5 stores edge tiles whole
+    return shared + (round(len(photos) * (6 * float(np.mean(areas)) + IMAGE_OVERHEAD)) if areas else 0)
+
+
+def _padded(side: int, tile: int = 128) -> int:
+    """A side of a whole image as stored: in tiles of min(side, 128) px."""
+    step = min(side, tile) or 1
+    return -(-side // step) * step
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes free to this user on the file system of ``path``."""
+    return shutil.disk_usage(path).free
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n} bytes"
+
+
 def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
-               progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-               repair: bool = False, stop: StopFlag | None = None) -> Summary:
+               progress: Callable[[int, int], None] | None = None, on_start: Callable[[int], None] | None = None,
+               repair: bool = False, stop: StopFlag | None = None, append: bool = False,
+               space_check: bool = True, on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``.
 
     A listed shard whose file is missing or not of its recorded size is built
@@ -623,9 +849,17 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     the bad ones (synthesis is deterministic: the same bytes as the originals;
     ``Summary.repair_differs`` names any that came out different).
 
+    ``append``: photos under ``cfg.src`` that the run's photo set(s) do not
+    hold go into new shards after the existing ones (which stay as they are);
+    ``manifest["photo_sets"]`` records each set and its shards.
+
+    Before any work, the pairs to make and their size on disk are estimated
+    (:func:`estimate_bytes`) and ``on_plan(pairs, bytes, free bytes)`` called;
+    with ``space_check``, SynthError if the output's file system has less free.
+
     ``on_start(samples_to_do)`` is called once the work is planned and
-    ``progress(samples)`` after each source image (from a helper thread when
-    ``workers`` > 1).  ``stop`` is checked between samples (one worker) or
+    ``progress(made, dropped)`` after each source image (from a helper thread when
+    ``workers`` > 1; see :func:`build_shard`).  ``stop`` is checked between samples (one worker) or
     every 0.1 s (a pool): once set, the shards in progress are dropped,
     finished ones kept, and :class:`~blurgen.stopping.Interrupted` raised.
 
@@ -653,6 +887,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             instances(cfg.objects, src)  # the whole file, before any work
         except ObjectsError as exc:
             raise SynthError(str(exc)) from None
+    if append and cfg.part[1] > 1:
+        raise SynthError("--append adds to a whole run, not to a --part of one")
     make_output_folder(out)
     manifest_file = output_names(cfg.part)[0]
     i, n = cfg.part
@@ -662,7 +898,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
                 for other in [shards.MANIFEST, *shards.part_manifests(out).values()]:
                     if other != manifest_file:
                         files.check_unlocked(out / other, what=f"{out} ({other})")
-            return _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop, repair)
+            return _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop, repair,
+                                      append, space_check, on_plan)
     except files.Busy as exc:
         raise SynthError(str(exc)) from None
     except OSError as exc:
@@ -712,34 +949,37 @@ def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[
 
 
 def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: int, overwrite: bool,
-                       progress: Callable[[int], None] | None, on_start: Callable[[int], None] | None,
-                       stop: StopFlag | None, repair: bool) -> Summary:
+                       progress: Callable[[int, int], None] | None, on_start: Callable[[int], None] | None,
+                       stop: StopFlag | None, repair: bool, append: bool = False, space_check: bool = True,
+                       on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
     """The run of :func:`synthesize`, once it holds the output's lock."""
-    inputs = {"sources": sources_digest(_photo_source(cfg.src), images),
-              "kernel_bank": None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)}
-    if cfg.objects is not None:  # only then: the inputs of other runs are recorded as before
-        inputs["objects"] = shards.file_checksum(cfg.objects.annotations)
-    tasks = plan_shards(len(images), cfg)
-    manifest = prepare_output(out, cfg, overwrite, tasks)
+    bank = None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)
+    manifest = prepare_output(out, cfg, overwrite, plan_shards(len(images), cfg))
     manifest_file, report_file = output_names(cfg.part)
-    # The plan is a function of the sorted file list: resuming over another
-    # list (photos added, removed or replaced) would mix two data sets.
-    before = manifest.setdefault("inputs", inputs)
-    if manifest["shards"] and before != inputs:
-        what = "the photos under --src" if before.get("sources") != inputs["sources"] else \
-            "the --kernels bank" if before.get("kernel_bank") != inputs["kernel_bank"] else "the --objects annotations"
-        raise SynthError(f"{what} changed since {out} was started; pass --overwrite to start afresh, "
-                         "or choose another --out")
+    fresh = not (manifest["shards"] or manifest.get("photo_sets"))  # --append on nothing: a plain start
+    images, tasks, appended = photo_sets(out, cfg, images, manifest, bank, append)
+    for task in tasks:  # those of appended sets too (prepare_output saw only the first set's)
+        files.remove_stale_temporaries(out / task.name)
     manifest["planned"] = len(tasks)
-    # Written before any work: the arguments are on record, and the parts of a
-    # job array see each other.
-    shards.write_manifest(out, manifest, manifest_file)
-    summary = Summary(images=len(images), shards_total=len(tasks))
+    summary = Summary(images=len(images), shards_total=len(tasks), appended=None if fresh or not append else appended)
     todo, summary.shards_redone = needs_building(out, tasks, manifest, repair)
     recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)
+    summary.pairs_planned = sum((t.stop_image - t.first_image) * cfg.samples_per_image for t in todo)
+    summary.bytes_estimate = estimate_bytes(cfg, [images[i] for t in todo for i in range(t.first_image, t.stop_image)],
+                                            len(todo))
+    free = free_bytes(out)
+    if space_check and summary.bytes_estimate > free:
+        raise SynthError(f"{out}: the {summary.pairs_planned:,} pairs planned need about "
+                         f"{_size(summary.bytes_estimate)} (an estimate) and its file system has {_size(free)} free; "
+                         "free some space, choose another --out, or pass --no-space-check")
+    if on_plan:
+        on_plan(summary.pairs_planned, summary.bytes_estimate, free)
+    # Written before any work: the arguments are on record, and the parts of a
+    # job array see each other.
+    shards.write_manifest(out, manifest, manifest_file)
     if on_start:
-        on_start(sum((t.stop_image - t.first_image) * cfg.samples_per_image for t in todo))
+        on_start(summary.pairs_planned)
     started = time.perf_counter()
     jobs = [(t, images, cfg, out) for t in todo]
 
@@ -761,6 +1001,7 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     for name, entry in manifest["shards"].items():
         summary.samples += entry["count"]
         summary.bytes += entry["bytes"]
+        summary.upscaled += entry.get("upscaled", 0)
     for rows in manifest["skipped"].values():
         summary.skipped.update(reason for _, reason, _ in rows)
     return summary

@@ -519,7 +519,7 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
     """Make one shard from clips ``task.first_image … task.stop_image - 1`` and write it atomically.
 
     Returns its manifest entry plus ``skipped``: [(clip, reason, detail)].
-    ``progress(k)`` after each clip (its planned samples); ``stop`` checked
+    ``progress(made, dropped)`` after each clip (pairs made, pairs it will not give); ``stop`` checked
     before each clip and window (then the temporary file goes and
     :class:`~blurgen.stopping.Interrupted` is raised).
     """
@@ -544,14 +544,14 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
                 samples = []
             for blurred, sharp, meta in samples:
                 writer.add(blurred, sharp, PLACEHOLDER_KERNEL, meta)
-            if progress is not None:
-                progress(cfg.samples_per_image)
+            if progress is not None:  # pairs made, and those a skipped clip will never give
+                progress(len(samples), cfg.samples_per_image - len(samples))
     return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
             "skipped": skipped}
 
 
 def _run_task(args):
-    return build_shard(*args, progress=synthesize._PROGRESS.put)
+    return build_shard(*args, progress=synthesize._report_progress)
 
 
 # --- the whole run -------------------------------------------------------------------------------

@@ -253,7 +253,7 @@ def test_interrupted_run_resumes_to_the_same_bytes(tmp_path):
     cfg = video.AverageConfig(src=src, frames=(3, 5), crop=16, windows_per_clip=2, shard_size=2)
     stop, seen = StopFlag(), []
 
-    def progress(n):
+    def progress(n, dropped=0):
         seen.append(n)
         if len(seen) == 3:  # mid-way through the third shard
             stop.set()

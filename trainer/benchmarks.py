@@ -178,10 +178,13 @@ def open_eval_set(*, benchmark: tuple[str, str] | None = None, folders: tuple[st
     elif folders is not None:
         pairs, description = folder_pairs(*folders), f"{PROTOCOLS['pairs']}; {folders[0]} vs {folders[1]}"
     else:
-        data_cfg = DataConfig(shards=tuple(shards), gopro=gopro, gopro_scale=gopro_scale, gopro_blur=gopro_blur)
+        # allow_partial: scoring what a folder holds is fine; whether training
+        # saw it is trainer.heldout's to say.
+        data_cfg = DataConfig(shards=tuple(shards), gopro=gopro, gopro_scale=gopro_scale, gopro_blur=gopro_blur,
+                              allow_partial=True)
         pairs = val_pairs(data_cfg)
         description = (f"{gopro}/test/*/{gopro_blur}" + (f" resized x{gopro_scale:g}" if gopro_scale != 1 else "")
-                       if gopro else f"held-out shard of {shards[0]}")
+                       if gopro else f"last shard of {shards[0]}")
     if limit is not None and limit < len(pairs):
         keep = sorted(set(np.linspace(0, len(pairs) - 1, limit).round().astype(int).tolist()))
         whole = pairs

@@ -118,6 +118,8 @@ class DataConfig:
     val_shards: a shard folder to validate on (all its shards, whole
         samples); then no training shard is held out.  Without it, validation
         uses GoPro ``test/``, or else the last shard of the first folder.
+    allow_partial: use shard folders that ``blurgen synthesize`` has not
+        finished (``blurgen verify``'s "not built yet"); refused otherwise.
     """
 
     shards: tuple[Path, ...] = ()
@@ -131,6 +133,7 @@ class DataConfig:
     workers: int = 2
     seed: int = 0
     val_shards: Path | None = None
+    allow_partial: bool = False
 
     def __post_init__(self):
         # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
@@ -426,12 +429,19 @@ class DrawSampler(Sampler):
 # --- assembling the sources from a config ---------------------------------------------
 
 
-def _find_shards(folder: Path) -> list:
+def _find_shards(folder: Path, allow_partial: bool = True) -> list:
+    """The shards of ``folder`` that hold pairs; DataError if it is broken, or
+    unfinished (shards or parts still to build) and not ``allow_partial``."""
     shards = _shards()
     try:
-        return [s for s in shards.find_shards(folder) if s.count > 0]
+        found = [s for s in shards.find_shards(folder) if s.count > 0]
+        missing = None if allow_partial else shards.unfinished(shards.read_manifests(folder))
     except shards.ShardError as exc:
         raise DataError(str(exc)) from None
+    if missing:
+        raise DataError(f"{folder} is unfinished: {missing}; or pass --allow-partial to use the "
+                        f"{len(found)} shards it has")
+    return found
 
 
 def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
@@ -440,7 +450,7 @@ def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
     Without GoPro data or a validation folder, the last shard of the first
     folder is held out for validation and left out of training.
     """
-    folders = [_find_shards(f) for f in cfg.shards]
+    folders = [_find_shards(f, cfg.allow_partial) for f in cfg.shards]
     if cfg.gopro is not None or cfg.val_shards is not None or not folders or not folders[0]:
         return [s for f in folders for s in f], None
     held_out = folders[0][-1]
@@ -653,7 +663,7 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
     and ``shard_file#index`` for shards.
     """
     if cfg.val_shards is not None:
-        held = _find_shards(cfg.val_shards)
+        held = _find_shards(cfg.val_shards, cfg.allow_partial)
         if not held:
             raise DataError(f"{cfg.val_shards}: no pairs to validate on")
         _check_shards(held, crop=None)   # now, not at the first validation an epoch later

@@ -115,15 +115,15 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     there are none).
     """
 
-    from tqdm import tqdm
+    from blurgen.progress import progress_bar
 
     names = list(dict.fromkeys(["psnr", "ssim_skimage", *metrics]))
     was_training = generator.training
     generator.eval()
     rows, example = [], None
     try:
-        for name, blurred, sharp in tqdm(pairs, desc="evaluate", unit="img", disable=not progress,
-                                         leave=False, dynamic_ncols=True):
+        for name, blurred, sharp in progress_bar(pairs, desc="evaluate", unit="img", disable=not progress,
+                                                 leave=False):
             start = time.perf_counter()
             restored = restore(generator, blurred, device=device, tile=tile, overlap=overlap)
             if torch.device(device).type == "cuda":
@@ -283,9 +283,8 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
     receives the wall time of each restoration (per frame for videos; the
     device synchronised; reading and writing the files excluded).
     """
-    from tqdm import tqdm
-
     from blurgen.pictures import write_png
+    from blurgen.progress import progress_bar
 
     out_dir = Path(out_dir)
     targets = [out_dir / (p.stem + (".mp4" if p.suffix.lower() in VIDEO_SUFFIXES else ".png")) for p in inputs]
@@ -308,8 +307,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
             seconds.append(time.perf_counter() - start)
         return restored
 
-    for source, target in tqdm(list(zip(inputs, targets)), desc="deblur", unit="file",
-                               disable=not progress, dynamic_ncols=True):
+    for source, target in progress_bar(list(zip(inputs, targets)), desc="deblur", unit="file", disable=not progress):
         with naming(target):
             if target.suffix == ".mp4":
                 deblur_video(source, target, timed_restore)

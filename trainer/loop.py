@@ -61,7 +61,7 @@ CURVES = "curves.png"     # validation PSNR and the training losses so far
 # other values than the run it continues.
 RUNTIME_FIELDS = {"device", "preview", "compile", "amp", "channels_last", "log_every",
                   "val_limit", "val_every", "checkpoint_every", "vgg_weights", "out"}
-RUNTIME_DATA_FIELDS = {"workers"}
+RUNTIME_DATA_FIELDS = {"workers", "allow_partial"}
 
 
 # --- learning-rate schedule ------------------------------------------------------
@@ -417,6 +417,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     """
     from tqdm import tqdm
 
+    from blurgen.progress import progress_bar
+
     cfg.validate()
     # Absolute data paths in the checkpoint: --resume may run from another folder.
     data_cfg = dataclasses.replace(
@@ -526,8 +528,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         tqdm.write(message)
 
     batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size)
-    bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True, disable=not main,
-               desc="fit", smoothing=0.05)
+    bar = progress_bar(total=total_steps, initial=start, unit="step", disable=not main, desc="fit", smoothing=0.05)
     running: dict[str, torch.Tensor] = {}
     logged_at, saved_at, stopped, done = start, start, None, start
     gan.generator.train()
