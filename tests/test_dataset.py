@@ -13,7 +13,6 @@ from torch.utils.data import DataLoader
 from blurgen import shards
 
 ROOT = Path(__file__).resolve().parents[1]
-torch.set_num_threads(1)
 
 
 def coordinates(n: int, h: int, w: int, first: int = 0) -> np.ndarray:

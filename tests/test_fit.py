@@ -93,8 +93,12 @@ def test_one_step_changes_both_networks_and_keeps_losses_finite(speed):
     changed_g = [k for k, v in gan.generator.state_dict().items() if not torch.equal(v, before_g[k])]
     changed_c = [k for k, v in gan.critic.state_dict().items() if not torch.equal(v, before_c[k])]
     assert changed_g == list(before_g)
-    # The critic's last bias shifts D(real) and D(fake) alike: a WGAN never moves it.
-    assert set(before_c) - set(changed_c) == {"body.11.bias"}
+    assert set(before_c) - set(changed_c) <= {"body.11.bias"}
+    # The critic's last bias shifts D(real) and D(fake) alike, so its gradient cancels -- up
+    # to rounding, which depends on the thread count and which Adam's first step would
+    # turn into a full step of lr: check the gradient itself.
+    last_bias, first_weight = gan.critic.body[11].bias.grad, gan.critic.body[0].weight.grad
+    assert last_bias.abs().max() < 1e-4 * first_weight.abs().max()
 
 
 def test_perceptual_content_loss_in_a_step(vgg_file):
