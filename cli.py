@@ -532,6 +532,13 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
 @click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="[default: blur]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
+@click.option("--online", is_flag=True, default=None,
+              help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
+@click.option("--online-kernel-size", type=int, default=None, help="Online PSF side.  [default: crop/4, odd]")
+@click.option("--online-linear", is_flag=True, default=None, help="Online blur in linear light.")
+@click.option("--online-saturate", is_flag=True, default=None, help="Online: boost clipped highlights, blur, clip.")
+@click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
+@click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
@@ -574,7 +581,9 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     from trainer.config import make_configs
     from trainer.loop import fit, resume_configs
 
-    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards"}
+    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
+                  "online", "online_kernel_size", "online_linear", "online_saturate", "online_noise",
+                  "online_jpeg_quality"}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)
