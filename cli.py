@@ -248,6 +248,7 @@ def _megabytes(n: int) -> str:
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
+@click.option("--sharp-only", is_flag=True, help="Store sharp images only (no blur, no kernel) for `trainer fit --online`.")
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
@@ -261,7 +262,7 @@ def _megabytes(n: int) -> str:
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, crop, crops_per_image, full,
-                   downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
+                   sharp_only, downscale, shard_size, workers, seed, part, linear, saturate, noise, jpeg_quality, overwrite,
                    repair):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
@@ -286,7 +287,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                           shard_size=shard_size, seed=seed, part=_parse_part(part),
                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
-                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality))
+                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality),
+                          sharp_only=sharp_only)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bars = []  # made once the work is planned, so that errors come before any bar
@@ -309,7 +311,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before
-    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
+    click.echo(f"{out}: {summary.samples:,} {'sharp images' if sharp_only else 'pairs'} in {done} shards ({_megabytes(summary.bytes)}) "
                f"from {summary.images:,} images; built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
@@ -337,7 +339,9 @@ def _describe_arguments(args: dict) -> str:
     if args.get("downscale", 1) != 1:
         samples += f", photos downscaled by {args['downscale']:g}"
     spec = args.get("kernel_spec") or {}
-    if args.get("kernel_bank"):
+    if args.get("sharp_only"):
+        kernels = "sharp images only (no blur, no kernel): for `trainer fit --online`"
+    elif args.get("kernel_bank"):
         kernels = f"kernels drawn from the bank {args['kernel_bank']}"
     else:
         drawn = lambda v: "drawn" if v is None else f"{v:g}"  # noqa: E731
@@ -375,14 +379,16 @@ def inspect_cmd(folder, samples, seed, png):
     total = sum(i.count for i in infos)
     size = sum(i.path.stat().st_size for i in infos)
     args = next(iter(manifests.values())).get("arguments", {})
-    click.echo(f"{folder}: {total:,} pairs in {len(infos)} shards, {_megabytes(size)}")
+    click.echo(f"{folder}: {total:,} {'sharp images' if args.get('sharp_only') else 'pairs'} in {len(infos)} shards, "
+               f"{_megabytes(size)}")
     try:
         with shards.ShardReader(infos[0].path) as r:
-            codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
-            layout, version = r.layout, r.attrs.get("format_version")
+            codec = r.file["sharp"].compression if r.layout == "crops" else "per-image datasets"
+            layout, version, sharp_only = r.layout, r.attrs.get("format_version"), r.sharp_only
     except shards.ShardError as exc:
         raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
-    click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}")
+    click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}"
+               + (", sharp images only" if sharp_only else ""))
     click.echo(_describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
@@ -409,15 +415,19 @@ def inspect_cmd(folder, samples, seed, png):
                 sample = r.read_sample(int(g - starts[s]))
         except shards.ShardError as exc:
             raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
+        label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
+        if sharp_only:
+            click.echo(terminal.render_images([sample["sharp"]], labels=[f"{label} (sharp)"]))
+            tiles.append(sample["sharp"])
+            continue
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
-        label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
         click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
                                           labels=[label, "sharp", "kernel"]))
         tiles += [sample["blurred"], sample["sharp"], kernel]
     if png:
-        _write_png(png, contact_sheet(tiles, cols=3))
+        _write_png(png, contact_sheet(tiles, cols=1 if sharp_only else 3))
         click.echo(f"wrote {png}")
 
 

@@ -165,6 +165,12 @@ def main(argv=None) -> int:
                         help="blur the training shards' sharp crops on the fly (trainer fit --online), "
                              "a fresh --kernel-size kernel per draw")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # "--tag -online" reads as intended: argparse would take "-online" for an option.
+    for k in range(len(argv) - 1):
+        if argv[k] == "--tag":
+            argv[k:k + 2] = [f"--tag={argv[k + 1]}", ""]
+    argv = [a for a in argv if a != ""]
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [n for n in args.runs.split(",") if n]

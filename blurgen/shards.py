@@ -817,7 +817,8 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
     Reads every sample: checksum, sample count, shapes and dtypes of the
     images, each image's stored hashes (format 2), that each stored kernel is
     a PSF (finite, non-negative, sums to 1) and that every floating-point
-    field is finite.
+    field is finite.  A sharp-only shard has no blurred image and no kernel
+    to check: its sharp images are.
     """
     path = Path(path)
     if not path.is_file():
@@ -829,21 +830,26 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
             n = len(reader)
             if n != int(entry.get("count", n)):
                 return f"{n} samples, the manifest says {entry['count']}"
-            kernels = reader._dataset(reader.file, "kernel")[()]
-            if kernels.shape[0] != n or kernels.dtype != np.float32:
-                return f"kernel dataset has shape {kernels.shape} {kernels.dtype}, expected ({n}, k, k) float32"
-            from blurgen.kernels import check_psfs
+            if not reader.sharp_only:
+                kernels = reader._dataset(reader.file, "kernel")[()]
+                if kernels.shape[0] != n or kernels.dtype != np.float32:
+                    return f"kernel dataset has shape {kernels.shape} {kernels.dtype}, expected ({n}, k, k) float32"
+                from blurgen.kernels import check_psfs
 
-            problem = check_psfs(kernels)
-            if problem:
-                return f"stored {problem}"
+                problem = check_psfs(kernels)
+                if problem:
+                    return f"stored {problem}"
             for name in reader.fields():
                 values = reader._dataset(reader.file, name)[()]
                 if values.dtype.kind in "fc" and not np.isfinite(values).all():
                     first = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
                     return f"field {name!r} of sample {first} is not finite"
             for i in range(n):
-                blurred, sharp = reader.read_pair(i)
+                if reader.sharp_only:
+                    sharp = reader.read_sharp(i)
+                    blurred = sharp  # the checks below, of the one image there is
+                else:
+                    blurred, sharp = reader.read_pair(i)
                 if blurred.dtype != np.uint8 or sharp.dtype != np.uint8 or blurred.shape != sharp.shape \
                         or blurred.ndim != 3 or blurred.shape[2] != 3:
                     return f"sample {i}: bad images {blurred.shape} {blurred.dtype} / {sharp.shape} {sharp.dtype}"
