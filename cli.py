@@ -589,6 +589,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     import sys
 
     from trainer.config import make_configs
+    from trainer.data import parse_quality
     from trainer.loop import fit, resume_configs
 
     data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
@@ -602,6 +603,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     if beta1 is not None or beta2 is not None:
         train["betas"] = (0.5 if beta1 is None else beta1, 0.999 if beta2 is None else beta2)
     try:
+        data["online_jpeg_quality"] = parse_quality(data["online_jpeg_quality"])  # compared on --resume
         if resume:
             if preset is not None:
                 raise UserError("--preset cannot be combined with --resume (the run keeps its settings)")

@@ -65,6 +65,11 @@ def test_default_kernel_is_a_quarter_of_the_crop_rounded_to_odd():
         DataConfig(crop=80, online_noise=True)
     with pytest.raises(DataError, match="JPEG"):
         DataConfig(crop=80, online=True, online_jpeg_quality="90-10")
+    with pytest.raises(DataError, match="bad online JPEG quality 'x'"):
+        DataConfig(crop=80, online=True, online_jpeg_quality="x")
+    # The CLI's text and a checkpoint's list read as the same setting (--resume compares them).
+    assert DataConfig(online=True, online_jpeg_quality="60-95").online_jpeg_quality == \
+        DataConfig(online=True, online_jpeg_quality=[60, 95]).online_jpeg_quality == (60, 95)
 
 
 def test_online_draws_are_a_pure_function_of_seed_and_index(sharp_shards):

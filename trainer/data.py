@@ -99,6 +99,18 @@ def parse_mix(text: str) -> tuple[int, int]:
     return _check_mix((a, b))
 
 
+def parse_quality(value) -> tuple[int, int] | None:
+    """``"60-95"`` (or ``"90"``, or a pair, or None) -> (60, 95) / (90, 90) / None; DataError on bad text."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (value.partition("-")[0], value.partition("-")[2] or value) if isinstance(value, str) else value
+        lo, hi = int(lo), int(hi)
+    except (TypeError, ValueError):
+        raise DataError(f"bad online JPEG quality {value!r}: expected LO-HI, e.g. 60-95") from None
+    return lo, hi
+
+
 def _check_mix(mix) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in mix)
@@ -182,14 +194,7 @@ class DataConfig:
         self._check_online()
 
     def _check_online(self) -> None:
-        quality = self.online_jpeg_quality
-        if isinstance(quality, str):
-            try:
-                lo, _, hi = quality.partition("-")
-                quality = (int(lo), int(hi or lo))
-            except ValueError:
-                raise DataError(f"bad online JPEG quality {quality!r}: expected LO-HI, e.g. 60-95") from None
-        self.online_jpeg_quality = None if quality is None else tuple(int(q) for q in quality)
+        self.online_jpeg_quality = parse_quality(self.online_jpeg_quality)
         self.online = bool(self.online)
         extras = [name for name in ("online_kernel_size", "online_linear", "online_saturate", "online_noise",
                                     "online_jpeg_quality") if getattr(self, name) not in (None, False)]
