@@ -230,3 +230,32 @@ def test_fit_refuses_sharp_only_shards_without_online_and_takes_them_with_it(sha
     assert result.output.strip().splitlines() == [
         f"error: {shard_format.find_shards(sharp_shards)[0].path}: holds sharp images only "
         "(synthesize --sharp-only): train on it with --online"]
+
+
+def test_inspect_and_verify_handle_sharp_only_shards(sharp_shards):
+    from cli import blurgen
+    verify = CliRunner().invoke(blurgen, ["verify", str(sharp_shards)])
+    assert verify.exit_code == 0 and "3 shards OK" in verify.output
+    inspect = CliRunner().invoke(blurgen, ["inspect", str(sharp_shards), "--samples", "1"])
+    assert inspect.exit_code == 0, inspect.output
+    assert "10 sharp images in 3 shards" in inspect.output and "format version 3, sharp images only" in inspect.output
+
+
+def test_a_damaged_sample_is_replaced_by_a_draw_with_its_own_kernel(sharp_shards, tmp_path):
+    import shutil
+    folder = tmp_path / "shards"
+    shutil.copytree(sharp_shards, folder)
+    first = shard_format.find_shards(folder)[0].path
+    with h5py.File(first, "r+") as f:
+        f["sharp"][2, 0, 0, 0] ^= 0xFF        # sample 2 of the first shard fails its hash
+    cfg = _cfg(folder, flip=False)
+    dataset = build_dataset(cfg)
+    hit = next(j for j in range(40) if dataset.sources[SYNTHETIC].locate(dataset.draw(j).sample) == (0, 2))
+    blurred, sharp, damaged = dataset[hit]
+    assert len(damaged) == 1 and "sample 2 is damaged" in damaged[0]
+    d = dataset.draw(hit, 1)                       # the replacement: attempt 1
+    window = dataset.sources[SYNTHETIC].read_sharp(d.sample, d.box)
+    psf = dataset.online.kernels(cfg.seed, [(hit, 1)]).psf[0]
+    assert not np.array_equal(psf, dataset.online.kernels(cfg.seed, [(hit, 0)]).psf[0])
+    expected, expected_sharp, _ = dataset.online.blur(window, psf, dataset.online.rng(cfg.seed, hit, 1))
+    assert np.array_equal(blurred, expected) and np.array_equal(sharp, expected_sharp)
