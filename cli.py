@@ -257,6 +257,7 @@ def _megabytes(n: int) -> str:
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
+@click.option("--sharp-only", is_flag=True, help="Store sharp images only (no blur, no kernel) for `trainer fit --online`.")
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
 @click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
               help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
@@ -279,7 +280,7 @@ def _megabytes(n: int) -> str:
 def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, shake, max_angle, focal, max_shift,
                    objects_json, objects_images, object_len, crop, crops_per_image, full, downscale, shard_size, workers,
                    seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera, small, append,
-                   no_space_check):
+                   no_space_check, sharp_only):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     import sys
     from pathlib import Path
@@ -309,7 +310,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                           saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
                           shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
                           objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
-                                             max_len=object_len) if objects_json else None)
+                                             max_len=object_len) if objects_json else None,
+                          sharp_only=sharp_only)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     bars = []  # made once the work is planned, so that errors come before any bar
@@ -344,7 +346,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         click.echo(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
     elif summary.appended:
         click.echo(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are untouched")
-    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
+    click.echo(f"{out}: {summary.samples:,} {'sharp images' if sharp_only else 'pairs'} in {done} shards ({_megabytes(summary.bytes)}) "
                f"from {summary.images:,} images; built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
@@ -478,7 +480,9 @@ def _describe_arguments(args: dict) -> str:
     if args.get("downscale", 1) != 1:
         samples += f", photos downscaled by {args['downscale']:g}"
     spec = args.get("kernel_spec") or {}
-    if args.get("kernel_bank"):
+    if args.get("sharp_only"):
+        kernels = "sharp images only (no blur, no kernel): for `trainer fit --online`"
+    elif args.get("kernel_bank"):
         kernels = f"kernels drawn from the bank {args['kernel_bank']}"
     else:
         drawn = lambda v: "drawn" if v is None else f"{v:g}"  # noqa: E731
@@ -529,14 +533,16 @@ def inspect_cmd(folder, samples, seed, png):
     total = sum(i.count for i in infos)
     size = sum(i.path.stat().st_size for i in infos)
     args = next(iter(manifests.values())).get("arguments", {})
-    click.echo(f"{folder}: {total:,} pairs in {len(infos)} shards, {_megabytes(size)}")
+    click.echo(f"{folder}: {total:,} {'sharp images' if args.get('sharp_only') else 'pairs'} in {len(infos)} shards, "
+               f"{_megabytes(size)}")
     try:
         with shards.ShardReader(infos[0].path) as r:
-            codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
-            layout, version = r.layout, r.attrs.get("format_version")
+            codec = r.file["sharp"].compression if r.layout == "crops" else "per-image datasets"
+            layout, version, sharp_only = r.layout, r.attrs.get("format_version"), r.sharp_only
     except shards.ShardError as exc:
         raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
-    click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}")
+    click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}"
+               + (", sharp images only" if sharp_only else ""))
     click.echo(_describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
@@ -563,10 +569,14 @@ def inspect_cmd(folder, samples, seed, png):
                 sample = r.read_sample(local)
         except shards.ShardError as exc:
             raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
+        label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
+        if sharp_only:
+            click.echo(terminal.render_images([sample["sharp"]], labels=[f"{label} (sharp)"]))
+            tiles.append(sample["sharp"])
+            continue
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
         kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
-        label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
         if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
             from blurgen.video import describe_sample as describe_video_pair
 
@@ -579,7 +589,7 @@ def inspect_cmd(folder, samples, seed, png):
             click.echo(describe_draw(sample) if "camera_bayer" in sample else describe_sample(sample))
         tiles += [sample["blurred"], sample["sharp"], kernel]
     if png:
-        _write_png(png, contact_sheet(tiles, cols=3))
+        _write_png(png, contact_sheet(tiles, cols=1 if sharp_only else 3))
         click.echo(f"wrote {png}")
 
 
@@ -764,6 +774,13 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
 @click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="[default: blur]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
+@click.option("--online", is_flag=True, default=None,
+              help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
+@click.option("--online-kernel-size", type=int, default=None, help="Online PSF side.  [default: crop/4, odd]")
+@click.option("--online-linear", is_flag=True, default=None, help="Online blur in linear light.")
+@click.option("--online-saturate", is_flag=True, default=None, help="Online: boost clipped highlights, blur, clip.")
+@click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
+@click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
@@ -804,10 +821,12 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     import sys
 
     from trainer.config import make_configs
+    from trainer.data import parse_quality
     from trainer.loop import fit, resume_configs
 
     data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
-                  "allow_partial"}
+                  "allow_partial", "online", "online_kernel_size", "online_linear", "online_saturate",
+                  "online_noise", "online_jpeg_quality"}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)
@@ -816,6 +835,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
     if beta1 is not None or beta2 is not None:
         train["betas"] = (0.5 if beta1 is None else beta1, 0.999 if beta2 is None else beta2)
     try:
+        data["online_jpeg_quality"] = parse_quality(data["online_jpeg_quality"])  # compared on --resume
         if resume:
             if preset is not None:
                 raise UserError("--preset cannot be combined with --resume (the run keeps its settings)")

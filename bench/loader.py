@@ -16,6 +16,12 @@ it prints whether the loader keeps up.
 Frames built from upscaled sample photos compress better than real GoPro
 footage, so real PNG decoding is somewhat slower than measured here.
 
+    python bench/loader.py --online --crop 80 --batch-size 6 --workers 1
+
+adds rows for ``trainer fit --online`` (the shards' sharp crops blurred in
+the workers, a fresh kernel of a quarter of the crop per draw, batch kernels
+made in one call) beside the shard rows, and prints samples/s too.
+
     python bench/loader.py --verify [--seconds 4]
 
 times instead what checking the per-sample hashes (shard format 2) costs:
@@ -104,13 +110,14 @@ def measure(cfg: DataConfig, seconds: float, warmup: int = 8) -> float:
 
 
 def measure_reads(cfg: DataConfig, seconds: float) -> float:
-    """Draws per second of the dataset read directly in this process (no DataLoader)."""
+    """Draws per second of the dataset read directly in this process (no DataLoader),
+    a batch at a time as the DataLoader fetches them."""
     dataset = build_dataset(cfg)
     dataset[0]
-    count, start = 0, time.perf_counter()
+    count, start, b = 0, time.perf_counter(), cfg.batch_size
     while time.perf_counter() - start < seconds:
-        dataset[count + 1]
-        count += 1
+        dataset.__getitems__(range(1 + count, 1 + count + b))
+        count += b
     dataset.close()
     return count / (time.perf_counter() - start)
 
@@ -202,6 +209,7 @@ def run() -> None:
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--step-ms", type=float, help="time of one training step, to compare with")
     ap.add_argument("--verify", action="store_true", help="time the per-sample hash check instead")
+    ap.add_argument("--online", action="store_true", help="add rows for online blur (trainer fit --online)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.verify:
@@ -220,12 +228,19 @@ def run() -> None:
         print(f"{'source':<22}{'draws/s in-process':>20}" + "".join(f"{f'{w} workers':>14}" for w in args.workers)
               + "   (batches/s)")
         height, width = scan_gopro(gopro)[0].size
-        for label, mix in (("shards (1:0)", (1, 0)), (f"GoPro {width}x{height} (0:1)", (0, 1)),
-                           ("mix (2:1)", (2, 1))):
-            base = dict(shards=(shards,), gopro=gopro, mix=mix, crop=args.crop, batch_size=args.batch_size)
+        rows = [("shards (1:0)", (1, 0), False), (f"GoPro {width}x{height} (0:1)", (0, 1), False),
+                ("mix (2:1)", (2, 1), False)]
+        if args.online:
+            rows[1:1] = [("shards online (1:0)", (1, 0), True)]
+            rows.append(("mix online (2:1)", (2, 1), True))
+        for label, mix, online in rows:
+            base = dict(shards=(shards,), gopro=gopro, mix=mix, crop=args.crop, batch_size=args.batch_size,
+                        online=online)
             reads = measure_reads(DataConfig(**base, workers=0), args.seconds / 2)
             rates = [measure(DataConfig(**base, workers=w), args.seconds) for w in args.workers]
             line = f"{label:<22}{reads:>20.1f}" + "".join(f"{r:>14.1f}" for r in rates)
+            if args.online:
+                line += "   samples/s: " + ", ".join(f"{r * args.batch_size:.0f}" for r in rates)
             if args.step_ms:
                 line += f"   loader/step rate: {max(rates) * args.step_ms / 1000:.2f}x"
             print(line)

@@ -18,6 +18,10 @@ hash (``sample_hash`` for crops, ``tile_hash`` per 128-px tile for whole
 images), checked on every read: a flipped byte in the pixels raises
 :class:`DamagedSample` instead of handing back wrong pixels.  Version-1 shards
 (no hashes) are still read, unchecked.
+
+Format version 3 marks *sharp-only* shards (``synthesize --sharp-only``, for
+``trainer fit --online``): the attribute ``sharp_only``, a ``sharp`` image per
+sample and its hash, no ``blurred`` image and no ``kernel``.
 """
 from __future__ import annotations
 
@@ -37,6 +41,12 @@ from blurgen import files
 FORMAT = "blurgen.shard"
 #: 2: per-sample (crops) or per-tile (whole images) xxh3-64 hashes of the pixels.
 FORMAT_VERSION = 2
+#: 3: sharp-only shards (``synthesize --sharp-only``: no ``blurred``, no
+#: ``kernel``), so that an older reader refuses them in one line.  Shards with
+#: pairs are still written as version 2, byte for byte as before.
+SHARP_ONLY_VERSION = 3
+#: The newest shard format this module reads.
+READ_VERSION = 3
 #: The hash of the image chunks, recorded in each shard's ``sample_hash_algorithm``.
 SAMPLE_HASH = "xxh3_64"
 MANIFEST = "manifest.json"
@@ -151,6 +161,8 @@ class ShardWriter:
         meta field takes (a shard with samples takes them from the samples).
     expected : samples expected, if known: the crop datasets are allocated
         that large at once and trimmed at the end (any number may be added).
+    sharp_only : store sharp images only (format version 3): ``add`` takes
+        None for the blurred image and the kernel.
     """
 
     # Crops are written in batches of this many samples (6 MB of 256x256
@@ -158,8 +170,11 @@ class ShardWriter:
     _BATCH = 16
 
     def __init__(self, path: str | os.PathLike, crop: tuple[int, int] | None = None, attrs: dict | None = None,
-                 kernel_size: int = 1, fields: dict[str, np.ndarray] | None = None, expected: int = 0):
+                 kernel_size: int = 1, fields: dict[str, np.ndarray] | None = None, expected: int = 0,
+                 sharp_only: bool = False):
         self.path = Path(path)
+        self.sharp_only = bool(sharp_only)
+        self._images = ("sharp",) if self.sharp_only else ("blurred", "sharp")
         self.crop = None if crop is None else (int(crop[0]), int(crop[1]))
         self.attrs = dict(attrs or {})
         self.kernel_size = int(kernel_size)
@@ -173,7 +188,7 @@ class ShardWriter:
         self._kernels: list[np.ndarray] = []
         self._meta: dict[str, list] = {}
         self._shapes: list[tuple[int, int]] = []
-        self._hashes: list[tuple[int, int]] = []  # (blurred, sharp) hash of each crop
+        self._hashes: list[tuple[int, ...]] = []  # (blurred, sharp) or (sharp,) hash of each crop
         self._tiles: list[np.ndarray] = []  # (tiles, 2) hashes of each whole image's tiles
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # crops not yet on disk
         self._written = 0  # crops on disk
@@ -191,17 +206,22 @@ class ShardWriter:
         self._file = h5py.File(self._tmp, "w")
         if self.crop is not None:
             h, w = self.crop
-            for name in ("blurred", "sharp"):
+            for name in self._images:
                 self._datasets.append(self._file.create_dataset(name, (self.expected, h, w, 3), np.uint8,
                                                                 chunks=(1, h, w, 3), maxshape=(None, h, w, 3)))
         else:
-            for name in ("blurred", "sharp"):
+            for name in self._images:
                 self._file.create_group(name)
         return self
 
     def add(self, blurred: np.ndarray, sharp: np.ndarray, kernel: np.ndarray, meta: dict | None = None) -> None:
         """Append one pair: equal-shaped (H, W, 3) uint8 RGB images, the (k, k) PSF, and its meta
-        fields (the same names for every sample; values of a fixed shape)."""
+        fields (the same names for every sample; values of a fixed shape).  A sharp-only
+        writer takes None for ``blurred`` and ``kernel``."""
+        if self.sharp_only:
+            if blurred is not None or kernel is not None:
+                raise ValueError("a sharp-only shard stores no blurred image and no kernel")
+            blurred = sharp  # the checks below are the sharp image's; nothing of it is stored twice
         if blurred.shape != sharp.shape or blurred.dtype != np.uint8 or sharp.dtype != np.uint8 \
                 or blurred.ndim != 3 or blurred.shape[2] != 3:
             raise ValueError(f"pairs must be equal-shaped (H, W, 3) uint8, got "
@@ -219,21 +239,24 @@ class ShardWriter:
         if self.crop is not None:
             if blurred.shape[:2] != self.crop:
                 raise ValueError(f"sample {i} is {blurred.shape[:2]}, the shard holds {self.crop} crops")
-            self._pending.append((blurred, sharp))
+            images = (sharp,) if self.sharp_only else (blurred, sharp)
+            self._pending.append(images)
             # A crop is one chunk: its C-order bytes are the chunk's bytes.
-            self._hashes.append((chunk_hash(np.ascontiguousarray(blurred)), chunk_hash(np.ascontiguousarray(sharp))))
+            self._hashes.append(tuple(chunk_hash(np.ascontiguousarray(image)) for image in images))
             if len(self._pending) == self._BATCH:
                 self._flush()
         else:
             h, w = blurred.shape[:2]
             tile = (min(h, _TILE), min(w, _TILE))
-            for name, image in (("blurred", blurred), ("sharp", sharp)):
+            images = (sharp,) if self.sharp_only else (blurred, sharp)
+            for name, image in zip(self._images, images):
                 # Written out now, where a failure raises, so that dropping it is safe
                 # (holding one per sample would hold their cached chunks too).
                 files.flush_hdf5(self._file[name].create_dataset(f"{i:06d}", data=image, chunks=(*tile, 3)))
-            self._tiles.append(np.stack([tile_hashes(blurred, tile).ravel(), tile_hashes(sharp, tile).ravel()], 1))
+            self._tiles.append(np.stack([tile_hashes(image, tile).ravel() for image in images], 1))
             self._shapes.append((h, w))
-        self._kernels.append(np.asarray(kernel, np.float32))
+        if not self.sharp_only:
+            self._kernels.append(np.asarray(kernel, np.float32))
         for name, value in meta.items():
             self._meta[name].append(value)
         self.count += 1
@@ -249,7 +272,7 @@ class ShardWriter:
         if not self._pending:
             return
         first, stop = self._written, self._written + len(self._pending)
-        for k, name in enumerate(("blurred", "sharp")):
+        for k, name in enumerate(self._images):
             ds = self._file[name]
             if ds.shape[0] < stop:
                 ds.resize(stop, axis=0)
@@ -263,9 +286,10 @@ class ShardWriter:
         f, n = self._file, self.count
         if self.crop is not None:
             self._flush()
-            for name in ("blurred", "sharp"):
+            for name in self._images:
                 f[name].resize(n, axis=0)
-            self._datasets.append(f.create_dataset("sample_hash", data=np.array(self._hashes, np.uint64).reshape(n, 2)))
+            self._datasets.append(f.create_dataset("sample_hash", data=np.array(self._hashes, np.uint64)
+                                                   .reshape(n, len(self._images))))
         else:
             self._datasets.append(f.create_dataset("shape", data=np.array(self._shapes, np.int32).reshape(n, 2)))
             # All samples' tile hashes in one dataset (row-major tiles, sample
@@ -275,11 +299,12 @@ class ShardWriter:
             self._datasets.append(f.create_dataset(
                 "tile_start", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)))
             self._datasets.append(f.create_dataset(
-                "tile_hash", data=np.concatenate(self._tiles) if n else np.zeros((0, 2), np.uint64)))
-        kernels = np.stack(self._kernels) if n else np.zeros((0, self.kernel_size, self.kernel_size), np.float32)
-        # PSFs are mostly zeros: gzip with byte shuffling stores them ~10x smaller.
-        self._datasets.append(f.create_dataset("kernel", data=kernels, compression="gzip", shuffle=True,
-                                               chunks=(min(n, 64), *kernels.shape[1:]) if n else None))
+                "tile_hash", data=np.concatenate(self._tiles) if n else np.zeros((0, len(self._images)), np.uint64)))
+        if not self.sharp_only:
+            kernels = np.stack(self._kernels) if n else np.zeros((0, self.kernel_size, self.kernel_size), np.float32)
+            # PSFs are mostly zeros: gzip with byte shuffling stores them ~10x smaller.
+            self._datasets.append(f.create_dataset("kernel", data=kernels, compression="gzip", shuffle=True,
+                                                   chunks=(min(n, 64), *kernels.shape[1:]) if n else None))
         columns = {name: np.asarray(values) for name, values in self._meta.items()} if n else self.fields
         for name, values in columns.items():
             if name in CORE_DATASETS:
@@ -290,10 +315,12 @@ class ShardWriter:
             else:
                 self._datasets.append(f.create_dataset(name, data=values))
         f.attrs["format"] = FORMAT
-        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["format_version"] = SHARP_ONLY_VERSION if self.sharp_only else FORMAT_VERSION
         f.attrs["count"] = n
         f.attrs["layout"] = "crops" if self.crop is not None else "images"
         f.attrs["sample_hash_algorithm"] = SAMPLE_HASH
+        if self.sharp_only:  # absent from shards with pairs: their bytes stay as they were
+            f.attrs["sharp_only"] = True
         for key, value in self.attrs.items():
             f.attrs[key] = value if isinstance(value, (str, int, float, bool, np.generic)) else json.dumps(value)
 
@@ -586,9 +613,11 @@ class ShardReader:
         self._hashes = None  # (N, 2) uint64 hashes of the crops, when stored and verified
         self._hashed = False  # whole images with tile hashes (checked if verify)
         self._tile_hash = self._tile_start = self._sizes = None  # their hashes, where each starts, (H, W)
+        self._sharp_only = False
 
     def __getstate__(self):
         return {"path": self.path, "verify": self.verify, "_file": None, "_layout": None, "_count": None,
+                "_sharp_only": False,
                 "_shape": None, "_pair": None, "_raw": False, "_hashes": None, "_hashed": False,
                 "_tile_hash": None, "_tile_start": None, "_sizes": None}
 
@@ -620,7 +649,7 @@ class ShardReader:
                     f.close()
                     self._count = self._shape = self._pair = self._hashes = None
                     self._tile_hash = self._tile_start = self._sizes = None
-                    self._raw = self._hashed = False
+                    self._raw = self._hashed = self._sharp_only = False
             self._file = f
         return self._file
 
@@ -629,7 +658,7 @@ class ShardReader:
         ``_layout`` last, only when everything is in order."""
         if f.attrs.get("format") != FORMAT:
             raise ShardError(f"{self.path}: not a blurgen shard")
-        if int(f.attrs.get("format_version", 0)) > FORMAT_VERSION:
+        if int(f.attrs.get("format_version", 0)) > READ_VERSION:
             raise ShardError(f"{self.path}: shard format {f.attrs['format_version']} is newer than this blurgen reads")
         # Attribute and dataset look-ups cost ~0.1 ms each in h5py, as much
         # as reading a 256x256 pair: do them once per open.
@@ -637,17 +666,20 @@ class ShardReader:
         self._count = int(f.attrs["count"])
         version = int(f.attrs.get("format_version", 1))
         hashed = version >= 2 and self.verify
+        self._sharp_only = bool(f.attrs.get("sharp_only", False))
+        columns = 1 if self._sharp_only else 2  # hashes per sample: (blurred,) sharp
         if layout == "crops":
-            self._pair = (self._dataset(f, "blurred"), self._dataset(f, "sharp"))
-            self._shape = tuple(int(s) for s in self._pair[0].shape[1:3])
+            self._pair = (None if self._sharp_only else self._dataset(f, "blurred"), self._dataset(f, "sharp"))
+            self._shape = tuple(int(s) for s in self._pair[1].shape[1:3])
             whole = (1, *self._shape, 3)
-            self._raw = all(ds.chunks == whole and _unfiltered(ds) for ds in self._pair)
+            self._raw = all(ds.chunks == whole and _unfiltered(ds) for ds in self._pair if ds is not None)
             if hashed:
                 # (N, 2) uint64: 16 bytes a sample, read once per open.
                 self._hashes = self._dataset(f, "sample_hash")[()]
-                if self._hashes.shape != (self._count, 2):
+                if self._hashes.shape != (self._count, columns):
                     raise ShardError(f"{self.path}: sample_hash has shape {self._hashes.shape}, "
-                                     f"expected ({self._count}, 2)")
+                                     f"expected ({self._count}, {columns})")
+                self._hashes = _as_pair_columns(self._hashes)
         elif layout == "images":
             # Format 2 whole images are read tile by tile, checked or not
             # (unchecked only for benchmarks): so the check is the only difference.
@@ -657,8 +689,9 @@ class ShardReader:
                 self._tile_start = self._dataset(f, "tile_start")[()]
                 self._tile_hash = self._dataset(f, "tile_hash")[()]
                 if self._sizes.shape != (self._count, 2) or self._tile_start.shape != (self._count + 1,) \
-                        or self._tile_hash.shape != (int(self._tile_start[-1]), 2):
+                        or self._tile_hash.shape != (int(self._tile_start[-1]), columns):
                     raise ShardError(f"{self.path}: shape, tile_start and tile_hash do not agree")
+                self._tile_hash = _as_pair_columns(self._tile_hash)
         else:
             raise ShardError(f"{self.path}: unknown layout {layout!r}")
         self._layout = layout
@@ -668,6 +701,12 @@ class ShardReader:
         """``"crops"`` (one (N, H, W, 3) array) or ``"images"`` (one array per sample)."""
         self.file
         return self._layout
+
+    @property
+    def sharp_only(self) -> bool:
+        """Whether the shard holds sharp images only (``synthesize --sharp-only``)."""
+        self.file
+        return self._sharp_only
 
     @property
     def attrs(self) -> dict:
@@ -707,23 +746,34 @@ class ShardReader:
         """(blurred, sharp) of sample ``i``, uint8 (h, w, 3) RGB.
 
         ``box`` = (y0, x0, y1, x1) reads only that window (only the chunks it
-        touches are read from disk).
+        touches are read from disk).  A sharp-only shard has no blurred image:
+        ShardError (one line, pointing to ``trainer fit --online``).
         """
         i = self._check(i)
+        if self.sharp_only:
+            raise ShardError(f"{self.path}: holds sharp images only (synthesize --sharp-only), no blurred "
+                             "image to read; train on it with `trainer fit --online`")
+        return self._read_image(0, i, box), self._read_image(1, i, box)
+
+    def read_sharp(self, i: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """The sharp image of sample ``i`` (only the window ``box``), uint8 (h, w, 3) RGB;
+        reads (and checks) nothing of the blurred image.  Works on every shard."""
+        return self._read_image(1, self._check(i), box)
+
+    def _read_image(self, which: int, i: int, box: tuple[int, int, int, int] | None) -> np.ndarray:
+        """Image ``which`` (0: blurred, 1: sharp) of sample ``i`` (already checked), window ``box``."""
         window = (slice(None), slice(None)) if box is None else (slice(box[0], box[2]), slice(box[1], box[3]))
         try:
             if self._raw:
-                return self._read_chunk(0, i, window), self._read_chunk(1, i, window)
+                return self._read_chunk(which, i, window)
             if self.layout == "crops":
                 if self._hashes is None:
-                    return self._pair[0][(i, *window)], self._pair[1][(i, *window)]
+                    return self._pair[which][(i, *window)]
                 # Filtered crops (not written by this module): hash the whole sample.
-                pair = tuple(self._checked(self._pair[k][i], i, k) for k in (0, 1))
-                return pair[0][window], pair[1][window]
-            key = f"{i:06d}"
+                return self._checked(self._pair[which][i], i, which)[window]
             if self._hashed:
-                return self._read_tiles(0, i, box), self._read_tiles(1, i, box)
-            return self.file["blurred"][key][window], self.file["sharp"][key][window]
+                return self._read_tiles(which, i, box)
+            return self.file[("blurred", "sharp")[which]][f"{i:06d}"][window]
         except ShardError:
             raise
         except _H5_ERRORS as exc:
@@ -795,10 +845,14 @@ class ShardReader:
         return sorted(k for k in self.file.keys() if k == "kernel" or k not in CORE_DATASETS)
 
     def read_sample(self, i: int) -> dict:
-        """Every stored field of sample ``i``: ``blurred``, ``sharp``, ``kernel`` and the meta fields."""
+        """Every stored field of sample ``i``: ``blurred``, ``sharp``, ``kernel`` and the meta
+        fields (a sharp-only shard: ``sharp`` and the meta fields)."""
         i = self._check(i)
-        blurred, sharp = self.read_pair(i)
-        sample = {"blurred": blurred, "sharp": sharp}
+        if self.sharp_only:
+            sample = {"sharp": self.read_sharp(i)}
+        else:
+            blurred, sharp = self.read_pair(i)
+            sample = {"blurred": blurred, "sharp": sharp}
         for name in self.fields():
             value = self.file[name][i]
             sample[name] = value.decode("utf-8") if isinstance(value, bytes) else value
@@ -810,7 +864,15 @@ class ShardReader:
             self._file = None
             self._layout = self._count = self._shape = self._pair = self._hashes = None
             self._tile_hash = self._tile_start = self._sizes = None
-            self._raw = self._hashed = False
+            self._raw = self._hashed = self._sharp_only = False
+
+
+def _as_pair_columns(hashes: np.ndarray) -> np.ndarray:
+    """(N, 2) hashes (blurred, sharp) as stored, or a sharp-only shard's (N, 1)
+    with a column of zeros in front (never compared: no blurred image is read)."""
+    if hashes.shape[1] == 2:
+        return hashes
+    return np.concatenate([np.zeros_like(hashes), hashes], axis=1)
 
 
 def _unfiltered(ds) -> bool:
@@ -831,7 +893,8 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
     Reads every sample: checksum, sample count, shapes and dtypes of the
     images, each image's stored hashes (format 2), that each stored kernel is
     a PSF (finite, non-negative, sums to 1) and that every floating-point
-    field is finite.
+    field is finite.  A sharp-only shard has no blurred image and no kernel
+    to check: its sharp images are.
     """
     path = Path(path)
     if is_fileless(entry):
@@ -845,21 +908,26 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
             n = len(reader)
             if n != int(entry.get("count", n)):
                 return f"{n} samples, the manifest says {entry['count']}"
-            kernels = reader._dataset(reader.file, "kernel")[()]
-            if kernels.shape[0] != n or kernels.dtype != np.float32:
-                return f"kernel dataset has shape {kernels.shape} {kernels.dtype}, expected ({n}, k, k) float32"
-            from blurgen.kernels import check_psfs
+            if not reader.sharp_only:
+                kernels = reader._dataset(reader.file, "kernel")[()]
+                if kernels.shape[0] != n or kernels.dtype != np.float32:
+                    return f"kernel dataset has shape {kernels.shape} {kernels.dtype}, expected ({n}, k, k) float32"
+                from blurgen.kernels import check_psfs
 
-            problem = check_psfs(kernels)
-            if problem:
-                return f"stored {problem}"
+                problem = check_psfs(kernels)
+                if problem:
+                    return f"stored {problem}"
             for name in reader.fields():
                 values = reader._dataset(reader.file, name)[()]
                 if values.dtype.kind in "fc" and not np.isfinite(values).all():
                     first = int(np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))[0])
                     return f"field {name!r} of sample {first} is not finite"
             for i in range(n):
-                blurred, sharp = reader.read_pair(i)
+                if reader.sharp_only:
+                    sharp = reader.read_sharp(i)
+                    blurred = sharp  # the checks below, of the one image there is
+                else:
+                    blurred, sharp = reader.read_pair(i)
                 if blurred.dtype != np.uint8 or sharp.dtype != np.uint8 or blurred.shape != sharp.shape \
                         or blurred.ndim != 3 or blurred.shape[2] != 3:
                     return f"sample {i}: bad images {blurred.shape} {blurred.dtype} / {sharp.shape} {sharp.dtype}"

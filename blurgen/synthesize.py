@@ -95,6 +95,8 @@ class SynthConfig:
         instead of one kernel per sample, or None.
     objects : moving objects pasted from COCO annotations (``blurgen.objects.ObjectSpec``,
         ``--objects``), blurred by the layered model over the camera's fresh kernel, or None.
+    sharp_only : store the sharp crops (or images) alone -- no blur, no
+        kernel -- for ``trainer fit --online``, which blurs them itself.
     """
 
     src: Path
@@ -116,6 +118,7 @@ class SynthConfig:
     camera: str | None = None
     shake: ShakeSpec | None = None
     objects: ObjectSpec | None = None
+    sharp_only: bool = False
 
     def __post_init__(self):
         if self.crop < 4 and not self.full:
@@ -153,6 +156,15 @@ class SynthConfig:
         if self.camera is not None and (self.shake is not None or self.objects is not None):
             raise SynthError("--camera cannot be combined with " + ("--shake" if self.shake is not None else "--objects")
                              + " yet: pick one")
+        if self.sharp_only:
+            blur_options = [name for name, on in (("--kernels", self.kernel_bank is not None), ("--linear", self.linear),
+                                                  ("--saturate", self.saturate), ("--noise", self.noise),
+                                                  ("--jpeg-quality", self.jpeg_quality is not None),
+                                                  ("--camera", self.camera is not None), ("--shake", self.shake is not None),
+                                                  ("--objects", self.objects is not None)) if on]
+            if blur_options:
+                raise SynthError(f"--sharp-only stores no blurred image: {blur_options[0]} does not apply "
+                                 "(give the blur settings to `trainer fit --online`)")
 
     @property
     def samples_per_image(self) -> int:
@@ -181,6 +193,10 @@ class SynthConfig:
             args["objects"]["images"] = str(Path(self.objects.images or self.src).resolve())
         if self.small == "skip":  # the default: recorded only when not, so that older runs resume
             del args["small"]
+        if self.sharp_only:
+            args["kernel_spec"] = None
+        else:  # absent, so that the manifests and shards of the other modes stay as they were
+            del args["sharp_only"]
         return json.loads(json.dumps(args))
 
 
@@ -208,6 +224,10 @@ class Summary:
 def blur_sample(region: np.ndarray, psf: np.ndarray, cfg: SynthConfig, rng: np.random.Generator,
                 effects: dict) -> np.ndarray:
     """Blur one source window and apply the sensor effects.
+
+    ``cfg`` is read for ``linear``, ``saturate``, ``noise`` and
+    ``jpeg_quality`` only (a SynthConfig, or blurgen.online.OnlineBlur for
+    blur on the fly in training).
 
     region : (h + k - 1, w + k - 1, 3) uint8 RGB — the output window plus the
         PSF's margins (``blur.margins``).
@@ -348,7 +368,9 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
 
     k_per = cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
-    if cfg.shake is not None or cfg.objects is not None:  # their blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
+    if cfg.sharp_only:
+        kernel_size = 1  # no blur, no margin
+    elif cfg.shake is not None or cfg.objects is not None:  # their blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
         kernel_size = cfg.kernel_spec.size
     elif cfg.kernel_bank is None:
         fresh = make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * k_per), cfg.kernel_spec)
@@ -365,7 +387,8 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     # Samples go to disk as they are made: a worker holds one photo and a few
     # crops, not a whole shard (1000 crops of 256x256 would be 400 MB).
     with shards.ShardWriter(path, crop=None if cfg.full else (cfg.crop, cfg.crop), attrs=attrs,
-                            kernel_size=kernel_size, fields=empty, expected=count) as writer:
+                            kernel_size=kernel_size, fields=empty, expected=count,
+                            sharp_only=cfg.sharp_only) as writer:
         for i in range(task.first_image, task.stop_image):
             stopping.check(stop)
             rel = images[i]
@@ -405,6 +428,8 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 h, w = photo.shape[:2]
             if h < need or w < need:
                 what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
+                if cfg.sharp_only:
+                    what = "one pixel" if cfg.full else f"a {cfg.crop} crop"
                 skipped.append((rel, "too-small", f"{w}x{h} is smaller than {what}"))
                 if progress is not None:
                     progress(0, k_per)
@@ -419,6 +444,10 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                     y0 = before + int(rng.integers(0, h - need + 1))
                     x0 = before + int(rng.integers(0, w - need + 1))
                     y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+                if cfg.sharp_only:
+                    writer.add(None, photo[y0:y1, x0:x1], None,
+                               {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32)})
+                    continue
                 j = (i - task.first_image) * k_per + c
                 if cfg.kernel_bank is None:
                     rng.integers(0, 1)

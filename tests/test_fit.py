@@ -7,11 +7,13 @@ import os
 import signal
 import socket
 
+import numpy as np
 import pytest
 from test_faults_training import assert_same_training_state
 import torch
 from click.testing import CliRunner
 
+from blurgen.shards import ShardWriter, shard_name, write_manifest
 from trainer import checkpoint, loop
 from trainer.config import TrainConfig, make_configs
 from trainer.losses import make_content_loss, vgg19_to_conv3_3
@@ -115,9 +117,24 @@ def _read_scalars(path):
         return list(csv.DictReader(f))
 
 
-def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, vgg_file, monkeypatch):
+def _sharp_only_shards(folder, count=6, size=48):
+    """A sharp-only shard folder of random (size, size) crops, for --online."""
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    with ShardWriter(folder / shard_name(0), crop=(size, size), sharp_only=True) as writer:
+        for _ in range(count):
+            writer.add(None, rng.integers(0, 256, (size, size, 3), dtype=np.uint8), None)
+    write_manifest(folder, {"shards": {shard_name(0): {"count": count, "checksum": writer.checksum}}})
+    return folder
+
+
+@pytest.mark.parametrize("online", [False, True], ids=["gopro", "online+gopro"])
+def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, vgg_file, monkeypatch, online):
     # Uninterrupted: 6 steps.
     cfg_a, data_cfg = tiny_configs(tmp_path / "a", gopro, vgg_file)
+    if online:   # synthetic draws blurred on the fly, 2:1 with GoPro
+        data_cfg = dataclasses.replace(data_cfg, shards=(_sharp_only_shards(tmp_path / "sharp"),), mix=(2, 1),
+                                       online=True, online_noise=True)
     summary = fit(cfg_a, data_cfg)
     assert summary["step"] == 6 and summary["best"] is not None
     a = checkpoint.load(tmp_path / "a" / "last.pt")
@@ -140,10 +157,14 @@ def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, 
         fit(cfg_b, data_cfg)                      # a run folder is never silently overwritten
     cfg_resumed, data_resumed = resume_configs(tmp_path / "b", {"device": "cpu"}, {"workers": 0})
     assert cfg_resumed == cfg_b and data_resumed.gopro == gopro.resolve()
+    assert (data_resumed.online, data_resumed.online_noise) == (online, online)
+    if online:   # the online settings are the run's: a resume cannot change them
+        with pytest.raises(ValueError, match="cannot change online_kernel_size"):
+            resume_configs(tmp_path / "b", {}, {"online_kernel_size": 5})
     fit(cfg_resumed, data_resumed, resume=True)
     b = checkpoint.load(tmp_path / "b" / "last.pt")
 
-    assert b["step"] == a["step"] == 6 and b["epoch"] == a["epoch"] == 1
+    assert b["step"] == a["step"] == 6 and b["epoch"] == a["epoch"] == (0 if online else 1)  # 18-step epochs online
     assert_same_training_state(a, b)
 
     # Logs: every step's scalars once, also across the crash.

@@ -28,6 +28,14 @@ and flip from ``default_rng([seed, DRAW_TAG, j, attempt])`` -- still a pure
 function of (seed, j) and the data on disk, so a run stays deterministic and
 resumable.  Each skip is logged as a warning; the stream stops with a
 DataError once more than ``max_damaged`` samples were skipped.
+
+With ``online`` (``trainer fit --online``), a synthetic draw reads only the
+sharp image of its sample -- a window of side crop + k - 1, its position
+drawn as above so that the window fits -- and blurs it in the worker with a
+fresh Boracchi & Foi kernel of side k and fresh sensor effects
+(:mod:`blurgen.online`): kernel and effects are a pure function of (seed, j,
+attempt) too, so an online run resumes exactly, and no blurred pair repeats.
+GoPro draws stay real pairs; validation pairs are never blurred online.
 """
 from __future__ import annotations
 
@@ -91,6 +99,18 @@ def parse_mix(text: str) -> tuple[int, int]:
     return _check_mix((a, b))
 
 
+def parse_quality(value) -> tuple[int, int] | None:
+    """``"60-95"`` (or ``"90"``, or a pair, or None) -> (60, 95) / (90, 90) / None; DataError on bad text."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (value.partition("-")[0], value.partition("-")[2] or value) if isinstance(value, str) else value
+        lo, hi = int(lo), int(hi)
+    except (TypeError, ValueError):
+        raise DataError(f"bad online JPEG quality {value!r}: expected LO-HI, e.g. 60-95") from None
+    return lo, hi
+
+
 def _check_mix(mix) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in mix)
@@ -120,6 +140,12 @@ class DataConfig:
         uses GoPro ``test/``, or else the last shard of the first folder.
     allow_partial: use shard folders that ``blurgen synthesize`` has not
         finished (``blurgen verify``'s "not built yet"); refused otherwise.
+    online: blur the synthetic draws in the workers (module doc); the shards'
+        sharp images are read, any blurred ones ignored.
+    online_kernel_size: PSF side of the online blur; None: a quarter of the
+        crop rounded up to odd (resolved when ``online`` is set).
+    online_linear, online_saturate, online_noise, online_jpeg_quality: the
+        sensor effects of ``blurgen synthesize``, drawn per draw.
     """
 
     shards: tuple[Path, ...] = ()
@@ -134,6 +160,12 @@ class DataConfig:
     seed: int = 0
     val_shards: Path | None = None
     allow_partial: bool = False
+    online: bool = False
+    online_kernel_size: int | None = None
+    online_linear: bool = False
+    online_saturate: bool = False
+    online_noise: bool = False
+    online_jpeg_quality: tuple[int, int] | None = None
 
     def __post_init__(self):
         # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
@@ -162,6 +194,34 @@ class DataConfig:
         self.crop, self.batch_size = int(self.crop), int(self.batch_size)
         self.workers, self.seed = int(self.workers), int(self.seed)
         self.gopro_scale, self.flip = float(self.gopro_scale), bool(self.flip)
+        self._check_online()
+
+    def _check_online(self) -> None:
+        self.online_jpeg_quality = parse_quality(self.online_jpeg_quality)
+        self.online = bool(self.online)
+        extras = [name for name in ("online_kernel_size", "online_linear", "online_saturate", "online_noise",
+                                    "online_jpeg_quality") if getattr(self, name) not in (None, False)]
+        if not self.online:
+            if extras:
+                raise DataError(f"{extras[0].replace('_', '-')} applies to online blur only: add --online")
+            return
+        from blurgen.online import kernel_size_for_crop
+        if self.online_kernel_size is None:
+            self.online_kernel_size = kernel_size_for_crop(self.crop)
+        try:
+            self.online_blur()
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        self.online_kernel_size = int(self.online_kernel_size)
+
+    def online_blur(self):
+        """The blurgen.online.OnlineBlur of these settings, or None without ``online``."""
+        if not self.online:
+            return None
+        from blurgen.online import OnlineBlur
+        return OnlineBlur(kernel_size=self.online_kernel_size, linear=self.online_linear,
+                          saturate=self.online_saturate, noise=self.online_noise,
+                          jpeg_quality=self.online_jpeg_quality)
 
 
 # --- the draw schedule (pure) ----------------------------------------------------
@@ -283,6 +343,16 @@ class ShardSource:
         except (_shards().ShardError, OSError, KeyError) as exc:
             raise _shard_problem(self.name(i), exc) from None
 
+    def read_sharp(self, i: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """The window ``box`` of sample i's sharp image (online blur; any shard)."""
+        k, local = self.locate(i)
+        try:
+            return self._reader(k, local).read_sharp(local, box=box)
+        except _shards().DamagedSample as exc:
+            raise DamagedSample(str(exc)) from None
+        except (_shards().ShardError, OSError, KeyError) as exc:
+            raise _shard_problem(self.name(i), exc) from None
+
     def close(self) -> None:
         for reader in self._readers.values():
             reader.close()
@@ -325,13 +395,16 @@ class GoProSource:
 
 @dataclass(frozen=True)
 class Draw:
-    """What draw j reads: ``box`` is (y0, x0, y1, x1) in the (scaled) sample."""
+    """What draw j reads: ``box`` is (y0, x0, y1, x1) in the (scaled) sample --
+    the crop, or for an online draw the crop plus the kernel's margins."""
 
     index: int
     source: int
     sample: int
     box: tuple[int, int, int, int]
     flip: bool
+    attempt: int = 0
+    online: bool = False
 
 
 class DrawDataset(Dataset):
@@ -341,12 +414,19 @@ class DrawDataset(Dataset):
 
     A sample that cannot be read yields a one-line error string instead, so
     that the calling process can raise a clean DataError rather than a
-    worker traceback.
+    worker traceback.  ``online`` (a blurgen.online.OnlineBlur) blurs the
+    synthetic draws here; the DataLoader fetches a batch at once
+    (``__getitems__``), so that its kernels are made in one vectorised call.
     """
 
-    def __init__(self, plan: DrawPlan, sources: tuple, crop: int, flip: bool, seed: int):
+    def __init__(self, plan: DrawPlan, sources: tuple, crop: int, flip: bool, seed: int, online=None):
         self.plan, self.sources = plan, sources
         self.crop, self.flip, self.seed = crop, flip, seed
+        self.online = online
+
+    def window(self, source: int) -> int:
+        """Side of what a draw of ``source`` reads: the crop, plus k - 1 for online blur."""
+        return self.crop + (self.online.margin if self.online is not None and source == SYNTHETIC else 0)
 
     def draw(self, j: int, attempt: int = 0) -> Draw:
         """The source, sample, crop box and flip of draw j (reads only the sample's size);
@@ -356,37 +436,64 @@ class DrawDataset(Dataset):
             n = len(self.sources[source])
             sample = int(np.random.default_rng([self.seed, REDRAW_TAG, int(j), attempt]).integers(n))
         height, width = self.sources[source].size(sample)
-        if height < self.crop or width < self.crop:
+        side = self.window(source)
+        if height < side or width < side:
             raise DataError(f"{self.sources[source].name(sample)} is {width}x{height}, "
-                            f"smaller than the {self.crop}x{self.crop} crop")
+                            f"smaller than the {self.crop}x{self.crop} crop"
+                            + (f" plus the online kernel's {side - self.crop} px margin" if side > self.crop else ""))
         seeds = [self.seed, DRAW_TAG, int(j)] + ([attempt] if attempt else [])
         rng = np.random.default_rng(seeds)
-        y0 = int(rng.integers(0, height - self.crop + 1))
-        x0 = int(rng.integers(0, width - self.crop + 1))
+        y0 = int(rng.integers(0, height - side + 1))
+        x0 = int(rng.integers(0, width - side + 1))
         # Drawn whether or not flips are on, so that flip=False keeps the same crops.
         flip = bool(rng.random() < 0.5) and self.flip
-        return Draw(int(j), source, sample, (y0, x0, y0 + self.crop, x0 + self.crop), flip)
+        return Draw(int(j), source, sample, (y0, x0, y0 + side, x0 + side), flip, int(attempt), side > self.crop)
 
-    def __getitem__(self, j: int):
+    def _read(self, j: int):
+        """(draw, images, damaged reports) of draw j, or a one-line error: images are
+        (blurred, sharp) crops, or for an online draw the sharp window alone."""
         damaged = []
         for attempt in range(MAX_REDRAWS + 1):
             try:
                 d = self.draw(j, attempt)
-                blurred, sharp = self.sources[d.source].read(d.sample, d.box)
-                break
+                source = self.sources[d.source]
+                images = source.read_sharp(d.sample, d.box) if d.online else source.read(d.sample, d.box)
+                return d, images, damaged
             except DamagedSample as exc:
                 damaged.append(str(exc))
             except (DataError, GoProError, OSError) as exc:
                 return f"draw {j}: {exc}"
-        else:
-            return (f"draw {j}: {len(damaged)} damaged samples in a row (the last: {damaged[-1]}); "
-                    "run `blurgen verify` on the shard folders")
-        if blurred.shape != (self.crop, self.crop, 3) or sharp.shape != blurred.shape:
-            return (f"draw {j}: {self.sources[d.source].name(d.sample)} gave crops of shape "
-                    f"{blurred.shape} and {sharp.shape}, expected {(self.crop, self.crop, 3)}")
-        if d.flip:
-            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
-        return blurred, sharp, damaged
+        return (f"draw {j}: {len(damaged)} damaged samples in a row (the last: {damaged[-1]}); "
+                "run `blurgen verify` on the shard folders")
+
+    def __getitem__(self, j: int):
+        return self.__getitems__([j])[0]
+
+    def __getitems__(self, indices) -> list:
+        """Draws ``indices``, each as ``__getitem__`` gives it (the DataLoader's batched fetch)."""
+        reads = [self._read(int(j)) for j in indices]
+        online = [r for r in reads if not isinstance(r, str) and r[0].online]
+        # One call for the batch's kernels; each kernel depends on its own (seed, j, attempt) only.
+        psfs = iter(self.online.kernels(self.seed, [(d.index, d.attempt) for d, _, _ in online]).psf
+                    if online else ())
+        items = []
+        for read in reads:
+            if isinstance(read, str):
+                items.append(read)
+                continue
+            d, images, damaged = read
+            if d.online:
+                blurred, sharp, _ = self.online.blur(images, next(psfs), self.online.rng(self.seed, d.index, d.attempt))
+            else:
+                blurred, sharp = images
+            if blurred.shape != (self.crop, self.crop, 3) or sharp.shape != blurred.shape:
+                items.append(f"draw {d.index}: {self.sources[d.source].name(d.sample)} gave crops of shape "
+                             f"{blurred.shape} and {sharp.shape}, expected {(self.crop, self.crop, 3)}")
+                continue
+            if d.flip:
+                blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+            items.append((blurred, sharp, damaged))
+        return items
 
     def close(self) -> None:
         for source in self.sources:
@@ -457,11 +564,12 @@ def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
     return folders[0][:-1] + [s for f in folders[1:] for s in f], held_out
 
 
-def _check_shards(infos: Sequence, crop: int | None) -> None:
+def _check_shards(infos: Sequence, crop: int | None, margin: int = 0, pairs: bool = True) -> None:
     """Open every shard of ``infos`` and look at its first sample: catches
     unreadable and truncated files (HDF5 checks the file's stored end), shards
-    holding fewer samples than their manifest lists, and (``crop`` given)
-    samples smaller than the crop, before any step or worker starts.  Opened
+    holding fewer samples than their manifest lists, (``crop`` given) samples
+    smaller than the crop plus ``margin`` (online blur's k - 1), and
+    (``pairs``) sharp-only shards, before any step or worker starts.  Opened
     and closed here; DataError names the shard."""
     shards = _shards()
     for info in infos:
@@ -469,15 +577,20 @@ def _check_shards(infos: Sequence, crop: int | None) -> None:
         try:
             count = len(reader)
             height, width = reader.image_shape(0)
+            sharp_only = reader.sharp_only
         except (shards.ShardError, OSError, KeyError, IndexError) as exc:
             raise _shard_problem(str(info.path), exc) from None
         finally:
             reader.close()
         if count < info.count:
             raise DataError(f"{info.path}: holds {count} samples, its manifest lists {info.count}")
-        if crop is not None and (height < crop or width < crop):
-            raise DataError(f"{info.path}: samples are {width}x{height}, "
-                            f"smaller than the {crop}x{crop} crop")
+        if pairs and sharp_only:
+            raise DataError(f"{info.path}: holds sharp images only (synthesize --sharp-only): "
+                            + ("train on it with --online" if crop is not None else
+                               "validation needs fixed pairs; give --val-shards or --gopro"))
+        if crop is not None and (height < crop + margin or width < crop + margin):
+            raise DataError(f"{info.path}: samples are {width}x{height}, smaller than the {crop}x{crop} crop"
+                            + (f" plus the online kernel's {margin} px margin" if margin else ""))
 
 
 def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource | None]:
@@ -496,7 +609,8 @@ def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource |
             why = (f" ({held_out.path} is held out for validation; add shards, "
                    "or give GoPro data to validate on)" if held_out else "")
             raise DataError(f"no synthetic training pairs in {', '.join(map(str, cfg.shards))}{why}")
-        _check_shards(shards, cfg.crop)
+        online = cfg.online_blur()
+        _check_shards(shards, cfg.crop, margin=online.margin if online else 0, pairs=online is None)
         synthetic = ShardSource(shards)
     if b:
         if cfg.gopro is None:
@@ -515,7 +629,7 @@ def build_dataset(cfg: DataConfig) -> DrawDataset:
     synthetic, gopro = training_sources(cfg)
     sizes = (len(synthetic) if synthetic else 0, len(gopro) if gopro else 0)
     plan = DrawPlan(cfg.mix, sizes, cfg.seed)
-    return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed)
+    return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed, cfg.online_blur())
 
 
 def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size: int = 1,
