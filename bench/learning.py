@@ -24,6 +24,12 @@
    band of input PSNR.  Also writes validation.png (validation PSNR of every
    run against the step, dashed: the blurred input) and results.json.
 
+--train-camera / --held-out-camera NAME make the training / held-out pairs
+with ``synthesize --camera NAME`` (RSBlur's camera pipeline, docs/camera.md)
+from the same photos, crops and kernels: with ``a7r3-rsblur`` (the sRGB tone
+curve) the sharp crops are the same bytes, so a model trained on plain pairs
+and one trained on camera pairs can be scored on the same held-out camera pairs.
+
 --online trains on the same training photos blurred on the fly instead
 (``trainer fit --online``): the sharp images of the same training shards, a
 fresh --kernel-size kernel per draw; the held-out pairs are the same fixed
@@ -78,17 +84,20 @@ def write_photos(folder: Path, names) -> None:
         write_png(folder / f"{name}.png", np.ascontiguousarray(image[..., :3]))
 
 
-def build_data(root: Path, kernel_size: int, seed: int, train_crops: int, held_out_crops: int):
-    """(training shard folder, held-out shard folder) under ``root``; reused if already built."""
+def build_data(root: Path, kernel_size: int, seed: int, train_crops: int, held_out_crops: int,
+               train_camera: str | None = None, held_out_camera: str | None = None):
+    """(training shard folder, held-out shard folder) under ``root``; reused if already built.
+    ``*_camera``: synthesize that part with ``--camera NAME`` (RSBlur's pipeline) instead."""
     spec = KernelSpec(size=kernel_size, max_len=float(kernel_size - 2))
     folders = []
-    for name, photos, crop, crops, part_seed in (
-            ("train", TRAIN_PHOTOS, 128, train_crops, seed),
-            ("held-out", HELD_OUT_PHOTOS, 128, held_out_crops, seed + 1)):
-        src, out = root / f"{name}-photos", root / f"{name}-shards"
+    for name, photos, crop, crops, part_seed, camera in (
+            ("train", TRAIN_PHOTOS, 128, train_crops, seed, train_camera),
+            ("held-out", HELD_OUT_PHOTOS, 128, held_out_crops, seed + 1, held_out_camera)):
+        src = root / f"{name}-photos"
+        out = root / (f"{name}-shards" if camera is None else f"{name}-shards-camera-{camera}")
         write_photos(src, photos)
         cfg = SynthConfig(src=src, crop=crop, crops_per_image=crops, shard_size=256, seed=part_seed,
-                          kernel_spec=spec)
+                          kernel_spec=spec, camera=camera)
         synthesize(cfg, out, workers=2)   # resumes (does nothing) when already complete
         folders.append(out)
     return folders
@@ -164,6 +173,10 @@ def main(argv=None) -> int:
     parser.add_argument("--online", action="store_true",
                         help="blur the training shards' sharp crops on the fly (trainer fit --online), "
                              "a fresh --kernel-size kernel per draw")
+    parser.add_argument("--train-camera", default=None, metavar="NAME",
+                        help="training pairs made with synthesize --camera NAME (RSBlur's pipeline)")
+    parser.add_argument("--held-out-camera", default=None, metavar="NAME",
+                        help="held-out pairs made with synthesize --camera NAME")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     argv = list(sys.argv[1:] if argv is None else argv)
     # "--tag -online" reads as intended: argparse would take "-online" for an option.
@@ -180,7 +193,8 @@ def main(argv=None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     train_shards, held_out = build_data(args.out / "data", args.kernel_size, args.seed,
-                                        args.train_crops, args.held_out_crops)
+                                        args.train_crops, args.held_out_crops, args.train_camera,
+                                        args.held_out_camera)
     results = []
     for name in names:
         folder = args.out / f"{name}{args.tag}"
@@ -191,7 +205,10 @@ def main(argv=None) -> int:
                              {**RUNS[name], **online, **parse_sets(args.set)}))
 
     r0 = results[0]["scores"]
-    print(f"\nheld-out pairs: {r0['count']} (128x128 crops of {', '.join(HELD_OUT_PHOTOS)}, never trained on); "
+    made = {"training": args.train_camera, "held-out": args.held_out_camera}
+    made = "; ".join(f"{part} pairs made with --camera {name}" for part, name in made.items() if name)
+    print(f"\nheld-out pairs: {r0['count']} (128x128 crops of {', '.join(HELD_OUT_PHOTOS)}, never trained on"
+          + (f"; {made}" if made else "") + "); "
           f"PSNR/SSIM on RGB uint8, whole image, range 255; SSIM skimage 7x7 uniform; last generator of each run")
     print(f"{'':14s} {'PSNR dB':>8s} {'gain dB':>8s} {'SSIM':>7s}  {'time':>7s}  settings")
     print(f"{'blurred input':14s} {r0['input_psnr']:8.2f} {'':>8s} {r0['input_ssim']:7.4f}")
