@@ -781,6 +781,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--online-saturate", is_flag=True, default=None, help="Online: boost clipped highlights, blur, clip.")
 @click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
 @click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
+@click.option("--online-camera", default=None, metavar="NAME",
+              help="Online: RSBlur's camera pipeline with this camera (as synthesize --camera; docs/camera.md).")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
@@ -826,7 +828,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
 
     data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
                   "allow_partial", "online", "online_kernel_size", "online_linear", "online_saturate",
-                  "online_noise", "online_jpeg_quality"}
+                  "online_noise", "online_jpeg_quality", "online_camera"}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blurgen import blur, streams
+from blurgen import blur, camera, streams
 from blurgen.kernels import KernelBatch, KernelSpec, make_kernels
 from blurgen.psf import max_extent
 from blurgen.synthesize import _draw_effects, blur_sample
@@ -56,6 +56,11 @@ class OnlineBlur:
     linear, saturate, noise, jpeg_quality : the sensor effects of
         ``synthesize`` (same meaning, same ranges; see docs/shards.md).
     mode : an entry of :data:`BLUR_MODES`.
+    camera : a camera of ``blurgen.camera.CAMERAS``: blur through RSBlur's
+        camera pipeline instead (``synthesize --camera``; docs/camera.md).
+        It models linear light, saturation and noise itself, so excludes
+        ``linear``, ``saturate`` and ``noise``; ``jpeg_quality`` applies after
+        it.  Both crops come back in the camera's tone curve.
     """
 
     kernel_size: int
@@ -64,6 +69,7 @@ class OnlineBlur:
     noise: bool = False
     jpeg_quality: tuple[int, int] | None = None
     mode: str = "plain"
+    camera: str | None = None
 
     def __post_init__(self):
         if int(self.kernel_size) != self.kernel_size or self.kernel_size < 3:
@@ -74,6 +80,12 @@ class OnlineBlur:
                 raise ValueError(f"online JPEG quality must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
         if self.mode not in BLUR_MODES:
             raise ValueError(f"unknown online blur mode {self.mode!r} (choose from {', '.join(BLUR_MODES)})")
+        if self.camera is not None:
+            camera.get_camera(self.camera)   # ValueError naming the cameras there are
+            clash = [name for name in ("linear", "saturate", "noise") if getattr(self, name)]
+            if clash:
+                raise ValueError(f"the online camera pipeline models linear light, saturation and noise itself: "
+                                 f"leave out online-{clash[0]}")
 
     @property
     def spec(self) -> KernelSpec:
@@ -114,5 +126,14 @@ class OnlineBlur:
         draw_effects, blur_window = BLUR_MODES[self.mode]
         effects = draw_effects(self, rng)
         before, after = blur.margins(psf.shape[0])
-        sharp = window[before:window.shape[0] - after, before:window.shape[1] - after]
-        return blur_window(window, psf, self, rng, effects), np.ascontiguousarray(sharp), effects
+        sharp = np.ascontiguousarray(window[before:window.shape[0] - after, before:window.shape[1] - after])
+        if self.camera is None:
+            return blur_window(window, psf, self, rng, effects), sharp, effects
+        # The camera's settings and noise come after the effect levels, from the same generator:
+        # draw j stays a pure function of (seed, j, attempt).
+        cam = camera.get_camera(self.camera)
+        draw = camera.draw_parameters(cam, rng)
+        blurred = camera.simulate(window, psf, cam, draw, rng)
+        if self.jpeg_quality is not None:
+            blurred = blur.jpeg_roundtrip(blurred, effects["jpeg_quality"])
+        return blurred, camera.render_sharp(sharp, cam), {**effects, **draw.meta()}

@@ -259,3 +259,37 @@ def test_a_damaged_sample_is_replaced_by_a_draw_with_its_own_kernel(sharp_shards
     assert not np.array_equal(psf, dataset.online.kernels(cfg.seed, [(hit, 0)]).psf[0])
     expected, expected_sharp, _ = dataset.online.blur(window, psf, dataset.online.rng(cfg.seed, hit, 1))
     assert np.array_equal(blurred, expected) and np.array_equal(sharp, expected_sharp)
+
+
+def test_online_camera_blurs_through_rsblurs_pipeline_per_draw(sharp_shards):
+    """Issue 9.2: --online-camera runs the camera pipeline of `synthesize --camera` on each draw:
+    the draw's effect levels, then its camera settings and noise, all from the draw's generator."""
+    from blurgen import camera
+    from blurgen.synthesize import _draw_effects
+
+    cfg = _cfg(sharp_shards, flip=False, online_kernel_size=7, online_camera="a7r3")
+    dataset, again = build_dataset(cfg), build_dataset(cfg)
+    plain = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=7))
+    cam = camera.get_camera("a7r3")
+    for j in range(3):
+        d = dataset.draw(j)
+        blurred, sharp, _ = dataset[j]
+        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
+        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
+            whole = reader.read_sharp(local)
+        y0, x0, y1, x1 = d.box
+        window = whole[y0:y1, x0:x1]
+        psf = dataset.online.kernels(cfg.seed, [(j, 0)]).psf[0]
+        rng = dataset.online.rng(cfg.seed, j)
+        _draw_effects(dataset.online, rng)
+        expected = camera.simulate(window, psf, cam, camera.draw_parameters(cam, rng), rng)
+        np.testing.assert_array_equal(blurred, expected)
+        np.testing.assert_array_equal(sharp, camera.render_sharp(window[3:-3, 3:-3], cam))
+        np.testing.assert_array_equal(blurred, again[j][0])                  # the noise too
+        assert not np.array_equal(sharp, plain[j][1])                         # the camera's tone curve
+    with pytest.raises(DataError, match="online-noise"):
+        _cfg(sharp_shards, online_camera="a7r3", online_noise=True)
+    with pytest.raises(DataError, match="a7r3"):
+        _cfg(sharp_shards, online_camera="no-such-camera")
+    with pytest.raises(DataError, match="add --online"):
+        _cfg(sharp_shards, online=False, online_camera="a7r3")

@@ -146,6 +146,8 @@ class DataConfig:
         crop rounded up to odd (resolved when ``online`` is set).
     online_linear, online_saturate, online_noise, online_jpeg_quality: the
         sensor effects of ``blurgen synthesize``, drawn per draw.
+    online_camera: blur through RSBlur's camera pipeline with this camera's
+        calibration (``synthesize --camera``), or None.
     """
 
     shards: tuple[Path, ...] = ()
@@ -166,6 +168,7 @@ class DataConfig:
     online_saturate: bool = False
     online_noise: bool = False
     online_jpeg_quality: tuple[int, int] | None = None
+    online_camera: str | None = None
 
     def __post_init__(self):
         # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
@@ -200,7 +203,7 @@ class DataConfig:
         self.online_jpeg_quality = parse_quality(self.online_jpeg_quality)
         self.online = bool(self.online)
         extras = [name for name in ("online_kernel_size", "online_linear", "online_saturate", "online_noise",
-                                    "online_jpeg_quality") if getattr(self, name) not in (None, False)]
+                                    "online_jpeg_quality", "online_camera") if getattr(self, name) not in (None, False)]
         if not self.online:
             if extras:
                 raise DataError(f"{extras[0].replace('_', '-')} applies to online blur only: add --online")
@@ -221,7 +224,7 @@ class DataConfig:
         from blurgen.online import OnlineBlur
         return OnlineBlur(kernel_size=self.online_kernel_size, linear=self.online_linear,
                           saturate=self.online_saturate, noise=self.online_noise,
-                          jpeg_quality=self.online_jpeg_quality)
+                          jpeg_quality=self.online_jpeg_quality, camera=self.online_camera)
 
 
 # --- the draw schedule (pure) ----------------------------------------------------
