@@ -628,16 +628,11 @@ def verify_cmd(folder, partial):
     click.echo(f"{checked} shards OK")
 
 
-@blurgen.command("export")
-@click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
-              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
-@click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
-def export_cmd(folder, target, split):
-    """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
+def _with_pair_bar(run, resume_hint: str):
+    """``run(progress=, on_start=, stop=)`` with a progress bar of pairs, Ctrl-C and SIGTERM as
+    a stop flag, and its ShardError as one line; returns what ``run`` returns."""
     import sys
 
-    from blurgen.exchange import export_folder
     from blurgen.progress import progress_bar
     from blurgen.shards import ShardError
     from blurgen.stopping import stop_on_signals
@@ -645,18 +640,31 @@ def export_cmd(folder, target, split):
     bars = []
     try:
         with stop_on_signals() as stop:
-            summary = export_folder(folder, target[1], split, progress=lambda n: bars[0].update(n), stop=stop,
-                                    on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
-                                                                                file=sys.stderr)))
+            return run(progress=lambda n: bars[0].update(n), stop=stop,
+                       on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
+                                                                   file=sys.stderr)))
     except ShardError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
         for bar in bars:
             bar.close()
-        _interrupted(exc, "the files written are complete; run the same command again to resume")
+        _interrupted(exc, resume_hint)
     finally:
         for bar in bars:
             bar.close()
+
+
+@blurgen.command("export")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
+              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
+def export_shards_cmd(folder, target, split):
+    """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
+    from blurgen.exchange import export_folder
+
+    summary = _with_pair_bar(lambda **run: export_folder(folder, target[1], split, **run),
+                             "the files written are complete; run the same command again to resume")
     click.echo(f"{target[1]}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
                + (f", {summary.existing:,} were already there" if summary.existing else ""))
 
@@ -669,29 +677,11 @@ def export_cmd(folder, target, split):
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
     """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
-    import sys
-
     from blurgen.exchange import import_pairs
-    from blurgen.progress import progress_bar
-    from blurgen.shards import ShardError
-    from blurgen.stopping import stop_on_signals
 
-    bars = []
-    try:
-        with stop_on_signals() as stop:
-            summary = import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
-                                   progress=lambda n: bars[0].update(n), stop=stop,
-                                   on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
-                                                                               file=sys.stderr)))
-    except ShardError as exc:
-        raise UserError(str(exc)) from None
-    except KeyboardInterrupt as exc:
-        for bar in bars:
-            bar.close()
-        _interrupted(exc, "finished shards are kept; run the same command again to resume")
-    finally:
-        for bar in bars:
-            bar.close()
+    summary = _with_pair_bar(lambda **run: import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
+                                                        **run),
+                             "finished shards are kept; run the same command again to resume")
     click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
                f"built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))

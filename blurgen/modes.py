@@ -39,12 +39,14 @@ def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True) -> np
 
 
 def finish(blurred: np.ndarray, cfg, rng: np.random.Generator, effects: dict) -> np.ndarray:
-    """The steps after the blur, as ``synthesize.blur_sample`` takes them: clip (``--saturate``),
-    sensor noise in linear light, 8-bit sRGB, JPEG.  ``blurred`` is float32 in the working space."""
+    """The steps after the blur, for every mode that blurs a photo (``synthesize.blur_sample``
+    too): clip (``--saturate``), sensor noise in linear light, 8-bit sRGB, JPEG.  ``blurred``
+    is float32 in the working space (linear light with ``--linear`` or ``--saturate``)."""
     linear = cfg.linear or cfg.saturate
     if cfg.saturate:
         blurred = blur.saturate(blurred)
     if cfg.noise:
+        # Noise arises on the sensor, in linear light, whatever space the blur used.
         raw = blurred if linear else blur.srgb_to_linear(np.clip(blurred, 0.0, 1.0))
         blurred = blur.add_sensor_noise(raw, effects["noise_shot"], effects["noise_read"], rng)
     out = blur.encode_srgb8(blurred) if linear or cfg.noise else blur.to_uint8(blurred)

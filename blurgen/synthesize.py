@@ -245,17 +245,7 @@ def blur_sample(region: np.ndarray, psf: np.ndarray, cfg: SynthConfig, rng: np.r
         image = region.astype(np.float32) * np.float32(1 / 255)
     if cfg.saturate:
         image = blur.boost_highlights(image, effects["saturation_gain"])
-    blurred = blur.convolve_valid(image, psf)
-    if cfg.saturate:
-        blurred = blur.saturate(blurred)
-    if cfg.noise:
-        # Noise arises on the sensor, in linear light, whatever space the blur used.
-        raw = blurred if linear else blur.srgb_to_linear(np.clip(blurred, 0.0, 1.0))
-        blurred = blur.add_sensor_noise(raw, effects["noise_shot"], effects["noise_read"], rng)
-    out = blur.encode_srgb8(blurred) if linear or cfg.noise else blur.to_uint8(blurred)
-    if cfg.jpeg_quality is not None:
-        out = blur.jpeg_roundtrip(out, effects["jpeg_quality"])
-    return out
+    return modes.finish(blur.convolve_valid(image, psf), cfg, rng, effects)
 
 
 def camera_rng(seed: int, image: int, crop: int) -> np.random.Generator:
