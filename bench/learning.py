@@ -209,7 +209,7 @@ def main(argv=None) -> int:
     made = "; ".join(f"{part} pairs made with --camera {name}" for part, name in made.items() if name)
     print(f"\nheld-out pairs: {r0['count']} (128x128 crops of {', '.join(HELD_OUT_PHOTOS)}, never trained on"
           + (f"; {made}" if made else "") + "); "
-          f"PSNR/SSIM on RGB uint8, whole image, range 255; SSIM skimage 7x7 uniform; last generator of each run")
+          "PSNR/SSIM on RGB uint8, whole image, range 255; SSIM skimage 7x7 uniform; last generator of each run")
     print(f"{'':14s} {'PSNR dB':>8s} {'gain dB':>8s} {'SSIM':>7s}  {'time':>7s}  settings")
     print(f"{'blurred input':14s} {r0['input_psnr']:8.2f} {'':>8s} {r0['input_ssim']:7.4f}")
     for r in results:

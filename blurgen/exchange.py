@@ -163,7 +163,7 @@ def _label(role: str, name: str) -> str:
 def _digest(pairs: list) -> str:
     """``"sha256:<hex>"`` of the pairs' names and file sizes: a resume over other files is refused."""
     digest = hashlib.sha256()
-    for stem, b, s in pairs:
+    for _stem, b, s in pairs:
         sizes = []
         for path in (b, s):
             try:
@@ -188,7 +188,7 @@ def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max
     attrs = {"shard": index, "arguments": arguments, "origin": "pairs",
              "kernel": "unknown: a 1x1 placeholder of 1 (kernel_known is False)"}
     with shards.ShardWriter(path, crop=None, attrs=attrs, kernel_size=1, fields=empty) as writer:
-        for stem, b, s in pairs:
+        for _stem, b, s in pairs:
             stopping.check(stop)
             try:
                 images = []

@@ -699,13 +699,13 @@ class ShardReader:
     @property
     def layout(self) -> str:
         """``"crops"`` (one (N, H, W, 3) array) or ``"images"`` (one array per sample)."""
-        self.file
+        self.file  # noqa: B018 -- opening the file reads the layout
         return self._layout
 
     @property
     def sharp_only(self) -> bool:
         """Whether the shard holds sharp images only (``synthesize --sharp-only``)."""
-        self.file
+        self.file  # noqa: B018 -- opening the file reads the kind
         return self._sharp_only
 
     @property
@@ -713,7 +713,7 @@ class ShardReader:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in self.file.attrs.items()}
 
     def __len__(self) -> int:
-        self.file
+        self.file  # noqa: B018 -- opening the file reads the count
         return self._count
 
     def _check(self, i: int) -> int:

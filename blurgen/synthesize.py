@@ -1017,7 +1017,7 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     if not (out / report_file).exists():
         write_skip_report(out, manifest, report_file)
     summary.seconds = time.perf_counter() - started
-    for name, entry in manifest["shards"].items():
+    for _name, entry in manifest["shards"].items():
         summary.samples += entry["count"]
         summary.bytes += entry["bytes"]
         summary.upscaled += entry.get("upscaled", 0)

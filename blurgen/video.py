@@ -487,7 +487,7 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
     if cfg.full or cfg.interpolate:
         whole = average_frames(stack, cfg.response, cfg.interpolate)
     out = []
-    for c in range(cfg.samples_per_window):
+    for _c in range(cfg.samples_per_window):
         if cfg.full:
             y0, x0, y1, x1 = 0, 0, h, wd
             rng.integers(0, 1, size=2)  # keep the draw order of crops

@@ -1,6 +1,5 @@
 """RSBlur's camera pipeline (blurgen/camera.py) and `blurgen synthesize --camera`."""
 import json
-from pathlib import Path
 
 import cv2
 import h5py

@@ -326,7 +326,6 @@ def test_synthesize_on_a_full_disk_ends_on_one_line(small_disk, workers, tmp_pat
     segmentation fault (one worker); now one line naming the folder, exit 2, the finished
     shards listed and intact, no temporary, and the same command resumes once there is room."""
     folder, limit = small_disk
-    preexec = limit(1 << 20)
     preexec = limit(200_000)  # a shard is about 400 kB
     src = write_photos(tmp_path / "src", 24, side=200)
     out = folder / "shards"
@@ -345,7 +344,6 @@ def test_synthesize_on_a_full_disk_ends_on_one_line(small_disk, workers, tmp_pat
 def test_synthesize_full_images_on_a_full_disk_ends_on_one_line(small_disk, tmp_path):
     """Issue 11.7: the same with whole images (--full), written one dataset per sample."""
     folder, limit = small_disk
-    preexec = limit(1 << 20)
     preexec = limit(200_000)
     src = write_photos(tmp_path / "src", 24, side=200)
     out = folder / "shards"
@@ -360,7 +358,6 @@ def test_show_kernels_and_inspect_png_on_a_full_disk_end_on_one_line(small_disk,
     """Issue 11.7: `show-kernels --png` and `inspect --png` on a full disk ended in a traceback;
     now one line naming the PNG, exit 2, no temporary."""
     folder, limit = small_disk
-    preexec = limit(1 << 20)
     bank = tmp_path / "bank.h5"
     write_bank(bank, 16, 0, KernelSpec(size=64, iters=300, max_len=40.0))
     src = write_photos(tmp_path / "src", 6, side=300)

@@ -139,7 +139,7 @@ def test_gopro_draws_stay_real_pairs_in_the_two_to_one_mix(sharp_shards, gopro):
     offline = build_dataset(DataConfig(gopro=gopro, mix=(0, 1), crop=CROP, workers=0))
     gopro_draws = [j for j in range(30) if online.draw(j).source == GOPRO]
     assert len(gopro_draws) == 10
-    for k, j in enumerate(gopro_draws):
+    for _k, j in enumerate(gopro_draws):
         d = online.draw(j)
         assert not d.online and d.box[2] - d.box[0] == CROP
         blurred, sharp, _ = online[j]
