@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from blurgen.errors import BlurgenError
+
 
 def temporary_name(path: str | os.PathLike) -> Path:
     """``.NAME.tmp-PID`` beside ``path``: hidden, and unique per process."""
@@ -101,7 +103,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 # --- one writer per output -------------------------------------------------------
 
 
-class Busy(ValueError):
+class Busy(BlurgenError):
     """Another live process holds the lock of an output (the message is one line)."""
 
 

@@ -15,9 +15,9 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import files, stopping
+from blurgen import files, stopping, streams
 from blurgen import psf as _psf
-from blurgen import streams
+from blurgen.errors import BlurgenError
 from blurgen.stopping import StopFlag
 from blurgen.trajectory import POS_FRACTION, random_trajectories
 
@@ -37,7 +37,7 @@ SUM_TOLERANCE = 1e-4
 _BATCH = 4096
 
 
-class BankError(ValueError):
+class BankError(BlurgenError):
     """A file that is not a readable kernel bank."""
 
 

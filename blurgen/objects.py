@@ -41,10 +41,11 @@ import cv2
 import numpy as np
 
 from blurgen import blur
+from blurgen.errors import BlurgenError
 from blurgen.psf import centre
 
 
-class ObjectsError(ValueError):
+class ObjectsError(BlurgenError):
     """An annotations file that cannot be used (one line, for the user)."""
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import xxhash
 
 from blurgen import files
+from blurgen.errors import BlurgenError
 
 FORMAT = "blurgen.shard"
 #: 2: per-sample (crops) or per-tile (whole images) xxh3-64 hashes of the pixels.
@@ -63,7 +64,7 @@ _PART_MANIFEST = re.compile(r"manifest\.part-(\d+)-of-(\d+)\.json")
 _SHARD_NAME = re.compile(r"shard-\d{5,}\.h5")
 
 
-class ShardError(ValueError):
+class ShardError(BlurgenError):
     """A shard or shard folder that cannot be read; the message is one line."""
 
 

@@ -31,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from blurgen import blur, camera, files, modes, shards, stopping
+from blurgen.errors import BlurgenError
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.objects import ObjectsError, ObjectSpec, instances
 from blurgen.shake import ShakeSpec
@@ -60,7 +61,7 @@ SMALL_POLICIES = ("skip", "upscale")
 UPSCALE_INTERPOLATION = "bicubic"
 
 
-class SynthError(ValueError):
+class SynthError(BlurgenError):
     """A problem with the arguments or the folders (one line, for the user)."""
 
 
