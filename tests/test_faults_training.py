@@ -124,6 +124,13 @@ def test_sigterm_to_the_process_group_saves_the_finished_step(tmp_path, gopro, u
     preempt_group(tmp_path, gopro, uninterrupted, signal.SIGTERM)
 
 
+def test_ctrl_c_to_the_process_group_saves_the_step_and_exits_130(tmp_path, gopro, uninterrupted):
+    """Issue 12.10: an interrupted run must not exit 0 as a finished one does.  Ctrl-C
+    (SIGINT to the terminal's process group): the finished step saved, exit 130 (the
+    shell's code for Ctrl-C, as `synthesize` gives), exact resume."""
+    preempt_group(tmp_path, gopro, uninterrupted, signal.SIGINT)
+
+
 def test_sigusr1_to_the_process_group_saves_the_finished_step(tmp_path, gopro, uninterrupted):
     """Issue 11.2: SIGUSR1 (Slurm's --signal warning) killed the run and its workers
     without a checkpoint.  Now it stops like SIGTERM: step saved, exit 138, exact resume."""
