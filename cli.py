@@ -524,6 +524,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--steps", type=int, default=None, help="Train for N generator steps (the lr schedule spans them).")
 @click.option("--epochs", type=int, default=None, help="Train for N epochs if --steps is not given.  [default: 300]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Start a new run from this checkpoint's generator and critic weights (a new schedule and optimisers).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.  [default: auto]")
 @click.option("--seed", type=int, default=None, help="Seed of the weights, the data stream and dropout.  [default: 0]")
 @click.option("--crop", type=int, default=None, help="Random crop side (multiple of 4).  [default: 256; tiny 80]")
@@ -562,7 +564,7 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout.  [default: on with CUDA]")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator and the VGG.")
 @click.option("--preview/--no-preview", default=None, help="Draw a validation triplet in the terminal.  [default: on]")
-def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **options):
+def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, compile_, **options):
     """Train DeblurGAN (WGAN-GP + perceptual loss) on shards and/or GoPro frames.
 
     Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
@@ -589,7 +591,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
             train_cfg, data_cfg = resume_configs(out, train, data)
         else:
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
-        summary = fit(train_cfg, data_cfg, resume=resume)
+        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     except KeyboardInterrupt:
