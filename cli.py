@@ -714,23 +714,34 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
-    """Restore images (files or folders of them) of any size up to 89 M pixels, or videos (.mp4, .avi,
-    .mov, .mkv) frame by frame; writes OUT/<name>.png, or OUT/<name>.mp4 at the video's frame rate."""
-    from trainer.evaluate import deblur_files, list_images
+@click.option("--skip-existing", is_flag=True, help="Leave existing outputs as they are; restore only the others.")
+@click.option("--side-by-side", is_flag=True, help="Write blurred | restored pictures instead of the restored ones.")
+def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, skip_existing, side_by_side):
+    """Restore images (files, or folders of them searched recursively) of any size up to 89 M pixels, or
+    videos (.mp4, .avi, .mov, .mkv) frame by frame; writes OUT/<name>.png (a folder's images keep their
+    sub-folders), or OUT/<name>.mp4 at the video's frame rate.  Unreadable files are listed at the end (exit 1)."""
+    import sys
+
+    from trainer.evaluate import deblur_files, find_deblur_inputs
 
     try:
-        files = list_images(inputs)
+        files = find_deblur_inputs(inputs)
         generator, _, dev = _generator_on(checkpoint_path, device)
         seconds: list[float] = []
-        written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
-                               seconds=seconds)
+        report = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
+                              skip_existing=skip_existing, side_by_side=side_by_side, seconds=seconds)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
-    click.echo(f"wrote {len(written)} image(s) to {out}")
+    click.echo(f"wrote {len(report.written)} image(s) to {out}"
+               + (f"; {len(report.skipped)} existing left as they were" if report.skipped else ""))
     if len(seconds) > 1:
         click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per image on {dev} "
                    f"(mean over {len(seconds) - 1} images, the first, warm-up one excluded)")
+    if report.failed:
+        for _, reason in report.failed:
+            click.echo(f"could not read {reason}", err=True)
+        click.echo(f"error: {len(report.failed)} of {len(files)} inputs could not be read (listed above)", err=True)
+        sys.exit(1)
 
 
 @trainer.command("export")
