@@ -55,12 +55,39 @@ def _raised_by_echo(exc: BaseException) -> bool:
             or (frame.f_code is Commands.invoke.__code__))
 
 
-@click.group(cls=Commands)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("blurgen")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def _plural(count: int, word: str) -> str:
+    """'1 shard', '2 shards', '1,000 pairs' (English plural with s)."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _warn_ignored(names: list[str], why: str) -> None:
+    """One warning line for options given on the command line that this run does not use."""
+    given = [n for n in names if click.get_current_context().get_parameter_source(n).name == "COMMANDLINE"]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        click.echo(f"warning: {flags} {'is' if len(given) == 1 else 'are'} ignored {why}", err=True)
+
+
+@click.group(cls=Commands, context_settings=_HELP)
+@click.version_option(_version(), "--version", prog_name="blurgen")
 def blurgen():
     """Synthesize motion-blurred / sharp training pairs."""
 
 
-@click.group(cls=Commands)
+@click.group(cls=Commands, context_settings=_HELP)
+@click.version_option(_version(), "--version", prog_name="trainer")
 def trainer():
     """Train and evaluate the DeblurGAN conditional GAN."""
 
@@ -133,7 +160,7 @@ def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--size", type=int, default=64, show_default=True, help="PSF side in pixels.")
 @click.option("--iters", type=int, default=2000, show_default=True, help="Trajectory samples.")
-@click.option("--max-len", type=float, default=60.0, show_default=True, help="Trajectory length in pixels.")
+@click.option("--max-len", type=float, default=None, help="Trajectory length in pixels. [default: 60, or what --size fits]")
 @click.option("--expl", type=float, default=None, help="Anxiety (0: straight blur). [default: drawn from DeblurGAN's set]")
 @click.option("--fraction", type=float, default=None, help="Exposure fraction in (0, 1]. [default: drawn from 1/10, 1/2, 1]")
 @click.option("--preview", is_flag=True, help="Show the first kernels after generating.")
@@ -145,9 +172,10 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     from tqdm import tqdm
 
     from blurgen.files import Busy, describe_os_error
-    from blurgen.kernels import KernelSpec, read_bank, write_bank
+    from blurgen.kernels import KernelSpec, default_max_len, read_bank, write_bank
     from blurgen.stopping import Interrupted, stop_on_signals
 
+    max_len = default_max_len(size) if max_len is None else max_len
     if count < 1:
         raise UserError(f"-n must be >= 1, got {count}")
     if seed < 0:
@@ -172,7 +200,7 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
             bar.close()
             _interrupted(exc, f"nothing written to {out}")
     elapsed = time.perf_counter() - started
-    click.echo(f"wrote {count} kernels of {size}x{size} to {out} in {elapsed:.1f} s ({count / elapsed:,.0f} kernels/s)")
+    click.echo(f"wrote {_plural(count, 'kernel')} of {size}x{size} to {out} in {elapsed:.1f} s ({count / elapsed:,.0f} kernels/s)")
     if preview:
         batch, _ = read_bank(out, slice(0, min(count, 8)))
         _show_kernels(batch, range(len(batch)))
@@ -269,8 +297,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     from tqdm import tqdm
 
-    from blurgen.kernels import KernelSpec
-    from blurgen.psf import max_extent
+    from blurgen.kernels import KernelSpec, default_max_len
     from blurgen.stopping import stop_on_signals
     from blurgen.synthesize import SynthConfig, SynthError, available_cores, output_names, synthesize
 
@@ -280,8 +307,11 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     if repair and overwrite:
         raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
     try:
+        if bank:
+            _warn_ignored(["kernel_size", "iters", "max_len", "expl", "fraction"],
+                          "with --kernels (the bank's kernels are used as they are)")
         if max_len is None:
-            max_len = min(60.0, max_extent(kernel_size)) if kernel_size >= 3 else 60.0
+            max_len = default_max_len(kernel_size)
         spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                           shard_size=shard_size, seed=seed, part=_parse_part(part),
@@ -309,8 +339,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before
-    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({_megabytes(summary.bytes)}) "
-               f"from {summary.images:,} images; built {summary.shards_built} shards now"
+    click.echo(f"{out}: {_plural(summary.samples, 'pair')} in {_plural(done, 'shard')} ({_megabytes(summary.bytes)}) "
+               f"from {_plural(summary.images, 'image')}; built {_plural(summary.shards_built, 'shard')} now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
         click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
@@ -375,7 +405,7 @@ def inspect_cmd(folder, samples, seed, png):
     total = sum(i.count for i in infos)
     size = sum(i.path.stat().st_size for i in infos)
     args = next(iter(manifests.values())).get("arguments", {})
-    click.echo(f"{folder}: {total:,} pairs in {len(infos)} shards, {_megabytes(size)}")
+    click.echo(f"{folder}: {total:,} pairs in {_plural(len(infos), 'shard')}, {_megabytes(size)}")
     try:
         with shards.ShardReader(infos[0].path) as r:
             codec = r.file["blurred"].compression if r.layout == "crops" else "per-image datasets"
@@ -447,7 +477,7 @@ def verify_cmd(folder):
         click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
                    "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
-    click.echo(f"{checked} shards OK")
+    click.echo(f"{_plural(checked, 'shard')} OK")
 
 
 def _manifests(folder) -> dict:
@@ -591,6 +621,9 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
             train_cfg, data_cfg = resume_configs(out, train, data)
         else:
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
+        if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
+            click.echo(f"warning: --vgg-weights is ignored with --content-loss {train_cfg.content_loss} "
+                       "(only the perceptual loss uses VGG19)", err=True)
         summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None

@@ -537,6 +537,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     """
     out = Path(out)
     src = Path(cfg.src)
+    if src.is_file():
+        raise SynthError(f"{src}: a file; --src expects a folder of photos (searched recursively)")
     if not src.is_dir():
         raise SynthError(f"{src}: no such folder")
     images = find_images(src)
