@@ -656,9 +656,11 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
               help="GOPRO_Large root: scores its test/ split (with --gopro-scale and --gopro-blur).")
 @click.option("--shards", multiple=True, type=click.Path(file_okay=False),
               help="Shard folder: scores its last shard (the one training holds out).")
-@click.option("--gopro-scale", type=float, default=1.0, show_default=True,
-              help="Resize GoPro test frames first (1: full resolution, as published results).")
-@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default="blur", show_default=True)
+@click.option("--gopro-scale", type=float, default=None,
+              help="Resize GoPro test frames first (1: full resolution, as published results).  "
+                   "[default: the run's validation setting, else 1]")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None,
+              help="[default: the run's validation setting, else blur]")
 @click.option("--limit", type=int, default=0, show_default=True, help="Pairs to score, spread over the set; 0: all.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
@@ -678,6 +680,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     import json
     import math
 
+    from trainer import eval_settings
     from trainer.benchmarks import open_eval_set
     from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image, write_scores_csv
     from trainer.metrics import DESCRIPTIONS, parse_metrics
@@ -689,11 +692,15 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     except ValueError as exc:
         raise UserError(f"--metrics: {exc}") from None
     try:
+        generator, state, dev = _generator_on(checkpoint_path, device)
+        # Unless a flag says otherwise, GoPro frames are scored as the run validated them.
+        settings = eval_settings.resolve({"gopro_scale": gopro_scale, "gopro_blur": gopro_blur},
+                                         eval_settings.run_data_config(checkpoint_path, state))
         eval_set = open_eval_set(benchmark=benchmark, folders=folders, gopro=gopro, shards=shards,
-                                 gopro_scale=gopro_scale, gopro_blur=gopro_blur, limit=limit or None)
+                                 gopro_scale=settings["gopro_scale"].value, gopro_blur=settings["gopro_blur"].value,
+                                 limit=limit or None)
         if len(eval_set.pairs) == 0:
             raise UserError("no pairs to evaluate")
-        generator, state, dev = _generator_on(checkpoint_path, device)
         rows, _ = score_pairs(generator, eval_set.pairs, device=dev, tile=tile, overlap=overlap, progress=True,
                               metrics=metrics, extra=eval_set.extra)
         if csv_path:
@@ -708,11 +715,16 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
         raise UserError(_trainer_message(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
     described = {**{m: DESCRIPTIONS[m] for m in metrics}, **eval_set.extra_metrics}
+    scored = settings if gopro else None   # the GoPro settings change only --gopro's pairs
+    settings_line = eval_settings.describe(checkpoint_path, state, scored, tile, overlap)
     if as_json:
         click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
                                "metrics": described,
                                "pairs": eval_set.description, "step": state["step"],
                                "seconds_per_image": seconds, "device": str(dev),
+                               "settings": {"checkpoint": str(checkpoint_path), "tile": tile, "overlap": overlap,
+                                            **{k: {"value": s.value, "from": s.source}
+                                               for k, s in (scored or {}).items()}},
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
@@ -724,6 +736,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                    f"  {described[metric]}")
     click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
                "gain is restored minus blurred")
+    click.echo(settings_line)
     if "ecc_converged" in scores and scores["ecc_converged"] < 1:
         click.echo(f"ECC alignment did not converge on {round((1 - scores['ecc_converged']) * scores['count'])} "
                    "pairs; they were scored unaligned")

@@ -524,7 +524,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
         if best is None or scores["psnr"] > best["psnr"]:
             best = {"psnr": scores["psnr"], "ssim": scores["ssim"], "step": done}
             checkpoint.save(out / BEST, checkpoint.generator_state(
-                step=done, generator=generator, config=to_primitive(cfg), scores=scores))
+                step=done, generator=generator, config=to_primitive(cfg), scores=scores,
+                data={"config": to_primitive(data_cfg)}))
         message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
                    f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
                    f"best {best['psnr']:.2f} dB at step {best['step']}")
