@@ -139,17 +139,15 @@ def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
     from blurgen.pictures import contact_sheet
 
     crops = kernel_view.display_crops(batch.psf)
-    width = terminal.shutil.get_terminal_size((100, 24)).columns
-    side = crops[0].shape[0]
-    per_row = max(1, min(len(crops), (width + 2) // (min(side, 24) + 2)))
-    for start in range(0, len(crops), per_row):
-        chunk = crops[start : start + per_row]
-        labels = [f"#{i}" for i in index[start : start + per_row]]
-        echo(terminal.render_images(chunk, width=min(width, per_row * (min(side, 24) + 2)), labels=labels))
+    size = terminal.shutil.get_terminal_size((100, 24))
+    labels = [f"#{i}" for i in index]
+    # One scale for the whole grid; pictures and the parameter lines fit the terminal's height.
+    for block in kernel_view.grid_blocks(crops, labels, size.columns, size.lines - len(labels) - 2):
+        echo(block)
     for i, k in enumerate(index):
         echo(kernel_view.kernel_line(batch, i, int(k)))
     if png:
-        _write_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96))
+        _write_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96, labels=labels))
         echo(f"wrote {png}")
 
 
@@ -431,7 +429,7 @@ def inspect_cmd(folder, samples, seed, png):
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
     starts = np.cumsum([0] + [i.count for i in infos])
-    tiles = []
+    tiles, captions = [], []
     for g in picks:
         s = int(np.searchsorted(starts, g, side="right") - 1)
         try:
@@ -441,13 +439,16 @@ def inspect_cmd(folder, samples, seed, png):
             raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
-        kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
         label = f"{infos[s].path.name}#{int(g - starts[s])} {sample.get('source', '')}"
-        click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
-                                          labels=[label, "sharp", "kernel"]))
-        tiles += [sample["blurred"], sample["sharp"], kernel]
+        click.echo(terminal.render_images(
+            [sample["blurred"], sample["sharp"], np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2,
+                                                                         np.float32))],
+            labels=[label, "sharp", "kernel"]))
+        number = len(tiles) // 3 + 1
+        tiles += [sample["blurred"], sample["sharp"], kernel]   # the kernel at its crop's scale in the PNG
+        captions += [f"{number}: {label}", f"{number}: sharp", f"{number}: kernel {kernel.shape[0]} px, 1:1"]
     if png:
-        _write_png(png, contact_sheet(tiles, cols=3))
+        _write_png(png, contact_sheet(tiles, cols=3, labels=captions, common_scale=True))
         click.echo(f"wrote {png}")
 
 
