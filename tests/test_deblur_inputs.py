@@ -1,7 +1,6 @@
 """`trainer deblur` on a real folder (issue 12.12): it goes on past unreadable files and
 lists them at the end, recurses into sub-folders keeping their layout, --skip-existing,
 --side-by-side, and reads images with synthesize's reader (EXIF orientation, 16 bits)."""
-from pathlib import Path
 
 import numpy as np
 import pytest
