@@ -55,12 +55,39 @@ def _raised_by_echo(exc: BaseException) -> bool:
             or (frame.f_code is Commands.invoke.__code__))
 
 
-@click.group(cls=Commands)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("blurgen")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def _plural(count: int, word: str) -> str:
+    """'1 shard', '2 shards', '1,000 pairs' (English plural with s)."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _warn_ignored(names: list[str], why: str) -> None:
+    """One warning line for options given on the command line that this run does not use."""
+    given = [n for n in names if click.get_current_context().get_parameter_source(n).name == "COMMANDLINE"]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        click.echo(f"warning: {flags} {'is' if len(given) == 1 else 'are'} ignored {why}", err=True)
+
+
+@click.group(cls=Commands, context_settings=_HELP)
+@click.version_option(_version(), "--version", prog_name="blurgen")
 def blurgen():
     """Synthesize motion-blurred / sharp training pairs."""
 
 
-@click.group(cls=Commands)
+@click.group(cls=Commands, context_settings=_HELP)
+@click.version_option(_version(), "--version", prog_name="trainer")
 def trainer():
     """Train and evaluate the DeblurGAN conditional GAN."""
 
@@ -112,17 +139,15 @@ def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
     from blurgen.pictures import contact_sheet
 
     crops = kernel_view.display_crops(batch.psf)
-    width = terminal.shutil.get_terminal_size((100, 24)).columns
-    side = crops[0].shape[0]
-    per_row = max(1, min(len(crops), (width + 2) // (min(side, 24) + 2)))
-    for start in range(0, len(crops), per_row):
-        chunk = crops[start : start + per_row]
-        labels = [f"#{i}" for i in index[start : start + per_row]]
-        echo(terminal.render_images(chunk, width=min(width, per_row * (min(side, 24) + 2)), labels=labels))
+    size = terminal.shutil.get_terminal_size((100, 24))
+    labels = [f"#{i}" for i in index]
+    # One scale for the whole grid; pictures and the parameter lines fit the terminal's height.
+    for block in kernel_view.grid_blocks(crops, labels, size.columns, size.lines - len(labels) - 2):
+        echo(block)
     for i, k in enumerate(index):
         echo(kernel_view.kernel_line(batch, i, int(k)))
     if png:
-        _write_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96))
+        _write_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96, labels=labels))
         echo(f"wrote {png}")
 
 
@@ -133,7 +158,7 @@ def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--size", type=int, default=64, show_default=True, help="PSF side in pixels.")
 @click.option("--iters", type=int, default=2000, show_default=True, help="Trajectory samples.")
-@click.option("--max-len", type=float, default=60.0, show_default=True, help="Trajectory length in pixels.")
+@click.option("--max-len", type=float, default=None, help="Trajectory length in pixels. [default: 60, or what --size fits]")
 @click.option("--expl", type=float, default=None, help="Anxiety (0: straight blur). [default: drawn from DeblurGAN's set]")
 @click.option("--fraction", type=float, default=None, help="Exposure fraction in (0, 1]. [default: drawn from 1/10, 1/2, 1]")
 @click.option("--preview", is_flag=True, help="Show the first kernels after generating.")
@@ -143,10 +168,11 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     import time
 
     from blurgen.files import Busy, describe_os_error
+    from blurgen.kernels import KernelSpec, default_max_len, read_bank, write_bank
     from blurgen.progress import progress_bar
-    from blurgen.kernels import KernelSpec, read_bank, write_bank
     from blurgen.stopping import Interrupted, stop_on_signals
 
+    max_len = default_max_len(size) if max_len is None else max_len
     if count < 1:
         raise UserError(f"-n must be >= 1, got {count}")
     if seed < 0:
@@ -171,7 +197,7 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
             bar.close()
             _interrupted(exc, f"nothing written to {out}")
     elapsed = time.perf_counter() - started
-    click.echo(f"wrote {count} kernels of {size}x{size} to {out} in {elapsed:.1f} s ({count / elapsed:,.0f} kernels/s)")
+    click.echo(f"wrote {_plural(count, 'kernel')} of {size}x{size} to {out} in {elapsed:.1f} s ({count / elapsed:,.0f} kernels/s)")
     if preview:
         batch, _ = read_bank(out, slice(0, min(count, 8)))
         _show_kernels(batch, range(len(batch)))
@@ -285,9 +311,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     import sys
     from pathlib import Path
 
-    from blurgen.kernels import KernelSpec
+    from blurgen.kernels import KernelSpec, default_max_len
     from blurgen.progress import progress_bar
-    from blurgen.psf import max_extent
     from blurgen.objects import ObjectSpec
     from blurgen.shake import ShakeSpec
     from blurgen.stopping import stop_on_signals
@@ -301,8 +326,11 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
     if append and overwrite:
         raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
     try:
+        if bank:
+            _warn_ignored(["kernel_size", "iters", "max_len", "expl", "fraction"],
+                          "with --kernels (the bank's kernels are used as they are)")
         if max_len is None:
-            max_len = min(60.0, max_extent(kernel_size)) if kernel_size >= 3 else 60.0
+            max_len = default_max_len(kernel_size)
         spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
         cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                           shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
@@ -346,8 +374,9 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
         click.echo(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
     elif summary.appended:
         click.echo(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are untouched")
-    click.echo(f"{out}: {summary.samples:,} {'sharp images' if sharp_only else 'pairs'} in {done} shards ({_megabytes(summary.bytes)}) "
-               f"from {summary.images:,} images; built {summary.shards_built} shards now"
+    click.echo(f"{out}: {_plural(summary.samples, 'sharp image' if sharp_only else 'pair')} in {_plural(done, 'shard')} "
+               f"({_megabytes(summary.bytes)}) from {_plural(summary.images, 'image')}; "
+               f"built {_plural(summary.shards_built, 'shard')} now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
         click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
@@ -533,8 +562,8 @@ def inspect_cmd(folder, samples, seed, png):
     total = sum(i.count for i in infos)
     size = sum(i.path.stat().st_size for i in infos)
     args = next(iter(manifests.values())).get("arguments", {})
-    click.echo(f"{folder}: {total:,} {'sharp images' if args.get('sharp_only') else 'pairs'} in {len(infos)} shards, "
-               f"{_megabytes(size)}")
+    click.echo(f"{folder}: {_plural(total, 'sharp image' if args.get('sharp_only') else 'pair')} in "
+               f"{_plural(len(infos), 'shard')}, {_megabytes(size)}")
     try:
         with shards.ShardReader(infos[0].path) as r:
             codec = r.file["sharp"].compression if r.layout == "crops" else "per-image datasets"
@@ -561,7 +590,7 @@ def inspect_cmd(folder, samples, seed, png):
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
     offsets = shards.sample_offsets(infos)
-    tiles = []
+    tiles, captions = [], []
     for g in picks:
         s, local = shards.locate_sample(offsets, g)
         try:
@@ -573,23 +602,27 @@ def inspect_cmd(folder, samples, seed, png):
         if sharp_only:
             click.echo(terminal.render_images([sample["sharp"]], labels=[f"{label} (sharp)"]))
             tiles.append(sample["sharp"])
+            captions.append(f"{len(tiles)}: {label} (sharp)")
             continue
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
-        kernel = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
+        shown = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
         if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
             from blurgen.video import describe_sample as describe_video_pair
 
-            kernel = np.zeros_like(sample["blurred"])
+            kernel, caption = np.zeros_like(sample["blurred"]), "no kernel (frames averaged)"
             click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=[label, "sharp"]))
             click.echo("  " + describe_video_pair(sample))
         else:
-            click.echo(terminal.render_images([sample["blurred"], sample["sharp"], kernel],
+            caption = f"kernel {kernel.shape[0]} px, 1:1"
+            click.echo(terminal.render_images([sample["blurred"], sample["sharp"], shown],
                                               labels=[label, "sharp", "kernel"]))
             click.echo(describe_draw(sample) if "camera_bayer" in sample else describe_sample(sample))
-        tiles += [sample["blurred"], sample["sharp"], kernel]
+        number = len(tiles) // 3 + 1
+        tiles += [sample["blurred"], sample["sharp"], kernel]   # the kernel at its crop's scale in the PNG
+        captions += [f"{number}: {label}", f"{number}: sharp", f"{number}: {caption}"]
     if png:
-        _write_png(png, contact_sheet(tiles, cols=1 if sharp_only else 3))
+        _write_png(png, contact_sheet(tiles, cols=1 if sharp_only else 3, labels=captions, common_scale=True))
         click.echo(f"wrote {png}")
 
 
@@ -625,7 +658,7 @@ def verify_cmd(folder, partial):
         click.echo(f"the {checked} shards built are OK, but the data set is incomplete "
                    f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
         sys.exit(1)
-    click.echo(f"{checked} shards OK")
+    click.echo(f"{_plural(checked, 'shard')} OK")
 
 
 def _with_pair_bar(run, resume_hint: str):
@@ -756,6 +789,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--steps", type=int, default=None, help="Train for N generator steps (the lr schedule spans them).")
 @click.option("--epochs", type=int, default=None, help="Train for N epochs if --steps is not given.  [default: 300]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Start a new run from this checkpoint's generator and critic weights (a new schedule and optimisers).")
 @click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.  [default: auto]")
 @click.option("--seed", type=int, default=None, help="Seed of the weights, the data stream and dropout.  [default: 0]")
 @click.option("--crop", type=int, default=None, help="Random crop side (multiple of 4).  [default: 256; tiny 80]")
@@ -803,7 +838,7 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout.  [default: on with CUDA]")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator and the VGG.")
 @click.option("--preview/--no-preview", default=None, help="Draw a validation triplet in the terminal.  [default: on]")
-def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **options):
+def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, compile_, **options):
     """Train DeblurGAN (WGAN-GP + perceptual loss) on shards and/or GoPro frames.
 
     Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
@@ -834,7 +869,10 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
             train_cfg, data_cfg = resume_configs(out, train, data)
         else:
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
-        summary = fit(train_cfg, data_cfg, resume=resume)
+        if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
+            click.echo(f"warning: --vgg-weights is ignored with --content-loss {train_cfg.content_loss} "
+                       "(only the perceptual loss uses VGG19)", err=True)
+        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     except KeyboardInterrupt:
@@ -866,9 +904,11 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, beta1, beta2, compile_, **o
               help="GOPRO_Large root: scores its test/ split (with --gopro-scale and --gopro-blur).")
 @click.option("--shards", multiple=True, type=click.Path(file_okay=False),
               help="Shard folder: scores its last shard (the one training holds out).")
-@click.option("--gopro-scale", type=float, default=1.0, show_default=True,
-              help="Resize GoPro test frames first (1: full resolution, as published results).")
-@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default="blur", show_default=True)
+@click.option("--gopro-scale", type=float, default=None,
+              help="Resize GoPro test frames first (1: full resolution, as published results).  "
+                   "[default: the run's validation setting, else 1]")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None,
+              help="[default: the run's validation setting, else blur]")
 @click.option("--limit", type=int, default=0, show_default=True, help="Pairs to score, spread over the set; 0: all.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
@@ -888,6 +928,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     import json
     import math
 
+    from trainer import eval_settings
     from trainer.benchmarks import open_eval_set
     from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image, write_scores_csv
     from trainer.metrics import DESCRIPTIONS, parse_metrics
@@ -899,11 +940,15 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     except ValueError as exc:
         raise UserError(f"--metrics: {exc}") from None
     try:
+        generator, state, dev = _generator_on(checkpoint_path, device)
+        # Unless a flag says otherwise, GoPro frames are scored as the run validated them.
+        settings = eval_settings.resolve({"gopro_scale": gopro_scale, "gopro_blur": gopro_blur},
+                                         eval_settings.run_data_config(checkpoint_path, state))
         eval_set = open_eval_set(benchmark=benchmark, folders=folders, gopro=gopro, shards=shards,
-                                 gopro_scale=gopro_scale, gopro_blur=gopro_blur, limit=limit or None)
+                                 gopro_scale=settings["gopro_scale"].value, gopro_blur=settings["gopro_blur"].value,
+                                 limit=limit or None)
         if len(eval_set.pairs) == 0:
             raise UserError("no pairs to evaluate")
-        generator, state, dev = _generator_on(checkpoint_path, device)
         rows, _ = score_pairs(generator, eval_set.pairs, device=dev, tile=tile, overlap=overlap, progress=True,
                               metrics=metrics, extra=eval_set.extra)
         if csv_path:
@@ -923,12 +968,17 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 
         held_out = shards_held_out(training_data(checkpoint_path, state), shards[0])
     described = {**{m: DESCRIPTIONS[m] for m in metrics}, **eval_set.extra_metrics}
+    scored = settings if gopro else None   # the GoPro settings change only --gopro's pairs
+    settings_line = eval_settings.describe(checkpoint_path, state, scored, tile, overlap)
     if as_json:
         click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
                                "metrics": described,
                                "pairs": eval_set.description, "step": state["step"],
                                "seconds_per_image": seconds, "device": str(dev),
                                **({"held_out": held_out[0], "held_out_why": held_out[1]} if held_out else {}),
+                               "settings": {"checkpoint": str(checkpoint_path), "tile": tile, "overlap": overlap,
+                                            **{k: {"value": s.value, "from": s.source}
+                                               for k, s in (scored or {}).items()}},
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
@@ -940,6 +990,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                    f"  {described[metric]}")
     click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
                "gain is restored minus blurred")
+    click.echo(settings_line)
     if held_out:
         click.echo(held_out[1])
     if "ecc_converged" in scores and scores["ecc_converged"] < 1:
@@ -965,23 +1016,34 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite):
-    """Restore images (files or folders of them) of any size up to 89 M pixels, or videos (.mp4, .avi,
-    .mov, .mkv) frame by frame; writes OUT/<name>.png, or OUT/<name>.mp4 at the video's frame rate."""
-    from trainer.evaluate import deblur_files, list_images
+@click.option("--skip-existing", is_flag=True, help="Leave existing outputs as they are; restore only the others.")
+@click.option("--side-by-side", is_flag=True, help="Write blurred | restored pictures instead of the restored ones.")
+def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, skip_existing, side_by_side):
+    """Restore images (files, or folders of them searched recursively) of any size up to 89 M pixels, or
+    videos (.mp4, .avi, .mov, .mkv) frame by frame; writes OUT/<name>.png (a folder's images keep their
+    sub-folders), or OUT/<name>.mp4 at the video's frame rate.  Unreadable files are listed at the end (exit 1)."""
+    import sys
+
+    from trainer.evaluate import deblur_files, find_deblur_inputs
 
     try:
-        files = list_images(inputs)
+        files = find_deblur_inputs(inputs)
         generator, _, dev = _generator_on(checkpoint_path, device)
         seconds: list[float] = []
-        written = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
-                               seconds=seconds)
+        report = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
+                              skip_existing=skip_existing, side_by_side=side_by_side, seconds=seconds)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
-    click.echo(f"wrote {len(written)} image(s) to {out}")
+    click.echo(f"wrote {len(report.written)} image(s) to {out}"
+               + (f"; {len(report.skipped)} existing left as they were" if report.skipped else ""))
     if len(seconds) > 1:
         click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per image on {dev} "
                    f"(mean over {len(seconds) - 1} images, the first, warm-up one excluded)")
+    if report.failed:
+        for _, reason in report.failed:
+            click.echo(f"could not read {reason}", err=True)
+        click.echo(f"error: {len(report.failed)} of {len(files)} inputs could not be read (listed above)", err=True)
+        sys.exit(1)
 
 
 @trainer.command("export")

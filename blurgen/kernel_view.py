@@ -101,3 +101,40 @@ def bank_summary(batch: KernelBatch, spec_text: str = "") -> str:
     top = max(1, counts.max())
     lines += [f"  {k:17d}    {_BAR * int(round(30 * c / top)):<30s} {c}" for k, c in enumerate(counts)]
     return "\n".join(lines)
+
+
+def grid_layout(n: int, columns: int, lines: int, gap: int = 2, largest: int = 24,
+                smallest: int = 8) -> tuple[int, int]:
+    """(cell, per_row) of a terminal grid of ``n`` kernels: every kernel drawn
+    ``cell`` columns wide and ``cell / 2`` text rows tall (cell even), the
+    largest cell up to ``largest`` whose rows, a label line under each, fit
+    ``lines`` (the terminal's height less what is printed besides); never
+    smaller than ``smallest``, however short the terminal."""
+    for cell in range(largest - largest % 2, smallest - 1, -2):
+        per_row = max(1, min(n, (columns + gap) // (cell + gap)))
+        if -(-n // per_row) * (cell // 2 + 1) <= lines:
+            return cell, per_row
+    return smallest, max(1, min(n, (columns + gap) // (smallest + gap)))
+
+
+def grid_blocks(crops: list[np.ndarray], labels: list[str], columns: int, lines: int,
+                color: bool | None = None, gap: int = 2) -> list[str]:
+    """The rows of a terminal grid of kernel crops (``display_crops``), each a
+    text block of pictures with their labels under them, all drawn at one
+    scale (a last, partial row too) and together fitting ``lines`` rows where
+    possible (``grid_layout``)."""
+    import cv2
+
+    from blurgen.terminal import render_images
+
+    cell, per_row = grid_layout(len(crops), columns, lines, gap)
+    # Resized here to exactly cell x cell, so that render_images draws every one at scale 1.
+    shrink = cell <= max(c.shape[0] for c in crops)
+    sized = [cv2.resize(c, (cell, cell), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_NEAREST)
+             for c in crops]
+    blocks = []
+    for start in range(0, len(sized), per_row):
+        chunk = sized[start : start + per_row]
+        blocks.append(render_images(chunk, width=len(chunk) * (cell + gap) - gap, color=color,
+                                    labels=labels[start : start + per_row], gap=gap, max_rows=cell // 2))
+    return blocks

@@ -41,6 +41,18 @@ class BankError(BlurgenError):
     """A file that is not a readable kernel bank."""
 
 
+#: DeblurGAN's trajectory length (px) for its 64x64 kernels.
+DEFAULT_MAX_LEN = 60.0
+
+
+def default_max_len(size: int) -> float:
+    """Trajectory length (px) of kernels of side ``size`` when none is given: DeblurGAN's
+    60 px, or the longest a centred ``size`` x ``size`` PSF holds when that is shorter.
+    The one rule of ``make-kernels --size`` and ``synthesize --kernel-size``; sizes below
+    3 are left to ``KernelSpec`` to refuse."""
+    return min(DEFAULT_MAX_LEN, _psf.max_extent(size)) if size >= 3 else DEFAULT_MAX_LEN
+
+
 @dataclass(frozen=True)
 class KernelSpec:
     """How to draw kernels.  ``None`` for ``expl`` or ``fraction`` draws it per kernel.

@@ -11,8 +11,13 @@ from blurgen import files
 from blurgen.terminal import to_rgb_float
 
 
+#: Height (px) of the caption band under each row of a labelled contact sheet, and its letters.
+LABEL_BAND, LABEL_SIZE = 16, 11
+
+
 def contact_sheet(
-    images: list[np.ndarray], cols: int, cell: int | None = None, pad: int = 4, background: int = 32
+    images: list[np.ndarray], cols: int, cell: int | None = None, pad: int = 4, background: int = 32,
+    labels: list[str] | None = None, common_scale: bool = False,
 ) -> np.ndarray:
     """Tile images on a grid, each scaled to fit a ``cell``×``cell`` square.
 
@@ -27,10 +32,18 @@ def contact_sheet(
         pixels stay visible.
     pad, background : int
         Gap between cells (px) and its grey level (0-255).
+    labels : list of str or None
+        A caption under each image (cut to the cell's width), in a band of
+        ``LABEL_BAND`` pixels under each row.
+    common_scale : bool
+        Scale every image by the same factor (the largest one fills its cell),
+        so that their pixels keep their relative sizes: a blur kernel next to
+        its crop, as large as its blur in the picture.
 
     Returns
     -------
-    (rows * (cell + pad) + pad, cols * (cell + pad) + pad, 3) uint8 RGB
+    (rows * (cell + pad + band) + pad, cols * (cell + pad) + pad, 3) uint8 RGB;
+    band is LABEL_BAND with labels, else 0.
     """
     if not images:
         raise ValueError("no images to draw")
@@ -38,18 +51,31 @@ def contact_sheet(
     cell = cell or max(max(im.shape[:2]) for im in rgb)
     cols = max(1, min(cols, len(rgb)))
     rows = -(-len(rgb) // cols)
-    sheet = np.full((rows * (cell + pad) + pad, cols * (cell + pad) + pad, 3), background, np.uint8)
+    band = LABEL_BAND if labels else 0
+    sheet = np.full((rows * (cell + pad + band) + pad, cols * (cell + pad) + pad, 3), background, np.uint8)
+    largest = max(max(im.shape[:2]) for im in rgb)
     for i, im in enumerate(rgb):
         h, w = im.shape[:2]
-        s = cell / max(h, w)
+        s = cell / (largest if common_scale else max(h, w))
         size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_NEAREST
         tile = np.rint(cv2.resize(im, size, interpolation=interp) * 255).astype(np.uint8)
         r, c = divmod(i, cols)
-        y = pad + r * (cell + pad) + (cell - size[1]) // 2
+        y = pad + r * (cell + pad + band) + (cell - size[1]) // 2
         x = pad + c * (cell + pad) + (cell - size[0]) // 2
         sheet[y : y + size[1], x : x + size[0]] = tile
+        if labels and labels[i]:
+            _caption(sheet, labels[i], pad + c * (cell + pad), pad + r * (cell + pad + band) + cell, cell)
     return sheet
+
+
+def _caption(sheet: np.ndarray, text: str, x: int, y: int, width: int) -> None:
+    """``text`` in the caption band whose top left is (x, y), cut to ``width`` pixels."""
+    from blurgen.lettering import put_text, text_size
+
+    while len(text) > 1 and text_size(text, LABEL_SIZE)[0] > width:
+        text = text[:-1]
+    put_text(sheet, text, (x, y + LABEL_BAND - 4), LABEL_SIZE, (230, 230, 230))
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

@@ -893,7 +893,8 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     src = Path(cfg.src)
     source = _photo_source(src) if src.exists() else None
     if source is None:
-        raise SynthError(f"{src}: no such folder or zip file")
+        raise SynthError(f"{src}: a file; --src expects a folder of photos (searched recursively) or a zip of them"
+                         if src.exists() else f"{src}: no such folder or zip file")
     images = source.names()
     if not images:
         raise SynthError(f"{src}: no images ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.bmp', '.tif', '.webp'))})")

@@ -117,6 +117,8 @@ def test_eval_json(gopro, generator_file, tmp_path):
     assert scores.pop("ssim_variant") == "ssim_skimage" and scores.pop("step") == 7
     assert "GOPRO_Large/test" in scores.pop("pairs")
     assert scores.pop("device") == "cpu" and scores.pop("seconds_per_image") > 0
+    # No run settings in this checkpoint: eval's defaults, and it says so.
+    assert scores.pop("settings")["gopro_scale"] == {"value": 1.0, "from": "default"}
     assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count",
                            *(m for m in METRICS), *("input_" + m for m in METRICS)}
     assert scores["count"] == 3 and all(np.isfinite(v) for v in scores.values())

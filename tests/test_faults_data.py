@@ -353,7 +353,7 @@ def test_resume_rebuilds_a_truncated_listed_shard(tmp_path):
     original = path.read_bytes()
     path.write_bytes(original[: len(original) // 2])
     res = _synth(tmp_path)
-    assert res.exit_code == 0 and "built 1 shards now, 2 were already done" in res.output, res.output
+    assert res.exit_code == 0 and "built 1 shard now, 2 were already done" in res.output, res.output
     assert "rebuilt 1 damaged or truncated shards: shard-00001.h5; identical to the originals" in res.output
     assert path.read_bytes() == original
 

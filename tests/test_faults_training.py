@@ -124,6 +124,13 @@ def test_sigterm_to_the_process_group_saves_the_finished_step(tmp_path, gopro, u
     preempt_group(tmp_path, gopro, uninterrupted, signal.SIGTERM)
 
 
+def test_ctrl_c_to_the_process_group_saves_the_step_and_exits_130(tmp_path, gopro, uninterrupted):
+    """Issue 12.10: an interrupted run must not exit 0 as a finished one does.  Ctrl-C
+    (SIGINT to the terminal's process group): the finished step saved, exit 130 (the
+    shell's code for Ctrl-C, as `synthesize` gives), exact resume."""
+    preempt_group(tmp_path, gopro, uninterrupted, signal.SIGINT)
+
+
 def test_sigusr1_to_the_process_group_saves_the_finished_step(tmp_path, gopro, uninterrupted):
     """Issue 11.2: SIGUSR1 (Slurm's --signal warning) killed the run and its workers
     without a checkpoint.  Now it stops like SIGTERM: step saved, exit 138, exact resume."""
@@ -283,14 +290,17 @@ def png_claiming(width, height):
 def test_deblur_refuses_a_decompression_bomb_in_one_line(tmp_path, uninterrupted, side):
     """Issue 11.9: `trainer deblur` on an image whose header claims a huge size ended
     in Pillow's DecompressionBombError traceback (or, between 1x and 2x Pillow's
-    limit, tried to decode it).  Now one line naming the file, exit 2, nothing written."""
+    limit, tried to decode it).  Now a line naming the file, nothing written for it, and
+    exit 1 (issue 12.12: unreadable inputs are listed at the end, the others restored)."""
     checkpoint.save(tmp_path / "last.pt", uninterrupted)
     bomb = tmp_path / "bomb.png"
     bomb.write_bytes(png_claiming(side, side))
     result = run_trainer(["deblur", bomb, "--checkpoint", tmp_path / "last.pt", "--out", tmp_path / "out",
                           "--device", "cpu"])
-    line = one_error_line(result)
-    assert result.exit_code == 2 and "bomb.png" in line and "decompression bomb" in line
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert lines[-2].startswith(f"could not read {bomb}: ") and "decompression bomb" in lines[-2]
+    assert lines[-1] == "error: 1 of 1 inputs could not be read (listed above)"
     assert not list((tmp_path / "out").glob("*.png"))
 
 

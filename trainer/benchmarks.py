@@ -165,6 +165,8 @@ def open_eval_set(*, benchmark: tuple[str, str] | None = None, folders: tuple[st
         raise BenchmarkError("give one of --benchmark NAME ROOT, --pairs BLUR_DIR SHARP_DIR, --gopro or --shards"
                              + (f" (got {', '.join(chosen)})" if chosen else ""))
     extra, extra_metrics = None, {}
+    # Path() drops a trailing slash: "GOPRO_Large/" must not be described as "GOPRO_Large//test".
+    gopro = None if gopro is None else str(Path(gopro))
     if benchmark is not None:
         name, root = benchmark
         if name not in BENCHMARKS:

@@ -20,7 +20,8 @@ Layout of a training checkpoint (``kind == "training"``)::
     best            {"psnr", "ssim", "step"} of the best validation so far (or None)
 
 A generator checkpoint (``kind == "generator"``, the run's best.pt) holds only
-generator, config, step and the validation scores; ``trainer eval`` and
+generator, config, step, the validation scores and data {"config"} (since
+issue 12; ``trainer eval`` validates as the run did); ``trainer eval`` and
 ``trainer deblur`` take either kind.
 """
 from __future__ import annotations
@@ -162,15 +163,20 @@ def training_state(*, step: int, epoch: int, generator: nn.Module, critic: nn.Mo
     }
 
 
-def generator_state(*, step: int, generator: nn.Module, config: dict, scores: dict) -> dict:
-    """A generator-only checkpoint (the run's best.pt)."""
-    return {
+def generator_state(*, step: int, generator: nn.Module, config: dict, scores: dict,
+                    data: dict | None = None) -> dict:
+    """A generator-only checkpoint (the run's best.pt); ``data``: {"config": DataConfig
+    fields} of the run, so that ``trainer eval`` scores as the run validated."""
+    state = {
         "format": FORMAT, "version": VERSION, "kind": "generator",
         "step": int(step),
         "generator": unwrap(generator).state_dict(),
         "config": dict(config),
         "scores": {k: float(v) for k, v in scores.items()},
     }
+    if data is not None:
+        state["data"] = dict(data)
+    return state
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):

@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blurgen.lettering import put_text, text_size
+
 Series = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (steps int64, values float64), by step
 
 SPARK = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"  # ▁▂▃▄▅▆▇█
@@ -32,7 +34,8 @@ _GRID = (225, 225, 225)
 _LINE = (31, 119, 180)
 _RAW = (174, 199, 232)
 _REFERENCE = (150, 150, 150)
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# Letter sizes (px): titles, and the axis labels.
+_TITLE, _LABEL = 13, 11
 
 
 def series_from_rows(rows) -> Series:
@@ -118,12 +121,11 @@ def _panel(series: Series, name: str, reference: str | None, title: str, size: t
     smoothed when it is noisy), ``reference`` dashed."""
     width, height = size
     image = np.full((height, width, 3), 255, np.uint8)
-    cv2.putText(image, title, (8, 16), _FONT, 0.42, _INK, 1, cv2.LINE_AA)
+    put_text(image, title, (8, 16), _TITLE, _INK)
     left, right, top, bottom = 58, width - 12, 28, height - 24
     cv2.rectangle(image, (left, top), (right, bottom), _GRID, 1)
     if name not in series:
-        cv2.putText(image, "(not logged yet)", (left + 10, (top + bottom) // 2), _FONT, 0.4, _REFERENCE, 1,
-                    cv2.LINE_AA)
+        put_text(image, "(not logged yet)", (left + 10, (top + bottom) // 2), _LABEL + 1, _REFERENCE)
         return image
     drawn = [series[name]] + ([series[reference]] if reference in series else [])
     all_steps = np.concatenate([s for s, _ in drawn])
@@ -157,11 +159,10 @@ def _panel(series: Series, name: str, reference: str | None, title: str, size: t
     for p in points if len(points) <= 20 else []:
         cv2.circle(image, tuple(map(int, p)), 2, _LINE, -1, cv2.LINE_AA)
     for value, y in ((y1 - pad, top + 10), (y0 + pad, bottom)):
-        cv2.putText(image, f"{value:.4g}", (4, y), _FONT, 0.35, _INK, 1, cv2.LINE_AA)
-    cv2.putText(image, f"step {x0}", (left, height - 8), _FONT, 0.35, _INK, 1, cv2.LINE_AA)
+        put_text(image, f"{value:.4g}", (4, y), _LABEL, _INK)
+    put_text(image, f"step {x0}", (left, height - 8), _LABEL, _INK)
     last = f"step {all_steps.max()}"
-    (tw, _), _ = cv2.getTextSize(last, _FONT, 0.35, 1)
-    cv2.putText(image, last, (right - tw, height - 8), _FONT, 0.35, _INK, 1, cv2.LINE_AA)
+    put_text(image, last, (right - text_size(last, _LABEL)[0], height - 8), _LABEL, _INK)
     return image
 
 

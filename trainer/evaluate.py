@@ -15,6 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ def _ramp(n: int, overlap: int) -> torch.Tensor:
     return ((torch.minimum(i, n - 1 - i) + 1) / (overlap + 1)).clamp(max=1.0)
 
 
+def check_tiling(tile: int, overlap: int) -> None:
+    """ValueError unless ``tile`` is a multiple of 4 (at least 8) and 0 <= ``overlap`` < tile / 2."""
+    if tile % MULTIPLE or tile < MIN_SIDE:
+        raise ValueError(f"tile must be a multiple of {MULTIPLE} and at least {MIN_SIDE}, not {tile}")
+    if not 0 <= overlap < tile // 2:
+        raise ValueError(f"overlap must be in [0, tile / 2), not {overlap}")
+
+
 @torch.no_grad()
 def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.device = "cpu",
             tile: int = 2048, overlap: int = 128) -> np.ndarray:
@@ -77,10 +86,7 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
     both (padded) sides <= ``tile`` go through in one piece; larger ones in
     ``tile`` x ``tile`` tiles (a multiple of 4) overlapping by ``overlap``.
     """
-    if tile % MULTIPLE or tile < MIN_SIDE:
-        raise ValueError(f"tile must be a multiple of {MULTIPLE} and at least {MIN_SIDE}, not {tile}")
-    if not 0 <= overlap < tile // 2:
-        raise ValueError(f"overlap must be in [0, tile / 2), not {overlap}")
+    check_tiling(tile, overlap)
     h, w = blurred.shape[:2]
     x = to_tensor(pad_for_generator(blurred)).to(device)
     height, width = x.shape[-2:]
@@ -271,31 +277,114 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 
 
-def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os.PathLike, *,
+class UnreadableInput(ValueError):
+    """An input of ``trainer deblur`` that cannot be decoded (one-line message naming it)."""
+
+
+# Readable words for blurgen.sources.SkipImage's reasons.
+_SKIP_WORDS = {"empty": "an empty file", "not-an-image": "not an image", "corrupt": "a damaged image",
+               "unreadable": "cannot be read",
+               "too-large": "its header claims more pixels than this reader decodes (a decompression bomb, "
+                            "or a damaged header)"}
+
+
+def read_input_image(path: str | os.PathLike) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of an image to deblur, decoded as ``blurgen synthesize``
+    decodes its photos (blurgen.sources.load_rgb: EXIF orientation applied,
+    16-bit images rescaled, not clipped), up to Pillow's ``MAX_IMAGE_PIXELS``
+    (about 89 M pixels).  UnreadableInput naming the file otherwise."""
+    from PIL import Image
+
+    from blurgen.sources import SkipImage, load_rgb
+
+    try:
+        return load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS)
+    except SkipImage as exc:
+        words = _SKIP_WORDS.get(exc.reason, exc.reason)
+        raise UnreadableInput(f"{path}: {words}" + (f" ({exc.detail})" if exc.detail else "")) from None
+
+
+def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """(source, output path relative to the output folder, without suffix) of every
+    input of ``trainer deblur``: a file as given (its stem), a folder searched
+    recursively as ``blurgen synthesize`` searches ``--src`` (hidden files and
+    folders left out), each image keeping its path relative to that folder.
+    FileNotFoundError naming a missing input, ValueError on a folder without images."""
+    from blurgen.sources import find_images
+
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            relative = find_images(path)
+            if not relative:
+                raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder or below")
+            found += [(path / rel, Path(rel).with_suffix("")) for rel in relative]
+        elif path.is_file():
+            found.append((path, Path(path.stem)))
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    return found
+
+
+def blurred_and_restored(blurred: np.ndarray, restored: np.ndarray, gap: int = 4) -> np.ndarray:
+    """blurred | restored, uint8 (H, 2W + gap, 3), a white gap between them."""
+    spacer = np.full((blurred.shape[0], gap, 3), 255, np.uint8)
+    return np.concatenate([blurred, spacer, restored], axis=1)
+
+
+@dataclass
+class DeblurReport:
+    """What ``deblur_files`` did: the files written, the outputs left as they were
+    (``skip_existing``), and (input, one-line reason) of each unreadable input."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike, *,
                  device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
-                 overwrite: bool = False, progress: bool = True, seconds: list | None = None) -> list[Path]:
-    """Restore each image of ``inputs`` into ``out_dir/<stem>.png`` and each video
-    (``VIDEO_SUFFIXES``) into ``out_dir/<stem>.mp4``; returns the written paths.
+                 overwrite: bool = False, skip_existing: bool = False, side_by_side: bool = False,
+                 progress: bool = True, seconds: list | None = None) -> DeblurReport:
+    """Restore each image of ``inputs`` (pairs of ``find_deblur_inputs``) into
+    ``out_dir/<relative>.png`` and each video (``VIDEO_SUFFIXES``) into
+    ``out_dir/<relative>.mp4``; ``side_by_side``: each output is blurred |
+    restored (``blurred_and_restored``) instead of the restored image alone.
 
     All output names are checked before anything is written: two inputs with
-    the same stem, or an existing output without ``overwrite``, raise
-    ValueError.  Each file is written atomically.  ``seconds``, if given,
-    receives the wall time of each restoration (per frame for videos; the
-    device synchronised; reading and writing the files excluded).
+    the same output, or an existing output without ``overwrite`` or
+    ``skip_existing``, raise ValueError; ``skip_existing`` leaves existing
+    outputs alone (a re-run after an interrupted one).  An input that cannot
+    be decoded is recorded in the report and the others go on; a file that
+    cannot be written (a full disk) raises OSError at once.  Each file is
+    written atomically.  ``seconds``, if given, receives the wall time of each
+    restoration (per frame for videos; the device synchronised; reading and
+    writing the files excluded).
     """
     from blurgen.pictures import write_png
     from blurgen.progress import progress_bar
 
+    if overwrite and skip_existing:
+        raise ValueError("--overwrite replaces existing outputs and --skip-existing keeps them: give one")
+    check_tiling(tile, overlap)   # before any file is read
     out_dir = Path(out_dir)
-    targets = [out_dir / (p.stem + (".mp4" if p.suffix.lower() in VIDEO_SUFFIXES else ".png")) for p in inputs]
+    report = DeblurReport()
+    targets = [out_dir / relative.with_name(relative.name + (".mp4" if source.suffix.lower() in VIDEO_SUFFIXES
+                                                               else ".png"))
+               for source, relative in inputs]
     seen: dict[Path, Path] = {}
-    for source, target in zip(inputs, targets):
+    existing = []
+    for (source, _), target in zip(inputs, targets):
         if target in seen:
             raise ValueError(f"{source} and {seen[target]} would both be written to {target}")
         seen[target] = source
-        if target.exists() and not overwrite:
-            raise ValueError(f"{target} exists (pass --overwrite to replace it)")
-    out_dir.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            existing.append(target)
+    if existing and not (overwrite or skip_existing):
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise ValueError(f"{existing[0]} exists{more}: pass --skip-existing to restore only the others, "
+                         "or --overwrite to replace them")
     generator.eval()
 
     def timed_restore(image: np.ndarray) -> np.ndarray:
@@ -305,15 +394,26 @@ def deblur_files(generator: nn.Module, inputs: Sequence[Path], out_dir: str | os
             torch.cuda.synchronize(device)
         if seconds is not None:
             seconds.append(time.perf_counter() - start)
-        return restored
+        return blurred_and_restored(image, restored) if side_by_side else restored
 
-    for source, target in progress_bar(list(zip(inputs, targets)), desc="deblur", unit="file", disable=not progress):
+    skip = set(existing) if skip_existing else set()
+    for (source, _), target in progress_bar(list(zip(inputs, targets)), desc="deblur", unit="file",
+                                            disable=not progress):
+        if target in skip:
+            report.skipped.append(target)
+            continue
         with naming(target):
-            if target.suffix == ".mp4":
-                deblur_video(source, target, timed_restore)
-            else:
-                write_png(target, timed_restore(read_rgb(source)))
-    return targets
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if target.suffix == ".mp4":
+                    deblur_video(source, target, timed_restore)
+                else:
+                    write_png(target, timed_restore(read_input_image(source)))
+            except UnreadableInput as exc:
+                report.failed.append((source, str(exc)))
+                continue
+        report.written.append(target)
+    return report
 
 
 def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
@@ -331,7 +431,7 @@ def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
     source, target = Path(source), Path(target)
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
-        raise ValueError(f"{source}: not a readable video")
+        raise UnreadableInput(f"{source}: not a readable video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
     # VideoWriter picks the container from the suffix, so the temporary keeps ".mp4".
     partial = target.with_name(f".{target.stem}.tmp-{os.getpid()}.mp4")
@@ -350,7 +450,7 @@ def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
             writer.write(np.ascontiguousarray(restored[:, :, ::-1]))
             frames += 1
         if writer is None:
-            raise ValueError(f"{source}: not a readable video (no frames)")
+            raise UnreadableInput(f"{source}: not a readable video (no frames)")
         writer.release()
         writer = None
         os.replace(partial, target)

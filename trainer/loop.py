@@ -50,6 +50,7 @@ from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
 from trainer.output import naming
+from trainer.pace import Pace, cpu_warning
 
 LAST = "last.pt"          # full training state, rewritten every checkpoint
 BEST = "best.pt"          # generator with the best validation PSNR
@@ -284,8 +285,12 @@ def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
             if name in runtime:
                 changed.setdefault(id(cfg), {})[name] = value
             elif _differs(getattr(cfg, name), value):
+                # A longer run is another schedule: a new run that starts from these weights.
+                hint = (f"to train further, start a new run from its weights: --init-from {path} "
+                        "--out NEW_RUN --steps N" if name in ("steps", "epochs")
+                        else "start a new run with another --out")
                 raise ValueError(f"cannot change {name} when resuming (the run used "
-                                 f"{getattr(cfg, name)!r}); start a new run with another --out")
+                                 f"{getattr(cfg, name)!r}); {hint}")
     train_cfg = dataclasses.replace(train_cfg, **changed.get(id(train_cfg), {}))
     data_cfg = dataclasses.replace(data_cfg, **changed.get(id(data_cfg), {}))
     return train_cfg, data_cfg
@@ -405,11 +410,14 @@ def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, 
     return np.concatenate([blurred, spacer, restored, spacer, sharp], axis=1)
 
 
-def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict:
+def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
+        init_from: str | os.PathLike | None = None) -> dict:
     """Train DeblurGAN; everything goes to ``cfg.out``.  Returns a summary dict
     (step, epoch, best scores, paths; ``stopped``: None, or the name of the
     signal of ``STOP_SIGNALS`` that ended the run early, e.g. "SIGTERM",
     after the checkpoint of the last finished step was saved).
+    ``init_from``: a checkpoint whose generator (and critic) weights a new
+    run starts from, with its own schedule and optimisers (trainer.warmstart).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
     already holds a run, a broken checkpoint) are raised as ValueError
@@ -429,6 +437,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
     device = resolve_device(cfg.device, dist_info)
     out = Path(cfg.out)
     last_path = out / LAST
+    if resume and init_from is not None:
+        raise ValueError("--init-from starts a new run; --resume continues one: give one")
     if resume and not last_path.exists():
         raise ValueError(f"{out}: nothing to resume (no {LAST})")
     if not resume and last_path.exists():
@@ -462,6 +472,10 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                     fused_adam=on_cuda, compile=cfg.compile, ddp=ddp)
 
     start, epoch, best = 0, 0, None
+    warm_start = None
+    if init_from is not None:
+        from trainer.warmstart import load_initial_weights
+        warm_start = load_initial_weights(init_from, unwrap(gan.generator), unwrap(gan.critic), cfg)
     if state is not None:
         try:
             unwrap(gan.generator).load_state_dict(state["generator"])
@@ -489,8 +503,13 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                    f"{len(held_out)} validation pairs; loss {cfg.adversarial_weight:g} x GAN ("
                    f"{cfg.gradient_penalty} penalty, {cfg.critic_steps} critic steps) + {cfg.content_weight:g} x "
                    f"{cfg.content_loss}; generator init {cfg.init}, norm {cfg.norm}"
-                   + (f"; resuming at step {start}" if start else ""),
+                   + (f"; resuming at step {start}" if start else "")
+                   + (f"; weights: {warm_start}" if warm_start else ""),
                    file=sys.stderr)
+        warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
+        if warning:
+            tqdm.write(warning, file=sys.stderr)
+    pace = Pace(start, total_steps)
 
     def save_checkpoint(done: int) -> None:
         data = {"config": to_primitive(data_cfg), "next_batch": done, "world_size": dist_info.world_size}
@@ -507,7 +526,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
         if best is None or scores["psnr"] > best["psnr"]:
             best = {"psnr": scores["psnr"], "ssim": scores["ssim"], "step": done}
             checkpoint.save(out / BEST, checkpoint.generator_state(
-                step=done, generator=generator, config=to_primitive(cfg), scores=scores))
+                step=done, generator=generator, config=to_primitive(cfg), scores=scores,
+                data={"config": to_primitive(data_cfg)}))
         message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
                    f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
                    f"best {best['psnr']:.2f} dB at step {best['step']}")
@@ -555,6 +575,9 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False) -> dict
                     running[name] = running.get(name, 0) + value
                 done = step + 1
                 bar.update(1)
+                said = pace.update(done) if main else None
+                if said:
+                    tqdm.write(said, file=sys.stderr)
 
                 end_of_epoch = done % steps_per_epoch == 0
                 if end_of_epoch:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+from blurgen.lettering import put_text
+
 _INK = (40, 40, 40)
 _PAPER = 255
 _GAIN = (44, 160, 44)
@@ -35,7 +36,7 @@ def worst_region(blurred: np.ndarray, sharp: np.ndarray, side: int) -> tuple[int
 
 def _caption(width: int, text: str, height: int = 22) -> np.ndarray:
     strip = np.full((height, width, 3), _PAPER, np.uint8)
-    cv2.putText(strip, text, (4, height - 7), _FONT, 0.45, _INK, 1, cv2.LINE_AA)
+    put_text(strip, text, (4, height - 7), 13, _INK)
     return strip
 
 
@@ -63,7 +64,7 @@ def gain_histogram(gains: Sequence[float], width: int, height: int = 200, bins: 
     title = f"per-image PSNR gain, dB (restored - blurred), {len(gains)} images"
     if len(gains):
         title += f": mean {gains.mean():+.2f}, {int((gains > 0).sum())} gained"
-    cv2.putText(canvas, title, (8, 16), _FONT, 0.45, _INK, 1, cv2.LINE_AA)
+    put_text(canvas, title, (8, 16), 13, _INK)
     if not len(gains):
         return canvas
     low, high = min(gains.min(), 0.0), max(gains.max(), 0.0)
@@ -83,8 +84,8 @@ def gain_histogram(gains: Sequence[float], width: int, height: int = 200, bins: 
     cv2.line(canvas, (left, bottom), (right, bottom), _INK, 1)
     for value in (low, 0.0, high):
         x = int(left + (value - low) * scale_x)
-        cv2.putText(canvas, f"{value:+.2f}", (max(0, x - 18), height - 8), _FONT, 0.4, _INK, 1, cv2.LINE_AA)
-    cv2.putText(canvas, str(peak), (4, top + 10), _FONT, 0.4, _INK, 1, cv2.LINE_AA)
+        put_text(canvas, f"{value:+.2f}", (max(0, x - 18), height - 8), 12, _INK)
+    put_text(canvas, str(peak), (4, top + 10), 12, _INK)
     return canvas
 
 
