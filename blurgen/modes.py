@@ -225,3 +225,47 @@ def describe_sample(sample: dict, width: int = 100) -> str:
         else:
             line = f"{line} {part}".strip()
     return "\n".join("  " + ln for ln in lines + ([line] if line else []))
+
+
+def describe_arguments(args: dict) -> str:
+    """How a shard folder was made, in a few readable lines (from its manifest's arguments)."""
+    if not args:
+        return "made with: (no arguments recorded)"
+    if args.get("command") == "blurgen import-pairs":
+        return (f"imported pairs: blurred from {args.get('blur_dir')}, sharp from {args.get('sharp_dir')}; "
+                f"whole images, shards of {args.get('shard_size')}\nkernels unknown (1x1 placeholders)")
+    if args.get("command") == "average":
+        from blurgen.video import describe_arguments
+
+        return describe_arguments(args)
+    if args.get("full"):
+        samples = "whole photos less the kernel's margin"
+    else:
+        samples = f"{args.get('crops_per_image')} random {args.get('crop')}x{args.get('crop')} crop(s) per photo"
+    if args.get("downscale", 1) != 1:
+        samples += f", photos downscaled by {args['downscale']:g}"
+    spec = args.get("kernel_spec") or {}
+    if args.get("sharp_only"):
+        kernels = "sharp images only (no blur, no kernel): for `trainer fit --online`"
+    elif args.get("kernel_bank"):
+        kernels = f"kernels drawn from the bank {args['kernel_bank']}"
+    else:
+        drawn = lambda v: "drawn" if v is None else f"{v:g}"  # noqa: E731
+        kernels = (f"fresh {spec.get('size')}x{spec.get('size')} kernels (max-len {spec.get('max_len', 0):g}, "
+                   f"iters {spec.get('iters')}, expl {drawn(spec.get('expl'))}, fraction {drawn(spec.get('fraction'))})")
+    realism = [name for name in ("linear", "saturate", "noise") if args.get(name)]
+    if args.get("camera"):
+        realism.append(f"camera {args['camera']} (RSBlur pipeline, docs/camera.md)")
+    if args.get("jpeg_quality"):
+        realism.append("jpeg-quality {}-{}".format(*args["jpeg_quality"]))
+    if args.get("shake"):
+        sh = args["shake"]
+        kernels = (f"non-uniform camera shake (Whyte et al.): rotation paths up to {sh['max_angle']:g} deg, "
+                   f"translation up to {sh['max_shift']:g} px, focal " + (f"{sh['focal']:g} px" if sh['focal'] else "= the longer side") + ", "
+                   f"{sh['knots']} knots; kernel = the PSF at the crop's centre")
+    if args.get("objects"):
+        ob = args["objects"]
+        kernels += (f"\nmoving objects (layered model) from {ob['annotations']}: own paths up to {ob['max_len']:g} px, "
+                    f"{ob['segments']} segments; kernel = the camera's (background's) PSF")
+    return (f"made from {args.get('src')}: {samples}\n{kernels}; seed {args.get('seed')}, "
+            f"shards of {args.get('shard_size')}\nrealism: {', '.join(realism) or 'none (as DeblurGAN)'}")

@@ -512,6 +512,16 @@ def read_manifests(folder: str | os.PathLike) -> dict[str, dict]:
     return parts
 
 
+def folder_manifests(folder: str | os.PathLike) -> dict[str, dict]:
+    """The manifest(s) of a shard folder (a whole run, or the parts of a --part run), or ShardError."""
+    if not Path(folder).is_dir():
+        raise ShardError(f"{folder}: no such shard folder")
+    manifests = read_manifests(folder)
+    if not manifests:
+        raise ShardError(f"{folder}: no manifest.json (not a shard folder made by `blurgen synthesize`)")
+    return manifests
+
+
 def incomplete(manifests: dict[str, dict]) -> list[str]:
     """What the data set of a folder's manifests (:func:`read_manifests`) still
     lacks, one line each, [] when complete: for a ``--part I/N`` data set, every

@@ -1,0 +1,577 @@
+"""The ``blurgen`` command line: kernels, synthesis, shard folders.
+
+Each command parses its options, calls the library and prints; the work
+lives in the blurgen modules.  Library imports are inside the commands, so
+that ``blurgen --help`` starts fast.
+"""
+import click
+
+from blurgen.command_line import (
+    HELP,
+    Commands,
+    UserError,
+    check_output,
+    interrupted,
+    megabytes,
+    package_version,
+    plural,
+    save_png,
+    warn_ignored,
+)
+
+
+@click.group(cls=Commands, context_settings=HELP)
+@click.version_option(package_version(), "--version", prog_name="blurgen")
+def blurgen():
+    """Synthesize motion-blurred / sharp training pairs."""
+
+
+# --- blurgen: kernels (make-kernels, show-kernels) ---------------------------
+
+
+def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
+    from blurgen import kernel_view, terminal
+    from blurgen.pictures import contact_sheet
+
+    crops = kernel_view.display_crops(batch.psf)
+    size = terminal.shutil.get_terminal_size((100, 24))
+    labels = [f"#{i}" for i in index]
+    # One scale for the whole grid; pictures and the parameter lines fit the terminal's height.
+    for block in kernel_view.grid_blocks(crops, labels, size.columns, size.lines - len(labels) - 2):
+        echo(block)
+    for i, k in enumerate(index):
+        echo(kernel_view.kernel_line(batch, i, int(k)))
+    if png:
+        save_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96, labels=labels))
+        echo(f"wrote {png}")
+
+
+@blurgen.command("make-kernels")
+@click.option("-n", "count", type=int, default=1000, show_default=True, help="Number of kernels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the kernel stream.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Kernel bank to write (HDF5).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--size", type=int, default=64, show_default=True, help="PSF side in pixels.")
+@click.option("--iters", type=int, default=2000, show_default=True, help="Trajectory samples.")
+@click.option("--max-len", type=float, default=None, help="Trajectory length in pixels. [default: 60, or what --size fits]")
+@click.option("--expl", type=float, default=None, help="Anxiety (0: straight blur). [default: drawn from DeblurGAN's set]")
+@click.option("--fraction", type=float, default=None, help="Exposure fraction in (0, 1]. [default: drawn from 1/10, 1/2, 1]")
+@click.option("--preview", is_flag=True, help="Show the first kernels after generating.")
+def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fraction, preview):
+    """Generate a bank of random camera-shake kernels (Boracchi & Foi 2012)."""
+    import sys
+    import time
+
+    from blurgen.files import Busy, describe_os_error
+    from blurgen.kernels import KernelSpec, default_max_len, read_bank, write_bank
+    from blurgen.progress import progress_bar
+    from blurgen.stopping import Interrupted, stop_on_signals
+
+    max_len = default_max_len(size) if max_len is None else max_len
+    if count < 1:
+        raise UserError(f"-n must be >= 1, got {count}")
+    if seed < 0:
+        raise UserError(f"--seed must be >= 0, got {seed}")
+    try:
+        spec = KernelSpec(size=size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    check_output(out, overwrite)
+    args = {"n": count, "seed": seed, "size": size, "iters": iters, "max_len": max_len, "expl": expl, "fraction": fraction}
+    started = time.perf_counter()
+    with stop_on_signals() as stop, \
+            progress_bar(total=count, unit="kernel", desc="kernels", file=sys.stderr) as bar:
+        try:
+            write_bank(out, count, seed, spec, attrs={"command": "blurgen make-kernels", "arguments": args},
+                       progress=bar.update, stop=stop)
+        except Busy as exc:
+            raise UserError(str(exc)) from None
+        except OSError as exc:
+            raise UserError(f"{out}: could not write ({describe_os_error(exc)})") from None
+        except Interrupted as exc:
+            bar.close()
+            interrupted(exc, f"nothing written to {out}")
+    elapsed = time.perf_counter() - started
+    click.echo(f"wrote {plural(count, 'kernel')} of {size}x{size} to {out} in {elapsed:.1f} s ({count / elapsed:,.0f} kernels/s)")
+    if preview:
+        batch, _ = read_bank(out, slice(0, min(count, 8)))
+        _show_kernels(batch, range(len(batch)))
+
+
+@blurgen.command("show-kernels")
+@click.argument("bank", type=click.Path(dir_okay=False))
+@click.option("--index", default=None, help="Kernels to show: a start index (5) or a list of ranges (0-7,12).")
+@click.option("--limit", type=int, default=16, show_default=True, help="At most this many kernels.")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write a contact sheet PNG.")
+def show_kernels_cmd(bank, index, limit, png):
+    """Draw kernels of a bank in the terminal, with their parameters and a summary of the bank."""
+    import json
+
+    from blurgen import kernel_view
+    from blurgen.kernels import BankError, read_bank
+
+    if limit < 1:
+        raise UserError(f"--limit must be >= 1, got {limit}")
+    if png:
+        check_output(png, overwrite=True)
+    try:
+        everything, attrs = read_bank(bank, psf=False)
+        chosen = kernel_view.parse_index(index, len(everything))[:limit]
+        batch, _ = read_bank(bank, chosen)
+    except (BankError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    _show_kernels(batch, chosen, png)
+    click.echo("")
+    spec = json.loads(attrs["spec"])
+    spec_text = ", ".join(f"{k} {'drawn' if v is None else v}" for k, v in spec.items())
+    click.echo(kernel_view.bank_summary(everything, spec_text))
+
+
+# --- blurgen: synthesis (synthesize, inspect, verify) ------------------------
+
+
+def _parse_part(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise UserError(f"--part must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UserError(f"--part must be i/n with 0 <= i < n, got {text}")
+    return i, n
+
+
+def _parse_quality(text: str | None):
+    if text is None:
+        return None
+    try:
+        lo, _, hi = text.partition("-")
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise UserError(f"--jpeg-quality must look like LO-HI (e.g. 60-95), got {text!r}") from None
+
+
+@blurgen.command("synthesize")
+@click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively), or a .zip of them (read in place).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--kernels", "bank", type=click.Path(dir_okay=False), default=None,
+              help="Draw kernels from this bank (blurgen make-kernels). [default: a fresh kernel per sample]")
+@click.option("--kernel-size", type=int, default=64, show_default=True, help="Fresh kernels: PSF side.")
+@click.option("--iters", type=int, default=2000, show_default=True, help="Fresh kernels: trajectory samples.")
+@click.option("--max-len", type=float, default=None,
+              help="Fresh kernels: trajectory length, px. [default: 60, or what --kernel-size fits]")
+@click.option("--expl", type=float, default=None, help="Fresh kernels: anxiety. [default: drawn]")
+@click.option("--fraction", type=float, default=None, help="Fresh kernels: exposure fraction. [default: drawn]")
+@click.option("--shake", type=click.Choice(["nonuniform"]), default=None,
+              help="Non-uniform camera shake: rotations averaged as homographies (Whyte et al.), docs/modes.md.")
+@click.option("--max-angle", type=float, default=1.0, show_default=True, help="--shake: largest rotation path, degrees.")
+@click.option("--focal", type=float, default=None, help="--shake: focal length, px. [default: the photo's longer side]")
+@click.option("--max-shift", type=float, default=0.0, show_default=True, help="--shake: largest translation path, px.")
+@click.option("--objects", "objects_json", type=click.Path(dir_okay=False), default=None,
+              help="Paste moving objects cut out with these COCO instance masks (layered model), docs/modes.md.")
+@click.option("--objects-images", type=click.Path(file_okay=False), default=None,
+              help="--objects: folder of the annotations' file_name. [default: --src]")
+@click.option("--object-len", type=float, default=30.0, show_default=True, help="--objects: largest own path, px.")
+@click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
+@click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
+@click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
+@click.option("--sharp-only", is_flag=True, help="Store sharp images only (no blur, no kernel) for `trainer fit --online`.")
+@click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
+@click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
+              help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays; the parts may share --out.")
+@click.option("--linear", is_flag=True, help="Blur in linear light (undo the sRGB curve, blur, redo it).")
+@click.option("--saturate", is_flag=True, help="Boost clipped highlights, blur, clip, in linear light (implies --linear).")
+@click.option("--noise", is_flag=True, help="Add Poisson-Gaussian sensor noise of a random level.")
+@click.option("--jpeg-quality", default=None, help="Re-compress the blurred image at a quality drawn in LO-HI.")
+@click.option("--camera", default=None, is_flag=False, flag_value="a7r3", metavar="[NAME]",
+              help="RSBlur's camera pipeline (saturation, raw noise, ISP; docs/camera.md) with camera NAME's "
+                   "calibration: a7r3 (the default) or a7r3-rsblur.")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+@click.option("--repair", is_flag=True,
+              help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
+@click.option("--append", is_flag=True, help="Put photos added to --src since the run into new shards; the old stay as they are.")
+@click.option("--no-space-check", is_flag=True, help="Start even if the estimated size exceeds the free disk space.")
+def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, shake, max_angle, focal, max_shift,
+                   objects_json, objects_images, object_len, crop, crops_per_image, full, downscale, shard_size, workers,
+                   seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera, small, append,
+                   no_space_check, sharp_only):
+    """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
+    import sys
+    from pathlib import Path
+
+    from blurgen.kernels import KernelSpec, default_max_len
+    from blurgen.objects import ObjectSpec
+    from blurgen.progress import progress_bar
+    from blurgen.shake import ShakeSpec
+    from blurgen.stopping import stop_on_signals
+    from blurgen.synthesize import (
+        UPSCALE_INTERPOLATION,
+        SynthConfig,
+        SynthError,
+        available_cores,
+        output_names,
+        synthesize,
+    )
+
+    workers = available_cores() if workers is None else workers
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if repair and overwrite:
+        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
+    if append and overwrite:
+        raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
+    try:
+        if bank:
+            warn_ignored(["kernel_size", "iters", "max_len", "expl", "fraction"],
+                          "with --kernels (the bank's kernels are used as they are)")
+        if max_len is None:
+            max_len = default_max_len(kernel_size)
+        spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
+        cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
+                          shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
+                          kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
+                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
+                          shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
+                          objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
+                                             max_len=object_len) if objects_json else None,
+                          sharp_only=sharp_only)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    bars = []  # made once the work is planned, so that errors come before any bar
+
+    def start(n):
+        bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
+
+    def advance(made, dropped):
+        _advance(bars[0], made, dropped)
+
+    def plan(pairs, size, free):
+        if pairs:
+            click.echo(f"planned: {pairs:,} pairs, about {megabytes(size)} on disk (an estimate: pixels are stored "
+                       f"uncompressed; fewer if photos are skipped); {megabytes(free)} free", err=True)
+
+    try:
+        with stop_on_signals() as stop:
+            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=advance, on_start=start,
+                                 stop=stop, repair=repair, append=append, space_check=not no_space_check,
+                                 on_plan=plan)
+    except SynthError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
+        for bar in bars:
+            bar.close()
+        interrupted(exc, "finished shards are kept; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    done = summary.shards_built + summary.shards_done_before
+    if summary.appended == 0:
+        click.echo(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
+    elif summary.appended:
+        click.echo(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are untouched")
+    click.echo(f"{out}: {plural(summary.samples, 'sharp image' if sharp_only else 'pair')} in {plural(done, 'shard')} "
+               f"({megabytes(summary.bytes)}) from {plural(summary.images, 'image')}; "
+               f"built {plural(summary.shards_built, 'shard')} now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.shards_redone:
+        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
+                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
+                      "(were the photos or the bank changed in place?)" if summary.repair_differs else
+                      "; identical to the originals"))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        report = Path(out) / output_names(cfg.part)[1]
+        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}"
+                   + ("; --small upscale keeps the too-small ones" if summary.skipped.get("too-small") else ""))
+    if summary.upscaled:
+        click.echo(f"upscaled {summary.upscaled} photos smaller than a crop ({UPSCALE_INTERPOLATION}; "
+                   "each sample records its factor in `upscale`)")
+    if summary.shards_built and summary.seconds > 0:
+        built = bars[0].n
+        click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+
+
+@blurgen.command("average")
+@click.option("--src", type=click.Path(), required=True, help="Folder of videos or of folders of numbered frames (recursive).")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--frames", "frame_range", default="7-13", show_default=True, help="Frames averaged per pair, LO-HI (odd N drawn).")
+@click.option("--interpolate", type=int, default=0, show_default=True, help="Flow-interpolated frames between neighbours (REDS).")
+@click.option("--response", default="srgb", show_default=True, help="Camera response: srgb or gamma:G.")
+@click.option("--windows-per-clip", type=int, default=10, show_default=True, help="Blurred images taken from each clip.")
+@click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
+@click.option("--crops-per-window", type=int, default=1, show_default=True, help="Crops taken from each blurred image.")
+@click.option("--full", is_flag=True, help="Keep whole frames instead of crops.")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n).")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+@click.option("--repair", is_flag=True, help="Verify the finished shards too and rebuild the bad ones.")
+def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, crop, crops_per_window, full,
+                shard_size, workers, seed, part, overwrite, repair):
+    """Average consecutive video frames in linear light into blurred/sharp pairs, as GoPro and REDS (docs/video.md)."""
+    from pathlib import Path
+
+    from blurgen.video import AverageConfig, average
+
+    try:
+        lo, _, hi = frame_range.partition("-")
+        frames = (int(lo), int(hi or lo))
+    except ValueError:
+        raise UserError(f"--frames must look like LO-HI (e.g. 7-13), got {frame_range!r}") from None
+    make = lambda: AverageConfig(src=Path(src), frames=frames, interpolate=interpolate, response=response,  # noqa: E731
+                                 windows_per_clip=windows_per_clip, crop=crop, crops_per_window=crops_per_window,
+                                 full=full, shard_size=shard_size, seed=seed, part=_parse_part(part))
+    _run_synthesis(make, average, out, workers, overwrite, repair, "clips")
+
+
+def _advance(bar, made: int, dropped: int) -> None:
+    """Pairs made, and pairs of skipped photos or clips that will never come (the total shrinks)."""
+    bar.update(made)
+    if dropped:
+        bar.total -= dropped
+        bar.refresh()
+
+
+def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: str) -> None:
+    """A shard-making run of ``run(cfg, out, ...)`` (blurgen.video.average): progress bar,
+    one-line errors, Ctrl-C, and the summary lines."""
+    import sys
+    from pathlib import Path
+
+    from blurgen.progress import progress_bar
+    from blurgen.stopping import stop_on_signals
+    from blurgen.synthesize import SynthError, available_cores, output_names
+
+    workers = available_cores() if workers is None else workers
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    if repair and overwrite:
+        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
+    try:
+        cfg = make_config()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    bars = []
+
+    def start(n):
+        bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
+
+    try:
+        with stop_on_signals() as stop:
+            summary = run(cfg, out, workers=workers, overwrite=overwrite, progress=lambda made, dropped: _advance(bars[0], made, dropped),
+                          on_start=start, stop=stop, repair=repair)
+    except SynthError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        interrupted(exc, "finished shards are kept; run the same command again to resume")
+    finally:
+        for bar in bars:
+            bar.close()
+    done = summary.shards_built + summary.shards_done_before
+    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({megabytes(summary.bytes)}) "
+               f"from {summary.images:,} {inputs}; built {summary.shards_built} shards now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.shards_redone:
+        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
+                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum"
+                      if summary.repair_differs else "; identical to the originals"))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        click.echo(f"skipped {sum(summary.skipped.values())} {inputs} ({reasons}); "
+                   f"see {Path(out) / output_names(cfg.part)[1]}")
+    if summary.shards_built and summary.seconds > 0:
+        click.echo(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+
+
+@blurgen.command("inspect")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--samples", type=int, default=3, show_default=True, help="Samples to draw.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which samples (random, reproducible).")
+@click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write the samples as a PNG grid.")
+def inspect_cmd(folder, samples, seed, png):
+    """Totals, per-shard counts and sizes, and a few samples (blurred | sharp | kernel) drawn in the terminal."""
+    import collections
+
+    import numpy as np
+
+    from blurgen import modes, shards, terminal
+    from blurgen.camera import describe_draw
+    from blurgen.kernel_view import display_crops
+    from blurgen.modes import describe_sample
+    from blurgen.pictures import contact_sheet
+
+    if png:
+        check_output(png, overwrite=True)
+    try:
+        manifests = shards.folder_manifests(folder)
+        infos = shards.find_shards(folder)
+    except shards.ShardError as exc:
+        raise UserError(str(exc)) from None
+    total = sum(i.count for i in infos)
+    size = sum(i.path.stat().st_size for i in infos)
+    args = next(iter(manifests.values())).get("arguments", {})
+    click.echo(f"{folder}: {plural(total, 'sharp image' if args.get('sharp_only') else 'pair')} in "
+               f"{plural(len(infos), 'shard')}, {megabytes(size)}")
+    try:
+        with shards.ShardReader(infos[0].path) as r:
+            codec = r.file["sharp"].compression if r.layout == "crops" else "per-image datasets"
+            layout, version, sharp_only = r.layout, r.attrs.get("format_version"), r.sharp_only
+    except shards.ShardError as exc:
+        raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
+    click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}"
+               + (", sharp images only" if sharp_only else ""))
+    click.echo(modes.describe_arguments(args))
+    if len(manifests) > 1 or "part" in next(iter(manifests)):
+        click.echo(f"parts: {', '.join(sorted(manifests))}")
+    for info in infos:
+        click.echo(f"  {info.path.name}  {info.count:6d} pairs  {megabytes(info.path.stat().st_size):>12s}")
+    reasons = collections.Counter(row[1] for m in manifests.values() for rows in m.get("skipped", {}).values()
+                                  for row in rows)
+    if reasons:
+        click.echo(f"{sum(reasons.values())} source images skipped ("
+                   + ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())) + "; see skipped*.tsv)")
+    note = shards.unfinished(manifests)
+    if note:
+        click.echo(f"note: {note}")
+    if total == 0 or samples < 1:
+        return
+    rng = np.random.default_rng(seed)
+    picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
+    offsets = shards.sample_offsets(infos)
+    tiles, captions = [], []
+    for g in picks:
+        s, local = shards.locate_sample(offsets, g)
+        try:
+            with shards.ShardReader(infos[s].path) as r:
+                sample = r.read_sample(local)
+        except shards.ShardError as exc:
+            raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
+        label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
+        if sharp_only:
+            click.echo(terminal.render_images([sample["sharp"]], labels=[f"{label} (sharp)"]))
+            tiles.append(sample["sharp"])
+            captions.append(f"{len(tiles)}: {label} (sharp)")
+            continue
+        kernel = display_crops(sample["kernel"][None])[0]
+        side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
+        shown = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
+        if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
+            from blurgen.video import describe_sample as describe_video_pair
+
+            kernel, caption = np.zeros_like(sample["blurred"]), "no kernel (frames averaged)"
+            click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=[label, "sharp"]))
+            click.echo("  " + describe_video_pair(sample))
+        else:
+            caption = f"kernel {kernel.shape[0]} px, 1:1"
+            click.echo(terminal.render_images([sample["blurred"], sample["sharp"], shown],
+                                              labels=[label, "sharp", "kernel"]))
+            click.echo(describe_draw(sample) if "camera_bayer" in sample else describe_sample(sample))
+        number = len(tiles) // 3 + 1
+        tiles += [sample["blurred"], sample["sharp"], kernel]   # the kernel at its crop's scale in the PNG
+        captions += [f"{number}: {label}", f"{number}: sharp", f"{number}: {caption}"]
+    if png:
+        save_png(png, contact_sheet(tiles, cols=1 if sharp_only else 3, labels=captions, common_scale=True))
+        click.echo(f"wrote {png}")
+
+
+@blurgen.command("verify")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--partial", is_flag=True,
+              help="Check only what is built: missing parts and unbuilt shards are a note, not a failure.")
+def verify_cmd(folder, partial):
+    """Read every sample of every shard and check it against the manifest; check that every part
+    (--part i/n) is there and finished; exit 1 naming each bad shard and each missing part."""
+    import sys
+
+    from blurgen import shards
+    from blurgen.progress import progress_bar
+
+    try:
+        manifests = shards.folder_manifests(folder)
+        total = sum(len(m["shards"]) for m in manifests.values())
+        with progress_bar(total=total, unit="shard", desc="verify", file=sys.stderr) as bar:
+            checked, problems = shards.verify_folder(folder, progress=bar.update)
+    except shards.ShardError as exc:
+        raise UserError(str(exc)) from None
+    for name, problem in problems:
+        click.echo(f"BAD {name}: {problem}")
+    lacking = shards.incomplete(manifests)
+    for line in lacking:
+        click.echo(f"{'note' if partial else 'INCOMPLETE'}: {line}")
+    if problems:
+        click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
+                   "with --repair to rebuild exactly those", err=True)
+        sys.exit(1)
+    if lacking and not partial:
+        click.echo(f"the {checked} shards built are OK, but the data set is incomplete "
+                   f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
+        sys.exit(1)
+    click.echo(f"{plural(checked, 'shard')} OK")
+
+
+def _with_pair_bar(run, resume_hint: str):
+    """``run(progress=, on_start=, stop=)`` with a progress bar of pairs, Ctrl-C and SIGTERM as
+    a stop flag, and its ShardError as one line; returns what ``run`` returns."""
+    import sys
+
+    from blurgen.progress import progress_bar
+    from blurgen.shards import ShardError
+    from blurgen.stopping import stop_on_signals
+
+    bars = []
+    try:
+        with stop_on_signals() as stop:
+            return run(progress=lambda n: bars[0].update(n), stop=stop,
+                       on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
+                                                                   file=sys.stderr)))
+    except ShardError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt as exc:
+        for bar in bars:
+            bar.close()
+        interrupted(exc, resume_hint)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+@blurgen.command("export")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
+              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
+def export_shards_cmd(folder, target, split):
+    """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
+    from blurgen.exchange import export_folder
+
+    summary = _with_pair_bar(lambda **run: export_folder(folder, target[1], split, **run),
+                             "the files written are complete; run the same command again to resume")
+    click.echo(f"{target[1]}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
+               + (f", {summary.existing:,} were already there" if summary.existing else ""))
+
+
+@blurgen.command("import-pairs")
+@click.argument("blur_dir", type=click.Path(file_okay=False))
+@click.argument("sharp_dir", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
+@click.option("--shard-size", type=int, default=1000, show_default=True, help="Pairs per shard.")
+@click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
+def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
+    """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
+    from blurgen.exchange import import_pairs
+
+    summary = _with_pair_bar(lambda **run: import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
+                                                        **run),
+                             "finished shards are kept; run the same command again to resume")
+    click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
+               f"built {summary.shards_built} shards now"
+               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
+        click.echo(f"skipped {sum(summary.skipped.values())} ({reasons}); see {out}/skipped.tsv")

@@ -1,0 +1,387 @@
+"""The ``trainer`` command line: fit, eval, deblur, export, curves.
+
+Each command parses its options, calls the library and prints; the work
+lives in the trainer modules.  Library imports are inside the commands, so
+that ``trainer --help`` starts fast.
+"""
+import click
+
+from blurgen.command_line import HELP, Commands, UserError, check_output, package_version
+
+
+@click.group(cls=Commands, context_settings=HELP)
+@click.version_option(package_version(), "--version", prog_name="trainer")
+def trainer():
+    """Train and evaluate the DeblurGAN conditional GAN."""
+
+
+# --- trainer: fit, eval, deblur ------------------------------------------------
+def _trainer_errors():
+    """The exception types of the trainer that mean 'bad input', turned into UserError."""
+    from trainer.benchmarks import BenchmarkError
+    from trainer.checkpoint import CheckpointError
+    from trainer.data import DataError
+    from trainer.gopro import GoProError
+    from trainer.losses import VGGWeightsError
+
+    return (BenchmarkError, CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
+
+
+def _trainer_message(exc: Exception) -> str:
+    """One line for a trainer error; an OSError that names its file says it first
+    ("runs/a/last.pt: No space left on device")."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+def _generator_on(checkpoint_path, device_name):
+    from trainer.checkpoint import load_generator
+    from trainer.loop import distributed_from_env, resolve_device
+
+    device = resolve_device(device_name, distributed_from_env())
+    generator, state = load_generator(checkpoint_path, device)
+    return generator, state, device
+
+
+@trainer.command("fit")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Run folder: checkpoints (last.pt, best.pt), scalars.csv, tensorboard/, preview.png, curves.png.")
+@click.option("--shards", multiple=True, type=click.Path(file_okay=False),
+              help="Shard folder of synthetic pairs (blurgen synthesize); repeat for several.")
+@click.option("--gopro", type=click.Path(file_okay=False), default=None, help="GOPRO_Large root (train/, test/).")
+@click.option("--val-shards", type=click.Path(file_okay=False), default=None,
+              help="Validate on this shard folder (whole samples).  [default: GoPro test/, else the last training shard]")
+@click.option("--allow-partial", is_flag=True, default=None,
+              help="Use shard folders that `blurgen synthesize` has not finished (refused otherwise).")
+@click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
+@click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
+              help="paper: the published settings; tiny: small nets that learn in minutes on a CPU (docs/training.md).  [default: paper]")
+@click.option("--steps", type=int, default=None, help="Train for N generator steps (the lr schedule spans them).")
+@click.option("--epochs", type=int, default=None, help="Train for N epochs if --steps is not given.  [default: 300]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
+@click.option("--init-from", type=click.Path(dir_okay=False), default=None,
+              help="Start a new run from this checkpoint's generator and critic weights (a new schedule and optimisers).")
+@click.option("--device", default=None, help="auto, cpu, cuda or cuda:N.  [default: auto]")
+@click.option("--seed", type=int, default=None, help="Seed of the weights, the data stream and dropout.  [default: 0]")
+@click.option("--crop", type=int, default=None, help="Random crop side (multiple of 4).  [default: 256; tiny 80]")
+@click.option("--batch-size", type=int, default=None, help="Pairs per step and process.  [default: 1; tiny 6]")
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips.  [default: on]")
+@click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="[default: blur]")
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
+@click.option("--online", is_flag=True, default=None,
+              help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
+@click.option("--online-kernel-size", type=int, default=None, help="Online PSF side.  [default: crop/4, odd]")
+@click.option("--online-linear", is_flag=True, default=None, help="Online blur in linear light.")
+@click.option("--online-saturate", is_flag=True, default=None, help="Online: boost clipped highlights, blur, clip.")
+@click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
+@click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
+@click.option("--online-camera", default=None, metavar="NAME",
+              help="Online: RSBlur's camera pipeline with this camera (as synthesize --camera; docs/camera.md).")
+@click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
+              help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
+@click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
+@click.option("--adversarial-weight", type=float, default=None,
+              help="Weight of L_GAN; 0 trains on the content loss alone, without a critic.  [default: 1]")
+@click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
+@click.option("--gradient-penalty", type=click.Choice(["per-pixel", "per-image"]), default=None,
+              help="per-pixel: DeblurGAN's code; per-image: Gulrajani et al. (docs/training.md).  [default: per-pixel]")
+@click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
+              help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
+@click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5; tiny 1]")
+@click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4; tiny 1e-3]")
+@click.option("--beta1", type=float, default=None, help="[default: 0.5]")
+@click.option("--beta2", type=float, default=None, help="[default: 0.999]")
+@click.option("--ngf", type=int, default=None, help="Generator base width.  [default: 64; tiny 16]")
+@click.option("--blocks", "n_blocks", type=int, default=None, help="Generator ResBlocks.  [default: 9; tiny 2]")
+@click.option("--ndf", type=int, default=None, help="Critic base width.  [default: 64; tiny 16]")
+@click.option("--dropout", type=float, default=None, help="Dropout in the ResBlocks.  [default: 0.5; tiny 0]")
+@click.option("--norm", type=click.Choice(["instance", "none"]), default=None,
+              help="Generator normalisation (none: He init, no InstanceNorm).  [default: instance; tiny none]")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
+              help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (also before every validation).  [default: 1000]")
+@click.option("--val-every", type=int, default=None, help="Also validate every N steps.  [default: at epoch ends]")
+@click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100]")
+@click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10]")
+@click.option("--amp/--no-amp", default=None, help="bfloat16 autocast.  [default: on with CUDA]")
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout.  [default: on with CUDA]")
+@click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator and the VGG.")
+@click.option("--preview/--no-preview", default=None, help="Draw a validation triplet in the terminal.  [default: on]")
+def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, compile_, **options):
+    """Train DeblurGAN (WGAN-GP + perceptual loss) on shards and/or GoPro frames.
+
+    Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
+    $(which trainer) fit ...` (each process reads its own share of the data).
+    """
+    import signal
+    import sys
+
+    from trainer.config import make_configs
+    from trainer.data import parse_quality
+    from trainer.loop import fit, resume_configs
+
+    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
+                  "allow_partial", "online", "online_kernel_size", "online_linear", "online_saturate",
+                  "online_noise", "online_jpeg_quality", "online_camera"}
+    data = {k: options.pop(k) for k in list(options) if k in data_names}
+    data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
+    train = dict(options, out=out, compile=compile_)
+    if data["seed"] is not None:
+        train["seed"] = data["seed"]
+    if beta1 is not None or beta2 is not None:
+        train["betas"] = (0.5 if beta1 is None else beta1, 0.999 if beta2 is None else beta2)
+    try:
+        data["online_jpeg_quality"] = parse_quality(data["online_jpeg_quality"])  # compared on --resume
+        if resume:
+            if preset is not None:
+                raise UserError("--preset cannot be combined with --resume (the run keeps its settings)")
+            train_cfg, data_cfg = resume_configs(out, train, data)
+        else:
+            train_cfg, data_cfg = make_configs(preset or "paper", train, data)
+        if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
+            click.echo(f"warning: --vgg-weights is ignored with --content-loss {train_cfg.content_loss} "
+                       "(only the perceptual loss uses VGG19)", err=True)
+        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from)
+    except _trainer_errors() as exc:
+        raise UserError(_trainer_message(exc)) from None
+    except KeyboardInterrupt:
+        # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
+        click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
+        sys.exit(128 + signal.SIGINT)
+    if summary["rank"] != 0:
+        return   # under torchrun, rank 0 speaks for all
+    best = summary["best"]
+    stopped = summary["stopped"]
+    click.echo((f"stopped by {stopped}" if stopped else "finished") + f" at step {summary['step']} of "
+               f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "
+               f"at step {best['step']} ({out}/best.pt)" if best else "no validation yet")
+               + f"; last checkpoint {out}/last.pt")
+    if stopped:
+        # Not 0: a script or scheduler must not take a preempted run for a finished one.
+        sys.exit(128 + signal.Signals[stopped])
+
+
+@trainer.command("eval")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
+              help="last.pt or best.pt of a run.")
+@click.option("--benchmark", type=(str, click.Path(file_okay=False)), default=None, metavar="NAME ROOT",
+              help="A published test set scored as its paper does: gopro GOPRO_Large, "
+                   "realblur-j ROOT or realblur-r ROOT (docs/metrics.md).")
+@click.option("--pairs", "folders", type=(click.Path(file_okay=False), click.Path(file_okay=False)), default=None,
+              metavar="BLUR_DIR SHARP_DIR", help="Any folder of blurred images against sharp ones of the same stem.")
+@click.option("--gopro", type=click.Path(file_okay=False), default=None,
+              help="GOPRO_Large root: scores its test/ split (with --gopro-scale and --gopro-blur).")
+@click.option("--shards", multiple=True, type=click.Path(file_okay=False),
+              help="Shard folder: scores its last shard (the one training holds out).")
+@click.option("--gopro-scale", type=float, default=None,
+              help="Resize GoPro test frames first (1: full resolution, as published results).  "
+                   "[default: the run's validation setting, else 1]")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None,
+              help="[default: the run's validation setting, else blur]")
+@click.option("--limit", type=int, default=0, show_default=True, help="Pairs to score, spread over the set; 0: all.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
+@click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
+@click.option("--metrics", "metric_names", default="all", show_default=True,
+              help="Comma-separated metrics (psnr, psnr_y, ssim_skimage, ssim_gopro, ssim_matlab, cw_ssim) "
+                   "or all; psnr and ssim_skimage always. See docs/metrics.md.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write per-image scores (restored and blurred) to this CSV.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None,
+              help="Draw the best and worst restorations and a histogram of the PSNR gains into this PNG.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object: every metric, its input_ twin, count, bands; ssim is ssim_skimage.")
+def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, gopro_blur, limit, device, tile,
+             overlap, metric_names, csv_path, png_path, as_json):
+    """Every metric of restored vs sharp, next to blurred vs sharp (whole image, range 255)."""
+    import json
+    import math
+
+    from trainer import eval_settings
+    from trainer.benchmarks import open_eval_set
+    from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image, write_scores_csv
+    from trainer.metrics import DESCRIPTIONS, parse_metrics
+
+    if limit < 0:
+        raise UserError(f"--limit must be >= 0, got {limit}")
+    try:
+        metrics = parse_metrics(metric_names)
+    except ValueError as exc:
+        raise UserError(f"--metrics: {exc}") from None
+    try:
+        generator, state, dev = _generator_on(checkpoint_path, device)
+        # Unless a flag says otherwise, GoPro frames are scored as the run validated them.
+        settings = eval_settings.resolve({"gopro_scale": gopro_scale, "gopro_blur": gopro_blur},
+                                         eval_settings.run_data_config(checkpoint_path, state))
+        eval_set = open_eval_set(benchmark=benchmark, folders=folders, gopro=gopro, shards=shards,
+                                 gopro_scale=settings["gopro_scale"].value, gopro_blur=settings["gopro_blur"].value,
+                                 limit=limit or None)
+        if len(eval_set.pairs) == 0:
+            raise UserError("no pairs to evaluate")
+        rows, _ = score_pairs(generator, eval_set.pairs, device=dev, tile=tile, overlap=overlap, progress=True,
+                              metrics=metrics, extra=eval_set.extra)
+        if csv_path:
+            write_scores_csv(csv_path, rows)
+        if png_path:
+            from trainer.evaluate import restore
+            from trainer.report import write_eval_report
+
+            write_eval_report(png_path, rows, eval_set.pairs,
+                              lambda image: restore(generator, image, device=dev, tile=tile, overlap=overlap))
+    except _trainer_errors() as exc:
+        raise UserError(_trainer_message(exc)) from None
+    scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
+    held_out = None
+    if shards and not gopro:  # which of the run's pairs these are: see trainer/heldout.py
+        from trainer.heldout import shards_held_out, training_data
+
+        held_out = shards_held_out(training_data(checkpoint_path, state), shards[0])
+    described = {**{m: DESCRIPTIONS[m] for m in metrics}, **eval_set.extra_metrics}
+    scored = settings if gopro else None   # the GoPro settings change only --gopro's pairs
+    settings_line = eval_settings.describe(checkpoint_path, state, scored, tile, overlap)
+    if as_json:
+        click.echo(json.dumps({**scores, "ssim_variant": "ssim_skimage",
+                               "metrics": described,
+                               "pairs": eval_set.description, "step": state["step"],
+                               "seconds_per_image": seconds, "device": str(dev),
+                               **({"held_out": held_out[0], "held_out_why": held_out[1]} if held_out else {}),
+                               "settings": {"checkpoint": str(checkpoint_path), "tile": tile, "overlap": overlap,
+                                            **{k: {"value": s.value, "from": s.source}
+                                               for k, s in (scored or {}).items()}},
+                               "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
+                                         for b in bands]}))
+        return
+    click.echo(f"{'metric':13s} {'restored':>9s} {'blurred':>9s} {'gain':>8s}  what it is")
+    for metric in described:
+        restored, blurred = scores[metric], scores["input_" + metric]
+        digits = 2 if metric.startswith("psnr") else 4
+        click.echo(f"{metric:13s} {restored:9.{digits}f} {blurred:9.{digits}f} {restored - blurred:+8.{digits}f}"
+                   f"  {described[metric]}")
+    click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
+               "gain is restored minus blurred")
+    click.echo(settings_line)
+    if held_out:
+        click.echo(held_out[1])
+    if "ecc_converged" in scores and scores["ecc_converged"] < 1:
+        click.echo(f"ECC alignment did not converge on {round((1 - scores['ecc_converged']) * scores['count'])} "
+                   "pairs; they were scored unaligned")
+    click.echo("psnr gain by band of the blurred input's PSNR: " + "; ".join(
+        f"{b['band']}: {b['gain']:+.2f} dB ({b['count']})" for b in bands))
+    if not math.isnan(seconds):
+        click.echo(f"restoring took {seconds:.3f} s per image on {dev} (mean over {len(rows) - 1} images, "
+                   "the first, warm-up one excluded)")
+    if csv_path:
+        click.echo(f"per-image scores: {csv_path}")
+    if png_path:
+        click.echo(f"best and worst restorations, gain histogram: {png_path}")
+
+
+@trainer.command("deblur")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
+              help="last.pt or best.pt of a run.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the restored PNGs.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
+@click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+@click.option("--skip-existing", is_flag=True, help="Leave existing outputs as they are; restore only the others.")
+@click.option("--side-by-side", is_flag=True, help="Write blurred | restored pictures instead of the restored ones.")
+def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, skip_existing, side_by_side):
+    """Restore images (files, or folders of them searched recursively) of any size up to 89 M pixels, or
+    videos (.mp4, .avi, .mov, .mkv) frame by frame; writes OUT/<name>.png (a folder's images keep their
+    sub-folders), or OUT/<name>.mp4 at the video's frame rate.  Unreadable files are listed at the end (exit 1)."""
+    import sys
+
+    from trainer.evaluate import deblur_files, find_deblur_inputs
+
+    try:
+        files = find_deblur_inputs(inputs)
+        generator, _, dev = _generator_on(checkpoint_path, device)
+        seconds: list[float] = []
+        report = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
+                              skip_existing=skip_existing, side_by_side=side_by_side, seconds=seconds)
+    except _trainer_errors() as exc:
+        raise UserError(_trainer_message(exc)) from None
+    click.echo(f"wrote {len(report.written)} image(s) to {out}"
+               + (f"; {len(report.skipped)} existing left as they were" if report.skipped else ""))
+    if len(seconds) > 1:
+        click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per image on {dev} "
+                   f"(mean over {len(seconds) - 1} images, the first, warm-up one excluded)")
+    if report.failed:
+        for _, reason in report.failed:
+            click.echo(f"could not read {reason}", err=True)
+        click.echo(f"error: {len(report.failed)} of {len(files)} inputs could not be read (listed above)", err=True)
+        sys.exit(1)
+
+
+@trainer.command("export")
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
+              help="last.pt or best.pt of a run.")
+@click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the generator as ONNX (needs the onnx and onnxscript packages).")
+@click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the generator as TorchScript (deprecated upstream; for libtorch).")
+def export_cmd(checkpoint_path, onnx_path, torchscript_path):
+    """The bare generator for inference: float32 (N, 3, H, W) RGB in [-1, 1] in and out,
+    H and W multiples of 4 (docs/export.md)."""
+    from trainer.export import export_onnx, export_torchscript, onnx_difference
+
+    if not onnx_path and not torchscript_path:
+        raise UserError("give --onnx FILE and/or --torchscript FILE")
+    try:
+        generator, state, _ = _generator_on(checkpoint_path, "cpu")
+        if onnx_path:
+            try:
+                export_onnx(generator, onnx_path)
+            except ImportError as exc:
+                raise UserError(f"ONNX export needs the onnx and onnxscript packages ({exc.name} is missing): "
+                                "pip install 'blurgen[export]'") from None
+            difference = onnx_difference(generator, onnx_path)
+            check = ("onnxruntime not installed, not checked" if difference is None
+                     else f"onnxruntime matches PyTorch to {difference:.1e}")
+            click.echo(f"wrote {onnx_path} (generator of step {state['step']}; {check})")
+        if torchscript_path:
+            export_torchscript(generator, torchscript_path)
+            click.echo(f"wrote {torchscript_path} (generator of step {state['step']})")
+    except _trainer_errors() as exc:
+        raise UserError(_trainer_message(exc)) from None
+    click.echo('input "blurred" and output "restored": float32 (N, 3, H, W), RGB in [-1, 1], '
+               "H and W multiples of 4")
+
+
+@trainer.command("curves")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--png", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the curves into this PNG (fit keeps RUN/curves.png up to date itself).")
+def curves_cmd(run, png):
+    """How a run is going: each logged scalar as a sparkline with its first, last, min and max."""
+    from pathlib import Path
+
+    from blurgen.pictures import write_png
+    from trainer.curves import plot_curves, read_scalars, sparkline
+    from trainer.loop import SCALARS
+    from trainer.output import naming
+
+    if png:
+        check_output(png, overwrite=True)
+    try:
+        series = read_scalars(Path(run) / SCALARS)
+    except ValueError as exc:
+        raise UserError(_trainer_message(exc)) from None
+    if not series:
+        raise UserError(f"{run}: nothing logged yet")
+    width = max(len(name) for name in series)
+    for name, (steps, values) in sorted(series.items()):
+        click.echo(f"{name:<{width}}  {sparkline(values)}  "
+                   f"{values[0]:.4g} -> {values[-1]:.4g} (min {values.min():.4g}, max {values.max():.4g}; "
+                   f"{len(values)} points, steps {steps[0]}-{steps[-1]})")
+    if png:
+        try:
+            with naming(png):
+                write_png(png, plot_curves(series))
+        except OSError as exc:
+            raise UserError(_trainer_message(exc)) from None
+        click.echo(f"wrote {png}")
