@@ -627,16 +627,18 @@ def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource |
     return synthetic, gopro
 
 
-def build_dataset(cfg: DataConfig) -> DrawDataset:
-    """The map-style dataset of all draws of ``cfg`` (nothing opened yet)."""
-    synthetic, gopro = training_sources(cfg)
+def build_dataset(cfg: DataConfig, sources: tuple | None = None) -> DrawDataset:
+    """The map-style dataset of all draws of ``cfg`` (nothing opened yet);
+    ``sources``: what ``training_sources(cfg)`` returned, if it already ran."""
+    synthetic, gopro = training_sources(cfg) if sources is None else sources
     sizes = (len(synthetic) if synthetic else 0, len(gopro) if gopro else 0)
     plan = DrawPlan(cfg.mix, sizes, cfg.seed)
     return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed, cfg.online_blur())
 
 
 def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size: int = 1,
-                  max_damaged: int = MAX_DAMAGED) -> Iterator[dict[str, torch.Tensor]]:
+                  max_damaged: int = MAX_DAMAGED, sources: tuple | None = None
+                  ) -> Iterator[dict[str, torch.Tensor]]:
     """Infinite stream of training batches from generator step ``start`` on.
 
     Each batch is {"blurred": float32 (B, 3, crop, crop) in [-1, 1], "sharp":
@@ -651,12 +653,16 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size:
     (module doc) and logged as warnings; each batch's ``"damaged_total"`` is the
     count skipped so far by this stream, and once it passes ``max_damaged``
     the iterator raises DataError.
+
+    ``sources``: what ``training_sources(cfg)`` returned, if the caller ran it
+    already (``fit`` does, for the epoch length): they are checked then, and
+    need not be found and opened again.
     """
     if not (0 <= rank < world_size):
         raise DataError(f"bad rank {rank} for world size {world_size}")
     if start < 0:
         raise DataError(f"bad start step {start}: must be >= 0")
-    dataset = build_dataset(cfg)
+    dataset = build_dataset(cfg, sources)
     # Workers fork.  They must not call cv2.setNumThreads: after a fork it
     # waits forever on the parent's idle OpenCV pool threads (seen here);
     # plain OpenCV calls in the worker are fine.
@@ -716,15 +722,16 @@ def _stream(loader: DataLoader, dataset: DrawDataset, max_damaged: int) -> Itera
         dataset.close()  # the handles workers=0 opened in this process
 
 
-def epoch_length(cfg: DataConfig, world_size: int = 1) -> int:
+def epoch_length(cfg: DataConfig, world_size: int = 1, sources: tuple | None = None) -> int:
     """Generator steps in one epoch: enough draws to see every training pair at least once.
 
     With mix a:b over n synthetic and m GoPro pairs that is
     max(ceil(n (a+b) / a), ceil(m (a+b) / b)) draws (a source with share 0
     left out), divided by batch_size * world_size and rounded up; the
-    smaller source is revisited within the epoch.
+    smaller source is revisited within the epoch.  ``sources``: as for
+    ``train_batches``.
     """
-    synthetic, gopro = training_sources(cfg)
+    synthetic, gopro = training_sources(cfg) if sources is None else sources
     total = sum(cfg.mix)
     draws = max(math.ceil(len(src) * total / share)
                 for src, share in zip((synthetic, gopro), cfg.mix) if share)

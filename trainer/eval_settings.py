@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointError
+from trainer.run_folder import LAST
 
 #: eval's values where neither a flag nor the run gives one: full-resolution
 #: frames and the plain blur, as published GoPro results are scored.
@@ -34,7 +35,7 @@ def run_data_config(path: str | os.PathLike, state: dict) -> dict | None:
     data = state.get("data")
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         return data["config"]
-    sibling = Path(path).with_name("last.pt")
+    sibling = Path(path).with_name(LAST)
     if state.get("kind") != "generator" or sibling == Path(path) or not sibling.is_file():
         return None
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer import checkpoint
+from trainer.run_folder import LAST
 
 
 def training_data(checkpoint_path: str | Path, state: dict) -> dict | None:
@@ -22,7 +23,7 @@ def training_data(checkpoint_path: str | Path, state: dict) -> dict | None:
     record = (state.get("data") or {}).get("config")
     if record is not None:
         return record
-    beside = Path(checkpoint_path).with_name("last.pt")
+    beside = Path(checkpoint_path).with_name(LAST)
     if beside.resolve() == Path(checkpoint_path).resolve() or not beside.is_file():
         return None
     try:

@@ -2,8 +2,9 @@
 
 Read top to bottom: the learning-rate schedule, the networks and optimisers
 (``build_gan``), one training step (``train_step``: five critic steps, then
-one generator step), and the run around it (``fit``: data, checkpoints,
-validation, logging).
+one generator step), and the run around it (``fit``: set up, loop over
+the steps, log, validate, checkpoint, stop).  The run folder's files and
+how a run is resumed are trainer.run_folder's.
 
 One batch serves all critic steps of a generator step, as in DeblurGAN's
 ``optimize_parameters``: the generator runs once, its detached output is the
@@ -23,13 +24,11 @@ or validation consumed from the global generators in between.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import os
 import signal
 import sys
 import threading
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,25 +37,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
-from blurgen import files
-from blurgen.pictures import write_png
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
-from trainer.config import TrainConfig, to_primitive, train_config_from
-from trainer.curves import Series, plot_curves, sparkline
-from trainer.data import DataConfig, epoch_length, train_batches, val_pairs
+from trainer.config import TrainConfig, train_config_from
+from trainer.curves import sparkline
+from trainer.data import DataConfig, epoch_length, train_batches, training_sources, val_pairs
 from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
-from trainer.output import naming
 from trainer.pace import Pace, cpu_warning
-
-LAST = "last.pt"          # full training state, rewritten every checkpoint
-BEST = "best.pt"          # generator with the best validation PSNR
-SCALARS = "scalars.csv"   # step, name, value: the TensorBoard scalars as text
-PREVIEW = "preview.png"   # blurred | restored | sharp of the latest validation
-CURVES = "curves.png"     # validation PSNR and the training losses so far
+from trainer.run_folder import LAST, Progress, RunFolder, ScalarLog
+# Still importable from here for code written before trainer.run_folder
+# (cli.py's `trainer curves` reads SCALARS): new code imports trainer.run_folder.
+from trainer.run_folder import BEST, CURVES, PREVIEW, SCALARS, triplet_image  # noqa: F401
 
 # Settings that do not change what a run computes, so a resumed run may use
 # other values than the run it continues.
@@ -301,66 +296,6 @@ def _differs(old, new) -> bool:
     return norm(old) != norm(new)
 
 
-class ScalarLog:
-    """Scalars to TensorBoard and to ``scalars.csv`` (step, name, value) beside the checkpoints.
-
-    On resume at step k both drop what the interrupted run logged after k, so
-    the curves show each step once.
-    """
-
-    def __init__(self, out: Path, start: int):
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.path = out / SCALARS
-        # What the file holds, per name, for the curves: 16 bytes a point, so a
-        # 300-epoch run's history stays a few MB.
-        self.history: dict[str, tuple[array, array]] = {}
-        with naming(self.path):
-            self._start_file(start)
-        self.file = open(self.path, "a", newline="")
-        self.csv = csv.writer(self.file)
-        self.tb = SummaryWriter(log_dir=str(out / "tensorboard"), purge_step=start if start else None)
-
-    def _start_file(self, start: int) -> None:
-        if start > 0 and self.path.exists():
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.reader(f)][1:]
-            kept = [r for r in rows if r and int(r[0]) <= start]
-            with files.atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
-                csv.writer(f).writerows([["step", "name", "value"], *kept])
-            for step, name, value in kept:
-                self._remember(int(step), name, float(value))
-        elif not self.path.exists() or start == 0:
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(["step", "name", "value"])
-
-    def scalars(self, step: int, values: dict[str, float]) -> None:
-        for name, value in values.items():
-            self.tb.add_scalar(name, value, step)
-            with naming(self.path):
-                self.csv.writerow([step, name, f"{value:.6g}"])
-            self._remember(step, name, float(f"{value:.6g}"))
-        with naming(self.path):
-            self.file.flush()
-
-    def _remember(self, step: int, name: str, value: float) -> None:
-        steps, values = self.history.setdefault(name, (array("q"), array("d")))
-        steps.append(step)
-        values.append(value)
-
-    def series(self) -> Series:
-        """Everything logged so far: name -> (steps int64, values float64)."""
-        return {name: (np.array(steps, np.int64), np.array(values, np.float64))
-                for name, (steps, values) in self.history.items()}
-
-    def triplet(self, step: int, image: np.ndarray) -> None:
-        self.tb.add_image("val/blurred_restored_sharp", image, step, dataformats="HWC")
-
-    def close(self) -> None:
-        self.tb.close()
-        self.file.close()
-
-
 # The signals that stop a run cleanly: Ctrl-C, a scheduler's preemption
 # (Slurm, Kubernetes and most others send SIGTERM, often to the whole process
 # group), and Slurm's ``--signal`` warning (SIGUSR1 unless told otherwise).
@@ -404,176 +339,211 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, gap: int = 4) -> np.ndarray:
-    """blurred | restored | sharp side by side, uint8 (H, 3W + 2 gap, 3)."""
-    spacer = np.full((blurred.shape[0], gap, 3), 255, np.uint8)
-    return np.concatenate([blurred, spacer, restored, spacer, sharp], axis=1)
+
+def restore(gan: GAN, state: dict, path: Path, on_cuda: bool) -> Progress:
+    """Load the training state ``state`` (read from ``path``) into ``gan`` and
+    the random generators; returns where the run stands.  CheckpointError if
+    the weights do not fit the run's settings."""
+    try:
+        unwrap(gan.generator).load_state_dict(state["generator"])
+        unwrap(gan.critic).load_state_dict(state["critic"])
+        for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
+            opt.load_state_dict(state[key])
+            for group in opt.param_groups:   # the Adam implementation is this machine's choice
+                group["fused"], group["foreach"] = (True if on_cuda else None), None
+    except (RuntimeError, ValueError) as exc:   # torch's messages for weights that do not fit
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise checkpoint.CheckpointError(f"{path}: weights do not fit the run's settings "
+                                         f"({first})") from None
+    checkpoint.set_rng_state(state["rng"])
+    return Progress(state["step"], state["epoch"], state["best"])
+
+
+def set_up_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, ddp: bool) -> GAN:
+    """``build_gan`` from seed cfg.seed with the device's speed settings: on
+    CUDA bf16 and channels-last unless the config says otherwise, fused Adam,
+    and cuDNN's autotuner."""
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True   # fixed crop size: autotune convs once
+    torch.manual_seed(cfg.seed)                 # same initial weights on every rank
+    return build_gan(cfg, device, content_loss,
+                     amp=on_cuda if cfg.amp is None else cfg.amp,
+                     channels_last=on_cuda if cfg.channels_last is None else cfg.channels_last,
+                     fused_adam=on_cuda, compile=cfg.compile, ddp=ddp)
+
+
+def set_learning_rate(gan: GAN, lr: float) -> float:
+    for opt in (gan.opt_generator, gan.opt_critic):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    return lr
+
+
+def next_batch(batches, stop: StopRequest) -> dict | None:
+    """The next training batch, or None once a stop is requested."""
+    if stop.requested:
+        return None
+    try:
+        return next(batches)
+    except RuntimeError:
+        if stop.requested:   # a loader worker died of the stop as well
+            return None
+        raise
+
+
+class RunningMeans:
+    """The training statistics of ``train_step``, averaged over the steps since the last log."""
+
+    # What the progress bar shows: its short name -> the statistic.
+    SHOWN = {"W": "wasserstein", "gp": "gradient_penalty", "content": "content_loss", "adv/content": "grad_ratio"}
+
+    def __init__(self, start: int):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.since = start
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        # Tensors, summed on the device: no host sync until the log.
+        for name, value in stats.items():
+            self.sums[name] = self.sums.get(name, 0) + value
+
+    def log(self, log: ScalarLog, step: int, lr: float, damaged: int) -> dict[str, str]:
+        """Log the means as train/ scalars of ``step`` with the learning rate and
+        the count of damaged samples skipped since the start; start again.
+        Returns the progress bar's postfix."""
+        values = {f"train/{k}": float(v) / (step - self.since) for k, v in self.sums.items()}
+        values["train/lr"] = lr
+        values["train/damaged_samples"] = damaged
+        log.scalars(step, values)
+        self.sums, self.since = {}, step
+        return {k: f"{values['train/' + v]:.3g}" for k, v in self.SHOWN.items() if "train/" + v in values}
+
+
+def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out, device: torch.device,
+             preview: bool) -> bool:
+    """Score ``generator`` (plain module) on the held-out pairs after step
+    ``progress.step``: log the val/ scalars, keep best.pt (and progress.best)
+    when PSNR improved, redraw curves.png and preview.png, print one line (and
+    with ``preview`` the pictures in the terminal).  True when best.pt changed."""
+    done = progress.step
+    scores, example = evaluate(generator, held_out, device=device)
+    run.log.scalars(done, {f"val/{k}": v for k, v in scores.items() if k != "count"})
+    improved = progress.best is None or scores["psnr"] > progress.best["psnr"]
+    if improved:
+        progress.best = {"psnr": scores["psnr"], "ssim": scores["ssim"], "step": done}
+        run.save_best(done, generator, scores)
+    best = progress.best
+    message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
+               f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
+               f"best {best['psnr']:.2f} dB at step {best['step']}")
+    series = run.log.series()
+    psnr_so_far = series["val/psnr"][1]
+    if len(psnr_so_far) > 1:
+        message += f"; PSNR so far {sparkline(psnr_so_far)}"
+    run.draw(series, done, example)
+    if example is not None and preview:
+        from blurgen.terminal import render_images
+        tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"]))
+    tqdm.write(message)
+    return improved
+
+
+def opening_line(gan: GAN, cfg: TrainConfig, total_steps: int, steps_per_epoch: int, device: torch.device,
+                 world_size: int, n_val: int, start: int, warm_start: str | None) -> str:
+    """What ``fit`` says before its first step: networks, schedule, device, loss."""
+    return (f"DeblurGAN: generator {count_parameters(unwrap(gan.generator)) / 1e6:.2f} M, "
+            f"critic {count_parameters(unwrap(gan.critic)) / 1e6:.2f} M parameters; "
+            f"{total_steps} steps ({steps_per_epoch} per epoch), device {device}, "
+            f"{world_size} process(es), bf16 {'on' if gan.amp_dtype else 'off'}, "
+            f"{n_val} validation pairs; loss {cfg.adversarial_weight:g} x GAN ("
+            f"{cfg.gradient_penalty} penalty, {cfg.critic_steps} critic steps) + {cfg.content_weight:g} x "
+            f"{cfg.content_loss}; generator init {cfg.init}, norm {cfg.norm}"
+            + (f"; resuming at step {start}" if start else "")
+            + (f"; weights: {warm_start}" if warm_start else ""))
+
+
+def absolute_paths(data_cfg: DataConfig) -> DataConfig:
+    # Absolute data paths in the checkpoint: --resume may run from another folder.
+    return dataclasses.replace(
+        data_cfg, shards=tuple(Path(p).resolve() for p in data_cfg.shards),
+        gopro=None if data_cfg.gopro is None else Path(data_cfg.gopro).resolve(),
+        val_shards=None if data_cfg.val_shards is None else Path(data_cfg.val_shards).resolve())
 
 
 def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
         init_from: str | os.PathLike | None = None) -> dict:
-    """Train DeblurGAN; everything goes to ``cfg.out``.  Returns a summary dict
-    (step, epoch, best scores, paths; ``stopped``: None, or the name of the
-    signal of ``STOP_SIGNALS`` that ended the run early, e.g. "SIGTERM",
-    after the checkpoint of the last finished step was saved).
-    ``init_from``: a checkpoint whose generator (and critic) weights a new
-    run starts from, with its own schedule and optimisers (trainer.warmstart).
+    """Train DeblurGAN; everything goes to the run folder ``cfg.out``
+    (trainer.run_folder).  Returns a summary dict (step, epoch, best scores,
+    paths; ``stopped``: None, or the name of the signal of ``STOP_SIGNALS``
+    that ended the run early, e.g. "SIGTERM", after the checkpoint of the last
+    finished step was saved).  ``init_from``: a checkpoint whose generator (and
+    critic) weights a new run starts from, with its own schedule and
+    optimisers (trainer.warmstart).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
     already holds a run, a broken checkpoint) are raised as ValueError
     subclasses before any training step.
     """
-    from tqdm import tqdm
-
     from blurgen.progress import progress_bar
 
     cfg.validate()
-    # Absolute data paths in the checkpoint: --resume may run from another folder.
-    data_cfg = dataclasses.replace(
-        data_cfg, shards=tuple(Path(p).resolve() for p in data_cfg.shards),
-        gopro=None if data_cfg.gopro is None else Path(data_cfg.gopro).resolve(),
-        val_shards=None if data_cfg.val_shards is None else Path(data_cfg.val_shards).resolve())
+    data_cfg = absolute_paths(data_cfg)
     dist_info = distributed_from_env()
+    main, ddp = dist_info.main, dist_info.world_size > 1
     device = resolve_device(cfg.device, dist_info)
-    out = Path(cfg.out)
-    last_path = out / LAST
-    if resume and init_from is not None:
-        raise ValueError("--init-from starts a new run; --resume continues one: give one")
-    if resume and not last_path.exists():
-        raise ValueError(f"{out}: nothing to resume (no {LAST})")
-    if not resume and last_path.exists():
-        raise ValueError(f"{out} already holds a run ({LAST}): pass --resume to continue it, "
-                         "or choose another --out")
+    run = RunFolder(cfg, data_cfg, dist_info.world_size)
+    run.check_start(resume, init_from)
 
-    # Everything that can fail on the user's input, before the first step.
-    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size)  # checks the data first
+    # Everything that can fail on the user's input, before the first step.  The
+    # training sources are found and checked once, for the epoch length and the loader.
+    sources = training_sources(data_cfg)
+    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size, sources)
     # The held-out set too (its shards opened and checked): found broken only at the
     # first validation, it would end every retry an epoch later, before its checkpoint.
-    held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if dist_info.main else None
+    held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if main else None
     content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
-    state = checkpoint.load_training(last_path, map_location=device) if resume else None
-    if state is not None and state["data"]["world_size"] != dist_info.world_size:
-        raise ValueError(f"{last_path} was written by a run of {state['data']['world_size']} "
-                         f"processes; resume it with as many")
+    schedule = {"lr": cfg.lr, "total_steps": total_steps, "decay_start": total_steps // 2}
+    state = run.read_last(device) if resume else None
 
-    ddp = dist_info.world_size > 1
     own_group = ddp and not dist.is_initialized()
     if own_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True   # fixed crop size: autotune convs once
-    on_cuda = device.type == "cuda"
-    torch.manual_seed(cfg.seed)                 # same initial weights on every rank
-    gan = build_gan(cfg, device, content_loss,
-                    amp=on_cuda if cfg.amp is None else cfg.amp,
-                    channels_last=on_cuda if cfg.channels_last is None else cfg.channels_last,
-                    fused_adam=on_cuda, compile=cfg.compile, ddp=ddp)
-
-    start, epoch, best = 0, 0, None
+    gan = set_up_gan(cfg, device, content_loss, ddp)
     warm_start = None
     if init_from is not None:
         from trainer.warmstart import load_initial_weights
         warm_start = load_initial_weights(init_from, unwrap(gan.generator), unwrap(gan.critic), cfg)
-    if state is not None:
-        try:
-            unwrap(gan.generator).load_state_dict(state["generator"])
-            unwrap(gan.critic).load_state_dict(state["critic"])
-            for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
-                opt.load_state_dict(state[key])
-        except (RuntimeError, ValueError) as exc:   # torch's messages for weights that do not fit
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise checkpoint.CheckpointError(f"{last_path}: weights do not fit the run's settings "
-                                             f"({first})") from None
-            for group in opt.param_groups:   # the Adam implementation is this machine's choice
-                group["fused"], group["foreach"] = (True if on_cuda else None), None
-        checkpoint.set_rng_state(state["rng"])
-        start, epoch, best = state["step"], state["epoch"], state["best"]
-    schedule = {"lr": cfg.lr, "total_steps": total_steps, "decay_start": total_steps // 2}
-
-    main = dist_info.main
+    progress = Progress() if state is None else restore(gan, state, run.last, device.type == "cuda")
+    start = progress.step
     if main:
-        out.mkdir(parents=True, exist_ok=True)
-        log = ScalarLog(out, start)
-        tqdm.write(f"DeblurGAN: generator {count_parameters(unwrap(gan.generator)) / 1e6:.2f} M, "
-                   f"critic {count_parameters(unwrap(gan.critic)) / 1e6:.2f} M parameters; "
-                   f"{total_steps} steps ({steps_per_epoch} per epoch), device {device}, "
-                   f"{dist_info.world_size} process(es), bf16 {'on' if gan.amp_dtype else 'off'}, "
-                   f"{len(held_out)} validation pairs; loss {cfg.adversarial_weight:g} x GAN ("
-                   f"{cfg.gradient_penalty} penalty, {cfg.critic_steps} critic steps) + {cfg.content_weight:g} x "
-                   f"{cfg.content_loss}; generator init {cfg.init}, norm {cfg.norm}"
-                   + (f"; resuming at step {start}" if start else "")
-                   + (f"; weights: {warm_start}" if warm_start else ""),
-                   file=sys.stderr)
+        run.open_log(start)
+        tqdm.write(opening_line(gan, cfg, total_steps, steps_per_epoch, device, dist_info.world_size,
+                                len(held_out), start, warm_start), file=sys.stderr)
         warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
         if warning:
             tqdm.write(warning, file=sys.stderr)
     pace = Pace(start, total_steps)
 
-    def save_checkpoint(done: int) -> None:
-        data = {"config": to_primitive(data_cfg), "next_batch": done, "world_size": dist_info.world_size}
-        checkpoint.save(last_path, checkpoint.training_state(
-            step=done, epoch=epoch, generator=gan.generator, critic=gan.critic,
-            opt_generator=gan.opt_generator, opt_critic=gan.opt_critic, schedule=schedule,
-            config=to_primitive(cfg), data=data, best=best))
-
-    def validate(done: int) -> None:
-        nonlocal best
-        generator = unwrap(gan.generator)
-        scores, example = evaluate(generator, held_out, device=device)
-        log.scalars(done, {f"val/{k}": v for k, v in scores.items() if k != "count"})
-        if best is None or scores["psnr"] > best["psnr"]:
-            best = {"psnr": scores["psnr"], "ssim": scores["ssim"], "step": done}
-            checkpoint.save(out / BEST, checkpoint.generator_state(
-                step=done, generator=generator, config=to_primitive(cfg), scores=scores,
-                data={"config": to_primitive(data_cfg)}))
-        message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
-                   f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
-                   f"best {best['psnr']:.2f} dB at step {best['step']}")
-        series = log.series()
-        psnr_so_far = series["val/psnr"][1]
-        if len(psnr_so_far) > 1:
-            message += f"; PSNR so far {sparkline(psnr_so_far)}"
-        with naming(out / CURVES):
-            write_png(out / CURVES, plot_curves(series))
-        if example is not None:
-            picture = triplet_image(*example)
-            log.triplet(done, picture)
-            with naming(out / PREVIEW):
-                write_png(out / PREVIEW, picture)
-            if cfg.preview:
-                from blurgen.terminal import render_images
-                tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"]))
-        tqdm.write(message)
-
-    batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size)
+    batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size,
+                            sources=sources)
     bar = progress_bar(total=total_steps, initial=start, unit="step", disable=not main, desc="fit", smoothing=0.05)
-    running: dict[str, torch.Tensor] = {}
-    logged_at, saved_at, stopped, done = start, start, None, start
+    means = RunningMeans(start)
+    saved_at, stopped = start, None
     gan.generator.train()
     gan.critic.train()
     try:
         with StopRequest(enabled=not ddp) as stop:
             for step in range(start, total_steps):
-                lr = learning_rate(step, cfg.lr, total_steps)
-                for opt in (gan.opt_generator, gan.opt_critic):
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                if stop.requested:
+                lr = set_learning_rate(gan, learning_rate(step, cfg.lr, total_steps))
+                batch = next_batch(batches, stop)
+                if batch is None:
                     break
-                try:
-                    batch = next(batches)
-                except RuntimeError:
-                    if stop.requested:   # a loader worker died of the stop as well
-                        break
-                    raise
                 # After next(): starting a DataLoader iterator draws from the global generator.
                 torch.manual_seed(step_seed(cfg.seed, step, dist_info.rank))
-                stats = train_step(gan, gan.to_device(batch["blurred"]), gan.to_device(batch["sharp"]), cfg)
-                for name, value in stats.items():
-                    running[name] = running.get(name, 0) + value
-                done = step + 1
+                means.add(train_step(gan, gan.to_device(batch["blurred"]), gan.to_device(batch["sharp"]), cfg))
+                progress.step = done = step + 1
                 bar.update(1)
                 said = pace.update(done) if main else None
                 if said:
@@ -581,39 +551,28 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
 
                 end_of_epoch = done % steps_per_epoch == 0
                 if end_of_epoch:
-                    epoch += 1
+                    progress.epoch += 1
                 if main and (done % cfg.log_every == 0 or done == total_steps):
-                    values = {f"train/{k}": float(v) / (done - logged_at) for k, v in running.items()}
-                    values["train/lr"] = lr
-                    values["train/damaged_samples"] = batch.get("damaged_total", 0)  # skipped since start
-                    log.scalars(done, values)
-                    shown = {"W": "wasserstein", "gp": "gradient_penalty", "content": "content_loss",
-                             "adv/content": "grad_ratio"}
-                    bar.set_postfix({k: f"{values['train/' + v]:.3g}" for k, v in shown.items()
-                                     if "train/" + v in values}, refresh=False)
-                    running, logged_at = {}, done
+                    bar.set_postfix(means.log(run.log, done, lr, batch.get("damaged_total", 0)), refresh=False)
                 validation_due = main and (end_of_epoch or done == total_steps
                                            or (cfg.val_every and done % cfg.val_every == 0))
                 if validation_due or (main and done % cfg.checkpoint_every == 0):
                     # Before validating: a validation that fails costs no training steps.
-                    save_checkpoint(done)
+                    run.save_checkpoint(progress, gan, schedule)
                     saved_at = done
-                if validation_due:
-                    best_before = best
-                    validate(done)
-                    if best != best_before:   # last.pt must know the new best.pt
-                        save_checkpoint(done)
+                if validation_due and validate(run, progress, unwrap(gan.generator), held_out, device,
+                                               cfg.preview):
+                    run.save_checkpoint(progress, gan, schedule)   # last.pt must know the new best.pt
             if stop.requested:
                 stopped = signal.Signals(stop.signum).name
-                if main and saved_at != done:
-                    save_checkpoint(done)
-                tqdm.write(f"{stopped}: stopped at step {done}; continue with --resume", file=sys.stderr)
+                if main and saved_at != progress.step:
+                    run.save_checkpoint(progress, gan, schedule)
+                tqdm.write(f"{stopped}: stopped at step {progress.step}; continue with --resume", file=sys.stderr)
     finally:
         bar.close()
         batches.close()
-        if main:
-            log.close()
+        run.close()
         if own_group:
             dist.destroy_process_group()
-    return {"step": done, "epoch": epoch, "stopped": stopped, "total_steps": total_steps,
-            "best": best, "out": str(out), "rank": dist_info.rank}
+    return {"step": progress.step, "epoch": progress.epoch, "stopped": stopped, "total_steps": total_steps,
+            "best": progress.best, "out": str(run.out), "rank": dist_info.rank}
