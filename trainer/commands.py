@@ -362,7 +362,7 @@ def curves_cmd(run, png):
 
     from blurgen.pictures import write_png
     from trainer.curves import plot_curves, read_scalars, sparkline
-    from trainer.loop import SCALARS
+    from trainer.run_folder import SCALARS
     from trainer.output import naming
 
     if png:

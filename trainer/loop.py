@@ -49,9 +49,6 @@ from trainer.losses import critic_loss, generator_adversarial_loss, make_content
 from trainer.models import Critic, Generator, count_parameters
 from trainer.pace import Pace, cpu_warning
 from trainer.run_folder import LAST, Progress, RunFolder, ScalarLog
-# Still importable from here for code written before trainer.run_folder
-# (cli.py's `trainer curves` reads SCALARS): new code imports trainer.run_folder.
-from trainer.run_folder import BEST, CURVES, PREVIEW, SCALARS, triplet_image  # noqa: F401
 
 # Settings that do not change what a run computes, so a resumed run may use
 # other values than the run it continues.
