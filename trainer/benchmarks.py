@@ -32,6 +32,7 @@ from skimage.metrics import structural_similarity
 
 from blurgen.sources import EXTENSIONS, folder_images, match_by_stem
 from trainer.data import DataConfig, ValPairs, val_pairs
+from trainer.errors import TrainerError
 from trainer.evaluate import read_rgb
 from trainer.gopro import read_frame
 from trainer.metrics import psnr, ssim_gopro
@@ -56,7 +57,7 @@ REALBLUR_METRICS = {
 }
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(TrainerError):
     """A benchmark folder without the expected layout; the message is one line naming what is missing."""
 
 

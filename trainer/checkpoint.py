@@ -37,13 +37,14 @@ import torch
 from torch import nn
 
 from blurgen import files
+from trainer.errors import TrainerError
 from trainer.output import naming
 
 FORMAT = "deblurgan-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TrainerError):
     """A checkpoint file is missing, unreadable or not one of ours (one-line message)."""
 
 

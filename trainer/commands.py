@@ -362,8 +362,8 @@ def curves_cmd(run, png):
 
     from blurgen.pictures import write_png
     from trainer.curves import plot_curves, read_scalars, sparkline
-    from trainer.run_folder import SCALARS
     from trainer.output import naming
+    from trainer.run_folder import SCALARS
 
     if png:
         check_output(png, overwrite=True)

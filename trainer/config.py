@@ -15,8 +15,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.errors import TrainerError
 from trainer.losses import CONTENT_LOSSES, GRADIENT_PENALTIES
 from trainer.models import GENERATOR_INITS, GENERATOR_NORMS
+
+
+class ConfigError(TrainerError):
+    """A training setting no run could use (one line, for the user)."""
 
 
 @dataclass
@@ -59,36 +64,36 @@ class TrainConfig:
     preview: bool = True                    # preview triplet in the terminal at each validation
 
     def validate(self) -> None:
-        """Raise ValueError (one line) on a value no run could use."""
+        """Raise ConfigError (one line) on a value no run could use."""
         positive = ["ngf", "n_blocks", "ndf", "critic_layers", "critic_steps", "epochs",
                     "checkpoint_every", "log_every"]
         for name in positive:
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.val_limit < 0:
-            raise ValueError(f"val_limit must be >= 0 (0: all), not {self.val_limit}")
+            raise ConfigError(f"val_limit must be >= 0 (0: all), not {self.val_limit}")
         for name in ("steps", "val_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1, not {value}")
+                raise ConfigError(f"{name} must be at least 1, not {value}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), not {self.dropout}")
         if self.norm not in GENERATOR_NORMS:
-            raise ValueError(f"generator norm must be one of {', '.join(GENERATOR_NORMS)}, not {self.norm!r}")
+            raise ConfigError(f"generator norm must be one of {', '.join(GENERATOR_NORMS)}, not {self.norm!r}")
         if self.init not in GENERATOR_INITS:
-            raise ValueError(f"generator init must be one of {', '.join(GENERATOR_INITS)}, not {self.init!r}")
+            raise ConfigError(f"generator init must be one of {', '.join(GENERATOR_INITS)}, not {self.init!r}")
         if self.gradient_penalty not in GRADIENT_PENALTIES:
-            raise ValueError(f"gradient penalty must be one of {', '.join(GRADIENT_PENALTIES)}, "
+            raise ConfigError(f"gradient penalty must be one of {', '.join(GRADIENT_PENALTIES)}, "
                              f"not {self.gradient_penalty!r}")
         if self.content_loss not in CONTENT_LOSSES:
-            raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, "
+            raise ConfigError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, "
                              f"not {self.content_loss!r}")
         if self.lr <= 0 or min(self.content_weight, self.adversarial_weight, self.gp_weight) < 0:
-            raise ValueError("lr must be positive; content, adversarial and gradient-penalty weights non-negative")
+            raise ConfigError("lr must be positive; content, adversarial and gradient-penalty weights non-negative")
         if self.content_weight == 0 and self.adversarial_weight == 0:
-            raise ValueError("content and adversarial weights are both 0: nothing to train the generator on")
+            raise ConfigError("content and adversarial weights are both 0: nothing to train the generator on")
         if not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"Adam betas must be in [0, 1), not {self.betas}")
+            raise ConfigError(f"Adam betas must be in [0, 1), not {self.betas}")
 
 
 # name -> (TrainConfig changes, DataConfig changes)
@@ -123,12 +128,12 @@ PRE_VERSION_2 = {"init": "paper", "gradient_penalty": "per-image", "norm": "inst
 
 def make_configs(preset: str = "paper", train: dict | None = None, data: dict | None = None):
     """(TrainConfig, DataConfig) of ``preset`` with the non-None values of
-    ``train`` and ``data`` on top.  Raises ValueError on an unknown preset or
-    field, or a bad value."""
+    ``train`` and ``data`` on top.  Raises ConfigError on an unknown preset or
+    field, or a bad value (ConfigError)."""
     from trainer.data import DataConfig
 
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+        raise ConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     train_changes, data_changes = PRESETS[preset]
     train_changes = {**train_changes, **{k: v for k, v in (train or {}).items() if v is not None}}
     data_changes = {**data_changes, **{k: v for k, v in (data or {}).items() if v is not None}}
@@ -136,7 +141,7 @@ def make_configs(preset: str = "paper", train: dict | None = None, data: dict | 
         train_cfg = dataclasses.replace(TrainConfig(), **train_changes)
         data_cfg = dataclasses.replace(DataConfig(), **data_changes)
     except TypeError as e:
-        raise ValueError(str(e)) from None
+        raise ConfigError(str(e)) from None
     train_cfg.validate()
     return train_cfg, data_cfg
 

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from blurgen.lettering import put_text, text_size
+from trainer.errors import TrainerError
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (steps int64, values float64), by step
 
@@ -38,6 +39,10 @@ _REFERENCE = (150, 150, 150)
 _TITLE, _LABEL = 13, 11
 
 
+class ScalarsError(TrainerError):
+    """A scalars.csv that cannot be read (one line, for the user)."""
+
+
 def series_from_rows(rows) -> Series:
     """Group (step, name, value) rows into per-name series sorted by step."""
     grouped: dict[str, list[tuple[int, float]]] = {}
@@ -52,19 +57,19 @@ def series_from_rows(rows) -> Series:
 
 
 def read_scalars(path: str | os.PathLike) -> Series:
-    """The series of a ``scalars.csv``.  Raises ValueError on a file that is not one."""
+    """The series of a ``scalars.csv``.  Raises ScalarsError on a file that is not one."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
             rows = [row for row in csv.reader(f) if row]
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise ScalarsError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not rows or rows[0] != ["step", "name", "value"]:
-        raise ValueError(f"{path}: not a scalars.csv (header step,name,value)")
+        raise ScalarsError(f"{path}: not a scalars.csv (header step,name,value)")
     try:
         return series_from_rows(rows[1:])
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: a row is not step,name,value ({exc})") from None
+        raise ScalarsError(f"{path}: a row is not step,name,value ({exc})") from None
 
 
 def sparkline(values, width: int = 40, ascii: bool = False) -> str:

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from trainer.errors import TrainerError
 from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
 
 SYNTHETIC, GOPRO = 0, 1
@@ -68,7 +69,7 @@ MAX_DAMAGED = 100
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(TrainerError):
     """Unusable data settings or data (one line, meant for the user)."""
 
 

@@ -25,12 +25,14 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from trainer.errors import TrainerError
+
 BLUR_FOLDERS = ("blur", "blur_gamma")
 SHARP_FOLDER = "sharp"
 FRAME_SUFFIXES = (".png",)
 
 
-class GoProError(ValueError):
+class GoProError(TrainerError):
     """A GoPro folder that does not have the GOPRO_Large layout; one line naming the file."""
 
 

@@ -48,7 +48,7 @@ from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
 from trainer.pace import Pace, cpu_warning
-from trainer.run_folder import LAST, Progress, RunFolder, ScalarLog
+from trainer.run_folder import LAST, Progress, RunError, RunFolder, ScalarLog
 
 # Settings that do not change what a run computes, so a resumed run may use
 # other values than the run it continues.
@@ -248,11 +248,11 @@ def resolve_device(name: str, dist_info: Distributed) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA device is available (use --device cpu)")
+            raise RunError("--device cuda: no CUDA device is available (use --device cpu)")
         if name == "cuda":
             name = f"cuda:{dist_info.local_rank if dist_info.world_size > 1 else torch.cuda.current_device()}"
     elif name != "cpu":
-        raise ValueError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
+        raise RunError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
     return torch.device(name)
 
 
@@ -260,7 +260,7 @@ def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
                    data_changes: dict | None = None) -> tuple[TrainConfig, DataConfig]:
     """The configs of the run in ``out`` (from its last checkpoint), with the
     settings in ``RUNTIME_FIELDS`` replaced by the non-None values given.
-    Changing any other setting of a run being resumed raises ValueError."""
+    Changing any other setting of a run being resumed raises RunError."""
     path = Path(out) / LAST
     state = checkpoint.load_training(path)
     try:
@@ -281,7 +281,7 @@ def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
                 hint = (f"to train further, start a new run from its weights: --init-from {path} "
                         "--out NEW_RUN --steps N" if name in ("steps", "epochs")
                         else "start a new run with another --out")
-                raise ValueError(f"cannot change {name} when resuming (the run used "
+                raise RunError(f"cannot change {name} when resuming (the run used "
                                  f"{getattr(cfg, name)!r}); {hint}")
     train_cfg = dataclasses.replace(train_cfg, **changed.get(id(train_cfg), {}))
     data_cfg = dataclasses.replace(data_cfg, **changed.get(id(data_cfg), {}))
@@ -479,7 +479,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     optimisers (trainer.warmstart).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
-    already holds a run, a broken checkpoint) are raised as ValueError
+    already holds a run, a broken checkpoint) are raised as TrainerError
     subclasses before any training step.
     """
     from blurgen.progress import progress_bar

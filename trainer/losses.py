@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.errors import TrainerError
+
 # torchvision.models.vgg19().features[14] is conv3_3: indices 10, 12, 14 are the
 # convs conv3_1..conv3_3, 11, 13, 15 their ReLUs.  DeblurGAN's ContentLoss keeps
 # features[0..14] (``conv_3_3_layer = 14``), i.e. the conv output before its ReLU.
@@ -50,7 +52,7 @@ CONTENT_LOSSES = ("perceptual", "l1", "l2", "psnr")
 GRADIENT_PENALTIES = ("per-image", "per-pixel")
 
 
-class VGGWeightsError(ValueError):
+class VGGWeightsError(TrainerError):
     """The VGG19 weights are missing or unusable (one-line message)."""
 
 

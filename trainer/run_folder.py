@@ -26,6 +26,7 @@ import numpy as np
 from blurgen import files
 from blurgen.pictures import write_png
 from trainer.curves import Series, plot_curves
+from trainer.errors import TrainerError
 from trainer.output import naming
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ SCALARS = "scalars.csv"     # step, name, value: the TensorBoard scalars as text
 TENSORBOARD = "tensorboard"  # folder of TensorBoard's event files
 PREVIEW = "preview.png"     # blurred | restored | sharp of the latest validation
 CURVES = "curves.png"       # validation PSNR and the training losses so far
+
+
+class RunError(TrainerError):
+    """A run that cannot start or continue as asked (one line, for the user)."""
 
 
 @dataclass
@@ -131,25 +136,25 @@ class RunFolder:
         self.log: ScalarLog | None = None
 
     def check_start(self, resume: bool, init_from) -> None:
-        """ValueError unless the folder fits what was asked: ``resume`` needs a
+        """RunError unless the folder fits what was asked: ``resume`` needs a
         last.pt, a new run (``init_from`` or not) must not find one."""
         if resume and init_from is not None:
-            raise ValueError("--init-from starts a new run; --resume continues one: give one")
+            raise RunError("--init-from starts a new run; --resume continues one: give one")
         if resume and not self.last.exists():
-            raise ValueError(f"{self.out}: nothing to resume (no {LAST})")
+            raise RunError(f"{self.out}: nothing to resume (no {LAST})")
         if not resume and self.last.exists():
-            raise ValueError(f"{self.out} already holds a run ({LAST}): pass --resume to continue it, "
+            raise RunError(f"{self.out} already holds a run ({LAST}): pass --resume to continue it, "
                              "or choose another --out")
 
     def read_last(self, map_location) -> dict:
         """The training state in last.pt (trainer.checkpoint.load_training); a
-        CheckpointError if it is not one, ValueError if another number of
+        CheckpointError if it is not one, RunError if another number of
         processes wrote it (each rank's data share would differ)."""
         from trainer import checkpoint
 
         state = checkpoint.load_training(self.last, map_location=map_location)
         if state["data"]["world_size"] != self.world_size:
-            raise ValueError(f"{self.last} was written by a run of {state['data']['world_size']} "
+            raise RunError(f"{self.last} was written by a run of {state['data']['world_size']} "
                              f"processes; resume it with as many")
         return state
 
