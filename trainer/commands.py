@@ -17,14 +17,12 @@ def trainer():
 
 # --- trainer: fit, eval, deblur ------------------------------------------------
 def _trainer_errors():
-    """The exception types of the trainer that mean 'bad input', turned into UserError."""
-    from trainer.benchmarks import BenchmarkError
-    from trainer.checkpoint import CheckpointError
-    from trainer.data import DataError
-    from trainer.gopro import GoProError
-    from trainer.losses import VGGWeightsError
+    """The exceptions that mean 'bad input': the packages' user errors and OSError (a full
+    disk, an unreadable file), turned into one line.  Anything else is a bug: its traceback stays."""
+    from blurgen.errors import BlurgenError
+    from trainer.errors import TrainerError
 
-    return (BenchmarkError, CheckpointError, DataError, GoProError, VGGWeightsError, ValueError, OSError)
+    return (TrainerError, BlurgenError, OSError)
 
 
 def _trainer_message(exc: Exception) -> str:
@@ -115,16 +113,16 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
     $(which trainer) fit ...` (each process reads its own share of the data).
     """
+    import dataclasses
     import signal
     import sys
 
     from trainer.config import make_configs
-    from trainer.data import parse_quality
+    from trainer.data import DataConfig, parse_quality
     from trainer.loop import fit, resume_configs
 
-    data_names = {"crop", "batch_size", "flip", "gopro_scale", "gopro_blur", "workers", "seed", "val_shards",
-                  "allow_partial", "online", "online_kernel_size", "online_linear", "online_saturate",
-                  "online_noise", "online_jpeg_quality", "online_camera"}
+    # Each option goes to the config that has a field of its name; --seed seeds both.
+    data_names = {f.name for f in dataclasses.fields(DataConfig)}
     data = {k: options.pop(k) for k in list(options) if k in data_names}
     data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
     train = dict(options, out=out, compile=compile_)
@@ -369,7 +367,7 @@ def curves_cmd(run, png):
         check_output(png, overwrite=True)
     try:
         series = read_scalars(Path(run) / SCALARS)
-    except ValueError as exc:
+    except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     if not series:
         raise UserError(f"{run}: nothing logged yet")

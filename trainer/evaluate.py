@@ -22,12 +22,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainer.errors import TrainerError
 from trainer.metrics import METRICS
 from trainer.output import naming
 
 MULTIPLE = 4        # two stride-2 stages in the generator
 MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+
+class DeblurError(TrainerError):
+    """Inputs or outputs of ``deblur``/``eval`` that cannot be used as given (one line, for the user)."""
 
 
 def pad_for_generator(image: np.ndarray) -> np.ndarray:
@@ -70,11 +76,11 @@ def _ramp(n: int, overlap: int) -> torch.Tensor:
 
 
 def check_tiling(tile: int, overlap: int) -> None:
-    """ValueError unless ``tile`` is a multiple of 4 (at least 8) and 0 <= ``overlap`` < tile / 2."""
+    """DeblurError unless ``tile`` is a multiple of 4 (at least 8) and 0 <= ``overlap`` < tile / 2."""
     if tile % MULTIPLE or tile < MIN_SIDE:
-        raise ValueError(f"tile must be a multiple of {MULTIPLE} and at least {MIN_SIDE}, not {tile}")
+        raise DeblurError(f"tile must be a multiple of {MULTIPLE} and at least {MIN_SIDE}, not {tile}")
     if not 0 <= overlap < tile // 2:
-        raise ValueError(f"overlap must be in [0, tile / 2), not {overlap}")
+        raise DeblurError(f"overlap must be in [0, tile / 2), not {overlap}")
 
 
 @torch.no_grad()
@@ -233,14 +239,14 @@ def evaluate(generator: nn.Module, pairs: Sequence, *, device: str | torch.devic
 def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     """Image files named by ``inputs``: files as given, folders expanded to their
     images (sorted, not recursive).  Raises FileNotFoundError naming a missing
-    input and ValueError on a folder without images."""
+    input and DeblurError on a folder without images."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
-                raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+                raise DeblurError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
             found += images
         elif path.is_file():
             found.append(path)
@@ -252,7 +258,7 @@ def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """uint8 (H, W, 3) RGB of an image file (grey and alpha converted).
 
-    ValueError if unreadable, or if its header claims more than Pillow's
+    DeblurError if unreadable, or if its header claims more than Pillow's
     ``MAX_IMAGE_PIXELS`` (about 89 M pixels): a decompression bomb, a few
     bytes that would decode to gigabytes, is refused before decoding.
     """
@@ -267,17 +273,17 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
             with Image.open(path) as im:
                 return np.asarray(im.convert("RGB"))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ValueError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels, "
+        raise DeblurError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels, "
                          "the most this reader decodes (a decompression bomb, or a damaged header)") from None
     except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from None
+        raise DeblurError(f"{path}: not a readable image ({e})") from None
 
 
 #: Inputs of ``trainer deblur`` read as videos, restored frame by frame.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
 
 
-class UnreadableInput(ValueError):
+class UnreadableInput(DeblurError):
     """An input of ``trainer deblur`` that cannot be decoded (one-line message naming it)."""
 
 
@@ -309,7 +315,7 @@ def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, 
     input of ``trainer deblur``: a file as given (its stem), a folder searched
     recursively as ``blurgen synthesize`` searches ``--src`` (hidden files and
     folders left out), each image keeping its path relative to that folder.
-    FileNotFoundError naming a missing input, ValueError on a folder without images."""
+    FileNotFoundError naming a missing input, DeblurError on a folder without images."""
     from blurgen.sources import find_images
 
     found: list[tuple[Path, Path]] = []
@@ -318,7 +324,7 @@ def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, 
         if path.is_dir():
             relative = find_images(path)
             if not relative:
-                raise ValueError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder or below")
+                raise DeblurError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder or below")
             found += [(path / rel, Path(rel).with_suffix("")) for rel in relative]
         elif path.is_file():
             found.append((path, Path(path.stem)))
@@ -354,7 +360,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
 
     All output names are checked before anything is written: two inputs with
     the same output, or an existing output without ``overwrite`` or
-    ``skip_existing``, raise ValueError; ``skip_existing`` leaves existing
+    ``skip_existing``, raise DeblurError; ``skip_existing`` leaves existing
     outputs alone (a re-run after an interrupted one).  An input that cannot
     be decoded is recorded in the report and the others go on; a file that
     cannot be written (a full disk) raises OSError at once.  Each file is
@@ -366,7 +372,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     from blurgen.progress import progress_bar
 
     if overwrite and skip_existing:
-        raise ValueError("--overwrite replaces existing outputs and --skip-existing keeps them: give one")
+        raise DeblurError("--overwrite replaces existing outputs and --skip-existing keeps them: give one")
     check_tiling(tile, overlap)   # before any file is read
     out_dir = Path(out_dir)
     report = DeblurReport()
@@ -377,13 +383,13 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     existing = []
     for (source, _), target in zip(inputs, targets):
         if target in seen:
-            raise ValueError(f"{source} and {seen[target]} would both be written to {target}")
+            raise DeblurError(f"{source} and {seen[target]} would both be written to {target}")
         seen[target] = source
         if target.exists():
             existing.append(target)
     if existing and not (overwrite or skip_existing):
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise ValueError(f"{existing[0]} exists{more}: pass --skip-existing to restore only the others, "
+        raise DeblurError(f"{existing[0]} exists{more}: pass --skip-existing to restore only the others, "
                          "or --overwrite to replace them")
     generator.eval()
 
@@ -423,7 +429,7 @@ def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
 
     restore_frame: uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB.  Read and
     written with OpenCV's FFmpeg backend; the file appears under ``target``
-    only when complete.  Raises ValueError on a file that is not a readable
+    only when complete.  Raises DeblurError on a file that is not a readable
     video.
     """
     import cv2
