@@ -7,6 +7,16 @@ files, and now and then a decompression bomb.  :func:`load_rgb` turns every
 usable one into an (H, W, 3) uint8 RGB array as it is meant to be seen, and
 every other one into a :class:`SkipImage` with a short reason; it never lets
 a bad file stop a run.
+
+This module is the one image reader of both packages: ``synthesize``,
+``import-pairs``, video frame folders, ``trainer deblur``, ``trainer eval
+--pairs`` / RealBlur and the GoPro reader (training and validation) all decode
+through :func:`load_rgb` (or :func:`load_rgb_as`, which raises a caller's own
+error class), read sizes through :func:`image_size`, and match image files
+by :data:`EXTENSIONS`, so the same file gives the same pixels everywhere.
+Pillow decodes; for 1280x720 PNG frames (the GoPro training stream) it is
+not slower than ``cv2.imread`` (``bench/readers.py``), so there is no second
+decoder.
 """
 from __future__ import annotations
 
@@ -20,7 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+#: The image files of every folder either package reads (matched case-insensitively).
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Video files (``blurgen synthesize --mode video``, ``trainer deblur``), read
+#: through OpenCV's FFmpeg back end (any case).
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts")
 
 #: Default cap on pixels per image: 12,000 x 12,000 is far beyond any photo
 #: data set and still decodes in a few hundred MB.
@@ -34,6 +48,19 @@ class SkipImage(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+#: Readable words for :class:`SkipImage`'s reasons (:func:`describe_skip`).
+SKIP_WORDS = {"empty": "an empty file", "not-an-image": "not an image", "corrupt": "a damaged image",
+              "unreadable": "cannot be read",
+              "too-large": "its header claims more pixels than this reader decodes (a decompression bomb, "
+                           "or a damaged header)"}
+
+
+def describe_skip(path: str | os.PathLike, exc: SkipImage) -> str:
+    """One line naming ``path`` and why it cannot be used, e.g. ``"a.png: a damaged image (...)"``."""
+    words = SKIP_WORDS.get(exc.reason, exc.reason)
+    return f"{path}: {words}" + (f" ({exc.detail})" if exc.detail else "")
 
 
 def find_images(src: str | os.PathLike) -> list[str]:
@@ -69,13 +96,57 @@ def load_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
         ``max_pixels``: a decompression bomb guard, checked from the header
         before decoding), ``corrupt`` (truncated or damaged data).
     """
-    path = Path(path)
+    _check_file(Path(path))
+    return decode_rgb(Path(path), max_pixels)
+
+
+def _check_file(path: Path) -> None:
+    """SkipImage ``unreadable`` (missing, no permission) or ``empty`` (zero bytes)."""
     try:
         if path.stat().st_size == 0:
             raise SkipImage("empty", "zero bytes")
     except OSError as exc:
         raise SkipImage("unreadable", exc.strerror or str(exc)) from None
-    return decode_rgb(path, max_pixels)
+
+
+def load_rgb_as(path: str | os.PathLike, error: type[Exception], max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """:func:`load_rgb`, raising ``error`` (the caller's user-error class) with
+    :func:`describe_skip`'s one line instead of :class:`SkipImage`."""
+    try:
+        return load_rgb(path, max_pixels)
+    except SkipImage as exc:
+        raise error(describe_skip(path, exc)) from None
+
+
+def image_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(height, width) of the array :func:`load_rgb` returns for ``path``, from the
+    header alone (EXIF orientation applied: a sideways phone photo's sides swap).
+
+    Raises :class:`SkipImage` as :func:`load_rgb` does for a file whose header
+    is unreadable or too large; damage past the header shows only on decoding.
+    A PNG's orientation is read only from an ``eXIf`` chunk before the pixels
+    (looking past them would decode the image).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    _check_file(Path(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                no_exif = image.format == "PNG" and "exif" not in image.info
+                orientation = 1 if no_exif else image.getexif().get(0x0112, 1)
+        except UnidentifiedImageError:
+            raise SkipImage("not-an-image", "no known image format") from None
+        except Image.DecompressionBombError as exc:
+            raise SkipImage("too-large", str(exc)) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise SkipImage("corrupt", str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if width * height > max_pixels:
+        raise SkipImage("too-large", f"{width}x{height} pixels exceeds {max_pixels}")
+    # Orientations 5-8 turn the picture by a quarter (ImageOps.exif_transpose).
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
 def decode_rgb(file, max_pixels: int = MAX_PIXELS) -> np.ndarray:
