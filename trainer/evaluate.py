@@ -24,6 +24,7 @@ from torch import nn
 
 from trainer.metrics import METRICS
 from trainer.output import naming
+from trainer.tensors import to_tensor, to_uint8
 
 MULTIPLE = 4        # two stride-2 stages in the generator
 MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
@@ -40,17 +41,6 @@ def pad_for_generator(image: np.ndarray) -> np.ndarray:
     # Reflection needs at least 2 pixels along an axis; a 1-pixel side repeats its edge.
     mode = "reflect" if min(h, w) > 1 else "edge"
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float32 (1, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(127.5).sub(1)[None]
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """float (1, 3, H, W) or (3, H, W) in [-1, 1] -> uint8 (H, W, 3) RGB."""
-    image = image.detach().float().reshape(3, *image.shape[-2:]).cpu()
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
 def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -87,10 +77,10 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
     """
     check_tiling(tile, overlap)
     h, w = blurred.shape[:2]
-    x = to_tensor(pad_for_generator(blurred)).to(device)
+    x = to_tensor(pad_for_generator(blurred))[None].to(device)
     height, width = x.shape[-2:]
     if height <= tile and width <= tile:
-        return to_uint8(generator(x))[:h, :w]
+        return to_uint8(generator(x)[0])[:h, :w]
     th, tw = min(tile, height), min(tile, width)
     out = torch.zeros(3, height, width)
     weight = torch.zeros(1, height, width)
