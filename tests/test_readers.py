@@ -3,8 +3,11 @@ pixels through synthesize's, import-pairs', video frames', trainer deblur's,
 the GoPro reader's and trainer eval --pairs' / RealBlur's reading paths, and
 header sizes agree with decoded sizes.  Before, ``trainer deblur`` read an
 EXIF-rotated JPEG sideways and a 16-bit grey value of 40000 as 255."""
+import io
 import shutil
+import struct
 import zipfile
+import zlib
 
 import cv2
 import numpy as np
@@ -28,6 +31,13 @@ def _rotated_jpeg(path):
     Image.fromarray(RGB).save(path, exif=exif, quality=95)
 
 
+def _rotated_png(path):
+    """An 8-bit RGB PNG (the fast path's kind) whose eXIf chunk says: turn 90 degrees clockwise."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(RGB).save(path, exif=exif)
+
+
 def _deep_grey_png(path):
     """16-bit grey PNG, every value 40000 except a ramp in the first row."""
     grey = np.full((20, 40), 40000, np.uint16)
@@ -45,7 +55,7 @@ def _rgba_png(path):
 
 def _expected(kind, path):
     """What the picture is meant to look like, computed without blurgen.sources."""
-    if kind == "rotated.jpg":
+    if kind in ("rotated.jpg", "rotated.png"):
         with Image.open(path) as im:  # the stored pixels, not turned
             stored = np.asarray(im.convert("RGB"))
         assert stored.shape == (20, 40, 3)
@@ -60,7 +70,7 @@ def _expected(kind, path):
     return RGB  # rgba.png: alpha dropped
 
 
-MAKERS = {"rotated.jpg": _rotated_jpeg, "deep.png": _deep_grey_png, "grey.png": _grey_png, "rgba.png": _rgba_png}
+MAKERS = {"rotated.jpg": _rotated_jpeg, "rotated.png": _rotated_png, "deep.png": _deep_grey_png, "grey.png": _grey_png, "rgba.png": _rgba_png}
 
 
 @pytest.mark.parametrize("kind", list(MAKERS))
@@ -152,3 +162,64 @@ def test_unreadable_files_raise_the_callers_error_in_one_line(tmp_path, reader, 
     with pytest.raises(SkipImage) as info:
         image_size(tmp_path / "text.png")
     assert info.value.reason == "not-an-image"
+
+
+# --- the fast path for plain 8-bit RGB PNGs (OpenCV) and where Pillow takes over ----------
+
+
+def _chunk(kind, payload):
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png_bytes(image, extra=b""):
+    """PNG of ``image`` by Pillow, with the chunks ``extra`` inserted right after IHDR."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    return data[:33] + extra + data[33:]
+
+
+def _pillow_only(data):
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def test_plain_rgb_pngs_take_the_fast_path_to_pillows_pixels(tmp_path, monkeypatch):
+    image = np.random.default_rng(4).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    plain = {"plain": b"", "gamma": _chunk(b"gAMA", struct.pack(">I", 100000)), "srgb": _chunk(b"sRGB", b"\0"),
+             "text": _chunk(b"tEXt", b"Software\0a camera"), "phys": _chunk(b"pHYs", bytes(9))}
+    for name, extra in plain.items():
+        (tmp_path / f"{name}.png").write_bytes(_png_bytes(image, extra))
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as archive:
+        archive.write(tmp_path / "plain.png", "plain.png")
+
+    def no_pillow(*args, **kwargs):
+        raise AssertionError("Pillow's path taken")
+
+    monkeypatch.setattr(sources, "decode_rgb", no_pillow)
+    for name in plain:
+        np.testing.assert_array_equal(load_rgb(tmp_path / f"{name}.png"), image, err_msg=name)
+        np.testing.assert_array_equal(_pillow_only((tmp_path / f"{name}.png").read_bytes()), image)
+    np.testing.assert_array_equal(ZipSource(tmp_path / "z.zip").load("plain.png"), image)
+
+
+def test_other_pngs_take_pillows_path(tmp_path, monkeypatch):
+    image = np.random.default_rng(5).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    xmp = b'XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/>'
+    others = {"trns": _png_bytes(image, _chunk(b"tRNS", bytes(6))), "xmp": _png_bytes(image, _chunk(b"iTXt", xmp)),
+              "grey": _png_bytes(image[..., 0]), "rgba": _png_bytes(np.dstack([image, image[..., :1]]))}
+    for name, data in others.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    calls = []
+    real = sources.decode_rgb
+    monkeypatch.setattr(sources, "decode_rgb", lambda *a: calls.append(1) or real(*a))
+    for name, data in others.items():
+        np.testing.assert_array_equal(load_rgb(tmp_path / f"{name}.png"), sources.decode_rgb(io.BytesIO(data)),
+                                      err_msg=name)
+    assert len(calls) == 2 * len(others)
+    assert load_rgb(tmp_path / "xmp.png").shape == (20, 12, 3)   # XMP orientation honoured (Pillow's reading)
+    good = _png_bytes(image)
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(SkipImage) as info:
+        load_rgb(tmp_path / "cut.png")
+    assert info.value.reason == "corrupt"
