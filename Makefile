@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) bench/kernels.py
 	$(PY) bench/synthesize.py
 	$(PY) bench/loader.py
+	$(PY) bench/readers.py
 	$(PY) bench/train_step.py
 	$(PY) bench/deblur.py
 	$(PY) bench/loader.py --verify

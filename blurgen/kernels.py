@@ -19,10 +19,7 @@ from blurgen import files, stopping, streams
 from blurgen import psf as _psf
 from blurgen.errors import BlurgenError
 from blurgen.stopping import StopFlag
-from blurgen.trajectory import POS_FRACTION, random_trajectories
-
-#: DeblurGAN's exposure fractions, drawn uniformly when not fixed.
-FRACTION_CHOICES = (0.1, 0.5, 1.0)
+from blurgen.trajectory import draw_fraction, random_trajectories
 
 BANK_FORMAT = "blurgen.kernel-bank"
 BANK_VERSION = 1
@@ -149,12 +146,7 @@ def make_kernels(seeds: np.ndarray, spec: KernelSpec = KernelSpec()) -> KernelBa
 def _make_batch(seeds: np.ndarray, spec: KernelSpec, psf: np.ndarray) -> KernelBatch:
     """Kernels of ``seeds``, their PSFs written into ``psf`` (len(seeds), size, size) float32."""
     n = len(seeds)
-    if spec.fraction is None:
-        u = streams.uniform(streams.stream_u64(seeds, POS_FRACTION, 1)[0])
-        choice = np.minimum((u * len(FRACTION_CHOICES)).astype(np.int64), len(FRACTION_CHOICES) - 1)
-        fraction = np.asarray(FRACTION_CHOICES)[choice]
-    else:
-        fraction = np.full(n, float(spec.fraction))
+    fraction = draw_fraction(seeds, spec.fraction)
     exposed = _psf.exposed_samples(spec.iters, fraction)
 
     out = {
@@ -332,8 +324,3 @@ def check_bank(path: str | os.PathLike, batch: int = _BATCH) -> int:
     for start in range(0, count, batch):
         read_bank(path, slice(start, min(count, start + batch)))
     return count
-
-
-def bank_spec(attrs: dict) -> KernelSpec:
-    """The :class:`KernelSpec` a bank was generated with."""
-    return KernelSpec(**json.loads(attrs["spec"]))

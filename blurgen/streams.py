@@ -16,7 +16,6 @@ import numpy as np
 GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
-_TWO_POW_M24 = np.float32(2.0**-24)
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
@@ -49,13 +48,6 @@ def stream_u64(seeds: np.ndarray, start: int, count: int) -> np.ndarray:
     with np.errstate(over="ignore"):
         z = seeds[None, :] + j[:, None] * GAMMA  # wraps modulo 2**64, as SplitMix64 does
     return mix64(z)
-
-
-def uniform_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two float32 uniforms in [0, 1) from each uint64 (its two 32-bit halves, 24 bits each)."""
-    hi = (z >> np.uint64(40)).astype(np.float32)
-    lo = ((z >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float32)
-    return hi * _TWO_POW_M24, lo * _TWO_POW_M24
 
 
 def uniform(z: np.ndarray) -> np.ndarray:

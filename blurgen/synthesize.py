@@ -35,7 +35,7 @@ from blurgen.errors import BlurgenError
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.objects import ObjectsError, ObjectSpec, instances
 from blurgen.shake import ShakeSpec
-from blurgen.sources import MAX_PIXELS, PhotoSource, SkipImage, open_source
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, image_size, open_source
 from blurgen.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
@@ -821,19 +821,12 @@ def estimate_bytes(cfg: SynthConfig, photos: list[str], n_shards: int = 0) -> in
     if not cfg.full:
         return shared + len(photos) * cfg.crops_per_image * (6 * cfg.crop ** 2 + PAIR_OVERHEAD)
     k = kernel_side(cfg)
-    import warnings
-
-    from PIL import Image
-
     picks = sorted({round(x) for x in np.linspace(0, len(photos) - 1, min(len(photos), SIZE_SAMPLE))}) if photos else []
     areas = []
     for i in picks:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                with Image.open(Path(cfg.src) / photos[i]) as image:  # the header only
-                    w, h = image.size
-        except (OSError, ValueError, Image.DecompressionBombError):
+            h, w = image_size(Path(cfg.src) / photos[i], cfg.max_pixels)  # the header only
+        except SkipImage:
             continue  # a file the run will skip
         w, h = (max(0, round(v * cfg.downscale) - k + 1) for v in (w, h))
         areas.append(_padded(w) * _padded(h))  # HDF5 stores edge tiles whole
@@ -897,7 +890,7 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
                          if src.exists() else f"{src}: no such folder or zip file")
     images = source.names()
     if not images:
-        raise SynthError(f"{src}: no images ({', '.join(e.lstrip('.') for e in ('.jpg', '.png', '.bmp', '.tif', '.webp'))})")
+        raise SynthError(f"{src}: no images ({', '.join(e.lstrip('.') for e in EXTENSIONS)})")
     if cfg.kernel_bank is not None:
         try:
             check_bank(cfg.kernel_bank)  # every PSF, before any work: a NaN would blacken whole shards

@@ -29,11 +29,13 @@ from blurgen import streams
 
 #: DeblurGAN's values of the anxiety, drawn uniformly when not fixed.
 EXPL_CHOICES = (0.003, 0.005, 0.007, 0.008, 0.009, 0.01)
+#: DeblurGAN's exposure fractions, drawn uniformly when not fixed.
+FRACTION_CHOICES = (0.1, 0.5, 1.0)
 
-# Positions in a kernel's random stream.  Fixed so that adding a parameter never
-# shifts the numbers another one draws.
+# Positions in a kernel's random stream, all drawn in this module.  Fixed so
+# that adding a parameter never shifts the numbers another one draws.
 _POS_CENTRIPETAL, _POS_PROB_BIG_SHAKE, _POS_GAUSSIAN_SHAKE, _POS_ANGLE = 0, 1, 2, 3
-POS_EXPL, POS_FRACTION = 4, 5
+_POS_EXPL, _POS_FRACTION = 4, 5
 _POS_STEPS = 8  # step t draws the number at _POS_STEPS + t
 _POS_TURNS = 8 + 2**40  # a big shake at step t turns by the number at _POS_TURNS + t
 _STEP_BLOCK = 64
@@ -85,7 +87,7 @@ def draw_parameters(seeds: np.ndarray, expl: float | None = None) -> dict[str, n
     """
     u = streams.uniform(streams.stream_u64(seeds, 0, _POS_STEPS))  # (8, n)
     if expl is None:
-        choice = np.minimum((u[POS_EXPL] * len(EXPL_CHOICES)).astype(np.int64), len(EXPL_CHOICES) - 1)
+        choice = np.minimum((u[_POS_EXPL] * len(EXPL_CHOICES)).astype(np.int64), len(EXPL_CHOICES) - 1)
         expl_values = np.asarray(EXPL_CHOICES)[choice]
     else:
         expl_values = np.full(len(seeds), float(expl))
@@ -96,6 +98,17 @@ def draw_parameters(seeds: np.ndarray, expl: float | None = None) -> dict[str, n
         "gaussian_shake": 10.0 * u[_POS_GAUSSIAN_SHAKE],
         "init_angle": 2.0 * np.pi * u[_POS_ANGLE],
     }
+
+
+def draw_fraction(seeds: np.ndarray, fraction: float | None = None) -> np.ndarray:
+    """Per-kernel exposure fraction, (n,) float64: ``fraction`` for every kernel,
+    or ``None`` to draw each from :data:`FRACTION_CHOICES` (its stream's number at
+    position 5, a slot no trajectory parameter or step uses)."""
+    if fraction is not None:
+        return np.full(len(seeds), float(fraction))
+    u = streams.uniform(streams.stream_u64(seeds, _POS_FRACTION, 1)[0])
+    choice = np.minimum((u * len(FRACTION_CHOICES)).astype(np.int64), len(FRACTION_CHOICES) - 1)
+    return np.asarray(FRACTION_CHOICES)[choice]
 
 
 def draw_steps(seeds: np.ndarray, first: int, count: int) -> StepDraws:

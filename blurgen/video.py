@@ -38,14 +38,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from blurgen import blur, files, shards, stopping, synthesize
-from blurgen.sources import MAX_PIXELS, SkipImage, load_rgb
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, load_rgb
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import ShardTask, Summary, SynthError
 
-#: Video files read through OpenCV's FFmpeg back end (any case).
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts")
-#: A folder that holds files of these kinds directly is a clip of numbered frames.
-FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg")
 #: Recorded in each sample's ``blur_model``: the pair comes from averaged video
 #: frames, so its ``kernel`` is a 1x1 placeholder, not the blur (docs/video.md).
 BLUR_MODEL = "video"
@@ -235,7 +231,7 @@ def find_clips(src: str | os.PathLike) -> list[Clip]:
     """Every clip under ``src``, recursively, sorted by relative path.
 
     A video file (``VIDEO_EXTENSIONS``) is a clip; a folder that holds image
-    files (``FRAME_EXTENSIONS``) directly is a clip of those frames in natural
+    files (``blurgen.sources.EXTENSIONS``) directly is a clip of those frames in natural
     order (GoPro's and REDS's layout: one folder per sequence).  Hidden files
     and folders are ignored; matching is case-insensitive.
     """
@@ -245,7 +241,7 @@ def find_clips(src: str | os.PathLike) -> list[Clip]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         rel = Path(root).relative_to(src)
         visible = [n for n in names if not n.startswith(".")]
-        frames = sorted((n for n in visible if n.lower().endswith(FRAME_EXTENSIONS)), key=natural_key)
+        frames = sorted((n for n in visible if n.lower().endswith(EXTENSIONS)), key=natural_key)
         if frames:
             clips.append(Clip(rel.as_posix(), tuple(frames)))
         clips += [Clip((rel / n).as_posix()) for n in visible if n.lower().endswith(VIDEO_EXTENSIONS)]
@@ -573,7 +569,7 @@ def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwr
     clips = find_clips(src)
     if not clips:
         raise SynthError(f"{src}: no videos ({', '.join(e.lstrip('.') for e in VIDEO_EXTENSIONS[:6])}, …) "
-                         f"and no folders of frames ({', '.join(e.lstrip('.') for e in FRAME_EXTENSIONS)})")
+                         f"and no folders of frames ({', '.join(e.lstrip('.') for e in EXTENSIONS)})")
     synthesize.make_output_folder(out)
     manifest_file = synthesize.output_names(cfg.part)[0]
     i, n = cfg.part

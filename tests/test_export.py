@@ -9,7 +9,8 @@ from PIL import Image
 import cli
 from trainer import checkpoint
 from trainer.config import TrainConfig, to_primitive
-from trainer.evaluate import pad_for_generator, to_tensor
+from trainer.evaluate import pad_for_generator
+from trainer.tensors import to_tensor
 from trainer.models import Generator
 
 
@@ -44,7 +45,7 @@ def test_onnx_and_torchscript_match_deblur_on_an_odd_sized_image(exported, tmp_p
     deblurred = np.asarray(Image.open(tmp_path / "out" / "odd.png"))
 
     # What deblur feeds the network: reflect-padded to multiples of 4, in [-1, 1].
-    x = to_tensor(pad_for_generator(image))
+    x = to_tensor(pad_for_generator(image))[None]
     assert x.shape == (1, 3, 40, 56)
     generator, _ = checkpoint.load_generator(path)
     with torch.no_grad():

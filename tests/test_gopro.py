@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainer.gopro import GoProError, list_gopro_pairs, read_frame, read_gopro_pair, scan_gopro
+from trainer.gopro import GoProError, read_frame, read_gopro_pair, scan_gopro
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,15 +45,15 @@ def gopro(tmp_path):
 
 
 def test_lists_sorted_pairs(gopro):
-    pairs = list_gopro_pairs(gopro, "train")
+    pairs = [(p.blurred, p.sharp) for p in scan_gopro(gopro, "train")]
     assert [(b.parent.parent.name, b.name) for b, _ in pairs] == [
         ("A_07_00", "000001.png"), ("A_07_00", "000002.png"), ("A_07_00", "000003.png"),
         ("B_09_00", "000001.png"), ("B_09_00", "000002.png")]
     for b, s in pairs:
         assert b.parent.name == "blur" and s.parent.name == "sharp" and b.name == s.name
         assert b.parent.parent == s.parent.parent
-    gamma = list_gopro_pairs(gopro, "test", blur="blur_gamma")
-    assert all(b.parent.name == "blur_gamma" and "test" in b.parts for b, _ in gamma)
+    gamma = scan_gopro(gopro, "test", blur="blur_gamma")
+    assert all(p.blurred.parent.name == "blur_gamma" and "test" in p.blurred.parts for p in gamma)
     scanned = scan_gopro(gopro, "train")
     assert scanned[0].size == (20, 28) and scanned[0].name == "A_07_00/000001.png"
 
@@ -93,7 +93,7 @@ def test_missing_folder_and_empty_folder(gopro):
     assert "B_09_00/sharp" in _expect(gopro, "missing folder")
     for p in (gopro / "train" / "A_07_00" / "blur").iterdir():
         p.unlink()
-    assert "A_07_00/blur" in _expect(gopro, "no PNG frames")
+    assert "A_07_00/blur" in _expect(gopro, "no frames")
 
 
 def test_frame_missing_on_either_side(gopro):

@@ -30,11 +30,9 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from blurgen.sources import EXTENSIONS, folder_images, match_by_stem
+from blurgen.sources import EXTENSIONS, folder_images, load_rgb_as, match_by_stem
 from trainer.data import DataConfig, ValPairs, val_pairs
 from trainer.errors import TrainerError
-from trainer.evaluate import read_rgb
-from trainer.gopro import read_frame
 from trainer.metrics import psnr, ssim_gopro
 
 BENCHMARKS = ("gopro", "realblur-j", "realblur-r")
@@ -59,6 +57,12 @@ REALBLUR_METRICS = {
 
 class BenchmarkError(TrainerError):
     """A benchmark folder without the expected layout; the message is one line naming what is missing."""
+
+
+def read_image(path: Path) -> np.ndarray:
+    """uint8 (H, W, 3) RGB of a benchmark image, decoded by the reader of every
+    command (``blurgen.sources.load_rgb``); BenchmarkError naming an unreadable file."""
+    return load_rgb_as(path, BenchmarkError)
 
 
 def gopro_benchmark(root: str | Path) -> ValPairs:
@@ -101,7 +105,7 @@ def realblur_benchmark(root: str | Path, variant: str) -> ValPairs:
 
     def read(i: int) -> tuple[np.ndarray, np.ndarray]:
         blurred, gt = pairs[i]
-        return _same_size(read_frame(blurred), read_frame(gt), blurred, gt)
+        return _same_size(read_image(blurred), read_image(gt), blurred, gt)
 
     return ValPairs([f"{b.parent.parent.name}/{b.name}" for b, _ in pairs], read)
 
@@ -133,10 +137,7 @@ def folder_pairs(blur_dir: str | Path, sharp_dir: str | Path) -> ValPairs:
 
     def read(i: int) -> tuple[np.ndarray, np.ndarray]:
         b, s = blurred[stems[i]], sharp[stems[i]]
-        try:
-            return _same_size(read_rgb(b), read_rgb(s), b, s)
-        except ValueError as exc:
-            raise BenchmarkError(str(exc)) from None
+        return _same_size(read_image(b), read_image(s), b, s)
 
     return ValPairs([blurred[s].name for s in stems], read)
 

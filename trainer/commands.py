@@ -89,8 +89,8 @@ def _generator_on(checkpoint_path, device_name):
               help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
 @click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5; tiny 1]")
 @click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4; tiny 1e-3]")
-@click.option("--beta1", type=float, default=None, help="[default: 0.5]")
-@click.option("--beta2", type=float, default=None, help="[default: 0.999]")
+@click.option("--beta1", type=float, default=None, help="Adam's beta1.  [default: 0.5, DeblurGAN's]")
+@click.option("--beta2", type=float, default=None, help="Adam's beta2.  [default: 0.999]")
 @click.option("--ngf", type=int, default=None, help="Generator base width.  [default: 64; tiny 16]")
 @click.option("--blocks", "n_blocks", type=int, default=None, help="Generator ResBlocks.  [default: 9; tiny 2]")
 @click.option("--ndf", type=int, default=None, help="Critic base width.  [default: 64; tiny 16]")
@@ -117,7 +117,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     import signal
     import sys
 
-    from trainer.config import make_configs
+    from trainer.config import adam_betas, make_configs
     from trainer.data import DataConfig, parse_quality
     from trainer.loop import fit, resume_configs
 
@@ -129,7 +129,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     if data["seed"] is not None:
         train["seed"] = data["seed"]
     if beta1 is not None or beta2 is not None:
-        train["betas"] = (0.5 if beta1 is None else beta1, 0.999 if beta2 is None else beta2)
+        train["betas"] = adam_betas(beta1, beta2)
     try:
         data["online_jpeg_quality"] = parse_quality(data["online_jpeg_quality"])  # compared on --resume
         if resume:

@@ -146,6 +146,14 @@ def make_configs(preset: str = "paper", train: dict | None = None, data: dict | 
     return train_cfg, data_cfg
 
 
+def adam_betas(beta1: float | None = None, beta2: float | None = None,
+               base: tuple[float, float] = TrainConfig.betas) -> tuple[float, float]:
+    """Adam's (beta1, beta2) from ``trainer fit --beta1/--beta2``: one not given keeps
+    ``base``'s, by default :class:`TrainConfig`'s (the paper's (0.5, 0.999), written
+    only there)."""
+    return (base[0] if beta1 is None else float(beta1), base[1] if beta2 is None else float(beta2))
+
+
 def to_primitive(cfg) -> dict:
     """A dataclass as a dict of str/int/float/bool/None/lists, for checkpoints and JSON."""
     def convert(value):

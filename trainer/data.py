@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainer.errors import TrainerError
 from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
+from trainer.tensors import to_tensor
 
 SYNTHETIC, GOPRO = 0, 1
 SOURCE_NAMES = ("synthetic", "GoPro")
@@ -503,12 +504,6 @@ class DrawDataset(Dataset):
         for source in self.sources:
             if source is not None:
                 source.close()
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1] (contiguous NCHW)."""
-    chw = np.ascontiguousarray(np.asarray(images).transpose(0, 3, 1, 2))
-    return torch.from_numpy(chw).float().div_(127.5).sub_(1.0)
 
 
 def collate_draws(items: list) -> dict:

@@ -25,10 +25,10 @@ from torch import nn
 from trainer.errors import TrainerError
 from trainer.metrics import METRICS
 from trainer.output import naming
+from trainer.tensors import to_tensor, to_uint8
 
 MULTIPLE = 4        # two stride-2 stages in the generator
 MIN_SIDE = 8        # reflection padding at 1/4 resolution needs at least 2 pixels
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 
@@ -47,17 +47,6 @@ def pad_for_generator(image: np.ndarray) -> np.ndarray:
     # Reflection needs at least 2 pixels along an axis; a 1-pixel side repeats its edge.
     mode = "reflect" if min(h, w) > 1 else "edge"
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) RGB -> float32 (1, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div(127.5).sub(1)[None]
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """float (1, 3, H, W) or (3, H, W) in [-1, 1] -> uint8 (H, W, 3) RGB."""
-    image = image.detach().float().reshape(3, *image.shape[-2:]).cpu()
-    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
 
 
 def _tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -94,10 +83,10 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
     """
     check_tiling(tile, overlap)
     h, w = blurred.shape[:2]
-    x = to_tensor(pad_for_generator(blurred)).to(device)
+    x = to_tensor(pad_for_generator(blurred))[None].to(device)
     height, width = x.shape[-2:]
     if height <= tile and width <= tile:
-        return to_uint8(generator(x))[:h, :w]
+        return to_uint8(generator(x)[0])[:h, :w]
     th, tw = min(tile, height), min(tile, width)
     out = torch.zeros(3, height, width)
     weight = torch.zeros(1, height, width)
@@ -236,62 +225,8 @@ def evaluate(generator: nn.Module, pairs: Sequence, *, device: str | torch.devic
     return mean_scores(rows), example
 
 
-def list_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Image files named by ``inputs``: files as given, folders expanded to their
-    images (sorted, not recursive).  Raises FileNotFoundError naming a missing
-    input and DeblurError on a folder without images."""
-    found: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not images:
-                raise DeblurError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-            found += images
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise FileNotFoundError(f"{path}: no such file or folder")
-    return found
-
-
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (H, W, 3) RGB of an image file (grey and alpha converted).
-
-    DeblurError if unreadable, or if its header claims more than Pillow's
-    ``MAX_IMAGE_PIXELS`` (about 89 M pixels): a decompression bomb, a few
-    bytes that would decode to gigabytes, is refused before decoding.
-    """
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between 1x and 2x its limit; refuse those too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DeblurError(f"{path}: its header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels, "
-                         "the most this reader decodes (a decompression bomb, or a damaged header)") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DeblurError(f"{path}: not a readable image ({e})") from None
-
-
-#: Inputs of ``trainer deblur`` read as videos, restored frame by frame.
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v")
-
-
 class UnreadableInput(DeblurError):
     """An input of ``trainer deblur`` that cannot be decoded (one-line message naming it)."""
-
-
-# Readable words for blurgen.sources.SkipImage's reasons.
-_SKIP_WORDS = {"empty": "an empty file", "not-an-image": "not an image", "corrupt": "a damaged image",
-               "unreadable": "cannot be read",
-               "too-large": "its header claims more pixels than this reader decodes (a decompression bomb, "
-                            "or a damaged header)"}
 
 
 def read_input_image(path: str | os.PathLike) -> np.ndarray:
@@ -301,13 +236,9 @@ def read_input_image(path: str | os.PathLike) -> np.ndarray:
     (about 89 M pixels).  UnreadableInput naming the file otherwise."""
     from PIL import Image
 
-    from blurgen.sources import SkipImage, load_rgb
+    from blurgen.sources import load_rgb_as
 
-    try:
-        return load_rgb(path, max_pixels=Image.MAX_IMAGE_PIXELS)
-    except SkipImage as exc:
-        words = _SKIP_WORDS.get(exc.reason, exc.reason)
-        raise UnreadableInput(f"{path}: {words}" + (f" ({exc.detail})" if exc.detail else "")) from None
+    return load_rgb_as(path, UnreadableInput, max_pixels=Image.MAX_IMAGE_PIXELS)
 
 
 def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
@@ -316,7 +247,7 @@ def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, 
     recursively as ``blurgen synthesize`` searches ``--src`` (hidden files and
     folders left out), each image keeping its path relative to that folder.
     FileNotFoundError naming a missing input, DeblurError on a folder without images."""
-    from blurgen.sources import find_images
+    from blurgen.sources import EXTENSIONS, find_images
 
     found: list[tuple[Path, Path]] = []
     for item in inputs:
@@ -324,7 +255,7 @@ def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, 
         if path.is_dir():
             relative = find_images(path)
             if not relative:
-                raise DeblurError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder or below")
+                raise DeblurError(f"{path}: no images ({', '.join(EXTENSIONS)}) in this folder or below")
             found += [(path / rel, Path(rel).with_suffix("")) for rel in relative]
         elif path.is_file():
             found.append((path, Path(path.stem)))
@@ -354,7 +285,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
                  overwrite: bool = False, skip_existing: bool = False, side_by_side: bool = False,
                  progress: bool = True, seconds: list | None = None) -> DeblurReport:
     """Restore each image of ``inputs`` (pairs of ``find_deblur_inputs``) into
-    ``out_dir/<relative>.png`` and each video (``VIDEO_SUFFIXES``) into
+    ``out_dir/<relative>.png`` and each video (``blurgen.sources.VIDEO_EXTENSIONS``) into
     ``out_dir/<relative>.mp4``; ``side_by_side``: each output is blurred |
     restored (``blurred_and_restored``) instead of the restored image alone.
 
@@ -370,13 +301,14 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     """
     from blurgen.pictures import write_png
     from blurgen.progress import progress_bar
+    from blurgen.sources import VIDEO_EXTENSIONS
 
     if overwrite and skip_existing:
         raise DeblurError("--overwrite replaces existing outputs and --skip-existing keeps them: give one")
     check_tiling(tile, overlap)   # before any file is read
     out_dir = Path(out_dir)
     report = DeblurReport()
-    targets = [out_dir / relative.with_name(relative.name + (".mp4" if source.suffix.lower() in VIDEO_SUFFIXES
+    targets = [out_dir / relative.with_name(relative.name + (".mp4" if source.suffix.lower() in VIDEO_EXTENSIONS
                                                                else ".png"))
                for source, relative in inputs]
     seen: dict[Path, Path] = {}

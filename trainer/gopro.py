@@ -14,7 +14,9 @@ CRF" variant).  DeblurGAN trains on ``blur/``.
 Listing checks the whole split up front -- every blurred frame has a sharp
 frame of the same name and size and vice versa -- so a broken copy of the
 dataset fails at start-up with a message naming the file, not hours later in
-a loader worker.  Only image headers are read for that.
+a loader worker.  Only image headers are read for that.  Frames are decoded
+by ``blurgen.sources`` (the reader of every command), so a frame gives the
+same pixels here as in ``synthesize`` or ``trainer deblur``.
 """
 from __future__ import annotations
 
@@ -23,13 +25,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
+from blurgen.sources import EXTENSIONS, SkipImage, image_size, load_rgb_as
 
 from trainer.errors import TrainerError
 
 BLUR_FOLDERS = ("blur", "blur_gamma")
 SHARP_FOLDER = "sharp"
-FRAME_SUFFIXES = (".png",)
 
 
 class GoProError(TrainerError):
@@ -52,17 +54,15 @@ class GoProPair:
 
 def _frames(folder: Path) -> dict[str, Path]:
     return {p.name: p for p in folder.iterdir()
-            if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES and not p.name.startswith(".")}
+            if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith(".")}
 
 
 def _header_size(path: Path) -> tuple[int, int]:
     """(height, width) from the image header, without decoding the pixels."""
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        return image_size(path)
+    except SkipImage as exc:
         raise GoProError(f"{path}: not a readable image ({exc})") from None
-    return height, width
 
 
 def scan_gopro(root: str | Path, split: str = "train", blur: str = "blur") -> list[GoProPair]:
@@ -94,7 +94,7 @@ def scan_gopro(root: str | Path, split: str = "train", blur: str = "blur") -> li
                 raise GoProError(f"{folder}: missing folder")
         blurred, sharp = _frames(blur_dir), _frames(sharp_dir)
         if not blurred:
-            raise GoProError(f"{blur_dir}: no PNG frames")
+            raise GoProError(f"{blur_dir}: no frames ({', '.join(EXTENSIONS)})")
         for name in sorted(blurred.keys() - sharp.keys()):
             raise GoProError(f"{blurred[name]}: no sharp frame {sharp_dir / name}")
         for name in sorted(sharp.keys() - blurred.keys()):
@@ -108,12 +108,6 @@ def scan_gopro(root: str | Path, split: str = "train", blur: str = "blur") -> li
     return pairs
 
 
-def list_gopro_pairs(root: str | Path, split: str = "train",
-                     blur: str = "blur") -> list[tuple[Path, Path]]:
-    """(blurred, sharp) PNG paths of one split, sorted; see :func:`scan_gopro` for the checks."""
-    return [(p.blurred, p.sharp) for p in scan_gopro(root, split, blur)]
-
-
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     """(height, width) of a frame of ``size`` after resizing by ``scale`` (at least 1 pixel)."""
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
@@ -122,18 +116,16 @@ def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
 def read_frame(path: Path, scale: float = 1.0) -> np.ndarray:
     """A frame as uint8 (H, W, 3) RGB, resized by ``scale`` with area averaging.
 
-    Area averaging (cv2.INTER_AREA) is a box filter for downscaling, so the
-    blur statistics change only by the scale itself, not by interpolation
-    aliasing.  16-bit frames are reduced to 8 bits.  Raises GoProError on an
-    unreadable file.
+    Decoded by ``blurgen.sources.load_rgb`` (16-bit frames rescaled to 8 bits,
+    EXIF orientation applied).  Area averaging (cv2.INTER_AREA) is a box filter
+    for downscaling, so the blur statistics change only by the scale itself,
+    not by interpolation aliasing.  Raises GoProError on an unreadable file.
     """
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise GoProError(f"{path}: cannot decode image")
+    rgb = load_rgb_as(path, GoProError)
     if scale != 1.0:
-        height, width = scaled_size(bgr.shape[:2], scale)
-        bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+        height, width = scaled_size(rgb.shape[:2], scale)
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return rgb
 
 
 def read_gopro_pair(pair: GoProPair, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ blurred input and the sharp image (the paper's "ResOut" global skip).
 Critic: a PatchGAN that scores overlapping patches; with WGAN-GP it has no
 sigmoid and its scores are unbounded.
 
-Images are float tensors (B, 3, H, W) in [-1, 1] (see ``trainer.data``).
+Images are float tensors (B, 3, H, W) in [-1, 1] (see ``trainer.tensors``).
 Layer widths and block counts are arguments so that the ``tiny`` preset can
 shrink them; the defaults are the paper's.
 """
