@@ -55,3 +55,14 @@ def test_blurgen_help_does_not_import_the_libraries():
             "assert 'torch' not in sys.modules and 'h5py' not in sys.modules, sorted(sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_configs_are_checked_when_made():
+    """Issue 13: TrainConfig was checked only when make_configs or fit called validate(), while
+    DataConfig and SynthConfig check themselves when made; now all three do."""
+    from trainer.config import ConfigError
+
+    with pytest.raises(ConfigError, match="dropout"):
+        TrainConfig(dropout=1.5)
+    with pytest.raises(ConfigError, match="lr must be positive"):
+        dataclasses.replace(TrainConfig(), lr=0)

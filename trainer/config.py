@@ -63,6 +63,11 @@ class TrainConfig:
     compile: bool = False                   # torch.compile the generator and the VGG
     preview: bool = True                    # preview triplet in the terminal at each validation
 
+    def __post_init__(self):
+        # Checked when made, as DataConfig and SynthConfig are: no TrainConfig holds a value
+        # no run could use (dataclasses.replace makes a new one, so it is checked too).
+        self.validate()
+
     def validate(self) -> None:
         """Raise ConfigError (one line) on a value no run could use."""
         positive = ["ngf", "n_blocks", "ndf", "critic_layers", "critic_steps", "epochs",
@@ -142,7 +147,6 @@ def make_configs(preset: str = "paper", train: dict | None = None, data: dict | 
         data_cfg = dataclasses.replace(DataConfig(), **data_changes)
     except TypeError as e:
         raise ConfigError(str(e)) from None
-    train_cfg.validate()
     return train_cfg, data_cfg
 
 

@@ -484,7 +484,6 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     """
     from blurgen.progress import progress_bar
 
-    cfg.validate()
     data_cfg = absolute_paths(data_cfg)
     dist_info = distributed_from_env()
     main, ddp = dist_info.main, dist_info.world_size > 1
