@@ -1,4 +1,5 @@
 """The Makefile's install: PyTorch's CPU-only build on request, nothing else changed."""
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +14,11 @@ def dry_run(tmp_path, *args) -> list[str]:
     # A copy without .venv, so that make plans the install; -n runs nothing.
     for name in ("Makefile", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
-    out = subprocess.run(["make", "-n", "test", *args], cwd=tmp_path, capture_output=True, text=True, check=True)
+    # Under `make test` this make is a sub-make: without --no-print-directory and a clean
+    # environment it would print "make[1]: Entering directory ..." lines of its own.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "test", *args], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, check=True)
     return out.stdout.splitlines()
 
 
