@@ -341,9 +341,25 @@ def simulate(region: np.ndarray, psf: np.ndarray, camera: Camera, draw: CameraDr
     Returns (h, w, 3) uint8, in the same tone curve as :func:`render_sharp`.
     """
     region, psf = blur.trim_to_support(region, psf)
-    linear = boost_saturated(blur.LINEAR_LUT[region], saturation_mask(region), draw.saturation_alpha)
-    blurred = np.clip(blur.convolve_valid(linear, psf), 0.0, 1.0)
+    return develop(blur.convolve_valid(working(region, draw), psf), camera, draw, rng)
+
+
+def working(srgb8: np.ndarray, draw: CameraDraw, boost: bool = True) -> np.ndarray:
+    """Steps 1-2: (H, W, 3) uint8 sRGB -> float32 linear light, the saturated channels
+    boosted by the draw's alpha (``boost``; False for what a sharp image is made of).
+
+    What any blur of the scene then works on: a kernel (:func:`simulate`), the
+    warps of non-uniform shake or the layers of moving objects (blurgen.modes).
+    """
+    linear = blur.LINEAR_LUT[srgb8]
+    return boost_saturated(linear, saturation_mask(srgb8), draw.saturation_alpha) if boost else linear
+
+
+def develop(blurred: np.ndarray, camera: Camera, draw: CameraDraw, rng: np.random.Generator | None) -> np.ndarray:
+    """Steps 3-8 after the blur: (H, W, 3) float linear light of the blurred scene ->
+    clip at the sensor's full well -> the ISP round trip with raw noise (``rng``; None:
+    noise-free) -> the saturated pixels noise-free -> the camera's tone curve, uint8."""
+    blurred = np.clip(blurred, 0.0, 1.0)
     out = isp_round_trip(blurred, camera, draw, rng)
-    saturated = blurred >= 1.0
-    out[saturated] = 1.0  # RSBlur: no noise where the sensor is saturated
+    out[blurred >= 1.0] = 1.0  # RSBlur: no noise where the sensor is saturated
     return tone_map(out, camera)

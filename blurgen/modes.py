@@ -5,15 +5,18 @@ and the sample's (image, crop) index, drawing everything from its own random
 stream — ``default_rng([seed, TAG, image, crop])`` with a tag per mode — so the
 uniform mode's draws (``default_rng([seed, image, crop])``) are untouched.
 The realism options (``--linear --saturate --noise --jpeg-quality``) apply as
-in the uniform mode (``synthesize.blur_sample``).
+in the uniform mode (``synthesize.blur_sample``), and so does ``--camera``
+(RSBlur's pipeline: its linear light and saturation before the mode's blur,
+its raw noise and development after it, its tone curve on both images).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from pathlib import Path
 
+import numpy as np
+
 from blurgen import blur
+from blurgen import camera as _camera
 from blurgen import objects as _objects
 from blurgen import shake as _shake
 from blurgen.kernels import make_kernels
@@ -26,9 +29,25 @@ SHAKE_TAG = 0x5348414B
 OBJECTS_TAG = 0x4F424A53
 
 
-def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True) -> np.ndarray:
+def camera_draw(cfg, stream: list[int]):
+    """With ``--camera``: (camera, its drawn settings, the generator of its noise) from
+    ``default_rng([*stream, CAMERA_STREAM])`` -- a stream of its own, so the mode's other
+    draws are the same with and without the camera; else None."""
+    if cfg.camera is None:
+        return None
+    from blurgen.synthesize import CAMERA_STREAM
+
+    rng = np.random.default_rng([*stream, CAMERA_STREAM])
+    cam = _camera.get_camera(cfg.camera)
+    return cam, _camera.draw_parameters(cam, rng), rng
+
+
+def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True, cam=None) -> np.ndarray:
     """uint8 sRGB pixels -> float32 in the space the blur works in: linear light with
-    ``--linear``/``--saturate`` (highlights boosted with ``--saturate`` and ``boost``), else code values / 255."""
+    ``--linear``/``--saturate`` (highlights boosted with ``--saturate`` and ``boost``), else code values / 255;
+    with ``--camera`` (``cam`` from :func:`camera_draw`) the camera pipeline's linear light and saturation."""
+    if cam is not None:
+        return _camera.working(region, cam[1], boost)
     if cfg.linear or cfg.saturate:
         image = blur.LINEAR_LUT[region]
     else:
@@ -38,10 +57,14 @@ def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True) -> np
     return image
 
 
-def finish(blurred: np.ndarray, cfg, rng: np.random.Generator, effects: dict) -> np.ndarray:
+def finish(blurred: np.ndarray, cfg, rng: np.random.Generator, effects: dict, cam=None) -> np.ndarray:
     """The steps after the blur, for every mode that blurs a photo (``synthesize.blur_sample``
     too): clip (``--saturate``), sensor noise in linear light, 8-bit sRGB, JPEG.  ``blurred``
-    is float32 in the working space (linear light with ``--linear`` or ``--saturate``)."""
+    is float32 in the working space (linear light with ``--linear`` or ``--saturate``).  With
+    ``--camera`` (``cam``): the camera pipeline's raw noise and development instead, then JPEG."""
+    if cam is not None:
+        out = _camera.develop(blurred, cam[0], cam[1], cam[2])
+        return blur.jpeg_roundtrip(out, effects["jpeg_quality"]) if cfg.jpeg_quality is not None else out
     linear = cfg.linear or cfg.saturate
     if cfg.saturate:
         blurred = blur.saturate(blurred)
@@ -92,8 +115,9 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
         x0 = m + int(rng.integers(0, w - need + 1))
         y1, x1 = y0 + cfg.crop, x0 + cfg.crop
     effects = _draw_effects(cfg, rng)
-    region = to_working(photo[y0 - m : y1 + m, x0 - m : x1 + m], cfg, effects)
-    blurred = finish(_shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1)), cfg, rng, effects)
+    cam = camera_draw(cfg, [cfg.seed, SHAKE_TAG, image, crop])
+    region = to_working(photo[y0 - m : y1 + m, x0 - m : x1 + m], cfg, effects, cam=cam)
+    blurred = finish(_shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1)), cfg, rng, effects, cam)
     centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)
     corners = _shake.probe_points(x0, y0, x1 - 1, y1 - 1)[[0, 2, 6, 8]]
     traj = np.concatenate([drawn.angles, drawn.shifts], axis=1).astype(np.float32)
@@ -106,7 +130,11 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
             "shake_blur_centre": _shake.streak_length(H, centre),
             "shake_blur_corner": max(_shake.streak_length(H, tuple(p)) for p in corners),
             "shake_seeds": seeds, "shake_trajectory": traj}
-    return blurred, photo[y0:y1, x0:x1], _shake.point_psf(H, centre, kernel_size), meta
+    sharp = photo[y0:y1, x0:x1]
+    if cam is not None:  # both images in the camera's tone curve
+        sharp = _camera.render_sharp(sharp, cam[0])
+        meta.update(cam[1].meta(), linear=True)
+    return blurred, sharp, _shake.point_psf(H, centre, kernel_size), meta
 
 
 def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
@@ -168,13 +196,14 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     colours, alpha = _objects.cut_out(other, mask, scale)
     oy, ox = _objects.place(rng, alpha.shape, (y1 - y0, x1 - x0))
     effects = _draw_effects(cfg, rng)
+    cam = camera_draw(cfg, [cfg.seed, OBJECTS_TAG, image, crop])
     region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
     at = (slice(before + oy, before + oy + alpha.shape[0]), slice(before + ox, before + ox + alpha.shape[1]))
     layers = {}
     for boost in (True, False):  # the blur sees boosted highlights (--saturate), the sharp image does not
-        background = to_working(region, cfg, effects, boost)
+        background = to_working(region, cfg, effects, boost, cam)
         fore = np.zeros_like(background)
-        fore[at] = to_working(colours, cfg, effects, boost)
+        fore[at] = to_working(colours, cfg, effects, boost, cam)
         layers[boost] = (background, fore)
     matte = np.zeros(region.shape[:2], np.float32)
     matte[at] = alpha
@@ -183,7 +212,10 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     background, fore = (a[before : before + (y1 - y0), before : before + (x1 - x0)] for a in layers[False])
     m = matte[before : before + (y1 - y0), before : before + (x1 - x0), None]
     sharp = background * (1 - m) + fore * m
-    sharp = blur.encode_srgb8(sharp) if cfg.linear or cfg.saturate else blur.to_uint8(sharp)
+    if cam is not None:  # both images in the camera's tone curve
+        sharp = _camera.tone_map(sharp, cam[0])
+    else:
+        sharp = blur.encode_srgb8(sharp) if cfg.linear or cfg.saturate else blur.to_uint8(sharp)
     meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": -1,
             "linear": bool(cfg.linear or cfg.saturate),
             **{f"kernel_{name}": v[0] for name, v in kernel.params().items()}, **effects,
@@ -192,7 +224,9 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
             "object_scale": scale, "object_area": float(alpha.sum()),
             "object_length": float(np.abs(np.diff(own)).sum()),
             "object_kernel": _objects.object_kernel(camera, own, k)}
-    return finish(blurred, cfg, rng, effects), sharp, kernel.psf[0], meta
+    if cam is not None:
+        meta.update(cam[1].meta(), linear=True)
+    return finish(blurred, cfg, rng, effects, cam), sharp, kernel.psf[0], meta
 
 
 def describe_sample(sample: dict, width: int = 100) -> str:

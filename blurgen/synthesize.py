@@ -154,9 +154,6 @@ class SynthConfig:
         if self.objects is not None and (self.kernel_bank is not None or self.shake is not None):
             raise SynthError("--objects draws the camera's trajectory afresh: it cannot be combined with "
                              + ("--kernels" if self.kernel_bank is not None else "--shake"))
-        if self.camera is not None and (self.shake is not None or self.objects is not None):
-            raise SynthError("--camera cannot be combined with " + ("--shake" if self.shake is not None else "--objects")
-                             + " yet: pick one")
         if self.sharp_only:
             blur_options = [name for name, on in (("--kernels", self.kernel_bank is not None), ("--linear", self.linear),
                                                   ("--saturate", self.saturate), ("--noise", self.noise),

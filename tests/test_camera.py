@@ -1,5 +1,6 @@
 """RSBlur's camera pipeline (blurgen/camera.py) and `blurgen synthesize --camera`."""
 import json
+from pathlib import Path
 
 import cv2
 import h5py
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 
 from blurgen import blur, camera, shards
 from blurgen.sources import load_rgb
-from blurgen.synthesize import camera_rng
+from blurgen.synthesize import SynthConfig, camera_rng, synthesize
 from cli import blurgen
 
 from test_synthesize import SMALL, datasets, write_photos
@@ -217,3 +218,69 @@ def assert_same(a: dict, b: dict):
     assert a.keys() == b.keys()
     for key in a:
         assert np.array_equal(a[key], b[key]), key
+
+
+# --- the camera pipeline in the other synthesis modes (issue 10) -----------------------------
+
+
+def _shards(folder):
+    import h5py
+
+    out = {}
+    for path in sorted(Path(folder).glob("shard-*.h5")):
+        with h5py.File(path) as f:
+            for name, ds in f.items():
+                out.setdefault(name, []).append(ds[()])
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def test_non_uniform_shake_develops_through_the_camera(tmp_path):
+    """Issue 10: `--shake nonuniform --camera`: the camera's linear light and saturation before
+    the warps, its raw noise and development after them, its tone curve on both images.  With no
+    rotation the warps are the identity, so the pair is the camera pipeline of an unblurred crop."""
+    from blurgen import modes, shake
+    from test_shake import write_photos as write_shake_photos
+
+    src = write_shake_photos(tmp_path / "src", 2)
+    base = dict(src=src, crop=32, crops_per_image=2, shard_size=10, camera="a7r3")
+    synthesize(SynthConfig(**base, shake=shake.ShakeSpec(max_angle=0.0)), tmp_path / "still", workers=1)
+    data = _shards(tmp_path / "still")
+    for n, (rel, box) in enumerate(zip(data["source"], data["crop_box"])):
+        photo = cv2.cvtColor(cv2.imread(str(src / rel.decode())), cv2.COLOR_BGR2RGB)
+        crop = photo[box[0]:box[2], box[1]:box[3]]
+        cam, draw, rng = modes.camera_draw(SynthConfig(**base), [0, modes.SHAKE_TAG, n // 2, n % 2])
+        # The identity warps average to the crop up to float32 rounding, which the Poisson draw
+        # and the 8-bit rounding turn into a rare difference of one code.
+        expected = camera.develop(camera.working(crop, draw), cam, draw, rng).astype(int)
+        difference = np.abs(data["blurred"][n].astype(int) - expected)
+        assert difference.max() <= 1 and difference.mean() < 0.01
+        np.testing.assert_array_equal(data["sharp"][n], camera.render_sharp(crop, cam))
+        assert data["camera_bayer"][n].decode() == draw.bayer and data["camera_shot"][n] == draw.shot
+    # With rotation: the same crops and trajectories as without the camera (its draws are its own).
+    synthesize(SynthConfig(**base, shake=shake.ShakeSpec(max_angle=2.0)), tmp_path / "cam", workers=1)
+    synthesize(SynthConfig(**{**base, "camera": None}, linear=True, shake=shake.ShakeSpec(max_angle=2.0)),
+               tmp_path / "plain", workers=1)
+    cam, plain = _shards(tmp_path / "cam"), _shards(tmp_path / "plain")
+    np.testing.assert_array_equal(cam["shake_trajectory"], plain["shake_trajectory"])
+    np.testing.assert_array_equal(cam["crop_box"], plain["crop_box"])
+    assert not np.array_equal(cam["blurred"], plain["blurred"])
+
+
+def test_moving_objects_develop_through_the_camera(tmp_path):
+    """Issue 10: `--objects --camera`: the layers in the camera's linear light, its development
+    after the layered blur; the sharp composite in its tone curve.  With the sRGB curve
+    (`a7r3-rsblur`) the sharp image is the --linear mode's, to the rounding of the curve."""
+    from test_objects import SMALL, write_annotations, write_scene_photos
+
+    src = write_scene_photos(tmp_path / "src", 3)
+    ann = write_annotations(tmp_path / "ann.json", src)
+    common = ["synthesize", "--src", src, "--objects", ann, *SMALL, "--crops-per-image", "2", "--workers", "1"]
+    assert run(*common, "--camera", "a7r3-rsblur", "--out", tmp_path / "cam").exit_code == 0
+    assert run(*common, "--camera", "a7r3-rsblur", "--out", tmp_path / "again").exit_code == 0
+    assert run(*common, "--linear", "--out", tmp_path / "lin").exit_code == 0
+    cam, again, lin = _shards(tmp_path / "cam"), _shards(tmp_path / "again"), _shards(tmp_path / "lin")
+    np.testing.assert_array_equal(cam["blurred"], again["blurred"])          # the raw noise too
+    np.testing.assert_array_equal(cam["object_box"], lin["object_box"])      # the same scenes
+    assert np.abs(cam["sharp"].astype(int) - lin["sharp"]).max() <= 1
+    assert not np.array_equal(cam["blurred"], lin["blurred"])
+    assert {"camera_bayer", "camera_shot", "camera_read"} <= set(cam)
