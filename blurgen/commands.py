@@ -310,8 +310,10 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n).")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True, help="Verify the finished shards too and rebuild the bad ones.")
+@click.option("--camera", default=None, metavar="NAME",
+              help="Average in this camera's linear light, then its raw noise and development (docs/camera.md).")
 def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, crop, crops_per_window, full,
-                shard_size, workers, seed, part, overwrite, repair):
+                shard_size, workers, seed, part, overwrite, repair, camera):
     """Average consecutive video frames in linear light into blurred/sharp pairs, as GoPro and REDS (docs/video.md)."""
     from pathlib import Path
 
@@ -324,7 +326,7 @@ def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, 
         raise UserError(f"--frames must look like LO-HI (e.g. 7-13), got {frame_range!r}") from None
     make = lambda: AverageConfig(src=Path(src), frames=frames, interpolate=interpolate, response=response,  # noqa: E731
                                  windows_per_clip=windows_per_clip, crop=crop, crops_per_window=crops_per_window,
-                                 full=full, shard_size=shard_size, seed=seed, part=_parse_part(part))
+                                 full=full, shard_size=shard_size, seed=seed, part=_parse_part(part), camera=camera)
     _run_synthesis(make, average, out, workers, overwrite, repair, "clips")
 
 

@@ -37,7 +37,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from blurgen import blur, files, shards, stopping, synthesize
+from blurgen import blur, camera, files, shards, stopping, synthesize
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, load_rgb
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import ShardTask, Summary, SynthError
@@ -153,7 +153,7 @@ def interpolate_frame(lin0: np.ndarray, lin1: np.ndarray, flow01: np.ndarray, fl
 
 
 def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate: int = 0,
-                   box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+                   box: tuple[int, int, int, int] | None = None, linear=None, encoded: bool = True) -> np.ndarray:
     """The synthetic long exposure of consecutive frames.
 
     frames : N (H, W, 3) uint8 RGB frames, consecutive, N >= 1.
@@ -168,29 +168,35 @@ def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate
         estimated on the whole frames all the same; without interpolation the
         average is per pixel, so only the window is read).
 
+    linear : uint8 frame -> float32 linear light, instead of the response's
+        inverse (``--camera``: the camera's linear light and saturation).
+    encoded : False returns the float32 linear average itself, not re-encoded.
+
     Returns (h, w, 3) uint8 RGB: the window of the blurred image.
     """
     if not frames:
         raise ValueError("average_frames needs at least one frame")
     y0, x0, y1, x1 = box if box is not None else (0, 0, *frames[0].shape[:2])
     lut = linear_table(response)
+    to_linear = (lambda frame: lut[frame]) if linear is None else linear  # noqa: E731
+    finish = (lambda average: encode(average, response)) if encoded else (lambda average: average)  # noqa: E731
     if interpolate <= 0:
         total = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
         for frame in frames:
-            total += lut[frame[y0:y1, x0:x1]]
-        return encode(total * np.float32(1 / len(frames)), response)
+            total += to_linear(frame[y0:y1, x0:x1])
+        return finish(total * np.float32(1 / len(frames)))
     total = np.zeros((*frames[0].shape[:2], 3), np.float32)
-    lin = [lut[frames[0]]]
+    lin = [to_linear(frames[0])]
     total += lin[0]
     for a, b in zip(frames, frames[1:]):
-        lin.append(lut[b])
+        lin.append(to_linear(b))
         flow01, flow10 = optical_flow(a, b), optical_flow(b, a)
         for k in range(1, interpolate + 1):
             total += interpolate_frame(lin[0], lin[1], flow01, flow10, k / (interpolate + 1))
         total += lin[1]
         lin.pop(0)
     count = len(frames) + (len(frames) - 1) * interpolate
-    return encode(total[y0:y1, x0:x1] * np.float32(1 / count), response)
+    return finish(total[y0:y1, x0:x1] * np.float32(1 / count))
 
 
 def odd_counts(frames: tuple[int, int]) -> np.ndarray:
@@ -355,6 +361,9 @@ class AverageConfig:
     crop, crops_per_window : side of the square crops and how many each window gives.
     full : keep whole frames instead of crops.
     shard_size, seed, part, max_pixels : as for ``synthesize``.
+    camera : a camera of ``blurgen.camera.CAMERAS``: the frames averaged in its
+        linear light with its saturation, then its raw noise and development;
+        both images in its tone curve (docs/camera.md).  None: plain averaging.
     """
 
     src: Path
@@ -369,8 +378,16 @@ class AverageConfig:
     seed: int = 0
     part: tuple[int, int] = (0, 1)
     max_pixels: int = MAX_PIXELS
+    camera: str | None = None
 
     def __post_init__(self):
+        if self.camera is not None:
+            try:
+                camera.get_camera(self.camera)
+            except ValueError as exc:
+                raise SynthError(f"--camera: {exc}") from None
+            if parse_response(self.response) != "srgb":
+                raise SynthError("--camera reads the frames as sRGB: leave out --response")
         lo, hi = self.frames
         if not 1 <= lo <= hi:
             raise SynthError(f"--frames must be LO-HI with 1 <= LO <= HI, got {lo}-{hi}")
@@ -413,6 +430,8 @@ class AverageConfig:
         args["src"] = str(Path(self.src).resolve())
         if self.full:
             args["crop"] = args["crops_per_window"] = None
+        if self.camera is None:  # recorded only when on: earlier runs resume as they were
+            del args["camera"]
         return json.loads(json.dumps(args))
 
 
@@ -464,7 +483,7 @@ def clip_samples(clip_index: int, clip: Clip, cfg: AverageConfig, stop: StopFlag
         while pending and windows[pending[0]][2] + windows[pending[0]][1] - 1 <= index:
             w = pending.pop(0)
             stopping.check(stop)
-            samples += _window_samples(clip, w, windows[w], frames, cfg)
+            samples += _window_samples(clip, w, windows[w], frames, cfg, clip_index)
             # Frames no window still needs go: a clip holds at most a few windows' frames.
             keep = min((windows[v][2] for v in pending), default=index + 1)
             for f in [f for f in frames if f < keep]:
@@ -472,16 +491,27 @@ def clip_samples(clip_index: int, clip: Clip, cfg: AverageConfig, stop: StopFlag
     return sorted(samples, key=lambda s: s[2]["window"])
 
 
-def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: AverageConfig) -> list[tuple]:
+def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: AverageConfig,
+                    clip_index: int = 0) -> list[tuple]:
     rng, n, first = window
     stack = [frames[f] for f in range(first, first + n)]
     h, wd = stack[0].shape[:2]
     if not cfg.full and (h < cfg.crop or wd < cfg.crop):
         raise SkipImage("too-small", f"{wd}x{h} frames are smaller than a {cfg.crop} crop")
     middle = first + n // 2
+    linear, cam = None, None
+    if cfg.camera is not None:
+        # One camera setting per window, from a stream of its own: the windows and crops
+        # are those of a run without --camera.
+        from blurgen.synthesize import CAMERA_STREAM
+
+        crng = np.random.default_rng([cfg.seed, clip_index, w, CAMERA_STREAM])
+        cam = camera.get_camera(cfg.camera)
+        draw = camera.draw_parameters(cam, crng)
+        linear = lambda frame: camera.working(frame, draw)  # noqa: E731
     whole = None
     if cfg.full or cfg.interpolate:
-        whole = average_frames(stack, cfg.response, cfg.interpolate)
+        whole = average_frames(stack, cfg.response, cfg.interpolate, linear=linear, encoded=cam is None)
     out = []
     for _c in range(cfg.samples_per_window):
         if cfg.full:
@@ -491,11 +521,17 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
             y0, x0 = int(rng.integers(0, h - cfg.crop + 1)), int(rng.integers(0, wd - cfg.crop + 1))
             y1, x1 = y0 + cfg.crop, x0 + cfg.crop
         # Without interpolation the average is per pixel: the crop alone is averaged.
-        blurred = whole[y0:y1, x0:x1] if whole is not None else average_frames(stack, cfg.response, 0, (y0, x0, y1, x1))
+        blurred = (whole[y0:y1, x0:x1] if whole is not None else
+                   average_frames(stack, cfg.response, 0, (y0, x0, y1, x1), linear=linear, encoded=cam is None))
+        sharp = frames[middle][y0:y1, x0:x1]
         meta = {"source": clip.path, "crop_box": np.array([y0, x0, y1, x1], np.int32), "blur_model": BLUR_MODEL,
                 "window": w, "first_frame": first, "frames": n, "sharp_frame": middle,
                 "interpolate": cfg.interpolate, "response": cfg.response}
-        out.append((np.ascontiguousarray(blurred), np.ascontiguousarray(frames[middle][y0:y1, x0:x1]), meta))
+        if cam is not None:  # the camera's raw noise on the long exposure, both images in its tone curve
+            blurred = camera.develop(blurred, cam, draw, crng)
+            sharp = camera.render_sharp(sharp, cam)
+            meta.update(draw.meta())
+        out.append((np.ascontiguousarray(blurred), np.ascontiguousarray(sharp), meta))
     return out
 
 

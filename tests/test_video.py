@@ -323,3 +323,37 @@ def test_other_arguments_and_synthesize_output_are_refused(tmp_path):
     res = run("average", *args, "--windows-per-clip", 2)
     assert res.exit_code == 2 and "differs in: windows_per_clip" in res.output
     assert run("average", *args, "--windows-per-clip", 2, "--overwrite").exit_code == 0
+
+
+def test_camera_develops_the_long_exposure(tmp_path):
+    """Issue 10: `average --camera NAME`: the frames averaged in the camera's linear light (its
+    saturation boost included), then its raw noise and development; both images in its tone
+    curve.  A static clip's long exposure is its frame, so the pair is the camera pipeline of
+    that frame, unblurred; the windows and crops are those of a run without --camera."""
+    from blurgen import camera
+    from blurgen.synthesize import CAMERA_STREAM
+
+    frame = texture(40, 48, seed=3)
+    src = tmp_path / "src"
+    write_frames(src / "still", [frame] * 20)
+    args = ["average", "--src", src, "--frames", "3-9", "--crop", 24, "--windows-per-clip", 3,
+            "--crops-per-window", 2, "--workers", 1]
+    assert run(*args, "--camera", "a7r3", "--out", tmp_path / "cam").exit_code == 0
+    assert run(*args, "--out", tmp_path / "plain").exit_code == 0
+    cam_samples, plain = samples(tmp_path / "cam"), samples(tmp_path / "plain")
+    cam = camera.get_camera("a7r3")
+    last = None
+    for s, p in zip(cam_samples, plain):
+        assert np.array_equal(s["crop_box"], p["crop_box"]) and s["first_frame"] == p["first_frame"]
+        if s["window"] != last:   # one camera setting per window, its noise drawn crop after crop
+            rng = np.random.default_rng([0, 0, int(s["window"]), CAMERA_STREAM])
+            draw, last = camera.draw_parameters(cam, rng), s["window"]
+        y0, x0, y1, x1 = s["crop_box"]
+        crop = frame[y0:y1, x0:x1]
+        expected = camera.develop(camera.working(crop, draw), cam, draw, rng).astype(int)
+        assert np.abs(s["blurred"].astype(int) - expected).max() <= 1   # float32 sums of N equal frames
+        np.testing.assert_array_equal(s["sharp"], camera.render_sharp(crop, cam))
+        assert s["camera_bayer"] == draw.bayer
+    res = CliRunner().invoke(blurgen, [str(a) for a in [*args, "--camera", "a7r3", "--response", "gamma:2.2",
+                                                         "--out", tmp_path / "bad"]])
+    assert res.exit_code == 2 and "--camera reads the frames as sRGB" in res.output
