@@ -65,6 +65,18 @@ class SynthError(BlurgenError):
     """A problem with the arguments or the folders (one line, for the user)."""
 
 
+def check_run_settings(shard_size: int, seed: int, part: tuple[int, int]) -> None:
+    """SynthError on a shard size, seed or ``--part i/n`` no shard-making run can use
+    (``synthesize``, ``average``)."""
+    if shard_size < 1:
+        raise SynthError(f"--shard-size must be >= 1, got {shard_size}")
+    if seed < 0:
+        raise SynthError(f"--seed must be >= 0, got {seed}")
+    i, n = part
+    if not (n >= 1 and 0 <= i < n):
+        raise SynthError(f"--part must be i/n with 0 <= i < n, got {i}/{n}")
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """What to synthesize.  Everything here decides the output; see ``arguments``.
@@ -130,13 +142,7 @@ class SynthConfig:
             raise SynthError(f"--downscale must be in (0, 1], got {self.downscale}")
         if self.small not in SMALL_POLICIES:
             raise SynthError(f"--small must be one of {', '.join(SMALL_POLICIES)}, got {self.small!r}")
-        if self.shard_size < 1:
-            raise SynthError(f"--shard-size must be >= 1, got {self.shard_size}")
-        if self.seed < 0:
-            raise SynthError(f"--seed must be >= 0, got {self.seed}")
-        i, n = self.part
-        if not (n >= 1 and 0 <= i < n):
-            raise SynthError(f"--part must be i/n with 0 <= i < n, got {i}/{n}")
+        check_run_settings(self.shard_size, self.seed, self.part)
         if self.jpeg_quality is not None:
             lo, hi = self.jpeg_quality
             if not 1 <= lo <= hi <= 100:

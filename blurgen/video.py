@@ -402,13 +402,7 @@ class AverageConfig:
             raise SynthError(f"--crop must be >= 4, got {self.crop}")
         if self.crops_per_window < 1:
             raise SynthError(f"--crops-per-window must be >= 1, got {self.crops_per_window}")
-        if self.shard_size < 1:
-            raise SynthError(f"--shard-size must be >= 1, got {self.shard_size}")
-        if self.seed < 0:
-            raise SynthError(f"--seed must be >= 0, got {self.seed}")
-        i, n = self.part
-        if not (n >= 1 and 0 <= i < n):
-            raise SynthError(f"--part must be i/n with 0 <= i < n, got {i}/{n}")
+        synthesize.check_run_settings(self.shard_size, self.seed, self.part)
 
     @property
     def samples_per_window(self) -> int:

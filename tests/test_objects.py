@@ -3,10 +3,10 @@ import json
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_synthesize import datasets
 
 from blurgen import objects
 from blurgen.blur import convolve_valid
@@ -184,15 +184,6 @@ def write_annotations(path: Path, folder: Path) -> Path:
     }
     path.write_text(json.dumps(data))
     return path
-
-
-def datasets(folder: Path) -> dict:
-    out = {}
-    for path in sorted(folder.glob("shard-*.h5")):
-        with h5py.File(path) as f:
-            for name, ds in f.items():
-                out[(path.name, name)] = ds[()]
-    return out
 
 
 SMALL = ["--kernel-size", "15", "--iters", "200", "--max-len", "10", "--crop", "48", "--object-len", "12"]

@@ -3,10 +3,10 @@ import math
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_synthesize import datasets
 
 from blurgen import modes, shake
 from blurgen.synthesize import SynthConfig, synthesize
@@ -24,15 +24,6 @@ def write_photos(folder: Path, n: int, size=(90, 110), seed=0) -> Path:
         small = rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
         cv2.imwrite(str(folder / f"img{i:03d}.png"), cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC))
     return folder
-
-
-def datasets(folder: Path) -> dict:
-    out = {}
-    for path in sorted(folder.glob("shard-*.h5")):
-        with h5py.File(path) as f:
-            for name, ds in f.items():
-                out[(path.name, name)] = ds[()]
-    return out
 
 
 def roll_poses(theta: float, n: int, K: np.ndarray) -> np.ndarray:

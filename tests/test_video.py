@@ -3,10 +3,10 @@ import json
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_synthesize import datasets
 
 from blurgen import shards, video
 from blurgen.stopping import Interrupted, StopFlag
@@ -54,15 +54,6 @@ def samples(folder: Path) -> list[dict]:
     for info in shards.find_shards(folder):
         with shards.ShardReader(info.path) as r:
             out += [r.read_sample(i) for i in range(len(r))]
-    return out
-
-
-def datasets(folder: Path) -> dict:
-    out = {}
-    for path in sorted(folder.glob("shard-*.h5")):
-        with h5py.File(path) as f:
-            for name, ds in f.items():
-                out[(path.name, name)] = ds[()]
     return out
 
 

@@ -5,9 +5,9 @@ import zipfile
 from pathlib import Path
 
 import cv2
-import h5py
 import numpy as np
 from click.testing import CliRunner
+from test_synthesize import datasets
 
 from blurgen.sources import FolderSource, ZipSource, open_source
 from cli import blurgen
@@ -39,15 +39,6 @@ def zip_folder(folder: Path, path: Path, top: str = "", method=zipfile.ZIP_DEFLA
                 z.write(file, f"{top}{file.relative_to(folder).as_posix()}")
         z.writestr("__MACOSX/._img0.png", b"resource fork")
     return path
-
-
-def datasets(folder: Path) -> dict:
-    out = {}
-    for path in sorted(folder.glob("shard-*.h5")):
-        with h5py.File(path) as f:
-            for name, ds in f.items():
-                out[(path.name, name)] = ds[()]
-    return out
 
 
 def assert_same(a: dict, b: dict) -> None:
