@@ -376,8 +376,8 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
         for bar in bars:
             bar.close()
     done = summary.shards_built + summary.shards_done_before
-    click.echo(f"{out}: {summary.samples:,} pairs in {done} shards ({megabytes(summary.bytes)}) "
-               f"from {summary.images:,} {inputs}; built {summary.shards_built} shards now"
+    click.echo(f"{out}: {plural(summary.samples, 'pair')} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
+               f"from {summary.images:,} {inputs}; built {plural(summary.shards_built, 'shard')} now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
         click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
