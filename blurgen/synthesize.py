@@ -907,16 +907,24 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
     if append and cfg.part[1] > 1:
         raise SynthError("--append adds to a whole run, not to a --part of one")
     make_output_folder(out)
-    manifest_file = output_names(cfg.part)[0]
-    i, n = cfg.part
+    return locked_run(out, cfg.part, overwrite,
+                      lambda: _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop,
+                                                 repair, append, space_check, on_plan))
+
+
+def locked_run(out: Path, part: tuple[int, int], overwrite: bool, run: Callable[[], Summary]) -> Summary:
+    """``run()`` holding the lock of this part's manifest in ``out`` (``synthesize`` and
+    ``average``): another run on the same part, or ``overwrite`` while another part runs, is a
+    SynthError, and so is a full disk (finished shards are kept)."""
+    manifest_file = output_names(part)[0]
+    i, n = part
     try:
         with files.exclusive_lock(out / manifest_file, what=f"{out}" + (f" (part {i}/{n})" if n > 1 else "")):
             if overwrite:  # may delete the files of the whole run or of the parts: none may be running
                 for other in [shards.MANIFEST, *shards.part_manifests(out).values()]:
                     if other != manifest_file:
                         files.check_unlocked(out / other, what=f"{out} ({other})")
-            return _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop, repair,
-                                      append, space_check, on_plan)
+            return run()
     except files.Busy as exc:
         raise SynthError(str(exc)) from None
     except OSError as exc:

@@ -601,22 +601,9 @@ def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwr
         raise SynthError(f"{src}: no videos ({', '.join(e.lstrip('.') for e in VIDEO_EXTENSIONS[:6])}, …) "
                          f"and no folders of frames ({', '.join(e.lstrip('.') for e in EXTENSIONS)})")
     synthesize.make_output_folder(out)
-    manifest_file = synthesize.output_names(cfg.part)[0]
-    i, n = cfg.part
-    try:
-        with files.exclusive_lock(out / manifest_file, what=f"{out}" + (f" (part {i}/{n})" if n > 1 else "")):
-            if overwrite:
-                for other in [shards.MANIFEST, *shards.part_manifests(out).values()]:
-                    if other != manifest_file:
-                        files.check_unlocked(out / other, what=f"{out} ({other})")
-            return _average_locked(cfg, out, clips, workers, overwrite, progress, on_start, stop, repair)
-    except files.Busy as exc:
-        raise SynthError(str(exc)) from None
-    except OSError as exc:
-        if not files.no_room(exc):
-            raise
-        raise SynthError(f"{out}: could not write ({files.describe_os_error(exc)}); finished shards are kept: "
-                         "free some space and run the same command again to resume") from None
+    return synthesize.locked_run(out, cfg.part, overwrite,
+                                 lambda: _average_locked(cfg, out, clips, workers, overwrite, progress, on_start,
+                                                         stop, repair))
 
 
 def _average_locked(cfg: AverageConfig, out: Path, clips: list[Clip], workers: int, overwrite: bool,
