@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_shake import write_photos
 from test_synthesize import datasets
 
 from blurgen import objects
@@ -153,12 +154,8 @@ def test_an_object_on_a_flat_background_follows_the_closed_form_and_keeps_its_ar
 
 
 def write_scene_photos(folder: Path, n: int, size=(96, 112), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        small = rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
-        cv2.imwrite(str(folder / f"img{i:03d}.png"), cv2.resize(small, (size[1], size[0]), interpolation=cv2.INTER_CUBIC))
-    return folder
+    """Smooth random photos of the size the annotations below describe."""
+    return write_photos(folder, n, size, seed)
 
 
 def write_annotations(path: Path, folder: Path) -> Path:
