@@ -132,7 +132,7 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
     generator, _ = load_generator(out / "last.pt", torch.device("cpu"))
     rows, _ = score_pairs(generator, val_pairs(data_cfg))
     settings = {k: v for k, v in dataclasses.asdict(train_cfg).items()
-                if k in ("init", "lr", "dropout", "ngf", "n_blocks", "adversarial_weight", "content_weight",
+                if k in ("init", "lr", "dropout", "ngf", "n_blocks", "skips", "adversarial_weight", "content_weight",
                          "gradient_penalty", "critic_steps", "content_loss")}
     settings.update(crop=data_cfg.crop, batch_size=data_cfg.batch_size)
     if data_cfg.online:

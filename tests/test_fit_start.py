@@ -123,6 +123,12 @@ def test_init_from_other_architecture_and_resume_to_more_steps_are_one_line(tmp_
     assert "generator has another architecture: --ngf 16 (this run: 8)" in other.stderr
     assert not (tmp_path / "wide" / "last.pt").exists()
 
+    # --skips changes what the generator computes, not a weight's shape: load_state_dict would take it.
+    unskipped = runner.invoke(cli.trainer, fit_args(tmp_path / "plain", gopro, 2, "--preset", "tiny", "--no-skips",
+                                                    "--init-from", str(finished_run / "last.pt")))
+    assert unskipped.exit_code == 2 and unskipped.stderr.count("\n") == 1, unskipped.output
+    assert "generator has another architecture: --skips True (this run: False)" in unskipped.stderr
+
     longer = runner.invoke(cli.trainer, ["fit", "--out", str(finished_run), "--resume", "--steps", "4"])
     assert longer.exit_code == 2 and longer.stderr.count("\n") == 1
     assert f"--init-from {finished_run / 'last.pt'} --out NEW_RUN" in longer.stderr

@@ -145,3 +145,39 @@ def test_identity_start_learns_from_its_first_steps():
 def test_unknown_init_is_refused():
     with pytest.raises(ValueError, match="paper, identity"):
         Generator(ngf=8, n_blocks=1, init="zeros")
+
+
+def skipped_forward(g: Generator, x: torch.Tensor) -> torch.Tensor:
+    """The U-Net forward written out stage by stage, the reference for ``skips=True``."""
+    b = list(g.body)
+    full = nn.Sequential(*b[:4])(x)                  # pad, 7x7 conv, norm, ReLU: ngf at full resolution
+    half = nn.Sequential(*b[4:7])(full)              # stride-2 conv: 2 ngf at 1/2
+    quarter = nn.Sequential(*b[7:10])(half)          # stride-2 conv: 4 ngf at 1/4
+    blocks = [m for m in b if isinstance(m, ResBlock)]
+    y = nn.Sequential(*blocks)(quarter)
+    up = 10 + len(blocks)
+    y = nn.Sequential(*b[up:up + 3])(y) + half       # transposed conv to 1/2, plus the encoder's 1/2
+    y = nn.Sequential(*b[up + 3:up + 6])(y) + full   # transposed conv to full, plus the encoder's full
+    y = nn.Sequential(*b[up + 6:])(y)                # pad, 7x7 conv to 3, tanh
+    return torch.clamp(x + y, -1, 1)
+
+
+@pytest.mark.parametrize("norm", ["instance", "none"])
+def test_skips_add_the_encoders_features_to_the_decoders(norm):
+    torch.manual_seed(0)
+    g = Generator(ngf=8, n_blocks=3, dropout=0, norm=norm, skips=True).eval()
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    with torch.no_grad():
+        expected = skipped_forward(g, x)
+        assert torch.allclose(g(x), expected, atol=1e-6)
+        # The skips change the function, not the weights: the same state dict, another output.
+        plain = Generator(ngf=8, n_blocks=3, dropout=0, norm=norm, skips=False).eval()
+        plain.load_state_dict(g.state_dict())
+        assert (plain(x) - expected).abs().max() > 1e-3
+
+
+def test_identity_start_with_skips_returns_its_input_exactly():
+    torch.manual_seed(0)
+    g = Generator(ngf=8, n_blocks=2, dropout=0, init="identity", norm="none", skips=True)
+    x = torch.rand(2, 3, 32, 40) * 2 - 1
+    assert torch.equal(g(x), x)

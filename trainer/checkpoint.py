@@ -182,12 +182,12 @@ def generator_state(*, step: int, generator: nn.Module, config: dict, scores: di
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """(Generator in eval mode on ``device``, checkpoint dict) from either kind of checkpoint."""
-    from trainer.config import train_config_from
+    from trainer.config import generator_settings, train_config_from
     from trainer.models import Generator
 
     state = load(path)
     cfg = train_config_from(state.get("config", {}))
-    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, norm=cfg.norm)
+    generator = Generator(**generator_settings(cfg))
     try:
         generator.load_state_dict(state["generator"])
     except (KeyError, RuntimeError) as e:

@@ -97,6 +97,9 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--dropout", type=float, default=None, help="Dropout in the ResBlocks.  [default: 0.5; tiny 0]")
 @click.option("--norm", type=click.Choice(["instance", "none"]), default=None,
               help="Generator normalisation (none: He init, no InstanceNorm).  [default: instance; tiny none]")
+@click.option("--skips/--no-skips", default=None,
+              help="U-Net skips: the encoder's full- and half-resolution features added to the decoder's "
+                   "(not in the paper; docs/training.md).  [default: off; tiny on]")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
               help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (also before every validation).  [default: 1000]")

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
-from trainer.config import TrainConfig, train_config_from
+from trainer.config import TrainConfig, generator_settings, train_config_from
 from trainer.curves import sparkline
 from trainer.data import DataConfig, epoch_length, train_batches, training_sources, val_pairs
 from trainer.evaluate import evaluate
@@ -124,8 +124,7 @@ def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *
     does not do the double backward of the gradient penalty), ``ddp``
     (DistributedDataParallel around both networks; process group already up).
     """
-    generator = Generator(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, init=cfg.init,
-                          norm=cfg.norm).to(device)
+    generator = Generator(**generator_settings(cfg), init=cfg.init).to(device)
     critic = Critic(ndf=cfg.ndf, n_layers=cfg.critic_layers).to(device)
     content_loss = content_loss.to(device)
     if channels_last:

@@ -19,8 +19,11 @@ from trainer import checkpoint
 from trainer.checkpoint import CheckpointError
 
 # Settings that decide the shapes of the weights (TrainConfig fields).
-ARCHITECTURE = {"generator": ("ngf", "n_blocks", "norm"), "critic": ("ndf", "critic_layers")}
-FLAGS = {"ngf": "--ngf", "n_blocks": "--blocks", "norm": "--norm", "ndf": "--ndf", "critic_layers": "critic layers"}
+# Some differ without changing a weight's shape (--norm, --skips), so they are compared
+# as settings, not left to load_state_dict.
+ARCHITECTURE = {"generator": ("ngf", "n_blocks", "norm", "skips"), "critic": ("ndf", "critic_layers")}
+FLAGS = {"ngf": "--ngf", "n_blocks": "--blocks", "norm": "--norm", "skips": "--skips", "ndf": "--ndf",
+         "critic_layers": "critic layers"}
 
 
 def load_initial_weights(path: str | os.PathLike, generator: nn.Module, critic: nn.Module, cfg) -> str:
@@ -40,11 +43,13 @@ def load_initial_weights(path: str | os.PathLike, generator: nn.Module, critic: 
     for name, module in (("generator", generator), ("critic", critic)):
         if name not in state:
             continue
+        differ = [f"{FLAGS[k]} {getattr(theirs, k)} (this run: {getattr(cfg, k)})"
+                  for k in ARCHITECTURE[name] if getattr(theirs, k) != getattr(cfg, k)]
         try:
+            if differ:
+                raise RuntimeError(", ".join(differ))
             module.load_state_dict(state[name])
         except RuntimeError as exc:
-            differ = [f"{FLAGS[k]} {getattr(theirs, k)} (this run: {getattr(cfg, k)})"
-                      for k in ARCHITECTURE[name] if getattr(theirs, k) != getattr(cfg, k)]
             detail = ", ".join(differ) or str(exc).strip().splitlines()[0]
             raise CheckpointError(f"{path}: its {name} has another architecture: {detail}; "
                                   "give the same network settings (or --preset) as that run") from None
