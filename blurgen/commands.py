@@ -199,99 +199,54 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                    seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera, small, append,
                    no_space_check, sharp_only):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
-    import sys
     from pathlib import Path
 
     from blurgen.kernels import KernelSpec, default_max_len
     from blurgen.objects import ObjectSpec
-    from blurgen.progress import progress_bar
     from blurgen.shake import ShakeSpec
-    from blurgen.stopping import stop_on_signals
-    from blurgen.synthesize import (
-        UPSCALE_INTERPOLATION,
-        SynthConfig,
-        SynthError,
-        available_cores,
-        output_names,
-        synthesize,
-    )
+    from blurgen.synthesize import UPSCALE_INTERPOLATION, SynthConfig, synthesize
 
-    workers = available_cores() if workers is None else workers
-    if workers < 1:
-        raise UserError(f"--workers must be >= 1, got {workers}")
-    if repair and overwrite:
-        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
     if append and overwrite:
         raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
-    try:
-        if bank:
-            warn_ignored(["kernel_size", "iters", "max_len", "expl", "fraction"],
-                          "with --kernels (the bank's kernels are used as they are)")
-        if max_len is None:
-            max_len = default_max_len(kernel_size)
-        spec = KernelSpec(size=kernel_size, iters=iters, max_len=max_len, expl=expl, fraction=fraction)
-        cfg = SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
-                          shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
-                          kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
-                          saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
-                          shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
-                          objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
-                                             max_len=object_len) if objects_json else None,
-                          sharp_only=sharp_only)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    bars = []  # made once the work is planned, so that errors come before any bar
+    if bank:
+        warn_ignored(["kernel_size", "iters", "max_len", "expl", "fraction"],
+                     "with --kernels (the bank's kernels are used as they are)")
 
-    def start(n):
-        bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
-
-    def advance(made, dropped):
-        _advance(bars[0], made, dropped)
+    def make():
+        spec = KernelSpec(size=kernel_size, iters=iters, fraction=fraction, expl=expl,
+                          max_len=default_max_len(kernel_size) if max_len is None else max_len)
+        return SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
+                           shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
+                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
+                           saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
+                           shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
+                           objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
+                                              max_len=object_len) if objects_json else None,
+                           sharp_only=sharp_only)
 
     def plan(pairs, size, free):
         if pairs:
             click.echo(f"planned: {pairs:,} pairs, about {megabytes(size)} on disk (an estimate: pixels are stored "
                        f"uncompressed; fewer if photos are skipped); {megabytes(free)} free", err=True)
 
-    try:
-        with stop_on_signals() as stop:
-            summary = synthesize(cfg, out, workers=workers, overwrite=overwrite, progress=advance, on_start=start,
-                                 stop=stop, repair=repair, append=append, space_check=not no_space_check,
-                                 on_plan=plan)
-    except SynthError as exc:
-        raise UserError(str(exc)) from None
-    except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
-        for bar in bars:
-            bar.close()
-        interrupted(exc, "finished shards are kept; run the same command again to resume")
-    finally:
-        for bar in bars:
-            bar.close()
-    done = summary.shards_built + summary.shards_done_before
-    if summary.appended == 0:
-        click.echo(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
-    elif summary.appended:
-        click.echo(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are untouched")
-    click.echo(f"{out}: {plural(summary.samples, 'sharp image' if sharp_only else 'pair')} in {plural(done, 'shard')} "
-               f"({megabytes(summary.bytes)}) from {plural(summary.images, 'image')}; "
-               f"built {plural(summary.shards_built, 'shard')} now"
-               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
-    if summary.shards_redone:
-        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
-                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
-                      "(were the photos or the bank changed in place?)" if summary.repair_differs else
-                      "; identical to the originals"))
-    if summary.skipped:
-        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
-        report = Path(out) / output_names(cfg.part)[1]
-        click.echo(f"skipped {sum(summary.skipped.values())} images ({reasons}); see {report}"
-                   + ("; --small upscale keeps the too-small ones" if summary.skipped.get("too-small") else ""))
-    if summary.upscaled:
-        click.echo(f"upscaled {summary.upscaled} photos smaller than a crop ({UPSCALE_INTERPOLATION}; "
-                   "each sample records its factor in `upscale`)")
-    if summary.shards_built and summary.seconds > 0:
-        built = bars[0].n
-        click.echo(f"{built / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+    def notes(summary) -> list[str]:
+        lines = []
+        if summary.appended == 0:
+            lines.append(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
+        elif summary.appended:
+            lines.append(f"--append: {summary.appended:,} new photos go into new shards; the earlier shards are "
+                         "untouched")
+        return lines
+
+    def more_notes(summary) -> list[str]:
+        return [f"upscaled {summary.upscaled} photos smaller than a crop ({UPSCALE_INTERPOLATION}; "
+                "each sample records its factor in `upscale`)"] if summary.upscaled else []
+
+    _run_synthesis(make, synthesize, out, workers, overwrite, repair, "image",
+                   sample="sharp image" if sharp_only else "pair", changed="the photos or the bank",
+                   skip_hints={"too-small": "--small upscale keeps the too-small ones"},
+                   options=dict(append=append, space_check=not no_space_check, on_plan=plan),
+                   before=notes, after=more_notes)
 
 
 @blurgen.command("average")
@@ -327,7 +282,7 @@ def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, 
     make = lambda: AverageConfig(src=Path(src), frames=frames, interpolate=interpolate, response=response,  # noqa: E731
                                  windows_per_clip=windows_per_clip, crop=crop, crops_per_window=crops_per_window,
                                  full=full, shard_size=shard_size, seed=seed, part=_parse_part(part), camera=camera)
-    _run_synthesis(make, average, out, workers, overwrite, repair, "clips")
+    _run_synthesis(make, average, out, workers, overwrite, repair, "clip", changed="the clips")
 
 
 def _advance(bar, made: int, dropped: int) -> None:
@@ -338,9 +293,16 @@ def _advance(bar, made: int, dropped: int) -> None:
         bar.refresh()
 
 
-def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: str) -> None:
-    """A shard-making run of ``run(cfg, out, ...)`` (blurgen.video.average): progress bar,
-    one-line errors, Ctrl-C, and the summary lines."""
+def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: str, *, sample: str = "pair",
+                   changed: str, skip_hints: dict[str, str] | None = None, options: dict | None = None,
+                   before=None, after=None) -> None:
+    """A shard-making run of ``run(cfg, out, ...)`` (``blurgen.synthesize.synthesize``,
+    ``blurgen.video.average``): the option checks, the progress bar, one-line errors,
+    Ctrl-C, and the summary lines.  ``make_config()`` makes the config (a ValueError
+    is the user's); ``inputs``/``sample`` name what is read and written ("image",
+    "pair"); ``skip_hints`` add a hint to the skipped line for a reason (e.g.
+    "too-small"); ``options`` go to ``run``; ``before(summary)``/``after(summary)``
+    give the command's own lines, printed before and after the summary's."""
     import sys
     from pathlib import Path
 
@@ -357,36 +319,42 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
         cfg = make_config()
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    bars = []
+    bars = []  # made once the work is planned, so that errors come before any bar
 
     def start(n):
         bars.append(progress_bar(total=n, unit="pair", desc="pairs", file=sys.stderr, smoothing=0.1))
 
     try:
         with stop_on_signals() as stop:
-            summary = run(cfg, out, workers=workers, overwrite=overwrite, progress=lambda made, dropped: _advance(bars[0], made, dropped),
-                          on_start=start, stop=stop, repair=repair)
+            summary = run(cfg, out, workers=workers, overwrite=overwrite, on_start=start, stop=stop, repair=repair,
+                          progress=lambda made, dropped: _advance(bars[0], made, dropped), **(options or {}))
     except SynthError as exc:
         raise UserError(str(exc)) from None
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
         for bar in bars:
             bar.close()
         interrupted(exc, "finished shards are kept; run the same command again to resume")
     finally:
         for bar in bars:
             bar.close()
+    for line in before(summary) if before else []:
+        click.echo(line)
     done = summary.shards_built + summary.shards_done_before
-    click.echo(f"{out}: {plural(summary.samples, 'pair')} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
-               f"from {summary.images:,} {inputs}; built {plural(summary.shards_built, 'shard')} now"
+    click.echo(f"{out}: {plural(summary.samples, sample)} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
+               f"from {plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
         click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
-                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum"
-                      if summary.repair_differs else "; identical to the originals"))
+                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
+                      f"(were {changed} changed in place?)" if summary.repair_differs else
+                      "; identical to the originals"))
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
-        click.echo(f"skipped {sum(summary.skipped.values())} {inputs} ({reasons}); "
-                   f"see {Path(out) / output_names(cfg.part)[1]}")
+        hints = [hint for reason, hint in (skip_hints or {}).items() if summary.skipped.get(reason)]
+        click.echo(f"skipped {plural(sum(summary.skipped.values()), inputs)} ({reasons}); "
+                   f"see {Path(out) / output_names(cfg.part)[1]}" + "".join(f"; {hint}" for hint in hints))
+    for line in after(summary) if after else []:
+        click.echo(line)
     if summary.shards_built and summary.seconds > 0:
         click.echo(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
 

@@ -152,7 +152,7 @@ def test_small_photos_are_skipped_by_default_and_counted(tmp_path):
     out = tmp_path / "out"
     res = run("synthesize", "--src", src, "--out", out, *SMALL)
     assert res.exit_code == 0, res.output
-    assert "skipped 1 images (too-small 1)" in res.output and "--small upscale" in res.output
+    assert "skipped 1 image (too-small 1)" in res.output and "--small upscale" in res.output
     with shards.ShardReader(out / "shard-00000.h5") as r:
         assert len(r) == 1 and "upscale" not in r.fields()
     args = json.loads((out / "manifest.json").read_text())["arguments"]
