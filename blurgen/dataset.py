@@ -86,9 +86,7 @@ class PairDataset(Dataset):
         self.offsets = shards.sample_offsets(self.infos)
         # (H, W) of the crops of each crops-layout shard; None: whole images of their own sizes.
         self._shapes: list[np.ndarray | None] = [self._check(info) for info in self.infos]
-        self._readers: dict[int, shards.ShardReader] = {}
-        self._pid = os.getpid()
-        self._inherited: list = []
+        self.readers = shards.ShardReaders([info.path for info in self.infos], verify=self.verify)
 
     def _check(self, info: shards.ShardInfo) -> np.ndarray | None:
         """Open one shard, check it against its manifest entry and ``crop``, close it;
@@ -137,18 +135,7 @@ class PairDataset(Dataset):
         sizes = self._shapes[k]
         if sizes is not None:
             return int(sizes[local, 0]), int(sizes[local, 1])
-        return self._reader(k).image_shape(local)
-
-    def _reader(self, k: int) -> shards.ShardReader:
-        if os.getpid() != self._pid:
-            # A forked worker: the handles it inherited belong to the parent.  They are
-            # kept referenced, never used or closed here (closing would run HDF5's
-            # clean-up on the parent's state), and this process opens its own.
-            self._inherited.append(self._readers)
-            self._readers, self._pid = {}, os.getpid()
-        if k not in self._readers:
-            self._readers[k] = shards.ShardReader(self.infos[k].path, verify=self.verify)
-        return self._readers[k]
+        return self.readers[k].image_shape(local)
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(blurred, sharp) of item ``index`` as uint8 (H, W, 3) RGB arrays, cropped and flipped."""
@@ -156,7 +143,7 @@ class PairDataset(Dataset):
             index += len(self)
         box, hflip, vflip = self.draw(index)
         k, local = shards.locate_sample(self.offsets, index)
-        blurred, sharp = self._reader(k).read_pair(local, box=box)
+        blurred, sharp = self.readers[k].read_pair(local, box=box)
         if hflip:
             blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
         if vflip:
@@ -171,15 +158,7 @@ class PairDataset(Dataset):
 
     def close(self) -> None:
         """Close the HDF5 files this process opened (they reopen on the next read)."""
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
-
-    def __getstate__(self):
-        # Never carry an HDF5 handle into another process.
-        state = self.__dict__.copy()
-        state["_readers"], state["_inherited"] = {}, []
-        return state
+        self.readers.close()
 
 
 def to_unit_tensor(image: np.ndarray) -> torch.Tensor:

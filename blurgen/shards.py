@@ -878,6 +878,52 @@ class ShardReader:
             self._raw = self._hashed = self._sharp_only = False
 
 
+class ShardReaders:
+    """One process's open :class:`ShardReader` s of a list of shards, opened on first use.
+
+    ``readers[k]`` is the reader of ``paths[k]``.  A dataset keeps one of these
+    and DataLoader workers copy it: pickled, it carries no reader (h5py handles
+    do not travel); forked, a worker finds its parent's readers, keeps them
+    referenced but never uses or closes them (closing would run HDF5's clean-up
+    on the parent's state) and opens its own.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike], verify: bool = True):
+        self.paths = [Path(p) for p in paths]
+        self.verify = bool(verify)
+        self._open: dict[int, ShardReader] = {}
+        self._pid = os.getpid()
+        self._inherited: list = []
+
+    def __getitem__(self, k: int) -> ShardReader:
+        if os.getpid() != self._pid:
+            self._inherited.append(self._open)
+            self._open, self._pid = {}, os.getpid()
+        if k not in self._open:
+            self._open[k] = ShardReader(self.paths[k], verify=self.verify)
+        return self._open[k]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def opened(self) -> list[int]:
+        """Shard numbers this process has opened."""
+        return sorted(self._open) if os.getpid() == self._pid else []
+
+    def close(self) -> None:
+        """Close what this process opened (they reopen on the next read)."""
+        if os.getpid() == self._pid:
+            for reader in self._open.values():
+                reader.close()
+        self._open.clear()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_open"], state["_inherited"] = {}, []
+        return state
+
+
 def _as_pair_columns(hashes: np.ndarray) -> np.ndarray:
     """(N, 2) hashes (blurred, sharp) as stored, or a sharp-only shard's (N, 1)
     with a column of zeros in front (never compared: no blurred image is read)."""

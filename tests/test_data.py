@@ -210,7 +210,7 @@ def test_two_workers_match_in_process_reading(shards, gopro):
     dataset = build_dataset(cfg)
     dataset.draw(0), dataset[0], dataset[1]  # opens shard files in this process
     clone = pickle.loads(pickle.dumps(dataset))  # h5py handles cannot pickle: proves none travel
-    assert clone.sources[SYNTHETIC]._readers == {}
+    assert dataset.sources[SYNTHETIC].readers.opened and clone.sources[SYNTHETIC].readers.opened == []
     expected = _take(train_batches(cfg, start=3), 12)
     # Idle OpenCV pool threads in the parent at fork time once hung workers
     # that touched OpenCV's thread settings.

@@ -303,7 +303,7 @@ class ShardSource:
         self.verify = verify
         self.paths = [Path(s.path) for s in shards]
         self.offsets = _shards().sample_offsets(shards)
-        self._readers: dict = {}  # shard number -> open reader, this process only
+        self.readers = _shards().ShardReaders(self.paths, verify=verify)
         self._crop_shapes: dict = {}  # shard number -> (H, W) of every sample, crops layout
 
     def __len__(self) -> int:
@@ -314,9 +314,7 @@ class ShardSource:
         return _shards().locate_sample(self.offsets, i)
 
     def _reader(self, k: int, local: int):
-        if k not in self._readers:
-            self._readers[k] = _shards().ShardReader(self.paths[k], verify=self.verify)
-        reader = self._readers[k]
+        reader = self.readers[k]
         count = int(self.offsets[k + 1] - self.offsets[k])
         if local >= len(reader):  # a manifest that lists more samples than the shard holds
             raise DataError(f"{self.paths[k]}: the manifest lists {count} samples, the shard holds {len(reader)}")
@@ -359,15 +357,7 @@ class ShardSource:
             raise _shard_problem(self.name(i), exc) from None
 
     def close(self) -> None:
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
-
-    def __getstate__(self):
-        # Never carry an HDF5 handle into another process.
-        state = self.__dict__.copy()
-        state["_readers"] = {}
-        return state
+        self.readers.close()
 
 
 class GoProSource:
