@@ -127,7 +127,9 @@ class Generator(nn.Module):
             decoder.append(len(layers) - 1)
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, kernel_size=7), nn.Tanh()]
         self.body = nn.Sequential(*layers)
-        self._skip_pairs = dict(zip(encoder, reversed(decoder)))   # encoder ReLU -> decoder ReLU
+        # Plain ints, so that TorchScript (trainer export) compiles the forward.
+        self._full_from, self._half_from = encoder
+        self._half_to, self._full_to = decoder
         init_weights(self)
         if norm == "none":
             # N(0, 0.02) is only safe behind a norm: without one the signal
@@ -152,14 +154,17 @@ class Generator(nn.Module):
         # DeblurGAN train faster and generalise better (paper, section 3.2).
         if not self.skips:
             return torch.clamp(blurred + self.body(blurred), -1.0, 1.0)
-        x, saved = blurred, {}
-        targets = set(self._skip_pairs.values())
+        x = full = half = blurred
         for index, layer in enumerate(self.body):
             x = layer(x)
-            if index in self._skip_pairs:
-                saved[self._skip_pairs[index]] = x
-            elif index in targets:
-                x = x + saved.pop(index)
+            if index == self._full_from:
+                full = x
+            elif index == self._half_from:
+                half = x
+            elif index == self._half_to:
+                x = x + half
+            elif index == self._full_to:
+                x = x + full
         return torch.clamp(blurred + x, -1.0, 1.0)
 
 
