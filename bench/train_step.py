@@ -11,6 +11,12 @@ conv3_3 perceptual loss), batch 1, 256x256 crops, the real
 
     python bench/train_step.py                    # CUDA if available, else CPU
     python bench/train_step.py --device cpu --threads 1
+    python bench/train_step.py --tiny --device cpu   # the tiny preset, U-Net skips on and off
+
+``--tiny`` times the tiny preset's step instead (1 critic + 1 generator step,
+batch 6 of 80x80, the capped PSNR loss), fp32 eager, with its U-Net skips
+(``--skips``) and without, the two interleaved run by run so that a change in
+the machine's speed hits both; it prints the median of each and their ratio.
 
 Prints the median seconds per step of each, and their ratio.  The VGG has
 random weights (speed does not depend on them).  On a CPU without native
@@ -29,8 +35,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainer.config import TrainConfig  # noqa: E402
-from trainer.losses import PerceptualLoss, vgg19_to_conv3_3  # noqa: E402
+from trainer.config import TrainConfig, make_configs  # noqa: E402
+from trainer.losses import PerceptualLoss, make_content_loss, vgg19_to_conv3_3  # noqa: E402
 from trainer.loop import build_gan, train_step  # noqa: E402
 
 
@@ -60,6 +66,44 @@ def time_steps(device: torch.device, optimised: bool, steps: int, warmup: int, s
     return times
 
 
+def time_tiny(device: torch.device, skips: bool, steps: int, warmup: int) -> list[float]:
+    """Seconds of each of ``steps`` tiny-preset training steps (after ``warmup``), fp32 eager."""
+    cfg, data_cfg = make_configs("tiny", dict(skips=skips))
+    torch.manual_seed(0)
+    gan = build_gan(cfg, device, make_content_loss(cfg.content_loss))
+    g = torch.Generator().manual_seed(1)
+    shape = (data_cfg.batch_size, 3, data_cfg.crop, data_cfg.crop)
+    blurred, sharp = (gan.to_device(torch.rand(shape, generator=g) * 2 - 1) for _ in range(2))
+    times = []
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        float(train_step(gan, blurred, sharp, cfg)["generator_loss"])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def main_tiny(device: torch.device, rounds: int, steps: int, warmup: int) -> int:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+    cfg, data_cfg = make_configs("tiny")
+    print(f"tiny-preset training step ({cfg.critic_steps} critic + 1 generator), batch {data_cfg.batch_size}, "
+          f"{data_cfg.crop}x{data_cfg.crop}, fp32 eager; {name}; torch {torch.__version__}; "
+          f"{rounds} interleaved rounds of {steps} steps after {warmup} warm-up")
+    times = {True: [], False: []}
+    for _ in range(rounds):
+        for skips in (False, True):
+            times[skips] += time_tiny(device, skips, steps, warmup)
+    without, with_ = (statistics.median(times[k]) for k in (False, True))
+    print(f"  without skips (--no-skips)  {without * 1000:7.1f} ms/step")
+    print(f"  with skips (the preset)     {with_ * 1000:7.1f} ms/step")
+    print(f"  cost of the skips: {with_ / without:.3f}x")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -71,6 +115,9 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also torch.compile in the optimised run")
     parser.add_argument("--no-amp", dest="amp", action="store_false",
                         help="leave bf16 autocast out of the optimised run (CPUs without native bf16)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="time the tiny preset's step with and without its U-Net skips instead")
+    parser.add_argument("--rounds", type=int, default=5, help="--tiny: interleaved rounds")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -79,6 +126,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     steps = args.steps or (20 if cuda else 2)
     warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
+    if args.tiny:
+        return main_tiny(device, args.rounds, args.steps or 30, max(warmup, 3))
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} thread(s)"
     print(f"DeblurGAN training step (5 critic + 1 generator), full-size model, batch {args.batch}, "
           f"{args.size}x{args.size}; {name}; torch {torch.__version__}; median of {steps} after {warmup} warm-up")
