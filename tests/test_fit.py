@@ -394,6 +394,12 @@ def test_runs_saved_before_the_new_settings_resume_as_they_started():
     assert (cfg.init, cfg.gradient_penalty, cfg.norm) == ("paper", "per-image", "instance")
     assert train_config_from(to_primitive(TrainConfig())).gradient_penalty == TrainConfig().gradient_penalty
 
+    # Tiny runs saved before the U-Net skips existed were trained without them, and load so.
+    tiny, _ = make_configs("tiny")
+    before_skips = to_primitive(tiny)
+    before_skips.pop("skips")
+    assert tiny.skips and train_config_from(before_skips).skips is False
+
 
 def test_tiny_preset_starts_from_doing_nothing():
     # The old tiny preset's first output sat 13-15 dB below its own input.
