@@ -229,7 +229,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
             click.echo(f"planned: {pairs:,} pairs, about {megabytes(size)} on disk (an estimate: pixels are stored "
                        f"uncompressed; fewer if photos are skipped); {megabytes(free)} free", err=True)
 
-    def notes(summary) -> list[str]:
+    def append_lines(summary) -> list[str]:
         lines = []
         if summary.appended == 0:
             lines.append(f"--append: no photos under {src} outside the run's photo sets; nothing appended")
@@ -238,7 +238,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                          "untouched")
         return lines
 
-    def more_notes(summary) -> list[str]:
+    def upscale_lines(summary) -> list[str]:
         return [f"upscaled {summary.upscaled} photos smaller than a crop ({UPSCALE_INTERPOLATION}; "
                 "each sample records its factor in `upscale`)"] if summary.upscaled else []
 
@@ -246,7 +246,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                    sample="sharp image" if sharp_only else "pair", changed="the photos or the bank",
                    skip_hints={"too-small": "--small upscale keeps the too-small ones"},
                    options=dict(append=append, space_check=not no_space_check, on_plan=plan),
-                   before=notes, after=more_notes)
+                   before=append_lines, after=upscale_lines)
 
 
 @blurgen.command("average")
