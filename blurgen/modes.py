@@ -24,6 +24,20 @@ from blurgen.psf import exposed_samples
 from blurgen.sources import SkipImage, load_rgb
 from blurgen.trajectory import random_trajectories
 
+
+def crop_box(rng: np.random.Generator, h: int, w: int, crop: int, full: bool, before: int = 0,
+             after: int = 0) -> tuple[int, int, int, int]:
+    """(y0, x0, y1, x1) of a sample in an h x w image less ``before``/``after`` px of margin
+    on each side: the whole of it with ``full``, else a ``crop`` x ``crop`` window at a
+    position drawn from ``rng`` (the image must hold crop + margins).  Two draws either
+    way, so that turning ``full`` on or off leaves every later draw as it was."""
+    if full:
+        rng.integers(0, 1, size=2)
+        return before, before, h - after, w - after
+    y0 = before + int(rng.integers(0, h - before - after - crop + 1))
+    x0 = before + int(rng.integers(0, w - before - after - crop + 1))
+    return y0, x0, y0 + crop, x0 + crop
+
 #: Stream tags: ASCII "SHAK" and "OBJS".
 SHAKE_TAG = 0x5348414B
 OBJECTS_TAG = 0x4F424A53
@@ -107,13 +121,7 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
     if h < need or w < need:
         what = "the shake's" if cfg.full else f"a {cfg.crop} crop plus the shake's"
         raise SkipImage("too-small", f"{w}x{h} is smaller than {what} {m} px margin on each side (crop {crop})")
-    if cfg.full:
-        y0, x0, y1, x1 = m, m, h - m, w - m
-        rng.integers(0, 1, size=2)  # keep the draw order of crops
-    else:
-        y0 = m + int(rng.integers(0, h - need + 1))
-        x0 = m + int(rng.integers(0, w - need + 1))
-        y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    y0, x0, y1, x1 = crop_box(rng, h, w, cfg.crop, cfg.full, m, m)
     effects = _draw_effects(cfg, rng)
     cam = camera_draw(cfg, [cfg.seed, SHAKE_TAG, image, crop])
     region = to_working(photo[y0 - m : y1 + m, x0 - m : x1 + m], cfg, effects, cam=cam)
@@ -167,13 +175,7 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     need = (k - 1) + (side or 1)
     if h < need or w < need:
         raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus the kernel's {k - 1} px margin")
-    if cfg.full:
-        y0, x0, y1, x1 = before, before, h - after, w - after
-        rng.integers(0, 1, size=2)
-    else:
-        y0 = before + int(rng.integers(0, h - need + 1))
-        x0 = before + int(rng.integers(0, w - need + 1))
-        y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    y0, x0, y1, x1 = crop_box(rng, h, w, cfg.crop, cfg.full, before, after)
     found = _objects.instances(spec, cfg.src)
     inst = found[int(rng.integers(len(found)))]
     folder = Path(spec.images or cfg.src)

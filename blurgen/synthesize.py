@@ -431,13 +431,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
             for c in range(k_per):
                 stopping.check(stop)
                 rng = np.random.default_rng([cfg.seed, i, c])
-                if cfg.full:
-                    y0, x0, y1, x1 = before, before, h - after, w - after
-                    rng.integers(0, 1, size=2)  # keep the draw order of crops
-                else:
-                    y0 = before + int(rng.integers(0, h - need + 1))
-                    x0 = before + int(rng.integers(0, w - need + 1))
-                    y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+                y0, x0, y1, x1 = modes.crop_box(rng, h, w, cfg.crop, cfg.full, before, after)
                 if cfg.sharp_only:
                     writer.add(None, photo[y0:y1, x0:x1], None,
                                {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32)})

@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from blurgen import blur, camera, files, shards, stopping, synthesize
+from blurgen.modes import crop_box
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, load_rgb
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import ShardTask, Summary, SynthError
@@ -508,12 +509,7 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
         whole = average_frames(stack, cfg.response, cfg.interpolate, linear=linear, encoded=cam is None)
     out = []
     for _c in range(cfg.samples_per_window):
-        if cfg.full:
-            y0, x0, y1, x1 = 0, 0, h, wd
-            rng.integers(0, 1, size=2)  # keep the draw order of crops
-        else:
-            y0, x0 = int(rng.integers(0, h - cfg.crop + 1)), int(rng.integers(0, wd - cfg.crop + 1))
-            y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+        y0, x0, y1, x1 = crop_box(rng, h, wd, cfg.crop, cfg.full)
         # Without interpolation the average is per pixel: the crop alone is averaged.
         blurred = (whole[y0:y1, x0:x1] if whole is not None else
                    average_frames(stack, cfg.response, 0, (y0, x0, y1, x1), linear=linear, encoded=cam is None))

@@ -21,3 +21,16 @@ def make_gopro(tmp_path_factory):
         return root
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for the module's tests, restored after: on a busy 2-core
+    machine two OpenMP threads per run make a tiny step 10x slower, and equal thread
+    counts keep the runs a module compares bit-identical."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_tiny_step_bench_times_both_generators(capsys):
+    # --threads 1 sets torch's threads for the process: restore them after.
     spec = importlib.util.spec_from_file_location("train_step_bench", ROOT / "bench" / "train_step.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)

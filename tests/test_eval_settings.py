@@ -4,7 +4,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 import cli
@@ -15,18 +14,13 @@ from trainer.loop import fit
 
 
 @pytest.fixture(scope="module")
-def run_at_half_scale(make_gopro, tmp_path_factory):
+def run_at_half_scale(make_gopro, tmp_path_factory, one_torch_thread):
     """A 2-step tiny run that validated on GoPro frames resized x0.5 (48x64 -> 24x32)."""
     gopro = make_gopro("evalscale", seed=0, size=(48, 64), train_sequences=1, test_sequences=1, frames=3)
     out = tmp_path_factory.mktemp("evalscale") / "run"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        fit(*make_configs("tiny", dict(out=out, steps=2, device="cpu", content_loss="l1", preview=False,
-                                       val_limit=0, log_every=1),
-                          dict(gopro=gopro, mix="0:1", crop=16, batch_size=1, gopro_scale=0.5, workers=0)))
-    finally:
-        torch.set_num_threads(threads)
+    fit(*make_configs("tiny", dict(out=out, steps=2, device="cpu", content_loss="l1", preview=False,
+                                   val_limit=0, log_every=1),
+                      dict(gopro=gopro, mix="0:1", crop=16, batch_size=1, gopro_scale=0.5, workers=0)))
     return out, gopro
 
 

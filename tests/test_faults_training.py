@@ -22,15 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 STEPS = 12   # two epochs of the 6-pair GoPro set below
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Runs here and in the subprocesses use one thread: on a busy 2-core machine two
-    OpenMP threads per run make a tiny step 10x slower, and equal thread counts keep
-    the runs compared here bit-identical."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One thread here, as in the subprocesses (OMP_NUM_THREADS=1).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
