@@ -35,7 +35,7 @@ def _trainer_message(exc: Exception) -> str:
 
 def _generator_on(checkpoint_path, device_name):
     from trainer.checkpoint import load_generator
-    from trainer.loop import distributed_from_env, resolve_device
+    from trainer.cluster import distributed_from_env, resolve_device
 
     device = resolve_device(device_name, distributed_from_env())
     generator, state = load_generator(checkpoint_path, device)
@@ -120,9 +120,11 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     import signal
     import sys
 
+    from trainer.cluster import distributed_from_env
     from trainer.config import adam_betas, make_configs
     from trainer.data import DataConfig, parse_quality
     from trainer.loop import fit, resume_configs
+    from trainer.run_folder import check_free
 
     # Each option goes to the config that has a field of its name; --seed seeds both.
     data_names = {f.name for f in dataclasses.fields(DataConfig)}
@@ -135,10 +137,10 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
         train["betas"] = adam_betas(beta1, beta2)
     try:
         data["online_jpeg_quality"] = parse_quality(data["online_jpeg_quality"])  # compared on --resume
-        if resume:
-            if preset is not None:
-                raise UserError("--preset cannot be combined with --resume (the run keeps its settings)")
-            train_cfg, data_cfg = resume_configs(out, train, data)
+        if resume:   # the same command plus --resume continues the run (a requeued job)
+            if distributed_from_env().main:
+                check_free(out)   # a live run's settings are not this command's to read
+            train_cfg, data_cfg = resume_configs(out, train, data, preset)
         else:
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
         if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
@@ -151,10 +153,12 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
         # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
         click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
         sys.exit(128 + signal.SIGINT)
-    if summary["rank"] != 0:
-        return   # under torchrun, rank 0 speaks for all
-    best = summary["best"]
     stopped = summary["stopped"]
+    if summary["rank"] != 0:   # under torchrun, rank 0 speaks for all
+        if stopped:
+            sys.exit(128 + signal.Signals[stopped])
+        return
+    best = summary["best"]
     click.echo((f"stopped by {stopped}" if stopped else "finished") + f" at step {summary['step']} of "
                f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "
                f"at step {best['step']} ({out}/best.pt)" if best else "no validation yet")
@@ -162,6 +166,26 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     if stopped:
         # Not 0: a script or scheduler must not take a preempted run for a finished one.
         sys.exit(128 + signal.Signals[stopped])
+
+
+@trainer.command("launch", context_settings=dict(ignore_unknown_options=True, allow_interspersed_args=False))
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED, metavar="[TORCHRUN OPTIONS] fit [FIT OPTIONS]")
+def launch_cmd(arguments):
+    """`trainer fit` on several GPUs or nodes: torchrun's options (--nproc-per-node, --nnodes,
+    --rdzv-backend, --rdzv-endpoint, --rdzv-id), then `fit` and its options.  Unlike plain
+    torchrun, SIGUSR1 (Slurm's --signal warning) reaches the ranks, and a stop signal ends
+    with 128 + its number after the ranks saved (docs/training.md, 'On a Slurm cluster')."""
+    import sys
+
+    from trainer.launch import LaunchError, launch, reported_by_the_rank, split_arguments
+
+    try:
+        status = launch(*split_arguments(list(arguments)))
+    except LaunchError as exc:
+        raise UserError(str(exc)) from None
+    if not reported_by_the_rank(status):
+        click.echo(f"error: a rank failed with exit status {status} (its output is above)", err=True)
+    sys.exit(status)
 
 
 @trainer.command("eval")

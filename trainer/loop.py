@@ -28,7 +28,6 @@ import dataclasses
 import os
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,8 @@ from tqdm import tqdm
 
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
-from trainer.config import TrainConfig, generator_settings, train_config_from
+from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
+from trainer.config import TrainConfig, generator_settings, make_configs, train_config_from
 from trainer.curves import sparkline
 from trainer.data import DataConfig, epoch_length, train_batches, training_sources, val_pairs
 from trainer.evaluate import evaluate
@@ -224,42 +224,15 @@ def train_step(gan: GAN, blurred: torch.Tensor, sharp: torch.Tensor, cfg: TrainC
 # --- the run ------------------------------------------------------------------------
 
 
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def distributed_from_env() -> Distributed:
-    """Rank and world size as torchrun sets them (RANK, WORLD_SIZE, LOCAL_RANK); 1 process otherwise."""
-    env = os.environ
-    return Distributed(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-
-
-def resolve_device(name: str, dist_info: Distributed) -> torch.device:
-    """'auto' -> CUDA if available; under torchrun each rank takes GPU LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RunError("--device cuda: no CUDA device is available (use --device cpu)")
-        if name == "cuda":
-            name = f"cuda:{dist_info.local_rank if dist_info.world_size > 1 else torch.cuda.current_device()}"
-    elif name != "cpu":
-        raise RunError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
-    return torch.device(name)
-
-
 def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
-                   data_changes: dict | None = None) -> tuple[TrainConfig, DataConfig]:
+                   data_changes: dict | None = None, preset: str | None = None) -> tuple[TrainConfig, DataConfig]:
     """The configs of the run in ``out`` (from its last checkpoint), with the
-    settings in ``RUNTIME_FIELDS`` replaced by the non-None values given.
-    Changing any other setting of a run being resumed raises RunError."""
+    non-None values given laid on top.  A requeued job runs the same command
+    plus ``--resume``, so a value equal to the run's -- however it is written:
+    ``--mix 2:1``, a relative ``--shards`` path -- is accepted; the settings in
+    ``RUNTIME_FIELDS`` may change; changing any other raises RunError, naming
+    the run's value and the one given as a user writes them.  With ``preset``,
+    every setting the preset and the changes make is compared, not only those given."""
     path = Path(out) / LAST
     state = checkpoint.load_training(path)
     try:
@@ -267,73 +240,48 @@ def resume_configs(out: str | os.PathLike, train_changes: dict | None = None,
         data_cfg = DataConfig(**state["data"]["config"])
     except TypeError as exc:   # a data setting this version does not know
         raise checkpoint.CheckpointError(f"{path}: settings this toolkit does not read ({exc})") from None
-    changed = {}
-    for cfg, changes, runtime in ((train_cfg, train_changes, RUNTIME_FIELDS),
-                                  (data_cfg, data_changes, RUNTIME_DATA_FIELDS)):
-        for name, value in (changes or {}).items():
-            if value is None:
-                continue
-            if name in runtime:
-                changed.setdefault(id(cfg), {})[name] = value
-            elif _differs(getattr(cfg, name), value):
+    given_train = {k: v for k, v in (train_changes or {}).items() if v is not None}
+    given_data = {k: v for k, v in (data_changes or {}).items() if v is not None}
+    from_preset = ""
+    if preset is not None:
+        preset_train, preset_data = make_configs(preset, given_train, given_data)
+        given_train = {**settings(preset_train), **given_train}
+        given_data = {**settings(preset_data), **given_data}
+        from_preset = f" (--preset {preset})"
+    # Parsed and made absolute as a new run's would be, then compared as values.
+    asked_train = dataclasses.replace(train_cfg, **given_train)
+    asked_data = absolute_paths(dataclasses.replace(data_cfg, **given_data))
+    explicit = {k for changes in (train_changes, data_changes) for k, v in (changes or {}).items() if v is not None}
+    for run_cfg, asked, given, runtime in ((train_cfg, asked_train, given_train, RUNTIME_FIELDS),
+                                           (data_cfg, asked_data, given_data, RUNTIME_DATA_FIELDS)):
+        for name in given:
+            old, new = getattr(run_cfg, name), getattr(asked, name)
+            if name not in runtime and old != new:
                 # A longer run is another schedule: a new run that starts from these weights.
                 hint = (f"to train further, start a new run from its weights: --init-from {path} "
                         "--out NEW_RUN --steps N" if name in ("steps", "epochs")
                         else "start a new run with another --out")
-                raise RunError(f"cannot change {name} when resuming (the run used "
-                                 f"{getattr(cfg, name)!r}); {hint}")
-    train_cfg = dataclasses.replace(train_cfg, **changed.get(id(train_cfg), {}))
-    data_cfg = dataclasses.replace(data_cfg, **changed.get(id(data_cfg), {}))
-    return train_cfg, data_cfg
+                raise RunError(f"cannot change {name} when resuming (the run used {shown(name, old)}, "
+                               f"not {shown(name, new)}{'' if name in explicit else from_preset}); {hint}")
+    runtime_train = {k: v for k, v in given_train.items() if k in RUNTIME_FIELDS}
+    runtime_data = {k: v for k, v in given_data.items() if k in RUNTIME_DATA_FIELDS}
+    return dataclasses.replace(train_cfg, **runtime_train), dataclasses.replace(data_cfg, **runtime_data)
 
 
-def _differs(old, new) -> bool:
-    norm = lambda v: [str(x) for x in v] if isinstance(v, (list, tuple)) else str(v)  # noqa: E731
-    return norm(old) != norm(new)
+def settings(cfg) -> dict:
+    """A config dataclass's fields by name, values as they are (no copies, no conversion)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
 
 
-# The signals that stop a run cleanly: Ctrl-C, a scheduler's preemption
-# (Slurm, Kubernetes and most others send SIGTERM, often to the whole process
-# group), and Slurm's ``--signal`` warning (SIGUSR1 unless told otherwise).
-# DataLoader workers ignore them (trainer.data), so only this process decides.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
-
-
-class StopRequest:
-    """A signal of ``STOP_SIGNALS`` finishes the current step, saves a
-    checkpoint and ends the run; ``signum`` is the first one received.  A
-    second Ctrl-C interrupts at once (KeyboardInterrupt); a repeated SIGTERM
-    or SIGUSR1 changes nothing, since a scheduler may send both, or send
-    them again, while the run is already saving.  Single-process runs only:
-    under torchrun the ranks could stop at different steps and wait on each
-    other forever."""
-
-    def __init__(self, enabled: bool):
-        self.signum: int | None = None
-        # Signal handlers can only be installed from the main thread.
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self._previous = None
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def __enter__(self):
-        if self.enabled:
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            for sig, handler in self._previous.items():
-                signal.signal(sig, handler)
-
+def shown(name: str, value) -> str:
+    """A setting as a user writes it on the command line: ``2:1``, a path, ``a b`` for several."""
+    if value is None:
+        return "none"
+    if name == "mix":
+        return ":".join(str(v) for v in value)
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value) or "none"
+    return str(value)
 
 
 def restore(gan: GAN, state: dict, path: Path, on_cuda: bool) -> Progress:
@@ -378,8 +326,9 @@ def set_learning_rate(gan: GAN, lr: float) -> float:
 
 
 def next_batch(batches, stop: StopRequest) -> dict | None:
-    """The next training batch, or None once a stop is requested."""
-    if stop.requested:
+    """The next training batch, or None once a stop is requested (of any rank:
+    every rank calls this once per step)."""
+    if stop.agreed():
         return None
     try:
         return next(batches)
@@ -481,13 +430,24 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     already holds a run, a broken checkpoint) are raised as TrainerError
     subclasses before any training step.
     """
-    from blurgen.progress import progress_bar
-
+    check_not_slurm_copies()
+    die_with_launcher()
     data_cfg = absolute_paths(data_cfg)
     dist_info = distributed_from_env()
+    run = RunFolder(cfg, data_cfg, dist_info.world_size)
+    # One run per folder: two runs (or srun's copies of one) would interleave
+    # their logs and overwrite each other's checkpoints.  Only rank 0 writes.
+    with run.claimed() if dist_info.main else contextlib.nullcontext():
+        return train_run(run, cfg, data_cfg, dist_info, resume, init_from)
+
+
+def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info, resume: bool,
+              init_from: str | os.PathLike | None) -> dict:
+    """The run of :func:`fit` in ``run``, once it holds the folder (rank 0)."""
+    from blurgen.progress import progress_bar
+
     main, ddp = dist_info.main, dist_info.world_size > 1
     device = resolve_device(cfg.device, dist_info)
-    run = RunFolder(cfg, data_cfg, dist_info.world_size)
     run.check_start(resume, init_from)
 
     # Everything that can fail on the user's input, before the first step.  The
@@ -505,6 +465,8 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     own_group = ddp and not dist.is_initialized()
     if own_group:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    # Where the ranks agree on stopping (StopRequest.agreed): on the CPU, whatever the training backend.
+    stop_group = dist.new_group(backend="gloo") if ddp else None
     gan = set_up_gan(cfg, device, content_loss, ddp)
     warm_start = None
     if init_from is not None:
@@ -529,7 +491,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     gan.generator.train()
     gan.critic.train()
     try:
-        with StopRequest(enabled=not ddp) as stop:
+        with StopRequest(group=stop_group) as stop:
             for step in range(start, total_steps):
                 lr = set_learning_rate(gan, learning_rate(step, cfg.lr, total_steps))
                 batch = next_batch(batches, stop)
@@ -562,7 +524,10 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
                 stopped = signal.Signals(stop.signum).name
                 if main and saved_at != progress.step:
                     run.save_checkpoint(progress, gan, schedule)
-                tqdm.write(f"{stopped}: stopped at step {progress.step}; continue with --resume", file=sys.stderr)
+                if ddp:   # no rank leaves before rank 0 has saved: a launcher kills the rest when one exits
+                    dist.barrier(group=stop_group)
+                if main:
+                    tqdm.write(f"{stopped}: stopped at step {progress.step}; continue with --resume", file=sys.stderr)
     finally:
         bar.close()
         batches.close()

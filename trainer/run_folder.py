@@ -15,8 +15,12 @@ or loads a checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,6 +124,11 @@ def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, 
     return np.concatenate([blurred, spacer, restored, spacer, sharp], axis=1)
 
 
+def check_free(out: str | os.PathLike) -> None:
+    """Busy (one line naming the holder) if a live run holds the folder ``out``; takes nothing."""
+    files.check_unlocked(Path(out) / LAST, what=f"run folder {out}")
+
+
 class RunFolder:
     """The folder ``cfg.out`` of one run of ``fit`` with configs ``cfg`` and ``data_cfg``.
 
@@ -134,6 +143,22 @@ class RunFolder:
         self.best = self.out / BEST
         self.cfg, self.data_cfg, self.world_size = cfg, data_cfg, world_size
         self.log: ScalarLog | None = None
+
+    @contextmanager
+    def claimed(self) -> Iterator[None]:
+        """Hold the folder's lock (``.last.pt.lock``, blurgen.files.exclusive_lock) for the
+        block; a Busy error (one line naming the holder's PID and host) if another
+        run holds it.  Creates the folder, and removes it again if the run left nothing
+        in it (one refused at start-up)."""
+        created = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            with files.exclusive_lock(self.last, what=f"run folder {self.out}"):   # as check_free names it
+                yield
+        finally:
+            if created:
+                with contextlib.suppress(OSError):   # not empty: the run wrote something
+                    self.out.rmdir()
 
     def check_start(self, resume: bool, init_from) -> None:
         """RunError unless the folder fits what was asked: ``resume`` needs a
@@ -155,7 +180,8 @@ class RunFolder:
         state = checkpoint.load_training(self.last, map_location=map_location)
         if state["data"]["world_size"] != self.world_size:
             raise RunError(f"{self.last} was written by a run of {state['data']['world_size']} "
-                             f"processes; resume it with as many")
+                           f"processes, not {self.world_size}: resume it with as many, or start a new run "
+                           f"from its weights with --init-from {self.last} --out NEW_RUN")
         return state
 
     def open_log(self, start: int) -> ScalarLog:

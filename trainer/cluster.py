@@ -1,0 +1,149 @@
+"""Where a process stands among a run's processes, and how they stop together.
+
+A run is one process, or N ranks that torchrun (or ``trainer launch``) started
+with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` set.  This module reads that
+environment (and refuses Slurm's N independent copies, which would all be
+rank 0 of their own run), ties a rank's life to its launcher's, and turns a
+stop signal that reached any rank into a stop that every rank takes after the
+same step.
+
+Stop signals: Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM; Slurm and
+Kubernetes send it, often to every process of the job) and Slurm's
+``--signal`` warning (SIGUSR1 unless told otherwise).  DataLoader workers
+ignore them (trainer.data), so only the rank decides.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from trainer.errors import TrainerError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+class ClusterError(TrainerError):
+    """A run started in a way that cannot work (one line, for the user)."""
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_from_env(env=None) -> Distributed:
+    """Rank and world size as torchrun sets them (RANK, WORLD_SIZE, LOCAL_RANK); 1 process otherwise."""
+    env = os.environ if env is None else env
+    return Distributed(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def check_not_slurm_copies(env=None) -> None:
+    """ClusterError when Slurm started this process as one of several tasks of a
+    step (``srun trainer fit`` with --ntasks > 1) and torchrun did not make it a
+    rank: each copy would be rank 0 of a run of its own, all in one folder."""
+    env = os.environ if env is None else env
+    if "RANK" in env:
+        return
+    # srun sets the step's task count; a batch script only the job's.
+    tasks = env.get("SLURM_STEP_NUM_TASKS") or env.get("SLURM_NTASKS") or "1"
+    if tasks.isdigit() and int(tasks) > 1:
+        raise ClusterError(
+            f"Slurm started {tasks} copies of this command (SLURM_NTASKS={tasks}), each of which would train "
+            "a run of its own in one folder: run one task per node that starts the node's ranks, "
+            "`srun --ntasks-per-node=1 trainer launch --nproc-per-node GPUS ... fit ...` "
+            "(docs/training.md, 'On a Slurm cluster'), or one task (`srun --ntasks=1`)")
+
+
+def resolve_device(name: str, dist_info: Distributed) -> torch.device:
+    """'auto' -> CUDA if available; under torchrun each rank takes GPU LOCAL_RANK."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ClusterError("--device cuda: no CUDA device is available (use --device cpu)")
+        if name == "cuda":
+            name = f"cuda:{dist_info.local_rank if dist_info.world_size > 1 else torch.cuda.current_device()}"
+    elif name != "cpu":
+        raise ClusterError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
+    return torch.device(name)
+
+
+def die_with_launcher(signum: int = signal.SIGTERM) -> None:
+    """Under torchrun (TORCHELASTIC_RUN_ID set), have the kernel send ``signum`` to
+    this rank when its launcher dies, however it dies (a SIGUSR1 it does not
+    handle, kill -9, the OOM killer): the rank then stops as on any stop signal,
+    saving its step, instead of training on as an orphan.  Linux only; elsewhere
+    a no-op."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    launcher = os.getppid()
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if os.getppid() != launcher:   # it died before the request took effect
+        os.kill(os.getpid(), signum)
+
+
+class StopRequest:
+    """A signal of ``STOP_SIGNALS`` asks the run to finish its current step,
+    save a checkpoint and end; ``signum`` is the first one received here.  A
+    second Ctrl-C interrupts at once (KeyboardInterrupt); a repeated SIGTERM
+    or SIGUSR1 changes nothing, since a scheduler may send both, or send
+    them again, while the run is already saving.
+
+    With several ranks a signal may reach one rank only, or each at another
+    step.  :meth:`agreed` is then a collective: every rank calls it once per
+    step, at the same point, and all learn whether any rank was asked to stop
+    (a MAX all-reduce of the signal numbers), so all stop after the same step
+    and none waits for ever on a peer that has left.  It runs on a CPU (gloo)
+    group: a flag on the GPU would cost a host sync per step."""
+
+    def __init__(self, enabled: bool = True, group=None):
+        self.signum: int | None = None
+        self.group = group       # a gloo process group (several ranks), or None (one process)
+        # Signal handlers can only be installed from the main thread.
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self._previous = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def agreed(self) -> bool:
+        """Whether the run stops now: this process's request, or with a group, any rank's."""
+        if self.group is None:
+            return self.requested
+        import torch.distributed as dist
+
+        flag = torch.tensor([self.signum or 0], dtype=torch.int64)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
+        if flag.item() and self.signum is None:
+            self.signum = int(flag.item())   # stopped by a peer's signal: report that one
+        return bool(flag.item())
+
+    def __enter__(self):
+        if self.enabled:
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is None:
+            self.signum = signum
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
