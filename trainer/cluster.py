@@ -106,12 +106,15 @@ class StopRequest:
     step.  :meth:`agreed` is then a collective: every rank calls it once per
     step, at the same point, and all learn whether any rank was asked to stop
     (a MAX all-reduce of the signal numbers), so all stop after the same step
-    and none waits for ever on a peer that has left.  It runs on a CPU (gloo)
-    group: a flag on the GPU would cost a host sync per step."""
+    and none waits for ever on a peer that has left.  The all-reduce runs on a
+    CPU (gloo) group, started at one step and read at the next: no rank waits
+    for it (0.4 ms a step measured here when waited for), and a stop lands one
+    step after the signal."""
 
     def __init__(self, enabled: bool = True, group=None):
         self.signum: int | None = None
         self.group = group       # a gloo process group (several ranks), or None (one process)
+        self._pending = None     # (work, flag) of the all-reduce started at the previous step
         # Signal handlers can only be installed from the main thread.
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self._previous = None
@@ -121,16 +124,23 @@ class StopRequest:
         return self.signum is not None
 
     def agreed(self) -> bool:
-        """Whether the run stops now: this process's request, or with a group, any rank's."""
+        """Whether the run stops now: this process's request, or with a group, any rank's
+        as of the previous call."""
         if self.group is None:
             return self.requested
         import torch.distributed as dist
 
+        if self._pending is not None:
+            work, flag = self._pending
+            work.wait()
+            self._pending = None
+            if flag.item():
+                if self.signum is None:
+                    self.signum = int(flag.item())   # stopped by a peer's signal: report that one
+                return True
         flag = torch.tensor([self.signum or 0], dtype=torch.int64)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group)
-        if flag.item() and self.signum is None:
-            self.signum = int(flag.item())   # stopped by a peer's signal: report that one
-        return bool(flag.item())
+        self._pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
+        return False
 
     def __enter__(self):
         if self.enabled:
@@ -144,6 +154,9 @@ class StopRequest:
             raise KeyboardInterrupt
 
     def __exit__(self, *exc):
+        if self._pending is not None and exc[0] is None:   # every rank started it: it completes
+            self._pending[0].wait()
+            self._pending = None
         if self.enabled:
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
