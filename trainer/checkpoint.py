@@ -15,7 +15,9 @@ Layout of a training checkpoint (``kind == "training"``)::
     opt_generator, opt_critic            Adam state dicts
     schedule        {"lr", "total_steps", "decay_start"} (see trainer.loop.learning_rate)
     rng             {"python", "numpy", "torch", "cuda"} generator states
-    data            {"config": DataConfig fields, "next_batch": int, "world_size": int}
+    data            {"config": DataConfig fields, "next_batch": int, "world_size": int,
+                     "fingerprints": {folder: fingerprint} of every data folder (trainer.provenance;
+                     absent in checkpoints written before it, which --resume does not check)}
     config          TrainConfig fields
     best            {"psnr", "ssim", "step"} of the best validation so far (or None)
 

@@ -48,6 +48,7 @@ from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
 from trainer.pace import Pace, cpu_warning
+from trainer.provenance import check_same_data, data_fingerprints
 from trainer.run_folder import LAST, Progress, RunError, RunFolder, ScalarLog
 
 # Settings that do not change what a run computes, so a resumed run may use
@@ -461,6 +462,10 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
     schedule = {"lr": cfg.lr, "total_steps": total_steps, "decay_start": total_steps // 2}
     state = run.read_last(device) if resume else None
+    if main:   # what the run trains on, kept in every checkpoint; a resume on changed data is refused
+        run.fingerprints = data_fingerprints(data_cfg)
+        if state is not None:
+            check_same_data(state["data"].get("fingerprints"), run.fingerprints, run.last)
 
     own_group = ddp and not dist.is_initialized()
     if own_group:

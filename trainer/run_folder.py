@@ -143,6 +143,7 @@ class RunFolder:
         self.best = self.out / BEST
         self.cfg, self.data_cfg, self.world_size = cfg, data_cfg, world_size
         self.log: ScalarLog | None = None
+        self.fingerprints: dict | None = None   # trainer.provenance: the data folders' fingerprints
 
     @contextmanager
     def claimed(self) -> Iterator[None]:
@@ -197,7 +198,7 @@ class RunFolder:
         from trainer.config import to_primitive
 
         data = {"config": to_primitive(self.data_cfg), "next_batch": progress.step,
-                "world_size": self.world_size}
+                "world_size": self.world_size, "fingerprints": self.fingerprints}
         checkpoint.save(self.last, checkpoint.training_state(
             step=progress.step, epoch=progress.epoch, generator=gan.generator, critic=gan.critic,
             opt_generator=gan.opt_generator, opt_critic=gan.opt_critic, schedule=schedule,
