@@ -31,7 +31,13 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
     path = Path(path)
     tmp = temporary_name(path)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            # The user never asked for the temporary: a full disk there is one on ``path``.
+            if exc.filename is None or Path(exc.filename) != tmp:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
             try:

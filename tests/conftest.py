@@ -1,5 +1,6 @@
 """Fixtures shared by several test modules."""
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """Factory: small_disk(mib) mounts a tmpfs of that size (root in a container); skips
+    where mounting is not allowed (the simulated-ENOSPC tests cover those machines)."""
+    mounted = []
+
+    def mount(mib):
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+                              capture_output=True)
+        if done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=True)

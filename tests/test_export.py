@@ -68,3 +68,47 @@ def test_export_needs_a_target(exported):
     _, path = exported
     result = CliRunner().invoke(cli.trainer, ["export", "--checkpoint", str(path)])
     assert result.exit_code != 0 and "--onnx FILE" in result.output
+
+
+def test_export_refuses_an_existing_file_before_the_work(exported, tmp_path):
+    """Issue 22.7: `trainer export` replaced an existing file silently, where make-kernels,
+    synthesize and deblur ask for --overwrite."""
+    _, path = exported
+    target = tmp_path / "g.ts"
+    target.write_bytes(b"keep me")
+    refused = CliRunner().invoke(cli.trainer, ["export", "--checkpoint", str(path), "--torchscript", str(target)])
+    assert refused.exit_code == 2 and f"{target} exists; pass --overwrite" in refused.stderr
+    assert target.read_bytes() == b"keep me"
+    replaced = CliRunner().invoke(cli.trainer, ["export", "--checkpoint", str(path), "--torchscript", str(target),
+                                                "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert target.read_bytes() != b"keep me"
+
+
+@pytest.mark.parametrize("command", ["export-onnx", "export-torchscript", "eval-csv", "eval-png"])
+def test_an_output_in_a_missing_folder_is_refused_before_the_work(exported, tmp_path, command):
+    """Issue 22.6: `eval --csv /nonexistent/e.csv` scored every image, then failed naming
+    its temporary (/nonexistent/.e.csv.tmp-1670) and lost the scores; export the same."""
+    _, path = exported
+    missing = tmp_path / "nonexistent" / "out.file"
+    kind, option = command.split("-")
+    args = ["export", "--checkpoint", str(path), f"--{option}", str(missing)] if kind == "export" else \
+        ["eval", "--checkpoint", str(path), "--pairs", str(tmp_path / "no-blur"), str(tmp_path / "no-sharp"),
+         f"--{option}", str(missing)]
+    result = CliRunner().invoke(cli.trainer, args)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {missing.parent}: no such folder\n"   # before reading any pair
+
+
+@pytest.mark.parametrize("option", ["--onnx", "--torchscript"])
+def test_export_on_a_full_disk_is_one_line_naming_the_file(exported, small_disk, option):
+    """Issue 22.26: `export --torchscript` on a full disk aborted (rc 134, libtorch's writer)
+    and left its temporary; the ONNX message did not name the file."""
+    _, path = exported
+    disk = small_disk(1)
+    (disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 64 * 1024))
+    target = disk / "g.model"
+    result = CliRunner().invoke(cli.trainer, ["export", "--checkpoint", str(path), option, str(target)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: {target}: No space left on device\n"
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]   # no temporary left

@@ -300,27 +300,6 @@ def test_deblur_refuses_a_decompression_bomb_in_one_line(tmp_path, uninterrupted
 # --- 11.7: full disks ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """Factory: small_disk(mib) mounts a tmpfs of that size (root in a container); skips
-    where mounting is not allowed (the simulated-ENOSPC tests cover those machines)."""
-    mounted = []
-
-    def mount(mib):
-        folder = tmp_path / f"disk{len(mounted)}"
-        folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
-                              capture_output=True)
-        if done.returncode != 0:
-            pytest.skip("cannot mount a tmpfs here")
-        mounted.append(folder)
-        return folder
-
-    yield mount
-    for folder in mounted:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
 def test_fit_on_a_full_disk_is_one_line_and_keeps_last_pt(small_disk, gopro):
     """Issue 11.7: fit on a full disk died of torch's "unexpected pos" RuntimeError
     traceback.  Now one line naming the file, exit 2, and the previous last.pt

@@ -231,6 +231,9 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 
     if limit < 0:
         raise UserError(f"--limit must be >= 0, got {limit}")
+    for path in (csv_path, png_path):   # before scoring every image, not after
+        if path:
+            check_output(path, overwrite=True)
     try:
         metrics = parse_metrics(metric_names)
     except ValueError as exc:
@@ -349,13 +352,17 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, s
               help="Write the generator as ONNX (needs the onnx and onnxscript packages).")
 @click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False), default=None,
               help="Write the generator as TorchScript (deprecated upstream; for libtorch).")
-def export_cmd(checkpoint_path, onnx_path, torchscript_path):
+@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
+def export_cmd(checkpoint_path, onnx_path, torchscript_path, overwrite):
     """The bare generator for inference: float32 (N, 3, H, W) RGB in [-1, 1] in and out,
     H and W multiples of 4 (docs/export.md)."""
     from trainer.export import export_onnx, export_torchscript, onnx_difference
 
     if not onnx_path and not torchscript_path:
         raise UserError("give --onnx FILE and/or --torchscript FILE")
+    for path in (onnx_path, torchscript_path):   # before the export's work, not after it
+        if path:
+            check_output(path, overwrite)
     try:
         generator, state, _ = _generator_on(checkpoint_path, "cpu")
         if onnx_path:

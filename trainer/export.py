@@ -12,6 +12,7 @@ and crops the result back).  Files are written atomically.
 """
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from blurgen.files import atomic_path
+from trainer.output import naming
 
 #: Largest side the ONNX graph is exported for (its dynamic dimensions need a bound).
 MAX_SIDE = 8192
@@ -43,8 +45,11 @@ def export_onnx(generator: nn.Module, path: str | os.PathLike) -> Path:
         program = torch.onnx.export(generator, (_example(),), input_names=["blurred"], output_names=["restored"],
                                      dynamo=True, dynamic_shapes={"blurred": {0: n, 2: 4 * h, 3: 4 * w}},
                                      verbose=False)
-    with atomic_path(path) as tmp:
-        program.save(str(tmp))
+    # Serialised here and written by Python, so that a full disk is an OSError naming the
+    # file (onnx's own writer reported it without a name).
+    data = program.model_proto.SerializeToString()
+    with atomic_path(path) as tmp, naming(tmp):
+        tmp.write_bytes(data)
     return path
 
 
@@ -58,8 +63,11 @@ def export_torchscript(generator: nn.Module, path: str | os.PathLike) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         scripted = torch.jit.script(generator.cpu().eval())
-        with atomic_path(path) as tmp:
-            scripted.save(str(tmp))
+        # Into memory first: libtorch's own file writer aborts the process on a full disk.
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer)
+    with atomic_path(path) as tmp, naming(tmp):
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 
