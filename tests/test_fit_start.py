@@ -138,3 +138,65 @@ def test_init_from_best_pt_takes_the_generator_and_a_fresh_critic(tmp_path, gopr
                                                       "--init-from", str(finished_run / "best.pt")))
     assert result.exit_code == 0, result.output
     assert "weights: generator (critic from its initialisation) of step" in result.stderr
+
+
+def test_fit_says_what_it_trains_and_validates_on(tmp_path, gopro):
+    """Issue 22.11 and 22.9: fit never said what it trains on, and `--mix 0:1 --shards X`
+    ignored the shards without a word."""
+    from test_faults_training import make_shards
+
+    shards = make_shards(tmp_path / "shards", [3, 3], side=40)
+    result = CliRunner().invoke(cli.trainer, [*fit_args(tmp_path / "run", gopro, 1, "--preset", "tiny"),
+                                              "--shards", str(shards)])
+    assert result.exit_code == 0, result.output
+    assert "training data, mixed 0:1 (synthetic:GoPro, exact in every 1 draws):" in result.stderr
+    assert f"synthetic: none drawn (mix 0:1): --shards {shards} unused" in result.stderr
+    assert f"GoPro: 6 train/ pairs of {gopro} (blur, scale 1)" in result.stderr
+    assert "validation: 1 of the 3 GoPro test/ pairs (blur, scale 1)" in result.stderr
+
+    online = CliRunner().invoke(cli.trainer, ["fit", "--out", str(tmp_path / "online"), "--shards", str(shards),
+                                              "--mix", "1:0", "--preset", "tiny", "--crop", "16", "--workers", "0",
+                                              "--device", "cpu", "--no-preview", "--steps", "1", "--online",
+                                              "--online-noise", "--online-jpeg-quality", "70-90"])
+    assert online.exit_code == 0, online.output
+    assert (f"synthetic: 3 pairs in 1 shard of {shards} (blurred on the fly by a fresh 5-px kernel per draw, "
+            "noise, JPEG 70-90)") in online.stderr
+    assert f"validation: 3 of the 3 pairs of {shards}/shard-00001.h5, held out of training" in online.stderr
+
+
+def test_val_every_replaces_the_epoch_ends(tmp_path, gopro):
+    """Issue 22.11: --val-every plus the epoch ends validated at 96 and 100, 192 and 200."""
+    import csv
+
+    result = CliRunner().invoke(cli.trainer, fit_args(tmp_path / "run", gopro, 10, "--preset", "tiny",
+                                                      "--val-every", "4"))   # 6 steps an epoch
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "run" / "scalars.csv", newline="") as f:
+        steps = sorted({int(r["step"]) for r in csv.DictReader(f) if r["name"] == "val/psnr"})
+    assert steps == [4, 8, 10]
+
+
+def test_every_tiny_preset_value_is_in_fit_help():
+    """Issue 22.12: `fit -h` showed the paper's defaults of five settings the tiny preset changes."""
+    from trainer.commands import fit_cmd
+    from trainer.config import PRESETS
+
+    helps = {p.name: p.help or "" for p in fit_cmd.params}
+    train, data = PRESETS["tiny"]
+    for name, value in {**train, **data}.items():
+        shown = {str(value), f"{value:g}" if isinstance(value, float) else str(value),
+                 f"{value:.0e}".replace("e-0", "e-") if isinstance(value, float) else str(value),
+                 {True: "on", False: "off"}.get(value, str(value))}
+        assert any(f"tiny {s}]" in helps[name] for s in shown), (name, value, helps[name])
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved(tmp_path, gopro, monkeypatch):
+    """Issue 22.26: Ctrl-C during fit's start-up said "last.pt keeps the last checkpoint;
+    continue with --resume" when no run folder existed."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "training_sources", interrupted)
+    result = CliRunner().invoke(cli.trainer, fit_args(tmp_path / "run", gopro, 2, "--preset", "tiny"))
+    assert result.exit_code == 130
+    assert result.stderr == "interrupted before the first checkpoint: nothing was saved\n"

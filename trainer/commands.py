@@ -66,7 +66,7 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--batch-size", type=int, default=None, help="Pairs per step and process.  [default: 1; tiny 6]")
 @click.option("--flip/--no-flip", default=None, help="Random horizontal flips.  [default: on]")
 @click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
-@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="[default: blur]")
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="GoPro's blurred frames: blur, or blur_gamma (averaged in linear light).  [default: blur]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
 @click.option("--online", is_flag=True, default=None,
               help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
@@ -78,8 +78,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--online-camera", default=None, metavar="NAME",
               help="Online: RSBlur's camera pipeline with this camera (as synthesize --camera; docs/camera.md).")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
-              help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
-@click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
+              help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual; tiny psnr]")
+@click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100; tiny 10]")
 @click.option("--adversarial-weight", type=float, default=None,
               help="Weight of L_GAN; 0 trains on the content loss alone, without a critic.  [default: 1]")
 @click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
@@ -102,10 +102,10 @@ def _generator_on(checkpoint_path, device_name):
                    "(not in the paper; docs/training.md).  [default: off; tiny on]")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False), default=None,
               help="torchvision vgg19 state dict, for machines without internet.  [default: torchvision's cache]")
-@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (also before every validation).  [default: 1000]")
-@click.option("--val-every", type=int, default=None, help="Also validate every N steps.  [default: at epoch ends]")
-@click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100]")
-@click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10]")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (also before every validation).  [default: 1000; tiny 100]")
+@click.option("--val-every", type=int, default=None, help="Validate every N steps instead of at epoch ends (and at the last step).  [default: at epoch ends]")
+@click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100; tiny 8]")
+@click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10; tiny 5]")
 @click.option("--amp/--no-amp", default=None, help="bfloat16 autocast.  [default: on with CUDA]")
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout.  [default: on with CUDA]")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator and the VGG.")
@@ -151,7 +151,12 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
         raise UserError(_trainer_message(exc)) from None
     except KeyboardInterrupt:
         # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
-        click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
+        from pathlib import Path
+
+        if (Path(out) / "last.pt").exists():
+            click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
+        else:
+            click.echo("interrupted before the first checkpoint: nothing was saved", err=True)
         sys.exit(128 + signal.SIGINT)
     stopped = summary["stopped"]
     if summary["rank"] != 0:   # under torchrun, rank 0 speaks for all

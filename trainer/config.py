@@ -53,7 +53,7 @@ class TrainConfig:
     device: str = "auto"                    # auto (cuda if available) | cpu | cuda | cuda:N
     seed: int = 0
     checkpoint_every: int = 1000            # generator steps; also before every validation
-    val_every: int | None = None            # generator steps; validation also at every epoch end
+    val_every: int | None = None            # generator steps between validations; None: at epoch ends
     val_limit: int = 100                    # held-out pairs per validation (0: all)
     log_every: int = 10                     # generator steps between logged scalars
     # speed: None = on for CUDA, off on the CPU (most CPUs emulate bfloat16: a

@@ -613,6 +613,34 @@ def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource |
     return synthetic, gopro
 
 
+def describe_sources(cfg: DataConfig, sources: tuple) -> list[str]:
+    """What a run trains on, one line per source, for ``fit``'s header: pair counts,
+    folders, online blur and its effects; and a line for data given but not drawn."""
+    synthetic, gopro = sources
+    a, b = cfg.mix
+    lines = [f"training data, mixed {a}:{b} (synthetic:GoPro, exact in every {a + b} draws):"]
+    if synthetic is not None:
+        online = cfg.online_blur()
+        blur = ("blurred on the fly by a fresh {k}-px kernel per draw{effects}" .format(
+                    k=online.kernel_size,
+                    effects="".join(f", {name}" for name, on in (
+                        ("linear light", online.linear), ("saturation", online.saturate),
+                        ("noise", online.noise),
+                        (f"JPEG {online.jpeg_quality[0]}-{online.jpeg_quality[1]}", online.jpeg_quality),
+                        (f"camera {online.camera}", online.camera)) if on))
+                if online else "fixed pairs")
+        n = len(synthetic.paths)
+        lines.append(f"  synthetic: {len(synthetic)} pairs in {n} shard{'' if n == 1 else 's'} of "
+                     f"{', '.join(map(str, cfg.shards))} ({blur})")
+    elif cfg.shards:
+        lines.append(f"  synthetic: none drawn (mix {a}:{b}): --shards {' '.join(map(str, cfg.shards))} unused")
+    if gopro is not None:
+        lines.append(f"  GoPro: {len(gopro)} train/ pairs of {cfg.gopro} ({cfg.gopro_blur}, scale {cfg.gopro_scale:g})")
+    elif cfg.gopro is not None:
+        lines.append(f"  GoPro: none drawn (mix {a}:{b}): {cfg.gopro} gives only the validation pairs")
+    return lines
+
+
 def build_dataset(cfg: DataConfig, sources: tuple | None = None) -> DrawDataset:
     """The map-style dataset of all draws of ``cfg`` (nothing opened yet);
     ``sources``: what ``training_sources(cfg)`` returned, if it already ran."""
@@ -734,8 +762,10 @@ class ValPairs(Sequence):
     keeps nothing in memory, so a full GoPro test set costs no RAM.
     """
 
-    def __init__(self, names: list[str], read: Callable[[int], tuple[np.ndarray, np.ndarray]]):
+    def __init__(self, names: list[str], read: Callable[[int], tuple[np.ndarray, np.ndarray]],
+                 description: str = ""):
         self.names, self._read = names, read
+        self.description = description   # where the pairs come from, for a person
 
     def __len__(self) -> int:
         return len(self.names)
@@ -781,12 +811,14 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
         located = [everything.locate(i) for i in _spread(len(everything), limit)]
         located = [(held[k], local) for k, local in located]
         return ValPairs([f"{Path(info.path).name}#{local}" for info, local in located],
-                        lambda i: _read_whole_pair(*located[i]))
+                        lambda i: _read_whole_pair(*located[i]),
+                        f"{len(located)} of the {len(everything)} pairs of {cfg.val_shards} (--val-shards)")
     if cfg.gopro is not None:
         pairs = scan_gopro(cfg.gopro, "test", cfg.gopro_blur)
         chosen = [pairs[i] for i in _spread(len(pairs), limit)]
         scale = cfg.gopro_scale
-        return ValPairs([p.name for p in chosen], lambda i: read_gopro_pair(chosen[i], scale))
+        return ValPairs([p.name for p in chosen], lambda i: read_gopro_pair(chosen[i], scale),
+                        f"{len(chosen)} of the {len(pairs)} GoPro test/ pairs ({cfg.gopro_blur}, scale {scale:g})")
     if not cfg.shards:
         raise DataError("no validation data: give a GoPro folder or a shard folder")
     _, held_out = _shard_split(cfg)
@@ -795,7 +827,9 @@ def val_pairs(cfg: DataConfig, limit: int | None = None) -> ValPairs:
     _check_shards([held_out], crop=None)
     indices = _spread(held_out.count, limit)
     return ValPairs([f"{Path(held_out.path).name}#{i}" for i in indices],
-                    lambda i: _read_whole_pair(held_out, indices[i]))
+                    lambda i: _read_whole_pair(held_out, indices[i]),
+                    f"{len(indices)} of the {held_out.count} pairs of {held_out.path}, "
+                    "held out of training (the first folder's last shard)")
 
 
 def _read_whole_pair(info, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ from trainer.checkpoint import unwrap
 from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
 from trainer.config import TrainConfig, generator_settings, make_configs, train_config_from
 from trainer.curves import sparkline
-from trainer.data import DataConfig, epoch_length, train_batches, training_sources, val_pairs
+from trainer.data import DataConfig, describe_sources, epoch_length, train_batches, training_sources, val_pairs
 from trainer.evaluate import evaluate
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
@@ -483,6 +483,8 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
         run.open_log(start)
         tqdm.write(opening_line(gan, cfg, total_steps, steps_per_epoch, device, dist_info.world_size,
                                 len(held_out), start, warm_start), file=sys.stderr)
+        for line in [*describe_sources(data_cfg, sources), f"validation: {held_out.description}"]:
+            tqdm.write(line, file=sys.stderr)
         warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
         if warning:
             tqdm.write(warning, file=sys.stderr)
@@ -516,8 +518,9 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
                     progress.epoch += 1
                 if main and (done % cfg.log_every == 0 or done == total_steps):
                     bar.set_postfix(means.log(run.log, done, lr, batch.get("damaged_total", 0)), refresh=False)
-                validation_due = main and (end_of_epoch or done == total_steps
-                                           or (cfg.val_every and done % cfg.val_every == 0))
+                # --val-every replaces the epoch ends (both gave validations at 96 and 100).
+                validation_due = main and (done == total_steps or (done % cfg.val_every == 0 if cfg.val_every
+                                                                   else end_of_epoch))
                 if validation_due or (main and done % cfg.checkpoint_every == 0):
                     # Before validating: a validation that fails costs no training steps.
                     run.save_checkpoint(progress, gan, schedule)
