@@ -79,12 +79,14 @@ def _caption(sheet: np.ndarray, text: str, x: int, y: int, width: int) -> None:
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an (H, W, 3) RGB or (H, W) grey uint8 image as PNG, atomically (temp file, then rename)."""
+    """Write an (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey uint8 image as PNG, atomically
+    (temp file, then rename)."""
     path = Path(path)
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = np.rint(to_rgb_float(image) * 255).astype(np.uint8)
-    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    bgr = image if image.ndim == 2 else cv2.cvtColor(
+        image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", bgr)
     if not ok:
         raise OSError(f"{path}: could not encode PNG")

@@ -328,21 +328,34 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, s
     sub-folders), or OUT/<name>.mp4 at the video's frame rate.  Unreadable files are listed at the end (exit 1)."""
     import sys
 
+    from blurgen.command_line import interrupted
+    from blurgen.stopping import Interrupted, stop_on_signals
     from trainer.evaluate import deblur_files, find_deblur_inputs
 
     try:
-        files = find_deblur_inputs(inputs)
-        generator, _, dev = _generator_on(checkpoint_path, device)
-        seconds: list[float] = []
-        report = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap, overwrite=overwrite,
-                              skip_existing=skip_existing, side_by_side=side_by_side, seconds=seconds)
+        with stop_on_signals() as stop:
+            files = find_deblur_inputs(inputs)
+            generator, _, dev = _generator_on(checkpoint_path, device)
+            seconds: list[float] = []
+            report = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap,
+                                  overwrite=overwrite, skip_existing=skip_existing, side_by_side=side_by_side,
+                                  seconds=seconds, stop=stop)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
-    click.echo(f"wrote {len(report.written)} image(s) to {out}"
+    except Interrupted as exc:
+        interrupted(exc, f"the files finished are in {out}; the same command with --skip-existing "
+                         "restores the others")
+    videos = report.videos
+    images = len(report.written) - videos
+    wrote = [f"{n} {what}{'' if n == 1 else 's'}" for n, what in ((images, "image"), (videos, "video")) if n]
+    click.echo(f"wrote {' and '.join(wrote) or 'nothing'} to {out}"
                + (f"; {len(report.skipped)} existing left as they were" if report.skipped else ""))
+    for note in report.notes:
+        click.echo(f"note: {note}")
     if len(seconds) > 1:
-        click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per image on {dev} "
-                   f"(mean over {len(seconds) - 1} images, the first, warm-up one excluded)")
+        unit = "frame" if videos else "image"
+        click.echo(f"restoring took {sum(seconds[1:]) / len(seconds[1:]):.3f} s per {unit} on {dev} "
+                   f"(mean over {len(seconds) - 1} {unit}s, the first, warm-up one excluded)")
     if report.failed:
         for _, reason in report.failed:
             click.echo(f"could not read {reason}", err=True)

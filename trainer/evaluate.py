@@ -241,6 +241,40 @@ def read_input_image(path: str | os.PathLike) -> np.ndarray:
     return load_rgb_as(path, UnreadableInput, max_pixels=Image.MAX_IMAGE_PIXELS)
 
 
+#: Pillow modes without colour: deblur gives such an image back grey.
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def input_channels(path: str | os.PathLike) -> tuple[bool, np.ndarray | None]:
+    """(grey, alpha) of an image to deblur: whether the file has no colour channels,
+    and its alpha channel, uint8 (H, W) after the EXIF orientation (as
+    ``read_input_image`` applies it), or None without one.  The generator
+    restores RGB; ``in_input_channels`` gives the result back in the input's own."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        grey = image.mode in GREY_MODES
+        if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+            return grey, None
+        return grey, np.asarray(ImageOps.exif_transpose(image).convert("RGBA").getchannel("A"))
+
+
+def in_input_channels(restored: np.ndarray, grey: bool, alpha: np.ndarray | None) -> np.ndarray:
+    """uint8 RGB (H, W, 3) restored image -> (H, W) grey (Pillow's ITU-R 601-2 luma, the
+    inverse of how a grey file was read as RGB), with the input's ``alpha`` appended
+    unchanged as a last channel when given: (H, W, 4) RGBA, or (H, W, 2) is never
+    made -- a grey image with alpha comes back RGBA with equal colour channels."""
+    from PIL import Image
+
+    if grey:
+        restored = np.asarray(Image.fromarray(restored).convert("L"))
+        if alpha is not None:
+            restored = np.repeat(restored[:, :, None], 3, axis=2)
+    if alpha is not None:
+        restored = np.dstack([restored, alpha])
+    return restored
+
+
 def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """(source, output path relative to the output folder, without suffix) of every
     input of ``trainer deblur``: a file as given (its stem), a folder searched
@@ -278,12 +312,17 @@ class DeblurReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what was written otherwise than read, one line each
+
+    @property
+    def videos(self) -> int:
+        return sum(path.suffix == ".mp4" for path in self.written)
 
 
 def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike, *,
                  device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
                  overwrite: bool = False, skip_existing: bool = False, side_by_side: bool = False,
-                 progress: bool = True, seconds: list | None = None) -> DeblurReport:
+                 progress: bool = True, seconds: list | None = None, stop=None) -> DeblurReport:
     """Restore each image of ``inputs`` (pairs of ``find_deblur_inputs``) into
     ``out_dir/<relative>.png`` and each video (``blurgen.sources.VIDEO_EXTENSIONS``) into
     ``out_dir/<relative>.mp4``; ``side_by_side``: each output is blurred |
@@ -297,8 +336,12 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     cannot be written (a full disk) raises OSError at once.  Each file is
     written atomically.  ``seconds``, if given, receives the wall time of each
     restoration (per frame for videos; the device synchronised; reading and
-    writing the files excluded).
+    writing the files excluded).  A grey image comes back grey and an image with
+    alpha keeps it (``in_input_channels``).  ``stop``: a blurgen.stopping.StopFlag,
+    checked between files and video frames (Interrupted; the file being written
+    is not left behind).
     """
+    from blurgen import stopping
     from blurgen.pictures import write_png
     from blurgen.progress import progress_bar
     from blurgen.sources import VIDEO_EXTENSIONS
@@ -340,13 +383,19 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
         if target in skip:
             report.skipped.append(target)
             continue
+        stopping.check(stop)
         with naming(target):
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 if target.suffix == ".mp4":
-                    deblur_video(source, target, timed_restore)
+                    note = deblur_video(source, target, timed_restore, stop)[1]
+                    if note:
+                        report.notes.append(note)
                 else:
-                    write_png(target, timed_restore(read_input_image(source)))
+                    restored = timed_restore(read_input_image(source))
+                    if not side_by_side:
+                        restored = in_input_channels(restored, *input_channels(source))
+                    write_png(target, restored)
             except UnreadableInput as exc:
                 report.failed.append((source, str(exc)))
                 continue
@@ -355,46 +404,84 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
 
 
 def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
-                 restore_frame: Callable[[np.ndarray], np.ndarray]) -> int:
+                 restore_frame: Callable[[np.ndarray], np.ndarray], stop=None) -> tuple[int, str | None]:
     """Restore a video frame by frame into an MP4 (MPEG-4 Part 2) at the source's
-    frame rate and size; returns the number of frames.
+    frame rate; returns (frames written, a one-line note or None).
 
-    restore_frame: uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB.  Read and
-    written with OpenCV's FFmpeg backend; the file appears under ``target``
-    only when complete.  Raises DeblurError on a file that is not a readable
-    video.
+    restore_frame: uint8 (H, W, 3) RGB -> uint8 (H, W, 3) RGB.  Read and written
+    with OpenCV's FFmpeg backend; the file appears under ``target`` only when
+    complete and read back whole.  MPEG-4 needs even sides: a frame with an odd
+    one gets its last row or column repeated (nothing cut), and the note says so.
+    Raises UnreadableInput on a file that is not a readable video, or whose frames
+    stop short of the count its header gives (a damaged file: nothing written);
+    OSError naming ``target`` when the written video does not read back whole (a
+    full disk); blurgen.stopping.Interrupted between frames once ``stop`` is set.
     """
     import cv2
+
+    from blurgen import stopping
 
     source, target = Path(source), Path(target)
     capture = cv2.VideoCapture(str(source))
     if not capture.isOpened():
         raise UnreadableInput(f"{source}: not a readable video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     # VideoWriter picks the container from the suffix, so the temporary keeps ".mp4".
     partial = target.with_name(f".{target.stem}.tmp-{os.getpid()}.mp4")
-    writer, frames = None, 0
+    writer, frames, note = None, 0, None
     try:
         while True:
+            stopping.check(stop)
             ok, bgr = capture.read()
             if not ok:
                 break
             restored = restore_frame(np.ascontiguousarray(bgr[:, :, ::-1]))
+            height, width = restored.shape[:2]
+            if height % 2 or width % 2:
+                restored = np.pad(restored, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
             if writer is None:
-                height, width = restored.shape[:2]
-                writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                if restored.shape[:2] != (height, width):
+                    note = (f"{target}: {width}x{height} frames written as {restored.shape[1]}x{restored.shape[0]} "
+                            "(MPEG-4 needs even sides; the last row or column repeated)")
+                writer = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (restored.shape[1], restored.shape[0]))
                 if not writer.isOpened():
                     raise OSError(f"{target}: cannot write an MP4 video here")
             writer.write(np.ascontiguousarray(restored[:, :, ::-1]))
             frames += 1
         if writer is None:
             raise UnreadableInput(f"{source}: not a readable video (no frames)")
+        # A header's count can be off by a frame or so; a damaged file stops far short of it.
+        if expected and frames < expected - max(1, expected // 100):
+            raise UnreadableInput(f"{source}: only {frames} of its {expected} frames could be decoded "
+                                  "(a damaged file); nothing written")
         writer.release()
         writer = None
+        _check_written_video(partial, frames, target)
         os.replace(partial, target)
     finally:
         capture.release()
         if writer is not None:
             writer.release()
         partial.unlink(missing_ok=True)
-    return frames
+    return frames, note
+
+
+def _check_written_video(path: Path, frames: int, target: Path) -> None:
+    """OSError naming ``target`` unless the video at ``path`` opens and holds ``frames``
+    frames: OpenCV's writer reports no failed write, so a full disk shows only here."""
+    import errno
+    import shutil
+
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        found = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if capture.isOpened() else 0
+    finally:
+        capture.release()
+    if found != frames:
+        if shutil.disk_usage(path.parent).free < 1 << 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+        raise OSError(errno.EIO, f"the video written reads back with {found} of its {frames} frames", str(target))
