@@ -100,7 +100,7 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
 
 @blurgen.command("show-kernels")
 @click.argument("bank", type=click.Path(dir_okay=False))
-@click.option("--index", default=None, help="Kernels to show: a start index (5) or a list of ranges (0-7,12).")
+@click.option("--index", default=None, help="Kernels to show: a start index (5: kernels 5 on, up to --limit) or ranges (0-7,12).")
 @click.option("--limit", type=int, default=16, show_default=True, help="At most this many kernels.")
 @click.option("--png", type=click.Path(dir_okay=False), default=None, help="Also write a contact sheet PNG.")
 def show_kernels_cmd(bank, index, limit, png):
@@ -180,7 +180,8 @@ def _parse_quality(text: str | None):
               help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of every random draw (kernels, crops and effects): the same seed gives the same bytes.")
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays; the parts may share --out.")
 @click.option("--linear", is_flag=True, help="Blur in linear light (undo the sRGB curve, blur, redo it).")
 @click.option("--saturate", is_flag=True, help="Boost clipped highlights, blur, clip, in linear light (implies --linear).")
@@ -261,7 +262,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 @click.option("--full", is_flag=True, help="Keep whole frames instead of crops.")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of every random draw (video windows, frames and effects): the same seed gives the same bytes.")
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n).")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True, help="Verify the finished shards too and rebuild the bad ones.")

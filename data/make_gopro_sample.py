@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=parse_size, default=(288, 384), metavar="WxH",
                         help="frame size (default 384x288: 192x144 at the trainer's default "
                              "--gopro-scale 0.5, enough for 128 crops)")
-    parser.add_argument("--train-sequences", type=positive, default=3)
-    parser.add_argument("--test-sequences", type=positive, default=2)
+    parser.add_argument("--train-sequences", type=positive, default=3,
+                        help="sequences (scenes) in train/ (default 3)")
+    parser.add_argument("--test-sequences", type=positive, default=2,
+                        help="sequences (scenes) in test/, other photos than train/'s (default 2)")
     parser.add_argument("--frames", type=positive, default=4, help="blurred frames per sequence")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)

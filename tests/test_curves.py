@@ -96,3 +96,37 @@ def test_a_diverged_step_does_not_blank_the_curve():
     blue = (np.abs(box - [31, 119, 180]).sum(axis=2) < 60)
     drawn = np.flatnonzero(blue.any(axis=0))
     assert drawn.min() < 10 and drawn.max() > box.shape[1] - 10  # from the first step to the last
+
+
+def test_curves_of_a_missing_or_empty_folder_name_the_folder(tmp_path):
+    """Issue 22.13: `trainer curves nosuch` named nosuch/scalars.csv, a file the user never gave."""
+    import cli
+    from click.testing import CliRunner
+
+    missing = CliRunner().invoke(cli.trainer, ["curves", str(tmp_path / "nosuch")])
+    assert missing.exit_code == 2 and missing.stderr == f"error: {tmp_path / 'nosuch'}: no such run folder\n"
+    empty = CliRunner().invoke(cli.trainer, ["curves", str(tmp_path)])
+    assert empty.exit_code == 2 and "no scalars.csv (not a run folder of `trainer fit`" in empty.stderr
+
+
+def test_validation_logs_each_ssim_once(tmp_path):
+    """Issue 22.13: `trainer curves` listed val/ssim and val/ssim_skimage, one SSIM under two names."""
+    from types import SimpleNamespace
+
+    from trainer import loop
+    from trainer.run_folder import Progress
+
+    logged = {}
+    log = SimpleNamespace(scalars=lambda step, values: logged.update(values), series=lambda: {
+        "val/psnr": (np.array([1]), np.array([20.0]))})
+    run = SimpleNamespace(log=log, save_best=lambda *a: None, draw=lambda *a: None)
+    scores = {"psnr": 20.0, "ssim": 0.5, "ssim_skimage": 0.5, "input_psnr": 19.0, "input_ssim": 0.4,
+              "input_ssim_skimage": 0.4, "count": 1}
+    original = loop.evaluate
+    loop.evaluate = lambda *a, **k: (scores, None)
+    try:
+        loop.validate(run, Progress(step=1), None, [], "cpu", preview=False)
+    finally:
+        loop.evaluate = original
+    assert set(logged) == {"val/psnr", "val/ssim", "val/input_psnr", "val/input_ssim"}
+

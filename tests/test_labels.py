@@ -135,3 +135,27 @@ def test_inspect_png_numbers_the_pairs_and_draws_kernels_at_the_crops_scale(tmp_
     assert lit.size and (lit.max(axis=0) - lit.min(axis=0) + 1 <= 15).all()   # at most the 15-px PSF, 1:1
     band = sheet[pad + cell:pad + cell + LABEL_BAND]
     assert (band > 128).any()
+
+
+def test_every_option_of_every_command_has_help():
+    """Issue 22.12: synthesize --seed, average --seed, fit --gopro-blur, show-kernels --index and
+    make_gopro_sample.py's --train-sequences/--test-sequences had no help text."""
+    from pathlib import Path
+
+    import click
+
+    import cli
+
+    missing = []
+    for group in (cli.blurgen, cli.trainer):
+        for name, command in group.commands.items():
+            for param in command.params:
+                if isinstance(param, click.Option) and not param.hidden and not (param.help or "").strip():
+                    missing.append(f"{group.name} {name} {param.opts[0]}")
+    root = Path(__file__).resolve().parents[1]
+    source = (root / "data" / "make_gopro_sample.py").read_text()
+    for flag in ("--train-sequences", "--test-sequences", "--frames", "--seed", "--size"):
+        start = source.index(f'"{flag}"')
+        if "help=" not in source[start:source.index(")\n", start)]:
+            missing.append(f"make_gopro_sample.py {flag}")
+    assert not missing, missing

@@ -417,6 +417,10 @@ def curves_cmd(run, png):
 
     if png:
         check_output(png, overwrite=True)
+    if not Path(run).is_dir():
+        raise UserError(f"{run}: no such run folder")
+    if not (Path(run) / SCALARS).exists():
+        raise UserError(f"{run}: no {SCALARS} (not a run folder of `trainer fit`, or a run that logged nothing yet)")
     try:
         series = read_scalars(Path(run) / SCALARS)
     except _trainer_errors() as exc:

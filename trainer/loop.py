@@ -374,7 +374,9 @@ def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out,
     with ``preview`` the pictures in the terminal).  True when best.pt changed."""
     done = progress.step
     scores, example = evaluate(generator, held_out, device=device)
-    run.log.scalars(done, {f"val/{k}": v for k, v in scores.items() if k != "count"})
+    # val/ssim is skimage's SSIM (trainer.evaluate): its second name would be a second, equal curve.
+    run.log.scalars(done, {f"val/{k}": v for k, v in scores.items()
+                           if k != "count" and not k.endswith("ssim_skimage")})
     improved = progress.best is None or scores["psnr"] > progress.best["psnr"]
     if improved:
         progress.best = {"psnr": scores["psnr"], "ssim": scores["ssim"], "step": done}
