@@ -126,3 +126,17 @@ def render_images(
         caps = [(lab or "")[:w].ljust(w) for lab, w in zip(labels, widths)]
         lines.append((" " * gap).join(caps).rstrip())
     return "\n".join(lines)
+
+
+def fit_to_terminal(text: str, stream=None) -> str:
+    """``text`` wrapped at word boundaries to the terminal's width when ``stream`` (default
+    stdout) is a terminal, continuation lines indented by two spaces; unchanged otherwise,
+    so that a log keeps one line per message."""
+    import textwrap
+
+    stream = sys.stdout if stream is None else stream
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return text
+    width = shutil.get_terminal_size((80, 24)).columns
+    return "\n".join(textwrap.fill(line, width=width, subsequent_indent="  ", break_on_hyphens=False)
+                     for line in text.split("\n"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import sys
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from trainer import checkpoint
 from trainer.checkpoint import unwrap
 from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
 from trainer.config import TrainConfig, generator_settings, make_configs, train_config_from
+from blurgen.terminal import fit_to_terminal
 from trainer.curves import sparkline
 from trainer.data import DataConfig, describe_sources, epoch_length, train_batches, training_sources, val_pairs
 from trainer.evaluate import evaluate
@@ -342,8 +344,10 @@ def next_batch(batches, stop: StopRequest) -> dict | None:
 class RunningMeans:
     """The training statistics of ``train_step``, averaged over the steps since the last log."""
 
-    # What the progress bar shows: its short name -> the statistic.
-    SHOWN = {"W": "wasserstein", "gp": "gradient_penalty", "content": "content_loss", "adv/content": "grad_ratio"}
+    # What the progress bar shows: its short name -> the statistic; on a terminal narrower
+    # than WIDE columns only the first, so that the bar and its count stay on one line.
+    SHOWN = {"content": "content_loss", "W": "wasserstein", "gp": "gradient_penalty", "adv/content": "grad_ratio"}
+    WIDE = 120
 
     def __init__(self, start: int):
         self.sums: dict[str, torch.Tensor] = {}
@@ -363,7 +367,10 @@ class RunningMeans:
         values["train/damaged_samples"] = damaged
         log.scalars(step, values)
         self.sums, self.since = {}, step
-        return {k: f"{values['train/' + v]:.3g}" for k, v in self.SHOWN.items() if "train/" + v in values}
+        shown = {k: f"{values['train/' + v]:.3g}" for k, v in self.SHOWN.items() if "train/" + v in values}
+        if shutil.get_terminal_size().columns < self.WIDE:
+            shown = dict(list(shown.items())[:1])
+        return shown
 
 
 def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out, device: torch.device,
@@ -392,9 +399,16 @@ def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out,
     run.draw(series, done, example)
     if example is not None and preview:
         from blurgen.terminal import render_images
-        tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"]))
-    tqdm.write(message)
+        # A quarter of the terminal's height: the log of a long run stays readable around it.
+        rows = max(4, shutil.get_terminal_size().lines // 4 - 1)
+        tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"], max_rows=rows))
+    tqdm.write(fit_to_terminal(message, sys.stdout))
     return improved
+
+
+def say(text: str) -> None:
+    """A message of ``fit`` on stderr, above the progress bar, wrapped to a terminal's width."""
+    tqdm.write(fit_to_terminal(text, sys.stderr), file=sys.stderr)
 
 
 def opening_line(gan: GAN, cfg: TrainConfig, total_steps: int, steps_per_epoch: int, device: torch.device,
@@ -483,13 +497,13 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
     start = progress.step
     if main:
         run.open_log(start)
-        tqdm.write(opening_line(gan, cfg, total_steps, steps_per_epoch, device, dist_info.world_size,
-                                len(held_out), start, warm_start), file=sys.stderr)
+        say(opening_line(gan, cfg, total_steps, steps_per_epoch, device, dist_info.world_size,
+                         len(held_out), start, warm_start))
         for line in [*describe_sources(data_cfg, sources), f"validation: {held_out.description}"]:
-            tqdm.write(line, file=sys.stderr)
+            say(line)
         warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
         if warning:
-            tqdm.write(warning, file=sys.stderr)
+            say(warning)
     pace = Pace(start, total_steps)
 
     batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size,
@@ -513,7 +527,7 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
                 bar.update(1)
                 said = pace.update(done) if main else None
                 if said:
-                    tqdm.write(said, file=sys.stderr)
+                    say(said)
 
                 end_of_epoch = done % steps_per_epoch == 0
                 if end_of_epoch:
@@ -537,7 +551,7 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
                 if ddp:   # no rank leaves before rank 0 has saved: a launcher kills the rest when one exits
                     dist.barrier(group=stop_group)
                 if main:
-                    tqdm.write(f"{stopped}: stopped at step {progress.step}; continue with --resume", file=sys.stderr)
+                    say(f"{stopped}: stopped at step {progress.step}; continue with --resume")
     finally:
         bar.close()
         batches.close()
