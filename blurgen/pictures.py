@@ -78,6 +78,40 @@ def _caption(sheet: np.ndarray, text: str, x: int, y: int, width: int) -> None:
     put_text(sheet, text, (x, y + LABEL_BAND - 4), LABEL_SIZE, (230, 230, 230))
 
 
+def side_by_side(images: list[np.ndarray], labels: list[str] | None = None, title: str | None = None,
+                 gap: int = 4) -> np.ndarray:
+    """Images of one height side by side, white ``gap`` columns between them, each
+    label in a dark band under its image (cut to its width), and ``title`` in dark
+    bands above all of them, wrapped at words: uint8 RGB (title bands + H + label band,
+    sum of W + gaps, 3), a band being LABEL_BAND px (none without labels or title)."""
+    rgb = [np.rint(to_rgb_float(im) * 255).astype(np.uint8) for im in images]
+    height = rgb[0].shape[0]
+    spacer = np.full((height, gap, 3), 255, np.uint8)
+    row = np.concatenate([part for im in rgb for part in (im, spacer)][:-1], axis=1)
+    if labels:
+        band = np.full((LABEL_BAND, row.shape[1], 3), 32, np.uint8)
+        x = 0
+        for im, label in zip(rgb, labels):
+            _caption(band, label, x + 2, 0, im.shape[1] - 2)
+            x += im.shape[1] + gap
+        row = np.concatenate([row, band], axis=0)
+    if title:   # wrapped at words to the picture's width, a band a line
+        from blurgen.lettering import text_size
+
+        lines = [""]
+        for word in title.split():
+            joined = f"{lines[-1]} {word}".strip()
+            if lines[-1] and text_size(joined, LABEL_SIZE)[0] > row.shape[1] - 4:
+                lines.append(word)
+            else:
+                lines[-1] = joined
+        bands = np.full((LABEL_BAND * len(lines), row.shape[1], 3), 32, np.uint8)
+        for i, line in enumerate(lines):
+            _caption(bands, line, 2, i * LABEL_BAND, row.shape[1] - 2)
+        row = np.concatenate([bands, row], axis=0)
+    return row
+
+
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey uint8 image as PNG, atomically
     (temp file, then rename)."""

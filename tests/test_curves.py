@@ -130,3 +130,14 @@ def test_validation_logs_each_ssim_once(tmp_path):
         loop.evaluate = original
     assert set(logged) == {"val/psnr", "val/ssim", "val/input_psnr", "val/input_ssim"}
 
+
+
+def test_axes_carry_round_ticks_between_the_extremes():
+    """Issue 22.15: curves.png's axes showed only the first and last step and the min and max."""
+    from trainer.curves import nice_ticks
+
+    assert nice_ticks(0, 3600).tolist() == [0, 1000, 2000, 3000]
+    assert nice_ticks(24.3, 26.1).tolist() == [24.5, 25, 25.5, 26]
+    assert nice_ticks(-0.03, 0.02).tolist() == [-0.02, 0, 0.02]
+    ticks = nice_ticks(5, 3600, count=4)
+    assert 3 <= len(ticks) <= 6 and all(5 <= t <= 3600 for t in ticks)

@@ -3,6 +3,7 @@ lists them at the end, recurses into sub-folders keeping their layout, --skip-ex
 --side-by-side, and reads images with synthesize's reader (EXIF orientation, 16 bits)."""
 
 import numpy as np
+from blurgen.pictures import LABEL_BAND
 import pytest
 import torch
 from click.testing import CliRunner
@@ -88,9 +89,11 @@ def test_side_by_side_writes_blurred_then_restored(tmp_path, identity_file):
     result = deblur(identity_file, tmp_path / "out", src, "--side-by-side")
     assert result.exit_code == 0, result.output
     both = np.asarray(Image.open(tmp_path / "out" / "in.png"))
-    assert both.shape == (20, 2 * 28 + 4, 3)
-    assert np.array_equal(both[:, :28], picture(20, 28, 3)) and np.array_equal(both[:, 32:], picture(20, 28, 3))
-    assert (both[:, 28:32] == 255).all()
+    assert both.shape == (20 + LABEL_BAND, 2 * 28 + 4, 3)   # issue 22.15: labelled below
+    assert np.array_equal(both[:20, :28], picture(20, 28, 3)) and np.array_equal(both[:20, 32:], picture(20, 28, 3))
+    assert (both[:20, 28:32] == 255).all()
+    band = both[20:, :28]
+    assert (band == 32).mean() < 0.95 and (band > 128).any()   # letters in the caption band
 
 
 def test_deblur_reads_images_as_synthesize_does(tmp_path, identity_file):

@@ -159,3 +159,24 @@ def test_every_option_of_every_command_has_help():
         if "help=" not in source[start:source.index(")\n", start)]:
             missing.append(f"make_gopro_sample.py {flag}")
     assert not missing, missing
+
+
+def test_previews_say_what_they_show():
+    """Issue 22.15: run/preview.png and deblur --side-by-side had no labels (no step, no
+    PSNR, no "blurred/restored/sharp")."""
+    from blurgen.pictures import LABEL_BAND, side_by_side
+    from trainer.run_folder import triplet_image
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 64, 3), dtype=np.uint8) for _ in range(3)]
+    plain = side_by_side(images, labels=["blurred", "restored", "sharp"])
+    assert plain.shape == (40 + LABEL_BAND, 3 * 64 + 2 * 4, 3)
+    assert np.array_equal(plain[:40, :64], images[0]) and np.array_equal(plain[:40, -64:], images[2])
+    for k in range(3):   # each caption band has letters in it
+        band = plain[40:, k * 68: k * 68 + 64]
+        assert (band > 128).any() and (band == 32).mean() > 0.5
+    title = "step 20: 24.97 dB restored, 24.56 dB blurred (PSNR against sharp, RGB, range 255)"
+    titled = triplet_image(*images, title=title)
+    lines = (titled.shape[0] - 40 - LABEL_BAND) // LABEL_BAND
+    assert lines >= 2 and titled.shape[0] == 40 + LABEL_BAND * (1 + lines)   # wrapped, not cut
+    assert np.array_equal(titled[LABEL_BAND * lines: LABEL_BAND * lines + 40, :64], images[0])

@@ -121,6 +121,23 @@ def _dashed(image: np.ndarray, points: np.ndarray, colour, dash: float = 6.0) ->
         travelled += length
 
 
+def nice_ticks(low: float, high: float, count: int = 4) -> np.ndarray:
+    """About ``count`` round values (steps of 1, 2 or 5 times a power of ten) within
+    [low, high], ascending; the axis labels of a chart."""
+    if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
+        return np.array([low], np.float64)
+    raw = (high - low) / max(count, 1)
+    power = 10.0 ** np.floor(np.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = np.ceil(low / step - 1e-9) * step
+    ticks = np.arange(first, high + step * 1e-9, step)
+    return np.round(ticks, 12) + 0.0   # no "-0"
+
+
+def _tick_label(value: float) -> str:
+    return f"{value:.6g}" if abs(value) < 1e5 else f"{value:.3g}"
+
+
 def _panel(series: Series, name: str, reference: str | None, title: str, size: tuple[int, int]) -> np.ndarray:
     """One chart, (height, width, 3) uint8 RGB: ``name`` over its steps (raw and
     smoothed when it is noisy), ``reference`` dashed."""
@@ -163,11 +180,18 @@ def _panel(series: Series, name: str, reference: str | None, title: str, size: t
     cv2.polylines(image, [points], False, _LINE, 2, cv2.LINE_AA)
     for p in points if len(points) <= 20 else []:
         cv2.circle(image, tuple(map(int, p)), 2, _LINE, -1, cv2.LINE_AA)
-    for value, y in ((y1 - pad, top + 10), (y0 + pad, bottom)):
-        put_text(image, f"{value:.4g}", (4, y), _LABEL, _INK)
-    put_text(image, f"step {x0}", (left, height - 8), _LABEL, _INK)
-    last = f"step {all_steps.max()}"
-    put_text(image, last, (right - text_size(last, _LABEL)[0], height - 8), _LABEL, _INK)
+    # Round values on both axes, with light grid lines, not only the extremes.
+    for value in nice_ticks(y0 + pad, y1 - pad):
+        y = int(round(bottom - (value - y0) / (y1 - y0) * (bottom - top)))
+        cv2.line(image, (left + 1, y), (right - 1, y), _GRID, 1)
+        label = _tick_label(value)
+        put_text(image, label, (left - 4 - text_size(label, _LABEL)[0], y + 4), _LABEL, _INK)
+    for value in nice_ticks(float(x0), float(all_steps.max())):
+        x = int(round(left + (value - x0) / (x1 - x0) * (right - left)))
+        label = _tick_label(value)
+        put_text(image, label, (min(max(x - text_size(label, _LABEL)[0] // 2, 2), width - 2 - text_size(label, _LABEL)[0]),
+                                height - 8), _LABEL, _INK)
+    put_text(image, "step", (4, height - 8), _LABEL, _REFERENCE)   # what the x axis counts
     return image
 
 

@@ -299,9 +299,11 @@ def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 
 def blurred_and_restored(blurred: np.ndarray, restored: np.ndarray, gap: int = 4) -> np.ndarray:
-    """blurred | restored, uint8 (H, 2W + gap, 3), a white gap between them."""
-    spacer = np.full((blurred.shape[0], gap, 3), 255, np.uint8)
-    return np.concatenate([blurred, spacer, restored], axis=1)
+    """blurred | restored, a white gap between them, each labelled in a band below:
+    uint8 (H + blurgen.pictures.LABEL_BAND, 2W + gap, 3)."""
+    from blurgen.pictures import side_by_side
+
+    return side_by_side([blurred, restored], labels=["blurred", "restored"], gap=gap)
 
 
 @dataclass

@@ -47,6 +47,7 @@ from blurgen.terminal import fit_to_terminal
 from trainer.curves import sparkline
 from trainer.data import DataConfig, describe_sources, epoch_length, train_batches, training_sources, val_pairs
 from trainer.evaluate import evaluate
+from trainer.metrics import psnr
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
 from trainer.models import Critic, Generator, count_parameters
 from trainer.pace import Pace, cpu_warning
@@ -396,7 +397,12 @@ def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out,
     psnr_so_far = series["val/psnr"][1]
     if len(psnr_so_far) > 1:
         message += f"; PSNR so far {sparkline(psnr_so_far)}"
-    run.draw(series, done, example)
+    title = None
+    if example is not None:   # the first held-out pair's own scores, on the picture
+        blurred, restored, sharp = example
+        title = (f"step {done}: {psnr(restored, sharp):.2f} dB restored, {psnr(blurred, sharp):.2f} dB "
+                 "blurred (PSNR against sharp, RGB, range 255)")
+    run.draw(series, done, example, title)
     if example is not None and preview:
         from blurgen.terminal import render_images
         # A quarter of the terminal's height: the log of a long run stays readable around it.

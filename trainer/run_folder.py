@@ -118,10 +118,13 @@ class ScalarLog:
         self.file.close()
 
 
-def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, gap: int = 4) -> np.ndarray:
-    """blurred | restored | sharp side by side, uint8 (H, 3W + 2 gap, 3)."""
-    spacer = np.full((blurred.shape[0], gap, 3), 255, np.uint8)
-    return np.concatenate([blurred, spacer, restored, spacer, sharp], axis=1)
+def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, title: str | None = None,
+                  gap: int = 4) -> np.ndarray:
+    """blurred | restored | sharp side by side, each labelled below, ``title`` above:
+    uint8 (H + 2 bands, 3W + 2 gap, 3) (blurgen.pictures.side_by_side)."""
+    from blurgen.pictures import side_by_side
+
+    return side_by_side([blurred, restored, sharp], labels=["blurred", "restored", "sharp"], title=title, gap=gap)
 
 
 def check_free(out: str | os.PathLike) -> None:
@@ -214,15 +217,15 @@ class RunFolder:
             step=step, generator=generator, config=to_primitive(self.cfg), scores=scores,
             data={"config": to_primitive(self.data_cfg)}))
 
-    def draw(self, series: Series, step: int, example: tuple | None) -> np.ndarray | None:
+    def draw(self, series: Series, step: int, example: tuple | None, title: str | None = None) -> np.ndarray | None:
         """curves.png from ``series``; with a validation ``example`` (blurred,
-        restored, sharp uint8 images) also preview.png and the TensorBoard
-        image of step ``step``.  Returns the preview picture (None without one)."""
+        restored, sharp uint8 images) also preview.png (``title`` above it) and the
+        TensorBoard image of step ``step``.  Returns the preview picture (None without one)."""
         with naming(self.out / CURVES):
             write_png(self.out / CURVES, plot_curves(series))
         if example is None:
             return None
-        picture = triplet_image(*example)
+        picture = triplet_image(*example, title=title)
         self.log.triplet(step, picture)
         with naming(self.out / PREVIEW):
             write_png(self.out / PREVIEW, picture)
