@@ -29,18 +29,21 @@ def blurgen():
 # --- blurgen: kernels (make-kernels, show-kernels) ---------------------------
 
 
-def _show_kernels(batch, index, png=None, echo=click.echo) -> None:
+def _show_kernels(batch, index, png=None, echo=click.echo, above: int = 0) -> None:
+    """The kernels' table, then their drawings, last, so that they stay on the screen: one
+    scale for the whole grid, as large as the terminal's height left after ``above``
+    lines and the table allows (never below a legible minimum)."""
     from blurgen import kernel_view, terminal
     from blurgen.pictures import contact_sheet
 
     crops = kernel_view.display_crops(batch.psf)
     size = terminal.shutil.get_terminal_size((100, 24))
     labels = [f"#{i}" for i in index]
-    # One scale for the whole grid; pictures and the parameter lines fit the terminal's height.
-    for block in kernel_view.grid_blocks(crops, labels, size.columns, size.lines - len(labels) - 2):
+    table = kernel_view.kernel_table(batch, index)
+    for line in table:
+        echo(line)
+    for block in kernel_view.grid_blocks(crops, labels, size.columns, size.lines - above - len(table) - 2):
         echo(block)
-    for i, k in enumerate(index):
-        echo(kernel_view.kernel_line(batch, i, int(k)))
     if png:
         save_png(png, contact_sheet(crops, cols=min(8, len(crops)), cell=96, labels=labels))
         echo(f"wrote {png}")
@@ -120,11 +123,14 @@ def show_kernels_cmd(bank, index, limit, png):
         batch, _ = read_bank(bank, chosen)
     except (BankError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    _show_kernels(batch, chosen, png)
-    click.echo("")
+    from blurgen.terminal import fit_to_terminal
+
     spec = json.loads(attrs["spec"])
     spec_text = ", ".join(f"{k} {'drawn' if v is None else v}" for k, v in spec.items())
-    click.echo(kernel_view.bank_summary(everything, spec_text))
+    summary = fit_to_terminal(kernel_view.bank_summary(everything, spec_text))
+    click.echo(summary)
+    click.echo("")
+    _show_kernels(batch, chosen, png, above=summary.count("\n") + 2)
 
 
 # --- blurgen: synthesis (synthesize, inspect, verify) ------------------------

@@ -63,13 +63,21 @@ def display_crops(psf: np.ndarray, gamma: float = 0.5) -> list[np.ndarray]:
     return out
 
 
-def kernel_line(batch: KernelBatch, i: int, index: int | None = None) -> str:
-    """One line of parameters for kernel ``i`` of ``batch`` (labelled ``index``)."""
-    return (
-        f"#{i if index is None else index:<5d} seed {int(batch.seed[i]):>20d}  expl {batch.expl[i]:.3f}  "
-        f"fraction {batch.fraction[i]:.2f}  length {batch.length[i]:5.1f} px  "
-        f"extent {batch.extent[i]:5.1f} px  big shakes {int(batch.big_shakes[i])}"
-    )
+#: The per-kernel table: (header, width, format) per column; 77 characters a line.
+_COLUMNS = (("#", 5, "{:<5d}"), ("seed", 20, "{:>20d}"), ("expl", 6, "{:6.3f}"), ("fraction", 8, "{:8.2f}"),
+            ("length px", 9, "{:9.1f}"), ("extent px", 9, "{:9.1f}"), ("big shakes", 10, "{:10d}"))
+
+
+def kernel_table(batch: KernelBatch, index) -> list[str]:
+    """A header and one line per kernel of ``batch`` (labelled by ``index``): seed,
+    anxiety, exposure fraction, trajectory length, extent and big shakes; under 80 columns."""
+    lines = ["  ".join(f"{name:<{width}s}" if name == "#" else f"{name:>{width}s}"
+                       for name, width, _ in _COLUMNS).rstrip()]
+    for i, k in enumerate(index):
+        values = (int(k), int(batch.seed[i]), float(batch.expl[i]), float(batch.fraction[i]),
+                  float(batch.length[i]), float(batch.extent[i]), int(batch.big_shakes[i]))
+        lines.append("  ".join(fmt.format(v) for (_, _, fmt), v in zip(_COLUMNS, values)).rstrip())
+    return lines
 
 
 def histogram(values: np.ndarray, bins: int | np.ndarray = 8, width: int = 30, unit: str = "") -> list[str]:
@@ -84,22 +92,30 @@ def histogram(values: np.ndarray, bins: int | np.ndarray = 8, width: int = 30, u
     return lines
 
 
+def counts_line(name: str, values: np.ndarray) -> str:
+    """``name: v×count, ...`` over the distinct values of ``values`` (a few of them)."""
+    distinct, counts = np.unique(np.asarray(values), return_counts=True)
+    return f"{name}: " + ", ".join(f"{v:g}×{c}" for v, c in zip(distinct, counts))
+
+
+def distribution(name: str, values: np.ndarray, unit: str = "", few: int = 8) -> list[str]:
+    """A quantity over a bank: its values with their counts when it takes at most ``few``
+    of them (a histogram of 8 bins for 3 values says less), else a histogram."""
+    title = f"{name}{' (' + unit + ')' if unit else ''}"
+    rounded = np.round(np.asarray(values, np.float64), 1)   # 59.99999 and 60 are one length
+    if len(np.unique(rounded)) <= few:
+        return [counts_line(title, rounded)]
+    return [title, *histogram(values, unit=unit)]
+
+
 def bank_summary(batch: KernelBatch, spec_text: str = "") -> str:
-    """Distribution of length, extent and big shakes over a bank, as text."""
+    """Distribution of anxiety, exposure fraction, length, extent and big shakes over a bank, as text."""
     n = len(batch)
-    lines = [f"{n} kernels{'  ' + spec_text if spec_text else ''}"]
-    lines.append(
-        "expl: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.expl, return_counts=True)))
-        + "   fraction: " + ", ".join(f"{v:g}×{c}" for v, c in zip(*np.unique(batch.fraction, return_counts=True)))
-    )
-    lines.append("trajectory length (px)")
-    lines += histogram(batch.length, unit="px")
-    lines.append("extent (px, larger side of the bounding box)")
-    lines += histogram(batch.extent, unit="px")
-    lines.append("big shakes per kernel")
-    counts = np.bincount(batch.big_shakes.astype(np.int64)) if n else np.zeros(1, np.int64)
-    top = max(1, counts.max())
-    lines += [f"  {k:17d}    {_BAR * int(round(30 * c / top)):<30s} {c}" for k, c in enumerate(counts)]
+    lines = [f"{n} kernels{': ' + spec_text if spec_text else ''}",
+             counts_line("expl (anxiety)", batch.expl), counts_line("exposure fraction", batch.fraction)]
+    lines += distribution("trajectory length", batch.length, "px")
+    lines += distribution("big shakes per kernel", batch.big_shakes.astype(np.int64))
+    lines += distribution("extent, the larger side of the bounding box", batch.extent, "px")
     return "\n".join(lines)
 
 

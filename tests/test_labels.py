@@ -73,9 +73,9 @@ def test_show_kernels_draws_the_last_row_at_the_grids_scale_and_fits_the_termina
                                                                           "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    first_parameters = next(i for i, line in enumerate(lines) if line.startswith("#0 ") and "seed" in line)
-    grid = lines[:first_parameters]
-    assert first_parameters + 16 <= 60   # pictures and the 16 parameter lines on one screen
+    header = next(i for i, line in enumerate(lines) if line.startswith("#") and "seed" in line)
+    grid = lines[header + 17:]   # issue 22.14: the drawings come last, under the table, and stay on screen
+    assert len(lines) <= 60   # the summary, the 16 parameter lines and the pictures on one screen
     label_rows = [i for i, line in enumerate(grid) if line.startswith("#")]
     heights = np.diff([-1] + label_rows)
     assert len(set(heights)) == 1 and len(label_rows) >= 2   # every row as tall, the last one too

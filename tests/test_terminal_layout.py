@@ -55,3 +55,23 @@ def test_fit_fits_the_terminal(tmp_path, gopro, width, height):
     preview = [line for line in lines if "▀" in line]
     assert 0 < len(preview) <= 2 * max(4, height // 4 - 1)   # two validations
     assert any(line.startswith("  ") for line in lines)      # long messages wrapped at words, indented
+
+
+@pytest.mark.parametrize("width, height", [(80, 24), (200, 60)])
+def test_show_kernels_keeps_its_drawings_on_the_screen(tmp_path, width, height):
+    """Issue 22.14: `show-kernels --index 0-15` printed 76-88 lines: at 80x24 and 200x60 the
+    drawings scrolled away and only the histograms remained; 84-character parameter lines
+    wrapped at 80 columns; the length histogram had 8 bins for 3 values."""
+    bank = tmp_path / "k.h5"
+    made = subprocess.run([sys.executable, "-c", "import cli; cli.blurgen()", "make-kernels", "-n", "50",
+                           "--out", str(bank), "--iters", "500"], cwd=ROOT, capture_output=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert made.returncode == 0, made.stderr
+    command = (f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -c 'import cli; cli.blurgen()' "
+               f"show-kernels {bank} --index 0-15; echo DONE")
+    lines = screen_of(command, width, height, "DONE")
+    assert max(len(line) for line in lines) <= width
+    labels = [line for line in lines if line.startswith("#0") or line.startswith("#8")]
+    assert len(labels) == 2 and any("▀" in line for line in lines)   # every drawing still on screen
+    if height >= 60:
+        assert any(line.startswith("trajectory length (px): ") for line in lines)   # 3 values, 3 counts
