@@ -404,7 +404,8 @@ def inspect_cmd(folder, samples, seed, png):
         raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
     click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}"
                + (", sharp images only" if sharp_only else ""))
-    click.echo(modes.describe_arguments(args))
+    say = lambda text: click.echo(terminal.fit_to_terminal(text))  # noqa: E731  (wrapped at words)
+    say(modes.describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
     for info in infos:
@@ -412,8 +413,8 @@ def inspect_cmd(folder, samples, seed, png):
     reasons = collections.Counter(row[1] for m in manifests.values() for rows in m.get("skipped", {}).values()
                                   for row in rows)
     if reasons:
-        click.echo(f"{sum(reasons.values())} source images skipped ("
-                   + ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())) + "; see skipped*.tsv)")
+        say(f"{sum(reasons.values())} source images skipped ("
+            + ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())) + "; see skipped*.tsv)")
     note = shards.unfinished(manifests)
     if note:
         click.echo(f"note: {note}")
@@ -431,28 +432,31 @@ def inspect_cmd(folder, samples, seed, png):
         except shards.ShardError as exc:
             raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
         label = f"{infos[s].path.name}#{local} {sample.get('source', '')}"
+        say(f"sample {label}:")   # its name above its pictures, whose captions say what each is
         if sharp_only:
-            click.echo(terminal.render_images([sample["sharp"]], labels=[f"{label} (sharp)"]))
+            click.echo(terminal.render_images([sample["sharp"]], labels=["sharp"]))
             tiles.append(sample["sharp"])
-            captions.append(f"{len(tiles)}: {label} (sharp)")
+            captions.append(f"{len(tiles)} sharp: {label}")
             continue
         kernel = display_crops(sample["kernel"][None])[0]
         side = sample["blurred"].shape[0]  # drawn as tall as the images, pixels kept square
-        shown = np.kron(kernel, np.ones((max(1, side // kernel.shape[0]),) * 2, np.float32))
+        zoom = max(1, side // kernel.shape[0])
+        shown = np.kron(kernel, np.ones((zoom, zoom), np.float32))
         if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
             from blurgen.video import describe_sample as describe_video_pair
 
-            kernel, caption = np.zeros_like(sample["blurred"]), "no kernel (frames averaged)"
-            click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=[label, "sharp"]))
-            click.echo("  " + describe_video_pair(sample))
+            shown, caption = np.full_like(sample["blurred"], 96), "no kernel: video"
+            click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=["blurred", "sharp"]))
+            say("  " + describe_video_pair(sample))
         else:
-            caption = f"kernel {kernel.shape[0]} px, 1:1"
+            caption = f"kernel {kernel.shape[0]} px, x{zoom}"
             click.echo(terminal.render_images([sample["blurred"], sample["sharp"], shown],
-                                              labels=[label, "sharp", "kernel"]))
-            click.echo(describe_draw(sample) if "camera_bayer" in sample else describe_sample(sample))
+                                              labels=["blurred", "sharp", f"kernel x{zoom}"]))
+            say(describe_draw(sample) if "camera_bayer" in sample else describe_sample(sample))
         number = len(tiles) // 3 + 1
-        tiles += [sample["blurred"], sample["sharp"], kernel]   # the kernel at its crop's scale in the PNG
-        captions += [f"{number}: {label}", f"{number}: sharp", f"{number}: {caption}"]
+        # The kernel magnified as in the terminal: at its crop's scale it is a dot of a few pixels.
+        tiles += [sample["blurred"], sample["sharp"], shown]
+        captions += [f"{number} blurred: {label}", f"{number} sharp", f"{number} {caption}"]
     if png:
         save_png(png, contact_sheet(tiles, cols=1 if sharp_only else 3, labels=captions, common_scale=True))
         click.echo(f"wrote {png}")

@@ -108,8 +108,10 @@ def test_contact_sheet_labels_each_cell_and_keeps_a_common_scale():
     assert (band[:, 4:36] > 128).any() and (band[:, 40:72] > 128).any()   # a caption under each
 
 
-def test_inspect_png_numbers_the_pairs_and_draws_kernels_at_the_crops_scale(tmp_path):
-    """Issue 12.13: samples.png had no labels, and each kernel was enlarged to the crop's size."""
+def test_inspect_png_numbers_the_pairs_and_draws_kernels_magnified_by_a_stated_factor(tmp_path):
+    """Issue 12.13: samples.png had no labels, and each kernel was enlarged to the crop's size
+    without saying so; issue 22.15: drawn 1:1 instead, kernels were dots of a few pixels.  Now
+    magnified by a whole factor, written in the caption ("kernel 15 px, x2")."""
     from click.testing import CliRunner
     from PIL import Image
 
@@ -132,7 +134,9 @@ def test_inspect_png_numbers_the_pairs_and_draws_kernels_at_the_crops_scale(tmp_
     assert sheet.shape == (2 * (cell + pad + LABEL_BAND) + pad, 3 * (cell + pad) + pad, 3)
     kernel_cell = sheet[pad:pad + cell, pad + 2 * (cell + pad):pad + 2 * (cell + pad) + cell, 0]
     lit = np.argwhere(kernel_cell > 32)
-    assert lit.size and (lit.max(axis=0) - lit.min(axis=0) + 1 <= 15).all()   # at most the 15-px PSF, 1:1
+    extent = lit.max(axis=0) - lit.min(axis=0) + 1
+    assert lit.size and (extent <= 2 * 15).all() and (extent > 15).any()   # the <= 15-px support, x2
+    assert "kernel x2" in result.stdout and "blurred" in result.stdout
     band = sheet[pad + cell:pad + cell + LABEL_BAND]
     assert (band > 128).any()
 

@@ -75,3 +75,25 @@ def test_show_kernels_keeps_its_drawings_on_the_screen(tmp_path, width, height):
     assert len(labels) == 2 and any("▀" in line for line in lines)   # every drawing still on screen
     if height >= 60:
         assert any(line.startswith("trajectory length (px): ") for line in lines)   # 3 values, 3 counts
+
+
+def test_inspect_wraps_at_words_within_80_columns(tmp_path):
+    """Issue 22.14: `inspect` wrapped its parameter lines mid-word at 80 columns; issue 22.15:
+    its pictures never said "blurred"."""
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)).save(src / "a.png")
+    made = subprocess.run([sys.executable, "-c", "import cli; cli.blurgen()", "synthesize", "--src", str(src),
+                           "--out", str(tmp_path / "shards"), "--crop", "48", "--kernel-size", "15",
+                           "--iters", "200", "--workers", "1"], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert made.returncode == 0, made.stderr
+    command = (f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -c 'import cli; cli.blurgen()' "
+               f"inspect {tmp_path / 'shards'} --samples 1; echo DONE")
+    lines = screen_of(command, 80, 24, "DONE")
+    assert max(len(line) for line in lines) <= 80
+    assert any(line.startswith("blurred ") and "sharp" in line and "kernel x" in line for line in lines)
+    assert any(line.startswith("  kernel_") for line in lines)   # parameters wrapped at words, indented
