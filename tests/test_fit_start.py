@@ -200,3 +200,16 @@ def test_ctrl_c_before_the_first_checkpoint_says_nothing_was_saved(tmp_path, gop
     result = CliRunner().invoke(cli.trainer, fit_args(tmp_path / "run", gopro, 2, "--preset", "tiny"))
     assert result.exit_code == 130
     assert result.stderr == "interrupted before the first checkpoint: nothing was saved\n"
+
+
+def test_another_content_loss_without_its_weight_is_warned_about(tmp_path, gopro):
+    """Issue 22.8: `--content-loss l1` kept the tiny preset's weight tuned for its PSNR loss,
+    silently (-3.85 dB held-out)."""
+    args = [a for a in fit_args(tmp_path / "run", gopro, 1, "--preset", "tiny")]
+    warned = CliRunner().invoke(cli.trainer, args)   # fit_args gives --content-loss l1
+    assert warned.exit_code == 0, warned.output
+    assert "warning: --content-loss l1 keeps the content weight 10 that --preset tiny tuned for its psnr loss" \
+        in warned.stderr
+    quiet = CliRunner().invoke(cli.trainer, [*fit_args(tmp_path / "run2", gopro, 1, "--preset", "tiny"),
+                                             "--content-weight", "100"])
+    assert quiet.exit_code == 0 and "warning: --content-loss" not in quiet.stderr

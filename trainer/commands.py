@@ -122,7 +122,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
 
     from blurgen.terminal import fit_to_terminal
     from trainer.cluster import distributed_from_env
-    from trainer.config import adam_betas, make_configs
+    from trainer.config import PRESETS, TrainConfig, adam_betas, make_configs
     from trainer.data import DataConfig, parse_quality
     from trainer.loop import fit, resume_configs
     from trainer.run_folder import check_free
@@ -144,6 +144,14 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
             train_cfg, data_cfg = resume_configs(out, train, data, preset)
         else:
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
+        tuned_for = PRESETS[preset or "paper"][0].get("content_loss", TrainConfig.content_loss)
+        if not resume and options.get("content_loss") not in (None, tuned_for) and options.get("content_weight") is None:
+            # The weight is the balance of two losses of different scales; tuned for one, it is
+            # another balance with another (the tiny preset's lambda = 10 with L1: -3.85 dB held-out).
+            click.echo(f"warning: --content-loss {train_cfg.content_loss} keeps the content weight "
+                       f"{train_cfg.content_weight:g} that --preset {preset or 'paper'} tuned for its "
+                       f"{tuned_for} loss; set --content-weight for {train_cfg.content_loss} (docs/training.md, "
+                       "'Content loss')", err=True)
         if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
             click.echo(f"warning: --vgg-weights is ignored with --content-loss {train_cfg.content_loss} "
                        "(only the perceptual loss uses VGG19)", err=True)
