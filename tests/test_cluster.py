@@ -45,7 +45,7 @@ def fit_args(out, gopro, steps=4, workers=0, extra=()):
     """A tiny CPU run's ``trainer fit`` options, as a job script would write them."""
     return ["--out", str(out), "--gopro", str(gopro), "--mix", "0:1", "--preset", "tiny", "--crop", "32",
             "--batch-size", "1", "--gopro-scale", "1", "--workers", str(workers), "--device", "cpu",
-            "--content-loss", "l1", "--no-preview", "--val-limit", "1", "--steps", str(steps), "--log-every", "1",
+            "--content-loss", "l1", "--content-weight", "10", "--no-preview", "--val-limit", "1", "--steps", str(steps), "--log-every", "1",
             "--checkpoint-every", "100", *extra]
 
 

@@ -36,7 +36,7 @@ def fit_args(out, gopro, workers=1, steps=STEPS):
     """``trainer fit`` arguments of a tiny CPU run that logs every step."""
     return ["fit", "--out", str(out), "--gopro", str(gopro), "--mix", "0:1", "--preset", "tiny",
             "--crop", "32", "--batch-size", "1", "--gopro-scale", "1", "--workers", str(workers),
-            "--device", "cpu", "--content-loss", "l1", "--no-preview", "--val-limit", "1",
+            "--device", "cpu", "--content-loss", "l1", "--content-weight", "10", "--no-preview", "--val-limit", "1",
             "--steps", str(steps), "--log-every", "1", "--checkpoint-every", "100"]
 
 

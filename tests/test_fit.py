@@ -256,7 +256,7 @@ def test_cli_fit_with_pixel_loss_and_resume(tmp_path, gopro):
 
     args = ["fit", "--out", str(tmp_path / "run"), "--gopro", str(gopro), "--mix", "0:1", "--preset", "tiny",
             "--crop", "32", "--batch-size", "1", "--gopro-scale", "1", "--workers", "0", "--device", "cpu",
-            "--content-loss", "l1", "--no-preview", "--val-limit", "1"]
+            "--content-loss", "l1", "--content-weight", "10", "--no-preview", "--val-limit", "1"]
     result = CliRunner().invoke(cli.trainer, args + ["--steps", "2"])
     assert result.exit_code == 0, result.output
     assert "finished at step 2 of 2" in result.stdout

@@ -77,7 +77,7 @@ def test_version_and_short_help(group):
 
 def test_fit_warns_that_vgg_weights_do_nothing_without_the_perceptual_loss(tmp_path):
     """Issue 12.15: --vgg-weights with --content-loss l1 was silently ignored."""
-    result = run(cli.trainer, ["fit", "--out", tmp_path / "run", "--preset", "tiny", "--content-loss", "l1",
+    result = run(cli.trainer, ["fit", "--out", tmp_path / "run", "--preset", "tiny", "--content-loss", "l1", "--content-weight", "10",
                                "--vgg-weights", tmp_path / "vgg.pth"])
     lines = result.stderr.strip().splitlines()
     assert lines[0] == ("warning: --vgg-weights is ignored with --content-loss l1 "
