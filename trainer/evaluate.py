@@ -74,14 +74,19 @@ def check_tiling(tile: int, overlap: int) -> None:
 
 @torch.no_grad()
 def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.device = "cpu",
-            tile: int = 2048, overlap: int = 128) -> np.ndarray:
+            tile: int = 2048, overlap: int = 128, amp_dtype: torch.dtype | None = None) -> np.ndarray:
     """Deblur one uint8 (H, W, 3) RGB image of any size; returns uint8 (H, W, 3).
 
     ``generator`` must already be on ``device`` and in eval mode.  Images with
     both (padded) sides <= ``tile`` go through in one piece; larger ones in
     ``tile`` x ``tile`` tiles (a multiple of 4) overlapping by ``overlap``.
+    ``amp_dtype``: run the generator under autocast to this dtype (bfloat16;
+    ``trainer.precision.autocast_dtype`` picks it), or in float32 (None).
     """
     check_tiling(tile, overlap)
+    if amp_dtype is not None:
+        with torch.autocast(torch.device(device).type, dtype=amp_dtype):
+            return restore(generator, blurred, device=device, tile=tile, overlap=overlap)
     h, w = blurred.shape[:2]
     x = to_tensor(pad_for_generator(blurred))[None].to(device)
     height, width = x.shape[-2:]
@@ -283,7 +288,8 @@ class DeblurReport:
 def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike, *,
                  device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
                  overwrite: bool = False, skip_existing: bool = False, side_by_side: bool = False,
-                 progress: bool = True, seconds: list | None = None) -> DeblurReport:
+                 progress: bool = True, seconds: list | None = None,
+                 amp_dtype: torch.dtype | None = None) -> DeblurReport:
     """Restore each image of ``inputs`` (pairs of ``find_deblur_inputs``) into
     ``out_dir/<relative>.png`` and each video (``blurgen.sources.VIDEO_EXTENSIONS``) into
     ``out_dir/<relative>.mp4``; ``side_by_side``: each output is blurred |
@@ -297,7 +303,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     cannot be written (a full disk) raises OSError at once.  Each file is
     written atomically.  ``seconds``, if given, receives the wall time of each
     restoration (per frame for videos; the device synchronised; reading and
-    writing the files excluded).
+    writing the files excluded).  ``amp_dtype``: as in ``restore``.
     """
     from blurgen.pictures import write_png
     from blurgen.progress import progress_bar
@@ -327,7 +333,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
 
     def timed_restore(image: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        restored = restore(generator, image, device=device, tile=tile, overlap=overlap)
+        restored = restore(generator, image, device=device, tile=tile, overlap=overlap, amp_dtype=amp_dtype)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
         if seconds is not None:
