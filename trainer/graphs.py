@@ -119,7 +119,8 @@ class CapturedStep:
                     self.step(gan, self.blurred, self.sharp, cfg)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: a DataLoader pin-memory thread may call CUDA meanwhile.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 self.stats = self.step(gan, self.blurred, self.sharp, cfg)
             for group, lr in self.lrs:
                 group["lr"] = float(lr)      # checkpoints keep a float
