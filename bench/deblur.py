@@ -8,6 +8,7 @@ them), in float32 and under bfloat16 autocast.
 
     python bench/deblur.py                       # CUDA if available, else CPU
     python bench/deblur.py --device cpu --frames 3 --precisions fp32,bf16
+    python bench/deblur.py --precisions fp32,bf16,onnx    # + ONNX Runtime (CUDA provider on a GPU)
 
 Prints, for each precision, the median seconds per frame after untimed
 warm-up frames (the device synchronised) and frames per second.  The paper
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import statistics
 import sys
 import time
@@ -31,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.evaluate import restore  # noqa: E402
 from trainer.models import Generator  # noqa: E402
+from trainer.precision import native_bf16  # noqa: E402
 
 
 def time_frames(generator, frame: np.ndarray, device: torch.device, bf16: bool, frames: int,
@@ -52,6 +55,37 @@ def time_frames(generator, frame: np.ndarray, device: torch.device, bf16: bool, 
     return times
 
 
+def time_onnx(generator, frame: np.ndarray, device: torch.device, frames: int, warmup: int) -> list[float] | str:
+    """Seconds per frame of the generator exported to ONNX and run by ONNX Runtime (its CUDA
+    provider on a CUDA device), float32, the same padding and conversions as ``restore``;
+    or why it could not run."""
+    import tempfile
+
+    try:
+        import onnxruntime
+    except ImportError:
+        return "onnxruntime not installed"
+    from trainer.evaluate import pad_for_generator
+    from trainer.export import export_onnx
+    from trainer.tensors import to_tensor, to_uint8
+
+    provider = "CUDAExecutionProvider" if device.type == "cuda" else "CPUExecutionProvider"
+    if provider not in onnxruntime.get_available_providers():
+        return f"onnxruntime has no {provider}"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(copy.deepcopy(generator), Path(tmp) / "generator.onnx")
+        session = onnxruntime.InferenceSession(str(path), providers=[provider])
+    times = []
+    for i in range(warmup + frames):
+        start = time.perf_counter()
+        x = to_tensor(pad_for_generator(frame))[None].numpy()
+        restored = session.run(None, {"blurred": x})[0]
+        to_uint8(torch.from_numpy(restored)[0])
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -61,8 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--precisions", default=None,
-                        help="comma-separated: fp32, bf16 (default: both on CUDA, fp32 on a CPU, where bf16 "
-                             "autocast is emulated, minutes per frame, without AVX512-BF16/AMX)")
+                        help="comma-separated: fp32, bf16, onnx (default: fp32 and bf16 where the device has "
+                             "native bf16 -- CUDA since Ampere, CPUs with AVX512-BF16/AMX -- else fp32)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -80,11 +114,18 @@ def main(argv=None) -> int:
     print(f"deblur one {args.width}x{args.height} frame, paper generator "
           f"({sum(p.numel() for p in generator.parameters()) / 1e6:.2f} M parameters); {name}; "
           f"torch {torch.__version__}; median of {frames} after {warmup} warm-up")
-    wanted = {p.strip() for p in (args.precisions or ("fp32,bf16" if cuda else "fp32")).split(",")}
+    wanted = {p.strip() for p in (args.precisions or ("fp32,bf16" if native_bf16(device) else "fp32")).split(",")}
     for label, bf16 in [(label, bf16) for label, bf16, key in (("fp32", False, "fp32"), ("bf16 autocast", True, "bf16"))
                         if key in wanted]:
         seconds = statistics.median(time_frames(generator, frame, device, bf16, frames, warmup))
         print(f"  {label:14s} {seconds:8.3f} s/frame  ({1 / seconds:.3g} frames/s)", flush=True)
+    if "onnx" in wanted:
+        times = time_onnx(generator, frame, device, frames, warmup)
+        if isinstance(times, str):
+            print(f"  onnxruntime    not timed: {times}")
+        else:
+            seconds = statistics.median(times)
+            print(f"  onnxruntime    {seconds:8.3f} s/frame  ({1 / seconds:.3g} frames/s; fp32, host copies included)")
     print("  paper: 0.85 s/frame on a Titan X (Kupyn et al. 2018)")
     return 0
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.models import Critic, Generator, ResBlock, count_parameters
+from trainer.models import Critic, Generator, InstanceNorm, ResBlock, count_parameters
 
 
 def conv_params(cin, cout, k, bias=True):
@@ -67,7 +67,24 @@ def test_full_critic_parameter_count_matches_the_paper_layout():
     # Norm after every conv but the first and the last; no sigmoid at the end.
     layers = list(Critic(64).body)
     assert isinstance(layers[1], nn.LeakyReLU) and isinstance(layers[-1], nn.Conv2d)
-    assert sum(isinstance(m, nn.InstanceNorm2d) for m in layers) == 3
+    assert sum(isinstance(m, InstanceNorm) for m in layers) == 3
+
+
+def test_critic_instance_norm_matches_torch_and_keeps_the_layout():
+    # The critic's elementwise InstanceNorm is nn.InstanceNorm2d's function, first and
+    # second derivatives included (the gradient penalty takes both).
+    x = torch.randn(2, 8, 9, 7, dtype=torch.float64, requires_grad=True)
+    ours, torchs = InstanceNorm(), nn.InstanceNorm2d(8)
+    torch.testing.assert_close(ours(x), torchs(x))
+    for norm in (ours, torchs):
+        (g,) = torch.autograd.grad((norm(x) ** 3).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad((g ** 2).sum(), x)
+        if norm is ours:
+            first, second = g, gg
+    torch.testing.assert_close(first, g)
+    torch.testing.assert_close(second, gg)
+    nhwc = torch.randn(2, 8, 9, 7).contiguous(memory_format=torch.channels_last)
+    assert ours(nhwc).is_contiguous(memory_format=torch.channels_last)
 
 
 def test_global_skip_adds_the_input_and_clamps():

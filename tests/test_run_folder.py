@@ -50,8 +50,9 @@ def test_fit_finds_and_checks_the_training_sources_once(tmp_path, gopro, monkeyp
 
 
 def test_resume_takes_this_machines_adam_implementation(tmp_path):
-    """A last.pt written on a GPU says fused Adam; its resume on the CPU restored that
-    choice, since the line meant to reset it followed a raise and never ran."""
+    """Runs use fused Adam on every device; a last.pt written before (the CPU's
+    per-tensor Adam) or by a CUDA-graph run (capturable Adam) resumes with plain
+    fused Adam: the choice is this run's, not the checkpoint's."""
     cfg = TrainConfig(ngf=8, n_blocks=1, ndf=8)
     torch.manual_seed(0)
     gan = loop.build_gan(cfg, torch.device("cpu"), make_content_loss("l1"))
@@ -59,10 +60,11 @@ def test_resume_takes_this_machines_adam_implementation(tmp_path):
         step=3, epoch=1, generator=gan.generator, critic=gan.critic, opt_generator=gan.opt_generator,
         opt_critic=gan.opt_critic, schedule={}, config={}, data={}, best=None)
     for key in ("opt_generator", "opt_critic"):
-        for group in state[key]["param_groups"]:   # as a CUDA run saves them
-            group["fused"], group["foreach"] = True, None
+        for group in state[key]["param_groups"]:   # as an older CPU run, or a CUDA-graph run, saves them
+            group["fused"], group["foreach"], group["capturable"] = None, True, True
     resumed = loop.build_gan(cfg, torch.device("cpu"), make_content_loss("l1"))
     progress = loop.restore(resumed, state, tmp_path / LAST, on_cuda=False)
     assert progress == Progress(step=3, epoch=1, best=None)
     for opt in (resumed.opt_generator, resumed.opt_critic):
-        assert all(group["fused"] is None and group["foreach"] is None for group in opt.param_groups)
+        assert all(group["fused"] is True and group["foreach"] is None and group["capturable"] is False
+                   for group in opt.param_groups)

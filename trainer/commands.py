@@ -106,9 +106,15 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--val-every", type=int, default=None, help="Validate every N steps instead of at epoch ends (and at the last step).  [default: at epoch ends]")
 @click.option("--val-limit", type=int, default=None, help="Held-out pairs per validation, 0 for all.  [default: 100; tiny 8]")
 @click.option("--log-every", type=int, default=None, help="Steps between logged losses.  [default: 10; tiny 5]")
-@click.option("--amp/--no-amp", default=None, help="bfloat16 autocast.  [default: on with CUDA]")
+@click.option("--amp/--no-amp", default=None,
+              help="bfloat16 autocast.  [default: on where the device has native bf16: CUDA since Ampere, "
+                   "CPUs with AVX512-BF16/AMX]")
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout.  [default: on with CUDA]")
 @click.option("--compile", "compile_", is_flag=True, default=None, help="torch.compile the generator and the VGG.")
+@click.option("--cuda-graphs", is_flag=True, default=None,
+              help="Capture the whole training step as one CUDA graph (one GPU, one process; docs/training.md).")
+@click.option("--deterministic", is_flag=True, default=None,
+              help="Deterministic GPU kernels, no cuDNN autotuner: bit-exact --resume on a GPU (docs/training.md).")
 @click.option("--preview/--no-preview", default=None, help="Draw a validation triplet in the terminal.  [default: on]")
 def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, compile_, **options):
     """Train DeblurGAN (WGAN-GP + perceptual loss) on shards and/or GoPro frames.
@@ -144,18 +150,19 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
             train_cfg, data_cfg = resume_configs(out, train, data, preset)
         else:
             train_cfg, data_cfg = make_configs(preset or "paper", train, data)
+        notes = []
         tuned_for = PRESETS[preset or "paper"][0].get("content_loss", TrainConfig.content_loss)
         if not resume and options.get("content_loss") not in (None, tuned_for) and options.get("content_weight") is None:
             # The weight is the balance of two losses of different scales; tuned for one, it is
             # another balance with another (the tiny preset's lambda = 10 with L1: -3.85 dB held-out).
-            click.echo(f"warning: --content-loss {train_cfg.content_loss} keeps the content weight "
-                       f"{train_cfg.content_weight:g} that --preset {preset or 'paper'} tuned for its "
-                       f"{tuned_for} loss; set --content-weight for {train_cfg.content_loss} (docs/training.md, "
-                       "'Content loss')", err=True)
+            notes.append(f"warning: --content-loss {train_cfg.content_loss} keeps the content weight "
+                         f"{train_cfg.content_weight:g} that --preset {preset or 'paper'} tuned for its "
+                         f"{tuned_for} loss; set --content-weight for {train_cfg.content_loss} (docs/training.md, "
+                         "'Content loss')")
         if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
             click.echo(f"warning: --vgg-weights is ignored with --content-loss {train_cfg.content_loss} "
                        "(only the perceptual loss uses VGG19)", err=True)
-        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from)
+        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from, notes=tuple(notes))
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     except KeyboardInterrupt:
@@ -332,7 +339,10 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.option("--skip-existing", is_flag=True, help="Leave existing outputs as they are; restore only the others.")
 @click.option("--side-by-side", is_flag=True, help="Write blurred | restored pictures instead of the restored ones.")
-def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, skip_existing, side_by_side):
+@click.option("--amp/--no-amp", default=None,
+              help="bfloat16 autocast.  [default: on where the device has native bf16: CUDA since Ampere, "
+                   "CPUs with AVX512-BF16/AMX]")
+def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, skip_existing, side_by_side, amp):
     """Restore images (files, or folders of them searched recursively) of any size up to 89 M pixels, or
     videos (.mp4, .avi, .mov, .mkv) frame by frame; writes OUT/<name>.png (a folder's images keep their
     sub-folders), or OUT/<name>.mp4 at the video's frame rate.  Unreadable files are listed at the end (exit 1)."""
@@ -341,6 +351,7 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, s
     from blurgen.command_line import interrupted
     from blurgen.stopping import Interrupted, stop_on_signals
     from trainer.evaluate import deblur_files, find_deblur_inputs
+    from trainer.precision import autocast_dtype
 
     try:
         with stop_on_signals() as stop:
@@ -349,7 +360,7 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, s
             seconds: list[float] = []
             report = deblur_files(generator, files, out, device=dev, tile=tile, overlap=overlap,
                                   overwrite=overwrite, skip_existing=skip_existing, side_by_side=side_by_side,
-                                  seconds=seconds, stop=stop)
+                                  seconds=seconds, stop=stop, amp_dtype=autocast_dtype(dev, amp))
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     except Interrupted as exc:

@@ -56,12 +56,17 @@ class TrainConfig:
     val_every: int | None = None            # generator steps between validations; None: at epoch ends
     val_limit: int = 100                    # held-out pairs per validation (0: all)
     log_every: int = 10                     # generator steps between logged scalars
-    # speed: None = on for CUDA, off on the CPU (most CPUs emulate bfloat16: a
-    # full step took 20x longer with autocast on this project's CPU, and
-    # channels_last was no faster there; see bench/train_step.py)
+    # speed (none changes what a run computes beyond rounding; docs/training.md).
+    # amp None: bfloat16 autocast where the device computes bf16 natively (CUDA
+    # since Ampere, CPUs with AVX512-BF16 or AMX; trainer.precision), float32
+    # elsewhere: without those instructions bf16 is emulated (a full step took
+    # 20x longer with autocast on this project's AVX2 CPU).  channels_last
+    # None: on for CUDA (it was no faster on this project's CPU).
     amp: bool | None = None                 # bfloat16 autocast (gradient penalty stays float32)
     channels_last: bool | None = None
     compile: bool = False                   # torch.compile the generator and the VGG
+    cuda_graphs: bool = False               # the whole step as one CUDA graph (trainer.graphs)
+    deterministic: bool = False             # deterministic kernels, no cuDNN autotuner (trainer.determinism)
     preview: bool = True                    # preview triplet in the terminal at each validation
 
     def __post_init__(self):

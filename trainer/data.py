@@ -621,14 +621,16 @@ def describe_sources(cfg: DataConfig, sources: tuple) -> list[str]:
     lines = [f"training data, mixed {a}:{b} (synthetic:GoPro, exact in every {a + b} draws):"]
     if synthetic is not None:
         online = cfg.online_blur()
-        blur = ("blurred on the fly by a fresh {k}-px kernel per draw{effects}" .format(
-                    k=online.kernel_size,
-                    effects="".join(f", {name}" for name, on in (
-                        ("linear light", online.linear), ("saturation", online.saturate),
-                        ("noise", online.noise),
-                        (f"JPEG {online.jpeg_quality[0]}-{online.jpeg_quality[1]}", online.jpeg_quality),
-                        (f"camera {online.camera}", online.camera)) if on))
-                if online else "fixed pairs")
+        if online is None:
+            blur = "fixed pairs"
+        else:
+            effects = [name for name, on in (("linear light", online.linear), ("saturation", online.saturate),
+                                              ("noise", online.noise)) if on]
+            if online.jpeg_quality:
+                effects.append("JPEG {}-{}".format(*online.jpeg_quality))
+            if online.camera:
+                effects.append(f"camera {online.camera}")
+            blur = ", ".join([f"blurred on the fly by a fresh {online.kernel_size}-px kernel per draw", *effects])
         n = len(synthetic.paths)
         lines.append(f"  synthetic: {len(synthetic)} pairs in {n} shard{'' if n == 1 else 's'} of "
                      f"{', '.join(map(str, cfg.shards))} ({blur})")

@@ -74,14 +74,19 @@ def check_tiling(tile: int, overlap: int) -> None:
 
 @torch.no_grad()
 def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.device = "cpu",
-            tile: int = 2048, overlap: int = 128) -> np.ndarray:
+            tile: int = 2048, overlap: int = 128, amp_dtype: torch.dtype | None = None) -> np.ndarray:
     """Deblur one uint8 (H, W, 3) RGB image of any size; returns uint8 (H, W, 3).
 
     ``generator`` must already be on ``device`` and in eval mode.  Images with
     both (padded) sides <= ``tile`` go through in one piece; larger ones in
     ``tile`` x ``tile`` tiles (a multiple of 4) overlapping by ``overlap``.
+    ``amp_dtype``: run the generator under autocast to this dtype (bfloat16;
+    ``trainer.precision.autocast_dtype`` picks it), or in float32 (None).
     """
     check_tiling(tile, overlap)
+    if amp_dtype is not None:
+        with torch.autocast(torch.device(device).type, dtype=amp_dtype):
+            return restore(generator, blurred, device=device, tile=tile, overlap=overlap)
     h, w = blurred.shape[:2]
     x = to_tensor(pad_for_generator(blurred))[None].to(device)
     height, width = x.shape[-2:]
@@ -324,7 +329,8 @@ class DeblurReport:
 def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_dir: str | os.PathLike, *,
                  device: str | torch.device = "cpu", tile: int = 2048, overlap: int = 128,
                  overwrite: bool = False, skip_existing: bool = False, side_by_side: bool = False,
-                 progress: bool = True, seconds: list | None = None, stop=None) -> DeblurReport:
+                 progress: bool = True, seconds: list | None = None, stop=None,
+                 amp_dtype: torch.dtype | None = None) -> DeblurReport:
     """Restore each image of ``inputs`` (pairs of ``find_deblur_inputs``) into
     ``out_dir/<relative>.png`` and each video (``blurgen.sources.VIDEO_EXTENSIONS``) into
     ``out_dir/<relative>.mp4``; ``side_by_side``: each output is blurred |
@@ -341,7 +347,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     writing the files excluded).  A grey image comes back grey and an image with
     alpha keeps it (``in_input_channels``).  ``stop``: a blurgen.stopping.StopFlag,
     checked between files and video frames (Interrupted; the file being written
-    is not left behind).
+    is not left behind).  ``amp_dtype``: as in ``restore``.
     """
     from blurgen import stopping
     from blurgen.pictures import write_png
@@ -372,7 +378,7 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
 
     def timed_restore(image: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        restored = restore(generator, image, device=device, tile=tile, overlap=overlap)
+        restored = restore(generator, image, device=device, tile=tile, overlap=overlap, amp_dtype=amp_dtype)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize(device)
         if seconds is not None:

@@ -41,22 +41,25 @@ from tqdm import tqdm
 
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
-from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
-from trainer.config import TrainConfig, generator_settings, make_configs, train_config_from
 from blurgen.terminal import fit_to_terminal
+from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
+from trainer.config import ConfigError, TrainConfig, generator_settings, make_configs, train_config_from
 from trainer.curves import sparkline
 from trainer.data import DataConfig, describe_sources, epoch_length, train_batches, training_sources, val_pairs
+from trainer.determinism import deterministic_padding, make_deterministic
 from trainer.evaluate import evaluate
-from trainer.metrics import psnr
+from trainer.graphs import CapturedStep
 from trainer.losses import critic_loss, generator_adversarial_loss, make_content_loss
+from trainer.metrics import psnr
 from trainer.models import Critic, Generator, count_parameters
 from trainer.pace import Pace, cpu_warning
+from trainer.precision import autocast_dtype
 from trainer.provenance import check_same_data, data_fingerprints
 from trainer.run_folder import LAST, Progress, RunError, RunFolder, ScalarLog
 
 # Settings that do not change what a run computes, so a resumed run may use
 # other values than the run it continues.
-RUNTIME_FIELDS = {"device", "preview", "compile", "amp", "channels_last", "log_every",
+RUNTIME_FIELDS = {"device", "preview", "compile", "amp", "channels_last", "deterministic", "cuda_graphs", "log_every",
                   "val_limit", "val_every", "checkpoint_every", "vgg_weights", "out"}
 RUNTIME_DATA_FIELDS = {"workers", "allow_partial"}
 
@@ -88,7 +91,8 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 @dataclass
 class GAN:
     """Everything one training step touches.  ``generator`` and ``critic`` may be
-    wrapped (DDP, torch.compile); ``unwrap`` gives the plain modules."""
+    wrapped (DDP, torch.compile); ``unwrap`` gives the plain modules.
+    ``captured``: the step as a CUDA graph (trainer.graphs), or None (eager)."""
 
     generator: nn.Module
     critic: nn.Module
@@ -98,6 +102,7 @@ class GAN:
     device: torch.device
     amp_dtype: torch.dtype | None = None     # bfloat16 autocast, or None for float32
     channels_last: bool = False
+    captured: CapturedStep | None = None
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
@@ -106,31 +111,43 @@ class GAN:
         return images
 
     def autocast(self):
+        # No weight cache: each network runs once per autocast block, and a CUDA
+        # graph cannot capture the cache's allocations.
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16,
-                              enabled=self.amp_dtype is not None)
+                              enabled=self.amp_dtype is not None, cache_enabled=False)
 
 
-def make_adam(module: nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    # fused=True runs Adam as one CUDA kernel per step; None lets torch choose (foreach).
+def make_adam(module: nn.Module, cfg: TrainConfig, fused: bool = True) -> torch.optim.Optimizer:
+    """Adam over ``module``'s parameters with cfg's lr and betas.  ``fused``: one
+    kernel for all parameters (CUDA, and the CPU since torch 2.4), where the
+    default is a loop of per-tensor operations on the CPU (about 870 of a paper
+    step's 4,550 operations, bench/launches.py) and a dozen multi-tensor ones on CUDA."""
     return torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                             fused=True if fused else None)
 
 
 def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *,
-              amp: bool = False, channels_last: bool = False, fused_adam: bool = False,
-              compile: bool = False, ddp: bool = False) -> GAN:
+              amp: bool = False, channels_last: bool = False, fused_adam: bool = True,
+              compile: bool = False, ddp: bool = False, deterministic: bool = False,
+              cuda_graphs: bool = False) -> GAN:
     """Generator, critic, their Adam optimisers and the content loss on ``device``.
 
     Speed options: ``amp`` (bfloat16 autocast; no GradScaler is needed, bf16
     has float32's range), ``channels_last`` (NHWC tensors, what tensor cores
-    read), ``fused_adam`` (CUDA only), ``compile`` (torch.compile of the
-    generator and the VGG; the critic stays eager because compiled autograd
-    does not do the double backward of the gradient penalty), ``ddp``
-    (DistributedDataParallel around both networks; process group already up).
+    read), ``fused_adam`` (one Adam kernel per step), ``compile``
+    (torch.compile of the generator and the VGG; the critic stays eager because
+    AOTAutograd does not do the double backward of the gradient penalty),
+    ``cuda_graphs`` (the whole step as one CUDA graph, trainer.graphs; CUDA,
+    not with ``ddp``), ``ddp`` (DistributedDataParallel around both networks;
+    process group already up).  ``deterministic``: reflection padding whose
+    backward has no atomics (trainer.determinism; the global switches are
+    ``make_deterministic``'s).
     """
     generator = Generator(**generator_settings(cfg), init=cfg.init).to(device)
     critic = Critic(ndf=cfg.ndf, n_layers=cfg.critic_layers).to(device)
     content_loss = content_loss.to(device)
+    if deterministic:
+        deterministic_padding(generator)
     if channels_last:
         for module in (generator, critic, content_loss):
             module.to(memory_format=torch.channels_last)
@@ -145,7 +162,8 @@ def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *
         if hasattr(content_loss, "features"):
             content_loss.features = torch.compile(content_loss.features)
     return GAN(generator, critic, opt_generator, opt_critic, content_loss, device,
-               torch.bfloat16 if amp else None, channels_last)
+               torch.bfloat16 if amp else None, channels_last,
+               CapturedStep(eager_train_step) if cuda_graphs else None)
 
 
 @contextlib.contextmanager
@@ -166,6 +184,14 @@ def frozen(module: nn.Module):
 
 
 def train_step(gan: GAN, blurred: torch.Tensor, sharp: torch.Tensor, cfg: TrainConfig) -> dict:
+    """``cfg.critic_steps`` critic steps and one generator step on one batch:
+    ``eager_train_step``, or its CUDA graph's replay when ``gan.captured``."""
+    if gan.captured is not None:
+        return gan.captured(gan, blurred, sharp, cfg)
+    return eager_train_step(gan, blurred, sharp, cfg)
+
+
+def eager_train_step(gan: GAN, blurred: torch.Tensor, sharp: torch.Tensor, cfg: TrainConfig) -> dict:
     """``cfg.critic_steps`` critic steps and one generator step on one batch.
 
     blurred, sharp: (B, 3, H, W) float32 in [-1, 1] on gan.device.  The
@@ -297,8 +323,8 @@ def restore(gan: GAN, state: dict, path: Path, on_cuda: bool) -> Progress:
         unwrap(gan.critic).load_state_dict(state["critic"])
         for opt, key in ((gan.opt_generator, "opt_generator"), (gan.opt_critic, "opt_critic")):
             opt.load_state_dict(state[key])
-            for group in opt.param_groups:   # the Adam implementation is this machine's choice
-                group["fused"], group["foreach"] = (True if on_cuda else None), None
+            for group in opt.param_groups:   # the Adam implementation is this run's choice
+                group["fused"], group["foreach"], group["capturable"] = True, None, False
     except (RuntimeError, ValueError) as exc:   # torch's messages for weights that do not fit
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise checkpoint.CheckpointError(f"{path}: weights do not fit the run's settings "
@@ -308,18 +334,28 @@ def restore(gan: GAN, state: dict, path: Path, on_cuda: bool) -> Progress:
 
 
 def set_up_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, ddp: bool) -> GAN:
-    """``build_gan`` from seed cfg.seed with the device's speed settings: on
-    CUDA bf16 and channels-last unless the config says otherwise, fused Adam,
-    and cuDNN's autotuner."""
+    """``build_gan`` from seed cfg.seed with the device's speed settings: bf16
+    autocast where the device computes bf16 natively (trainer.precision) and
+    channels-last on CUDA, unless the config says otherwise; fused Adam;
+    cuDNN's autotuner, or with ``cfg.deterministic`` deterministic kernels
+    instead (trainer.determinism); the step as a CUDA graph with
+    ``cfg.cuda_graphs``.  ConfigError for CUDA graphs on a CPU or under DDP."""
     on_cuda = device.type == "cuda"
+    if cfg.cuda_graphs and (not on_cuda or ddp):
+        raise ConfigError("--cuda-graphs needs one CUDA device in one process"
+                          + (" (not torchrun)" if ddp else f" (the run is on {device})"))
     if on_cuda:
         torch.cuda.set_device(device)
+    if cfg.deterministic:
+        make_deterministic()
+    elif on_cuda:
         torch.backends.cudnn.benchmark = True   # fixed crop size: autotune convs once
     torch.manual_seed(cfg.seed)                 # same initial weights on every rank
     return build_gan(cfg, device, content_loss,
-                     amp=on_cuda if cfg.amp is None else cfg.amp,
+                     amp=autocast_dtype(device, cfg.amp) is not None,
                      channels_last=on_cuda if cfg.channels_last is None else cfg.channels_last,
-                     fused_adam=on_cuda, compile=cfg.compile, ddp=ddp)
+                     compile=cfg.compile, ddp=ddp, deterministic=cfg.deterministic,
+                     cuda_graphs=cfg.cuda_graphs)
 
 
 def set_learning_rate(gan: GAN, lr: float) -> float:
@@ -440,14 +476,15 @@ def absolute_paths(data_cfg: DataConfig) -> DataConfig:
 
 
 def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
-        init_from: str | os.PathLike | None = None) -> dict:
+        init_from: str | os.PathLike | None = None, notes: tuple[str, ...] = ()) -> dict:
     """Train DeblurGAN; everything goes to the run folder ``cfg.out``
     (trainer.run_folder).  Returns a summary dict (step, epoch, best scores,
     paths; ``stopped``: None, or the name of the signal of ``STOP_SIGNALS``
     that ended the run early, e.g. "SIGTERM", after the checkpoint of the last
     finished step was saved).  ``init_from``: a checkpoint whose generator (and
     critic) weights a new run starts from, with its own schedule and
-    optimisers (trainer.warmstart).
+    optimisers (trainer.warmstart).  ``notes``: lines the caller wants said
+    with the run's header, once its start-up checks have passed (warnings).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
     already holds a run, a broken checkpoint) are raised as TrainerError
@@ -461,11 +498,11 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     # One run per folder: two runs (or srun's copies of one) would interleave
     # their logs and overwrite each other's checkpoints.  Only rank 0 writes.
     with run.claimed() if dist_info.main else contextlib.nullcontext():
-        return train_run(run, cfg, data_cfg, dist_info, resume, init_from)
+        return train_run(run, cfg, data_cfg, dist_info, resume, init_from, notes)
 
 
 def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info, resume: bool,
-              init_from: str | os.PathLike | None) -> dict:
+              init_from: str | os.PathLike | None, notes: tuple[str, ...] = ()) -> dict:
     """The run of :func:`fit` in ``run``, once it holds the folder (rank 0)."""
     from blurgen.progress import progress_bar
 
@@ -508,8 +545,8 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
         for line in [*describe_sources(data_cfg, sources), f"validation: {held_out.description}"]:
             say(line)
         warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
-        if warning:
-            say(warning)
+        for line in [*notes, *([warning] if warning else [])]:
+            say(line)
     pace = Pace(start, total_steps)
 
     batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size,

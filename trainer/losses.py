@@ -108,8 +108,10 @@ def critic_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha
     critic_loss, wasserstein (D(real) - D(fake), the critic's estimate of the
     distance) and gradient_penalty.
     """
+    # No weight cache: the critic runs once in the block, and CUDA-graph capture
+    # (trainer.graphs) cannot take the cache's allocations.
     with torch.autocast(real.device.type, dtype=autocast_dtype or torch.bfloat16,
-                        enabled=autocast_dtype is not None):
+                        enabled=autocast_dtype is not None, cache_enabled=False):
         d_real, d_fake = critic_score(critic, torch.cat([real, fake])).chunk(2)
     wasserstein = (d_real - d_fake).mean()
     penalty = gradient_penalty(critic, real, fake, alpha, gp_form)
