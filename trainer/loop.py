@@ -553,7 +553,7 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
                             sources=sources)
     bar = progress_bar(total=total_steps, initial=start, unit="step", disable=not main, desc="fit", smoothing=0.05)
     means = RunningMeans(start)
-    saved_at, stopped = start, None
+    saved_at, stopped, interrupted = start, None, False
     gan.generator.train()
     gan.critic.train()
     try:
@@ -561,7 +561,8 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
             for step in range(start, total_steps):
                 lr = set_learning_rate(gan, learning_rate(step, cfg.lr, total_steps))
                 batch = next_batch(batches, stop)
-                if batch is None:
+                if batch is None:   # every rank takes this branch at the same step (StopRequest.agreed)
+                    interrupted = True
                     break
                 # After next(): starting a DataLoader iterator draws from the global generator.
                 torch.manual_seed(step_seed(cfg.seed, step, dist_info.rank))
@@ -587,7 +588,9 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
                 if validation_due and validate(run, progress, unwrap(gan.generator), held_out, device,
                                                cfg.preview):
                     run.save_checkpoint(progress, gan, schedule)   # last.pt must know the new best.pt
-            if stop.requested:
+            # Not stop.requested: a signal that reached one rank after its last step must not
+            # send it alone into the barrier below; the run is finished.
+            if interrupted:
                 stopped = signal.Signals(stop.signum).name
                 if main and saved_at != progress.step:
                     run.save_checkpoint(progress, gan, schedule)
