@@ -500,10 +500,14 @@ def _single_threaded():
 
 
 _PROGRESS = None  # in a pool worker: the queue its per-image progress goes to
+_PARENT = 0  # in a pool worker: the PID of the run that started it
 
 
-def _worker_init(progress_queue):
-    global _PROGRESS
+def _worker_init(progress_queue, parent: int):
+    global _PROGRESS, _PARENT
+    # Dies with the run (kill -9 of it included): an orphan would finish its shard and
+    # rename it into a folder that the next run may already own (issue 22.17).
+    stopping.die_with_parent(parent)
     _single_threaded()
     # Ctrl-C and a scheduler's SIGTERM reach the whole process group.  A
     # worker killed at a random point may die holding a lock of the pool's
@@ -519,10 +523,12 @@ def _worker_init(progress_queue):
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)
-    _PROGRESS = progress_queue
+    _PROGRESS, _PARENT = progress_queue, parent
 
 
 def _report_progress(made: int, dropped: int) -> None:
+    if stopping.orphaned(_PARENT):  # where the kernel cannot kill us with the run (not Linux)
+        os._exit(1)
     _PROGRESS.put((made, dropped))
 
 
@@ -642,17 +648,6 @@ def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> Non
     for row in rows:
         (every if any("\r" in str(field) for field in row) else minimal).writerow(row)
     files.write_text(out / name, text.getvalue())
-
-
-def _next_result(results, stop: StopFlag | None) -> dict:
-    """The next finished shard of a pool's ``imap_unordered``, checking ``stop``
-    every 0.1 s meanwhile (a plain ``next`` would sleep through the signal)."""
-    while True:
-        stopping.check(stop)
-        try:
-            return results.next(timeout=0.1)
-        except multiprocessing.TimeoutError:
-            pass
 
 
 def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event) -> None:
@@ -934,37 +929,85 @@ def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[
     """Build every shard of ``jobs`` and ``record`` each result as it comes.
 
     One worker: ``build(*job, progress=, stop=)`` in this process, in order.
-    Several: a spawned pool runs ``pool_task(job)`` (a module-level function
-    that calls ``build`` with ``progress=_PROGRESS.put``; see
-    ``_worker_init``), and ``stop`` is checked every 0.1 s.  ``todo`` are the
-    jobs' tasks (``.name``): their temporaries are removed after a pool ends,
-    however it ends.  Shared by ``synthesize`` and ``blurgen.video.average``.
+    Several: a pool of spawned processes runs ``pool_task(job)`` (a module-level
+    function that calls ``build`` with ``progress=_report_progress``; see
+    ``_worker_init``), and ``stop`` is checked every 0.1 s.  A worker that dies
+    (the out-of-memory killer, kill -9) ends the run with a SynthError: its shard
+    would never come (issue 22.18).  ``todo`` are the jobs' tasks (``.name``):
+    their temporaries are removed after a pool ends, however it ends.  Shared by
+    ``synthesize`` and ``blurgen.video.average``.
     """
     if workers <= 1 or len(jobs) <= 1:
         _single_threaded()
         for job in jobs:
             stopping.check(stop)
             record(build(*job, progress=progress, stop=stop))
-    else:
-        ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
-        queue = ctx.SimpleQueue()
-        done = threading.Event()
-        relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
-        relay.start()
-        try:
-            with stopping.signals_blocked():  # see _worker_init
-                pool = ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,))
-            with pool:
-                results = pool.imap_unordered(pool_task, jobs)
-                for _ in jobs:
-                    record(_next_result(results, stop))
-        finally:
-            done.set()
-            relay.join(timeout=5)
-            # After an interruption the pool's workers are terminated (and
-            # joined) by now: their half-written shards can go.
-            for task in todo:
-                files.remove_stale_temporaries(out / task.name)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
+    queue = ctx.SimpleQueue()
+    done = threading.Event()
+    relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
+    relay.start()
+    pool = None
+    try:
+        with stopping.signals_blocked():  # see _worker_init; the workers start at the submits
+            pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
+                                       initargs=(queue, os.getpid()))
+            pending = {pool.submit(pool_task, job) for job in jobs}
+            processes = list(pool._processes.values())  # noqa: SLF001 -- to name how a dead one died
+        for future in _finished(pending, stop):
+            record(_pool_result(future, pool, processes, len(pending)))
+        pool.shutdown()
+    finally:
+        if pool is not None:
+            _stop_pool(pool)
+        done.set()
+        relay.join(timeout=5)
+        # The pool's workers are stopped (and joined) by now: their half-written shards can go.
+        for task in todo:
+            files.remove_stale_temporaries(out / task.name)
+
+
+def _finished(pending: set, stop: StopFlag | None):
+    """Yield the futures of ``pending`` as they finish (removing them), checking ``stop``
+    every 0.1 s meanwhile (a plain wait would sleep through the signal)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    while pending:
+        stopping.check(stop)
+        done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        for future in done:
+            pending.discard(future)
+            yield future
+
+
+def _pool_result(future, pool, processes: list, left: int) -> dict:
+    """The result of a pool's finished ``future``; SynthError, in one line, if a worker
+    died under it (the pool then fails every shard in progress).  ``processes``: the
+    pool's workers, whose exit status names how the dead one died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        _stop_pool(pool)  # the others (SIGTERM), and every exit status known
+        codes = [p.exitcode for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]
+        how = (f"killed by {signal.Signals(-codes[0]).name}" if codes and codes[0] < 0 and -codes[0] in
+               signal.valid_signals() else f"exit status {codes[0]}" if codes else "it vanished")
+        raise SynthError(f"a worker process died ({how}: the out-of-memory killer, or kill -9?); "
+                         f"{left + 1} shard(s) not finished; finished shards are kept: run the same "
+                         "command again to resume (with fewer --workers if memory ran out)") from None
+
+
+def _stop_pool(pool) -> None:
+    """End a pool however the run ends: its workers are killed (SIGTERM: at once, in
+    C, printing nothing) if any still runs, then joined."""
+    for process in list((pool._processes or {}).values()):  # noqa: SLF001 -- ProcessPoolExecutor has no terminate()
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: int, overwrite: bool,
