@@ -244,7 +244,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     _run_synthesis(make, synthesize, out, workers, overwrite, repair, "image",
                    sample="sharp image" if sharp_only else "pair", changed="the photos or the bank",
-                   skip_hints={"too-small": "--small upscale keeps the too-small ones"},
+                   skip_hints={"too-small": "--small upscale keeps the too-small ones"} if small == "skip" else {},
                    options=dict(append=append, space_check=not no_space_check, on_plan=plan),
                    before=append_lines, after=upscale_lines)
 
@@ -308,7 +308,7 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
 
     from blurgen.progress import progress_bar
     from blurgen.stopping import stop_on_signals
-    from blurgen.synthesize import SynthError, available_cores, output_names
+    from blurgen.synthesize import SOME_CROPS, SynthError, available_cores, output_names
 
     workers = available_cores() if workers is None else workers
     if workers < 1:
@@ -340,19 +340,26 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
     for line in before(summary) if before else []:
         click.echo(line)
     done = summary.shards_built + summary.shards_done_before
+    # A photo (clip) that gave no sample is skipped; one that gave some of its crops is not.
+    whole = {reason: n for reason, n in summary.skipped.items() if reason != SOME_CROPS}
+    skipped, report = sum(whole.values()), Path(out) / output_names(cfg.part)[1]
+    used = f"{summary.images - skipped:,} of " if skipped else ""
     click.echo(f"{out}: {plural(summary.samples, sample)} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
-               f"from {plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
+               f"from {used}{plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
         click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
                    + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
                       f"(were {changed} changed in place?)" if summary.repair_differs else
                       "; identical to the originals"))
-    if summary.skipped:
-        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
-        hints = [hint for reason, hint in (skip_hints or {}).items() if summary.skipped.get(reason)]
-        click.echo(f"skipped {plural(sum(summary.skipped.values()), inputs)} ({reasons}); "
-                   f"see {Path(out) / output_names(cfg.part)[1]}" + "".join(f"; {hint}" for hint in hints))
+    if skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(whole.items()))
+        hints = [hint for reason, hint in (skip_hints or {}).items() if whole.get(reason)]
+        click.echo(f"skipped {plural(skipped, inputs)} of {summary.images:,} ({reasons}); "
+                   f"see {report}" + "".join(f"; {hint}" for hint in hints))
+    if summary.skipped.get(SOME_CROPS):
+        click.echo(f"{plural(summary.skipped[SOME_CROPS], inputs)} gave only some of their crops "
+                   f"({SOME_CROPS} in {report})")
     for line in after(summary) if after else []:
         click.echo(line)
     if summary.shards_built and summary.seconds > 0:

@@ -206,7 +206,7 @@ class SynthConfig:
 
 @dataclass
 class Summary:
-    images: int = 0
+    images: int = 0  # photos (clips) of the shards this run (this --part) plans
     samples: int = 0
     shards_built: int = 0
     shards_total: int = 0
@@ -398,17 +398,23 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
                 photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
             if cfg.shake is not None or cfg.objects is not None:
-                made = 0
+                made, failed, enlarged = 0, [], False
                 for c in range(k_per):
                     stopping.check(stop)
                     try:
                         if cfg.shake is not None:
-                            writer.add(*modes.shake_pair(photo, rel, i, c, cfg, kernel_size))
+                            sample = modes.shake_pair(photo, rel, i, c, cfg, kernel_size)
                         else:
-                            writer.add(*modes.objects_pair(photo, rel, i, c, cfg))
-                        made += 1
+                            sample = modes.objects_pair(photo, rel, i, c, cfg)
                     except SkipImage as exc:
-                        skipped.append((rel, exc.reason, exc.detail))
+                        failed.append((c, exc))
+                        continue
+                    writer.add(*sample)
+                    made += 1
+                    enlarged = enlarged or bool(sample[3].get("upscale", 1) != 1)
+                if failed:
+                    skipped.append(photo_skip(rel, failed, k_per))
+                upscaled += int(enlarged)
                 if progress is not None:
                     progress(made, k_per - made)
                 continue
@@ -469,6 +475,25 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     if upscaled:
         entry["upscaled"] = upscaled
     return {**entry, "skipped": skipped}
+
+
+#: The skip report's reason for a photo that gave some of its crops, not all (the modes
+#: whose crops can fail one by one: ``--shake``, ``--objects``); not a skipped photo.
+SOME_CROPS = "some-crops"
+
+
+def photo_skip(rel: str, failed: list[tuple[int, SkipImage]], crops: int) -> tuple[str, str, str]:
+    """The skip report's one row for photo ``rel`` whose crops ``failed`` ([(crop, SkipImage)])
+    of ``crops``: the first failure's reason if none was made, else :data:`SOME_CROPS`; the
+    detail names the crops that failed (one row per photo, not per crop: issue 22.2)."""
+    first = failed[0][1]
+    if crops == 1:
+        return rel, first.reason, first.detail
+    which = ", ".join(str(c) for c, _ in failed)
+    if len(failed) == crops:
+        return rel, first.reason, f"every crop ({crops}); crop {failed[0][0]}: {first.detail}"
+    reasons = ", ".join(sorted({exc.reason for _, exc in failed}))
+    return rel, SOME_CROPS, f"crop(s) {which} of {crops} not made ({reasons}); crop {failed[0][0]}: {first.detail}"
 
 
 def upscale_to(photo: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -1023,7 +1048,8 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     for task in tasks:  # those of appended sets too (prepare_output saw only the first set's)
         files.remove_stale_temporaries(out / task.name)
     manifest["planned"] = len(tasks)
-    summary = Summary(images=len(images), shards_total=len(tasks), appended=None if fresh or not append else appended)
+    summary = Summary(images=sum(t.stop_image - t.first_image for t in tasks), shards_total=len(tasks),
+                      appended=None if fresh or not append else appended)
     todo, summary.shards_redone = needs_building(out, tasks, manifest, repair)
     recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)

@@ -614,7 +614,7 @@ def _average_locked(cfg: AverageConfig, out: Path, clips: list[Clip], workers: i
                          "afresh, or choose another --out")
     manifest["planned"] = len(tasks)
     shards.write_manifest(out, manifest, manifest_file)
-    summary = Summary(images=len(clips), shards_total=len(tasks))
+    summary = Summary(images=sum(t.stop_image - t.first_image for t in tasks), shards_total=len(tasks))
     todo, summary.shards_redone = synthesize.needs_building(out, tasks, manifest, repair)
     recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)

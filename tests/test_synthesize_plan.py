@@ -152,7 +152,7 @@ def test_small_photos_are_skipped_by_default_and_counted(tmp_path):
     out = tmp_path / "out"
     res = run("synthesize", "--src", src, "--out", out, *SMALL)
     assert res.exit_code == 0, res.output
-    assert "skipped 1 image (too-small 1)" in res.output and "--small upscale" in res.output
+    assert "skipped 1 image of 2 (too-small 1)" in res.output and "--small upscale" in res.output
     with shards.ShardReader(out / "shard-00000.h5") as r:
         assert len(r) == 1 and "upscale" not in r.fields()
     args = json.loads((out / "manifest.json").read_text())["arguments"]
@@ -177,6 +177,61 @@ def test_small_photos_upscaled_bicubic_record_their_factor(tmp_path):
     y0, x0, y1, x1 = s["crop_box"]
     np.testing.assert_array_equal(s["sharp"], big[y0:y1, x0:x1])
     assert y1 - y0 == 32 and x1 - x0 == 32
+
+
+@pytest.mark.parametrize("mode", [["--shake", "nonuniform"], ["--objects", "objects.json"]])
+def test_small_upscale_applies_to_the_shake_and_objects_modes(tmp_path, mode):
+    """Issue 22.1: with --shake nonuniform (and --objects) the too-small photos were skipped
+    although --small upscale was given ("...; --small upscale keeps the too-small ones").  Now they
+    are upscaled as in the uniform mode, and each sample records its factor; the photos that fit
+    are untouched (factor 1, the same pixels as without the option)."""
+    from test_objects import write_annotations
+
+    src = photos(tmp_path / "src", ["img000.png", "img001.png", "img002.png"], size=(96, 112))
+    photo(src / "small.png", 30, 40, seed=3)
+    mode = [str(tmp_path / m) if m.endswith(".json") else m for m in mode]
+    if "--objects" in mode:
+        write_annotations(Path(mode[1]), src)
+    out = {small: tmp_path / f"out-{small}" for small in ("skip", "upscale")}
+    for small, folder in out.items():
+        res = run("synthesize", "--src", src, "--out", folder, "--small", small, *mode, *SMALL)
+        assert res.exit_code == 0, res.output
+    assert "upscaled 1 photos" in res.output and "skipped 1" not in res.output and "--small upscale" not in res.output
+    with shards.ShardReader(out["upscale"] / "shard-00000.h5") as r:
+        samples = {r.read_sample(i)["source"]: r.read_sample(i) for i in range(len(r))}
+    with shards.ShardReader(out["skip"] / "shard-00000.h5") as r:
+        plain = {r.read_sample(i)["source"]: r.read_sample(i) for i in range(len(r))}
+    assert set(samples) == set(plain) | {"small.png"} and samples["small.png"]["upscale"] > 1
+    for name in plain:
+        assert samples[name]["upscale"] == 1.0
+        np.testing.assert_array_equal(samples[name]["blurred"], plain[name]["blurred"])
+
+
+def test_skips_are_counted_in_photos_not_crops(tmp_path):
+    """Issue 22.2: with --crops-per-image 3, a too-small photo was reported three times ("skipped
+    52 images" of 60; skipped.tsv listed each photo once per crop), and the summary said "from 60
+    images" when 27 were skipped.  Now one row per photo, counted once, and the summary says how
+    many photos gave the pairs."""
+    src = photos(tmp_path / "src", ["a.png", "b.png"], size=(96, 112))
+    photo(src / "small.png", 30, 40, seed=3)
+    out = tmp_path / "out"
+    res = run("synthesize", "--src", src, "--out", out, "--shake", "nonuniform", "--crops-per-image", 3, *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "6 pairs in 1 shard" in res.output and "from 2 of 3 images;" in res.output
+    assert "skipped 1 image of 3 (too-small 1)" in res.output
+    rows = (out / "skipped.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 1 and rows[0].startswith("small.png\ttoo-small\tevery crop (3); crop 0: 40x30 is smaller")
+
+
+def test_a_photo_that_gives_some_of_its_crops_is_one_row_and_not_a_skipped_photo():
+    """Issue 22.2: a photo whose crops fail one by one (--shake, --objects) is one row of the
+    skip report, "some-crops", naming the crops; it is not counted as skipped."""
+    from blurgen.sources import SkipImage
+
+    failed = [(1, SkipImage("object-mask", "instance 3: an empty mask"))]
+    assert synth.photo_skip("a.png", failed, 3) == (
+        "a.png", "some-crops", "crop(s) 1 of 3 not made (object-mask); crop 1: instance 3: an empty mask")
+    assert synth.photo_skip("a.png", failed, 1) == ("a.png", "object-mask", "instance 3: an empty mask")
 
 
 def test_upscale_to_keeps_the_aspect_ratio_and_fits():
