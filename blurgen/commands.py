@@ -364,6 +364,9 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
         click.echo(line)
     if summary.shards_built and summary.seconds > 0:
         click.echo(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+    if summary.samples == 0:
+        why = f"every {inputs} was skipped (see {report})" if skipped else f"no {inputs} gave a {sample}"
+        raise UserError(f"{out}: nothing made: {why}")
 
 
 @blurgen.command("inspect")

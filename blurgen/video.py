@@ -568,6 +568,10 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
                 writer.add(blurred, sharp, PLACEHOLDER_KERNEL, meta)
             if progress is not None:  # pairs made, and those a skipped clip will never give
                 progress(len(samples), cfg.samples_per_image - len(samples))
+        if writer.count == 0:  # every clip skipped: no file, as synthesize (an empty shard verified OK)
+            writer.discard()
+    if writer.count == 0:
+        return {"name": task.name, "count": 0, "bytes": 0, "skipped": skipped}
     return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
             "skipped": skipped}
 

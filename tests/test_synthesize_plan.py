@@ -382,3 +382,15 @@ def test_append_on_an_empty_folder_is_a_plain_start(tmp_path):
     res = run("synthesize", "--src", src, "--out", tmp_path / "out", "--append", *SMALL)
     assert res.exit_code == 0 and "--append" not in res.output
     assert sum(i.count for i in shards.find_shards(tmp_path / "out")) == 2
+
+
+def test_synthesize_that_makes_nothing_fails_naming_the_reason(tmp_path):
+    """Issue 22.5 (as for `average`): a run whose photos are all skipped exited 0.  Now its
+    last line says that nothing was made and why, exit 2, and no shard file is written."""
+    src = tmp_path / "src"
+    photo(src / "small.png", 30, 40, seed=3)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(blurgen, ["synthesize", "--src", str(src), "--out", str(out), *SMALL])
+    assert res.exit_code == 2 and "skipped 1 image of 1 (too-small 1)" in res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {out}: nothing made: every image was skipped (see {out}/skipped.tsv)"
+    assert not list(out.glob("shard-*"))

@@ -275,7 +275,7 @@ def test_skipped_clips_are_counted_and_reported(tmp_path):
     res = run("average", "--src", src, "--out", tmp_path / "out", "--frames", "5-7", "--crop", 16, "--workers", 1,
               "--windows-per-clip", 2)
     assert res.exit_code == 0, res.output
-    assert "skipped 3 clips (empty 1, too-short 1, unreadable 1)" in res.output
+    assert "skipped 3 clips of 4 (empty 1, too-short 1, unreadable 1)" in res.output
     rows = (tmp_path / "out" / "skipped.tsv").read_text().splitlines()
     assert rows[0] == "path\treason\tdetail" and {r.split("\t")[0] for r in rows[1:]} == {"short", "broken.mp4", "empty.mkv"}
     assert len(samples(tmp_path / "out")) == 2
@@ -284,6 +284,20 @@ def test_skipped_clips_are_counted_and_reported(tmp_path):
     res = run("inspect", tmp_path / "out", "--samples", 1)
     assert res.exit_code == 0, res.output
     assert "video frames averaged in linear light" in res.output and "sharp = frame" in res.output
+
+
+def test_average_that_makes_nothing_fails_and_writes_no_shard(tmp_path):
+    """Issue 22.5: `average` over clips smaller than the crop exited 0 and wrote an empty
+    shard-00000.h5 that verify called OK.  Now: no shard file, and a non-zero exit whose last
+    line says why."""
+    src = _clips(tmp_path / "src", 2)  # 24 x 28 frames
+    out = tmp_path / "out"
+    res = CliRunner().invoke(blurgen, ["average", "--src", str(src), "--out", str(out), "--frames", "3-5",
+                                       "--crop", "32", "--workers", "1"])
+    assert res.exit_code == 2, res.output
+    assert "skipped 2 clips of 2 (too-small 2)" in res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {out}: nothing made: every clip was skipped (see {out}/skipped.tsv)"
+    assert not list(out.glob("shard-*"))
 
 
 @pytest.mark.parametrize("setup, args, message", [
