@@ -178,7 +178,9 @@ def _parse_quality(text: str | None):
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
 @click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
               help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
-@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--shard-size", type=int, default=1000, show_default=True,
+              help="Samples planned per shard: each takes the next SHARD_SIZE // crops-per-image photos, so skipped "
+                   "photos leave it short (docs/shards.md).")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays; the parts may share --out.")
@@ -259,7 +261,9 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-window", type=int, default=1, show_default=True, help="Crops taken from each blurred image.")
 @click.option("--full", is_flag=True, help="Keep whole frames instead of crops.")
-@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--shard-size", type=int, default=1000, show_default=True,
+              help="Samples planned per shard: each takes the next SHARD_SIZE // (windows x crops) clips, so skipped "
+                   "clips leave it short (docs/video.md).")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n).")
@@ -386,6 +390,8 @@ def inspect_cmd(folder, samples, seed, png):
     from blurgen.modes import describe_sample
     from blurgen.pictures import contact_sheet
 
+    if samples < 0:
+        raise UserError(f"--samples must be >= 0, got {samples}")
     if png:
         check_output(png, overwrite=True)
     try:

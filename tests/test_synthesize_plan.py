@@ -394,3 +394,12 @@ def test_synthesize_that_makes_nothing_fails_naming_the_reason(tmp_path):
     assert res.exit_code == 2 and "skipped 1 image of 1 (too-small 1)" in res.output
     assert res.output.strip().splitlines()[-1] == f"error: {out}: nothing made: every image was skipped (see {out}/skipped.tsv)"
     assert not list(out.glob("shard-*"))
+
+
+def test_inspect_refuses_a_negative_sample_count(tmp_path):
+    """Issue 22.9: `inspect --samples -1` was accepted (and drew nothing); now one line, exit 2."""
+    src = photos(tmp_path / "src", ["a.png"])
+    out = tmp_path / "out"
+    assert run("synthesize", "--src", src, "--out", out, *SMALL).exit_code == 0
+    res = CliRunner().invoke(blurgen, ["inspect", str(out), "--samples", "-1"])
+    assert res.exit_code == 2 and res.output == "error: --samples must be >= 0, got -1\n"
