@@ -70,40 +70,66 @@ def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str 
     root = Path(out) / split
     if not split or Path(split).name != split or split.startswith("."):
         raise ShardError(f"bad split name {split!r}: a plain folder name such as train or test")
+    _check_pairs(infos)  # before anything is written: a refused export leaves no trace
     record = {"source": str(Path(folder).resolve()), "shards": {i.path.name: i.checksum for i in infos}}
     summary = ExportSummary(pairs=sum(i.count for i in infos))
     try:
         root.mkdir(parents=True, exist_ok=True)
-        before = root / EXPORT_RECORD
-        if before.exists():
-            try:
-                old = json.loads(before.read_text())
-            except ValueError:
-                old = None
-            if not isinstance(old, dict) or old.get("shards") != record["shards"]:
-                raise ShardError(f"{root} holds an export of other shards ({before}); choose another folder")
-        files.write_text(before, json.dumps(record, indent=1, sort_keys=True))
-        if on_start:
-            on_start(summary.pairs)
-        for info in infos:
-            sequence = root / info.path.stem
-            for sub in ("blur", "sharp"):
-                (sequence / sub).mkdir(parents=True, exist_ok=True)
-            with shards.ShardReader(info.path) as reader:
-                for i in range(info.count):
-                    stopping.check(stop)
-                    targets = [sequence / sub / f"{i:06d}.png" for sub in ("blur", "sharp")]
-                    if all(t.is_file() for t in targets):
-                        summary.existing += 1
-                    else:
-                        _write_pair(targets, reader.read_pair(i))
-                        summary.written += 1
-                    if progress:
-                        progress(1)
+        # One export per folder at a time: two of different shard folders would both pass the
+        # record check below before either wrote its record, and mix (issue 22.20).
+        with files.exclusive_lock(root / EXPORT_RECORD, what=str(root)):
+            _claim(root, record)
+            if on_start:
+                on_start(summary.pairs)
+            for info in infos:
+                _export_shard(info, root / info.path.stem, summary, progress, stop)
+    except files.Busy as exc:
+        raise ShardError(str(exc)) from None
     except OSError as exc:
         raise ShardError(f"{root}: could not write ({files.describe_os_error(exc)}); the files written are "
                          "complete: run the same command again to resume") from None
     return summary
+
+
+def _check_pairs(infos: list) -> None:
+    """ShardError if a shard holds sharp images only (``synthesize --sharp-only``): no pairs to export."""
+    for info in infos:
+        with shards.ShardReader(info.path) as reader:
+            if reader.sharp_only:
+                raise ShardError(f"{info.path}: holds sharp images only (synthesize --sharp-only), no pairs to "
+                                 "export; nothing written")
+
+
+def _claim(root: Path, record: dict) -> None:
+    """Write ``record`` as ``root``'s export record, or raise ShardError if ``root`` holds an
+    export of other shards.  Called holding the record's lock."""
+    before = root / EXPORT_RECORD
+    if before.exists():
+        try:
+            old = json.loads(before.read_text())
+        except ValueError:
+            old = None
+        if not isinstance(old, dict) or old.get("shards") != record["shards"]:
+            raise ShardError(f"{root} holds an export of other shards ({before}); choose another folder")
+    files.write_text(before, json.dumps(record, indent=1, sort_keys=True))
+
+
+def _export_shard(info, sequence: Path, summary: ExportSummary, progress, stop) -> None:
+    """The pairs of one shard as ``sequence/blur/NNNNNN.png`` and ``sequence/sharp/NNNNNN.png``,
+    skipping the pairs already there (complete: each PNG is written atomically)."""
+    for sub in ("blur", "sharp"):
+        (sequence / sub).mkdir(parents=True, exist_ok=True)
+    with shards.ShardReader(info.path) as reader:
+        for i in range(info.count):
+            stopping.check(stop)
+            targets = [sequence / sub / f"{i:06d}.png" for sub in ("blur", "sharp")]
+            if all(t.is_file() for t in targets):
+                summary.existing += 1
+            else:
+                _write_pair(targets, reader.read_pair(i))
+                summary.written += 1
+            if progress:
+                progress(1)
 
 
 def _write_pair(targets: list[Path], images: tuple[np.ndarray, np.ndarray]) -> None:
