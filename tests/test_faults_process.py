@@ -460,3 +460,21 @@ def test_a_pool_worker_killed_by_kill_9_ends_the_run_in_one_line(tmp_path):
     assert line.startswith("error: a worker process died (killed by SIGKILL") and "run the same command" in line
     assert not temporaries(out) and not files.lock_name(out / "manifest.json").exists()
     assert shards.verify_folder(out)[1] == []
+
+
+def test_sigterm_stops_average_inside_a_long_window(tmp_path):
+    """Issue 22.22: `average --interpolate 200000` checked for a stop only between windows, and a
+    window took minutes: SIGTERM and Ctrl-C were ignored (only kill -9 stopped it).  Now the stop
+    is checked before each averaged frame: exit 130 at once, one line, no temporary."""
+    src = tmp_path / "src" / "clip"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for t in range(3):
+        cv2.imwrite(str(src / f"f{t}.png"), rng.integers(0, 256, (24, 28, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    cmd = command("average", "--src", src.parent, "--out", out, "--frames", "3-3", "--interpolate", 200000,
+                  "--crop", 16, "--windows-per-clip", 1, "--workers", 1)
+    rc, err, seconds = interrupt(cmd, out, signal.SIGTERM, 0.5)
+    assert rc == 130, err[-2000:]
+    assert one_line_error(err).startswith("interrupted (SIGTERM): finished shards are kept")
+    assert seconds < 5 and not temporaries(out)
