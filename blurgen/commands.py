@@ -491,7 +491,7 @@ def verify_cmd(folder, partial):
     for line in lacking:
         click.echo(f"{'note' if partial else 'INCOMPLETE'}: {line}")
     if problems:
-        click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
+        click.echo(f"{len(problems)} of {checked} shards are bad; run the same `{_maker(manifests)}` command "
                    "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
     if lacking and not partial:
@@ -499,6 +499,13 @@ def verify_cmd(folder, partial):
                    f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
         sys.exit(1)
     click.echo(f"{plural(checked, 'shard')} OK")
+
+
+def _maker(manifests: dict) -> str:
+    """The command that made a shard folder (from its manifests' arguments), as verify names it."""
+    made = {(m.get("arguments") or {}).get("command") for m in manifests.values()}
+    names = {"average": "blurgen average", "blurgen import-pairs": "blurgen import-pairs"}
+    return names.get(made.pop(), "blurgen synthesize") if len(made) == 1 else "blurgen synthesize"
 
 
 def _with_pair_bar(run, resume_hint: str):
@@ -548,16 +555,22 @@ def export_shards_cmd(folder, target, split):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Pairs per shard.")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
-def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
+@click.option("--repair", is_flag=True,
+              help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names).")
+def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite, repair):
     """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
     from blurgen.exchange import import_pairs
 
+    if repair and overwrite:
+        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
     summary = _with_pair_bar(lambda **run: import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
-                                                        **run),
+                                                        repair=repair, **run),
                              "finished shards are kept; run the same command again to resume")
     click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
                f"built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.shards_redone:
+        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}")
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
         click.echo(f"skipped {sum(summary.skipped.values())} ({reasons}); see {out}/skipped.tsv")

@@ -149,6 +149,7 @@ class ImportSummary:
     shards_built: int = 0
     shards_done_before: int = 0
     shards_total: int = 0
+    shards_redone: list = field(default_factory=list)  # listed shards rebuilt: truncated, or bad (--repair)
     skipped: dict = field(default_factory=dict)   # reason -> count, unpaired images included
     seconds: float = 0.0
 
@@ -241,8 +242,11 @@ def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max
 def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out: str | os.PathLike,
                  shard_size: int = 1000, overwrite: bool = False, max_pixels: int = MAX_PIXELS,
                  progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-                 stop: StopFlag | None = None) -> ImportSummary:
+                 stop: StopFlag | None = None, repair: bool = False) -> ImportSummary:
     """Bring a paired set into shards in ``out`` (module doc); resumable like ``synthesize``.
+
+    ``repair``: verify every listed shard in full too and rebuild the bad ones
+    (those ``blurgen verify`` names), as ``synthesize --repair`` does.
 
     Shard s holds the pairs s·shard_size … of the stem-sorted pair list (fewer
     when pairs are skipped).  The manifest records the arguments and a digest
@@ -267,7 +271,8 @@ def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out:
         raise ShardError(str(exc)) from None
     try:
         with files.exclusive_lock(out / shards.MANIFEST, what=str(out)):
-            return _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop)
+            return _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop,
+                                  repair)
     except files.Busy as exc:
         raise ShardError(str(exc)) from None
     except OSError as exc:
@@ -275,7 +280,8 @@ def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out:
                          "run the same command again to resume") from None
 
 
-def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop) -> ImportSummary:
+def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop,
+                   repair: bool = False) -> ImportSummary:
     size = arguments["shard_size"]
     chunks = [pairs[k:k + size] for k in range(0, len(pairs), size)]
     names = [shards.shard_name(k) for k in range(len(chunks))]
@@ -306,8 +312,12 @@ def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress,
     for k, name in enumerate(names):
         entry = manifest["shards"].get(name)
         path = out / name
-        if entry is None or not path.is_file() or path.stat().st_size != entry.get("bytes", -1):
+        if entry is None:
             todo.append(k)
+        elif not path.is_file() or path.stat().st_size != entry.get("bytes", -1) or (
+                repair and shards.verify_shard(path, entry) is not None):
+            todo.append(k)
+            summary.shards_redone.append(name)
     summary.shards_done_before = len(chunks) - len(todo)
     if on_start:
         on_start(sum(len(chunks[k]) for k in todo))

@@ -377,3 +377,48 @@ def test_repair_rebuilds_exactly_what_verify_calls_bad(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.h5") if p.name != "shard-00002.h5"} \
         == {k: v for k, v in mtimes.items() if k != "shard-00002.h5"}
     assert run(blurgen, "verify", out).exit_code == 0
+
+
+def flip_byte(path: Path, fraction: float = 0.5) -> None:
+    """Flip one byte at ``fraction`` of the file (its size kept)."""
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * fraction)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_import_pairs_shards_are_rebuilt_with_repair(tmp_path):
+    """Issue 22.24: verify advised `synthesize --repair` for a damaged `import-pairs` shard, which
+    does not apply, and the same import-pairs said "already done".  Now verify names the command
+    that made the folder, and `import-pairs --repair` rebuilds exactly the bad shard, byte for byte."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder in ("blur", "sharp"):
+        (tmp_path / folder).mkdir()
+        for stem in "abcd":
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / folder / f"{stem}.png")
+    out = tmp_path / "shards"
+    args = ["import-pairs", tmp_path / "blur", tmp_path / "sharp", "--out", out, "--shard-size", 2]
+    assert run(blurgen, *args).exit_code == 0
+    good = (out / "shard-00001.h5").read_bytes()
+    flip_byte(out / "shard-00001.h5")
+    res = run(blurgen, "verify", out)
+    assert res.exit_code == 1 and "BAD shard-00001.h5" in res.output
+    assert "run the same `blurgen import-pairs` command with --repair" in res.output
+    res = run(blurgen, *args, "--repair")
+    assert res.exit_code == 0 and "rebuilt 1 damaged or truncated shards: shard-00001.h5" in res.output
+    assert (out / "shard-00001.h5").read_bytes() == good
+    assert run(blurgen, "verify", out).exit_code == 0
+
+
+def test_verify_names_average_for_a_damaged_average_shard(tmp_path):
+    """Issue 22.24: for a damaged `average` shard verify named `blurgen synthesize`."""
+    from test_video import _clips
+
+    src = _clips(tmp_path / "src", 1)
+    out = tmp_path / "out"
+    assert run(blurgen, "average", "--src", src, "--out", out, "--frames", "3-5", "--crop", 16,
+               "--workers", 1).exit_code == 0
+    flip_byte(out / "shard-00000.h5")
+    res = run(blurgen, "verify", out)
+    assert res.exit_code == 1 and "run the same `blurgen average` command with --repair" in res.output
