@@ -34,7 +34,16 @@ import numpy as np
 
 from blurgen import files, shards, stopping
 from blurgen.shards import ShardError
-from blurgen.sources import EXTENSIONS, MAX_PIXELS, SkipImage, folder_images, load_rgb, match_by_stem
+from blurgen.sources import (
+    EXTENSIONS,
+    MAX_PIXELS,
+    SkipImage,
+    check_name,
+    folder_images,
+    load_rgb,
+    match_by_stem,
+    name_bytes,
+)
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import SynthError, make_output_folder, write_skip_report
 
@@ -197,7 +206,7 @@ def _digest(pairs: list) -> str:
                 sizes.append(path.stat().st_size)
             except OSError:
                 sizes.append(-1)
-        digest.update(f"{b.name}\t{sizes[0]}\t{s.name}\t{sizes[1]}\n".encode())
+        digest.update(name_bytes(f"{b.name}\t{sizes[0]}\t{s.name}\t{sizes[1]}\n"))  # a name that is not UTF-8 too
     return "sha256:" + digest.hexdigest()
 
 
@@ -221,6 +230,7 @@ def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max
                 images = []
                 for role, p in (("blurred", b), ("sharp", s)):
                     try:
+                        check_name(p.name)  # its sample stores it
                         images.append(load_rgb(p, max_pixels))
                     except SkipImage as exc:
                         raise SkipImage(exc.reason, f"{_label(role, p.name)}: {exc.detail}") from None

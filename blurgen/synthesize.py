@@ -35,7 +35,7 @@ from blurgen.errors import BlurgenError
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.objects import ObjectsError, ObjectSpec, instances
 from blurgen.shake import ShakeSpec
-from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, image_size, open_source
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, name_bytes, open_source
 from blurgen.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
@@ -572,7 +572,7 @@ def sources_digest(src: Path | PhotoSource, images: list[str]) -> str:
     digest = hashlib.sha256()
     for rel in images:
         size = source.size(rel) if source is not None else -1
-        digest.update(f"{rel}\t{size}\n".encode())
+        digest.update(name_bytes(f"{rel}\t{size}\n"))  # a name that is not UTF-8 too
     return "sha256:" + digest.hexdigest()
 
 
@@ -672,7 +672,7 @@ def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> Non
     minimal.writerow(["path", "reason", "detail"])
     for row in rows:
         (every if any("\r" in str(field) for field in row) else minimal).writerow(row)
-    files.write_text(out / name, text.getvalue())
+    files.write_text(out / name, text.getvalue(), errors="surrogateescape")  # a name that is not UTF-8: its bytes
 
 
 def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event) -> None:
@@ -838,11 +838,12 @@ def estimate_bytes(cfg: SynthConfig, photos: list[str], n_shards: int = 0) -> in
     if not cfg.full:
         return shared + len(photos) * cfg.crops_per_image * (6 * cfg.crop ** 2 + PAIR_OVERHEAD)
     k = kernel_side(cfg)
+    source = _photo_source(cfg.src)  # a folder or a zip (a zip's photos were not found by path: issue 22.25)
     picks = sorted({round(x) for x in np.linspace(0, len(photos) - 1, min(len(photos), SIZE_SAMPLE))}) if photos else []
     areas = []
     for i in picks:
         try:
-            h, w = image_size(Path(cfg.src) / photos[i], cfg.max_pixels)  # the header only
+            h, w = source.image_size(photos[i], cfg.max_pixels)  # the header only
         except SkipImage:
             continue  # a file the run will skip
         w, h = (max(0, round(v * cfg.downscale) - k + 1) for v in (w, h))

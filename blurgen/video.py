@@ -39,7 +39,7 @@ import numpy as np
 
 from blurgen import blur, camera, files, shards, stopping, synthesize
 from blurgen.modes import crop_box
-from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, load_rgb
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, check_name, load_rgb, name_bytes
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import ShardTask, Summary, SynthError
 
@@ -279,7 +279,7 @@ def clips_digest(src: Path, clips: list[Clip]) -> str:
                 size = (src / rel).stat().st_size
             except OSError:
                 size = -1
-            digest.update(f"{rel}\t{size}\n".encode())
+            digest.update(name_bytes(f"{rel}\t{size}\n"))  # a name that is not UTF-8 too
     return "sha256:" + digest.hexdigest()
 
 
@@ -478,6 +478,7 @@ def clip_samples(clip_index: int, clip: Clip, cfg: AverageConfig, stop: StopFlag
     SkipImage before any of its samples is written.
     """
     src = Path(cfg.src)
+    check_name(clip.path)  # its samples store it
     length = clip_length(src, clip, cfg.max_pixels)
     first_count, number = odd_span(cfg.frames)
     longest = first_count + 2 * (number - 1)

@@ -422,3 +422,41 @@ def test_verify_names_average_for_a_damaged_average_shard(tmp_path):
     flip_byte(out / "shard-00000.h5")
     res = run(blurgen, "verify", out)
     assert res.exit_code == 1 and "run the same `blurgen average` command with --repair" in res.output
+
+
+def test_file_names_that_are_not_utf8_are_skipped_not_a_crash(tmp_path):
+    """Issue 22.25: a file name that is not UTF-8 (b"caf\\xe9.png", Latin-1) crashed synthesize,
+    import-pairs and average with a UnicodeEncodeError in the sources digest.  Now each such
+    photo, pair or clip is skipped (`bad-name`), the skip report holding its name byte for byte,
+    and a resume is accepted."""
+    import os
+
+    from PIL import Image
+
+    from test_video import _clips
+
+    rng = np.random.default_rng(0)
+
+    def image(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path, format="PNG")
+
+    latin = os.fsdecode(b"caf\xe9.png")
+    for name in ("a.png", latin):
+        image(tmp_path / "photos" / name)
+        image(tmp_path / "blur" / name)
+        image(tmp_path / "sharp" / name)
+    clips = _clips(tmp_path / "clips", 1)
+    (clips / "clip00").rename(clips / os.fsdecode(b"clip\xff"))
+    _clips(clips, 1)
+    runs = [["synthesize", "--src", tmp_path / "photos", "--out", tmp_path / "s", "--workers", 1, *SMALL],
+            ["import-pairs", tmp_path / "blur", tmp_path / "sharp", "--out", tmp_path / "i"],
+            ["average", "--src", clips, "--out", tmp_path / "v", "--frames", "3-5", "--crop", 16, "--workers", 1]]
+    for args in runs:
+        for _ in range(2):  # the second: a resume over the same names
+            res = run(blurgen, *args)
+            assert res.exit_code == 0, res.output
+        out = Path(args[args.index("--out") + 1])
+        assert b"\tbad-name\t" in (out / "skipped.tsv").read_bytes()
+        assert (b"caf\xe9.png" if args[0] != "average" else b"clip\xff") in (out / "skipped.tsv").read_bytes()
+        assert run(blurgen, "verify", out).exit_code == 0
