@@ -415,12 +415,13 @@ def inspect_cmd(folder, samples, seed, png):
     click.echo(modes.describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
+    unit = "images" if args.get("sharp_only") else "pairs"  # a sharp-only shard holds no pair
     for info in infos:
-        click.echo(f"  {info.path.name}  {info.count:6d} pairs  {megabytes(info.path.stat().st_size):>12s}")
+        click.echo(f"  {info.path.name}  {info.count:6d} {unit}  {megabytes(info.path.stat().st_size):>12s}")
     reasons = collections.Counter(row[1] for m in manifests.values() for rows in m.get("skipped", {}).values()
                                   for row in rows)
     if reasons:
-        click.echo(f"{sum(reasons.values())} source images skipped ("
+        click.echo(f"{plural(sum(reasons.values()), 'source image')} skipped ("
                    + ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())) + "; see skipped*.tsv)")
     note = shards.unfinished(manifests)
     if note:
@@ -495,8 +496,10 @@ def verify_cmd(folder, partial):
                    "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
     if lacking and not partial:
-        click.echo(f"the {checked} shards built are OK, but the data set is incomplete "
-                   f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
+        parts = any(shards.manifest_part(name)[1] > 1 for name in manifests)
+        what = f"{len(lacking)} part(s) missing or unfinished" if parts else "the run is unfinished"
+        click.echo(f"the {checked} shards built are OK, but the data set is incomplete ({what}); "
+                   "--partial checks only what is built", err=True)
         sys.exit(1)
     click.echo(f"{plural(checked, 'shard')} OK")
 
@@ -536,16 +539,21 @@ def _with_pair_bar(run, resume_hint: str):
 
 @blurgen.command("export")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
-              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.argument("older", nargs=-1, metavar="")
+@click.option("--to", "target", type=click.Path(file_okay=False), required=True, metavar="OUT",
+              help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
 @click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
-def export_shards_cmd(folder, target, split):
+def export_shards_cmd(folder, older, target, split):
     """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
     from blurgen.exchange import export_folder
 
-    summary = _with_pair_bar(lambda **run: export_folder(folder, target[1], split, **run),
+    # `--to folder OUT`, the spelling of earlier versions, still works.
+    if older and (target != "folder" or len(older) != 1):
+        raise UserError(f"unexpected argument(s): {' '.join(older)} (export FOLDER --to OUT)")
+    target = older[0] if older else target
+    summary = _with_pair_bar(lambda **run: export_folder(folder, target, split, **run),
                              "the files written are complete; run the same command again to resume")
-    click.echo(f"{target[1]}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
+    click.echo(f"{target}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
                + (f", {summary.existing:,} were already there" if summary.existing else ""))
 
 

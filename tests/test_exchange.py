@@ -181,7 +181,7 @@ def test_two_exports_into_one_folder_never_mix(tmp_path, monkeypatch):
     def racing(path, text):
         if Path(path).name == exchange.EXPORT_RECORD and not second:
             second.append(None)
-            second[0] = run("export", other, "--to", "folder", out)
+            second[0] = run("export", other, "--to", out)
         write_text(path, text)
 
     monkeypatch.setattr(files, "write_text", racing)
@@ -208,3 +208,15 @@ def test_a_refused_export_of_sharp_only_shards_writes_nothing(tmp_path):
     assert not out.exists()
     make_folder(tmp_path / "pairs")
     assert run("export", tmp_path / "pairs", "--to", "folder", out).exit_code == 0
+
+
+def test_export_takes_one_path_after_to(tmp_path):
+    """Issue 22.13: `--to` took two arguments, `folder OUT`, "folder" its only value.  Now
+    `--to OUT`; the old spelling still works, anything else is one line."""
+    make_folder(tmp_path / "src")
+    res = run("export", tmp_path / "src", "--to", tmp_path / "a")
+    assert res.exit_code == 0 and (tmp_path / "a" / "train" / "shard-00000" / "blur" / "000000.png").is_file()
+    assert run("export", tmp_path / "src", "--to", "folder", tmp_path / "b").exit_code == 0
+    assert (tmp_path / "b" / "train" / "shard-00001" / "sharp" / "000001.png").is_file()
+    res = run("export", tmp_path / "src", "--to", tmp_path / "c", "extra")
+    assert res.exit_code == 2 and res.output == "error: unexpected argument(s): extra (export FOLDER --to OUT)\n"

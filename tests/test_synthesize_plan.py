@@ -403,3 +403,25 @@ def test_inspect_refuses_a_negative_sample_count(tmp_path):
     assert run("synthesize", "--src", src, "--out", out, *SMALL).exit_code == 0
     res = CliRunner().invoke(blurgen, ["inspect", str(out), "--samples", "-1"])
     assert res.exit_code == 2 and res.output == "error: --samples must be >= 0, got -1\n"
+
+
+def test_inspect_and_verify_wording(tmp_path):
+    """Issue 22.13: verify of a whole run stopped early said "the run incomplete … (1 part(s)
+    missing or unfinished)" without --part; inspect said "1 source images skipped", and counted
+    the images of sharp-only shards as "pairs"."""
+    src = photos(tmp_path / "src", ["a.png", "b.png"])
+    photo(src / "small.png", 30, 40, seed=3)
+    out = tmp_path / "out"
+    assert run("synthesize", "--src", src, "--out", out, "--shard-size", 1, *SMALL).exit_code == 0
+    res = run("inspect", out, "--samples", 0)
+    assert "1 source image skipped (too-small 1;" in res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["shards"]["shard-00002.h5"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    res = CliRunner().invoke(blurgen, ["verify", str(out)])
+    assert res.exit_code == 1 and "INCOMPLETE: the run is incomplete: 1 of its 3 planned shards" in res.output
+    assert "the data set is incomplete (the run is unfinished)" in res.output and "part(s)" not in res.output
+    sharp = tmp_path / "sharp"
+    assert run("synthesize", "--src", src, "--out", sharp, "--sharp-only", *SMALL).exit_code == 0
+    res = run("inspect", sharp, "--samples", 0)
+    assert "  shard-00000.h5       2 images" in res.output and " pairs " not in res.output
