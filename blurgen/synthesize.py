@@ -362,6 +362,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
 
     k_per = cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
+    fresh = bank = None
     if cfg.sharp_only:
         kernel_size = 1  # no blur, no margin
     elif cfg.shake is not None or cfg.objects is not None:  # their blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
@@ -426,6 +427,21 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 photo, factor = upscale_to(photo, need)
                 upscaled += 1
                 h, w = photo.shape[:2]
+            if (h < need or w < need) and _within_reach(cfg, h, w):
+                made, failed = 0, []
+                for c in range(k_per):
+                    stopping.check(stop)
+                    j = (i - task.first_image) * k_per + c
+                    try:
+                        writer.add(*_reach_sample(photo, rel, i, c, j, cfg, fresh, bank, before, after))
+                        made += 1
+                    except SkipImage as exc:
+                        failed.append((c, exc))
+                if failed:
+                    skipped.append(photo_skip(rel, failed, k_per))
+                if progress is not None:
+                    progress(made, k_per - made)
+                continue
             if h < need or w < need:
                 what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
                 if cfg.sharp_only:
@@ -443,25 +459,9 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                                {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32)})
                     continue
                 j = (i - task.first_image) * k_per + c
-                if cfg.kernel_bank is None:
-                    rng.integers(0, 1)
-                    psf, params, bank_index = fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
-                else:
-                    bank_index = int(rng.integers(0, len(bank)))
-                    psf, params = bank.psf[bank_index], {k: v[bank_index] for k, v in bank.params().items()}
-                effects = _draw_effects(cfg, rng)
+                kernel = _draw_kernel(rng, j, fresh, bank)
                 region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
-                sharp = photo[y0:y1, x0:x1]
-                if cfg.camera is None:
-                    blurred, extra = blur_sample(region, psf, cfg, rng, effects), {}
-                else:
-                    blurred, sharp, extra = camera_sample(region, sharp, psf, cfg, effects, camera_rng(cfg.seed, i, c))
-                meta = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
-                        "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
-                        **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
-                if cfg.small == "upscale":  # a field only then: other runs keep their bytes
-                    meta["upscale"] = np.float32(factor)
-                writer.add(blurred, sharp, psf, meta)
+                writer.add(*_pair(region, photo[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, i, c, rel, factor))
             if progress is not None:
                 progress(k_per, 0)
         if writer.count == 0:
@@ -475,6 +475,70 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     if upscaled:
         entry["upscaled"] = upscaled
     return {**entry, "skipped": skipped}
+
+
+def _draw_kernel(rng: np.random.Generator, j: int, fresh: KernelBatch | None,
+                 bank: KernelBatch | None) -> tuple[np.ndarray, dict, int]:
+    """(psf (k, k) float32, its parameters, its bank index or -1) of the shard's sample ``j``:
+    the fresh kernel ``fresh.psf[j]``, or one drawn from ``bank`` with ``rng``.  One draw
+    either way, so that the later draws (the effects) are the same in both modes."""
+    if bank is None:
+        rng.integers(0, 1)
+        return fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
+    index = int(rng.integers(0, len(bank)))
+    return bank.psf[index], {k: v[index] for k, v in bank.params().items()}, index
+
+
+def _pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, int, int, int], cfg: SynthConfig,
+          rng: np.random.Generator, i: int, c: int, rel: str, factor: float) -> tuple:
+    """(blurred, sharp, psf, meta) of photo i's crop c in the uniform mode.  ``region``: the
+    window ``box`` (y0, x0, y1, x1) plus the PSF's margins (``blur.margins``); ``kernel``:
+    :func:`_draw_kernel`'s; the effects are drawn from ``rng`` now; ``factor``: ``--small
+    upscale``'s."""
+    psf, params, bank_index = kernel
+    effects = _draw_effects(cfg, rng)
+    if cfg.camera is None:
+        blurred, extra = blur_sample(region, psf, cfg, rng, effects), {}
+    else:
+        blurred, sharp, extra = camera_sample(region, sharp, psf, cfg, effects, camera_rng(cfg.seed, i, c))
+    meta = {"source": rel, "crop_box": np.array(box, np.int32), "kernel_index": bank_index,
+            "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
+            **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
+    if cfg.small == "upscale":  # a field only then: other runs keep their bytes
+        meta["upscale"] = np.float32(factor)
+    return blurred, sharp, psf, meta
+
+
+def _within_reach(cfg: SynthConfig, h: int, w: int) -> bool:
+    """Whether an h x w photo smaller than a crop plus the kernel's whole margin (k - 1 px) may
+    still give crops with the margin its drawn kernels reach (:func:`_reach_sample`): in the
+    uniform mode's crops, with ``--small skip`` (``upscale`` enlarges such photos, as before),
+    when it holds a crop at all."""
+    return not (cfg.full or cfg.sharp_only or cfg.small != "skip") and min(h, w) >= cfg.crop
+
+
+def _reach_sample(photo: np.ndarray, rel: str, i: int, c: int, j: int, cfg: SynthConfig,
+                  fresh: KernelBatch | None, bank: KernelBatch | None, before: int, after: int) -> tuple:
+    """Crop c of a photo too small for a crop plus the kernel's whole k - 1 px margin: the
+    kernel is drawn first, and the crop placed where the pixels its taps reach
+    (``blur.support_margins``) lie inside the photo (issue 22.3).  Photos that hold the whole
+    margin never come here: their samples stay as they were.  SkipImage("too-small") if the
+    photo cannot hold the crop plus that reach."""
+    rng = np.random.default_rng([cfg.seed, i, c])
+    kernel = _draw_kernel(rng, j, fresh, bank)
+    top, bottom, left, right = blur.support_margins(kernel[0])
+    h, w = photo.shape[:2]
+    if h < cfg.crop + top + bottom or w < cfg.crop + left + right:
+        raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus its kernel's reach "
+                                     f"({top}+{bottom} px tall, {left}+{right} px wide)")
+    y0 = top + int(rng.integers(0, h - top - bottom - cfg.crop + 1))
+    x0 = left + int(rng.integers(0, w - left - right - cfg.crop + 1))
+    y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    # The blur reads only the taps' reach (blur.trim_to_support): the rest of the k - 1 px
+    # margin that `region` must span is padding it never reads.
+    padded = np.pad(photo, ((before, after), (before, after), (0, 0)), mode="edge")
+    region = padded[y0 : y1 + before + after, x0 : x1 + before + after]
+    return _pair(region, photo[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, i, c, rel, 1.0)
 
 
 #: The skip report's reason for a photo that gave some of its crops, not all (the modes

@@ -425,3 +425,65 @@ def test_inspect_and_verify_wording(tmp_path):
     assert run("synthesize", "--src", src, "--out", sharp, "--sharp-only", *SMALL).exit_code == 0
     res = run("inspect", sharp, "--samples", 0)
     assert "  shard-00000.h5       2 images" in res.output and " pairs " not in res.output
+
+
+# --- issue 22.3: the margin a photo needs is its kernel's reach ----------------------------
+
+
+def _digest(folder: Path, leave_out: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for info in shards.find_shards(folder):
+        with shards.ShardReader(info.path) as r:
+            for i in range(len(r)):
+                s = r.read_sample(i)
+                if s["source"] != leave_out:
+                    for key in ("blurred", "sharp", "kernel", "crop_box"):
+                        h.update(np.ascontiguousarray(s[key]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_photos_within_the_kernels_reach_are_used_and_the_others_keep_their_bytes(tmp_path):
+    """Issue 22.3: a photo was dropped unless it held a crop plus the kernel array's whole
+    k - 1 px margin (63 px for the default 64-px kernels), though a short shake's taps reach
+    ~10 px.  Now a photo short of that margin gives the crops whose drawn kernel's reach fits
+    (``blur.support_margins``), blurred exactly as from a large photo; the photos that held the
+    whole margin give the same samples as before (digests taken with the code before the change)."""
+    from blurgen import blur
+    from blurgen.kernels import write_bank
+
+    src = tmp_path / "src"
+    photo(src / "a.png", 140, 150, seed=1)
+    photo(src / "b.png", 130, 128, seed=2)
+    photo(src / "z.png", 80, 90, seed=3)  # short of 64 + 63, not of 64 + a short shake's reach
+    write_bank(tmp_path / "bank.h5", 8, 0, KernelSpec(size=64, iters=200, max_len=10.0))
+    base = ["--crop", 64, "--crops-per-image", 2, "--workers", 1]
+    modes = {"fresh": (["--kernel-size", 64, "--iters", 200, "--max-len", 10], "e88f772cdb47a3bf"),
+             "bank": (["--kernels", tmp_path / "bank.h5", "--linear", "--noise"], "8599a0127cbb9149")}
+    for name, (extra, before) in modes.items():
+        res = run("synthesize", "--src", src, "--out", tmp_path / name, *base, *extra)
+        assert res.exit_code == 0, res.output
+        assert _digest(tmp_path / name, "z.png") == before
+        assert "6 pairs in 1 shard" in res.output and "skipped 1" not in res.output
+    with shards.ShardReader(tmp_path / "fresh" / "shard-00000.h5") as r:
+        used = [r.read_sample(i) for i in range(len(r)) if r.read_sample(i)["source"] == "z.png"]
+    z = load_rgb(src / "z.png")
+    for s in used:
+        y0, x0, y1, x1 = (int(v) for v in s["crop_box"])
+        top, bottom, left, right = blur.support_margins(s["kernel"])
+        assert top + bottom < 63 and y0 >= top and y1 + bottom <= 80 and x0 >= left and x1 + right <= 90
+        region, psf = blur.trim_to_support(np.zeros((64 + 63, 64 + 63), np.float32), s["kernel"])
+        real = z[y0 - top : y1 + bottom, x0 - left : x1 + right].astype(np.float32) / 255
+        expected = blur.to_uint8(blur.convolve_valid(real, psf))
+        np.testing.assert_array_equal(s["blurred"], expected)
+
+
+def test_support_margins_are_the_reach_of_the_taps():
+    from blurgen import blur
+
+    psf = np.zeros((9, 9), np.float32)
+    psf[3:6, 4] = 1 / 3  # a vertical 3-px streak through the centre (4, 4)
+    assert blur.support_margins(psf) == (1, 1, 0, 0)
+    full = np.full((9, 9), 1 / 81, np.float32)
+    assert blur.support_margins(full) == (4, 4, 4, 4) and sum(blur.margins(9)) == 8
