@@ -26,6 +26,20 @@ def margins(k: int) -> tuple[int, int]:
     return k - 1 - k // 2, k // 2
 
 
+def support_margins(psf: np.ndarray) -> tuple[int, int, int, int]:
+    """Pixels of source (top, bottom, left, right) that a blur by ``psf`` ((k, k), centred
+    on pixel (k // 2, k // 2)) reads around an output window: the reach of its non-zero
+    taps, not of its whole array (``margins``: k - 1 in all; for 200 default 64-px
+    kernels top plus bottom was 9 px at the median, 36 at most).  A PSF without non-zero
+    taps reads the window alone."""
+    rows, cols = np.flatnonzero(psf.any(axis=1)), np.flatnonzero(psf.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, 0, 0
+    a, b = psf.shape
+    return (max(0, int(rows[-1]) - a // 2), max(0, a // 2 - int(rows[0])),
+            max(0, int(cols[-1]) - b // 2), max(0, b // 2 - int(cols[0])))
+
+
 def convolve_valid(region: np.ndarray, psf: np.ndarray) -> np.ndarray:
     """True convolution of ``region`` with ``psf``, keeping only fully supported pixels.
 

@@ -184,7 +184,9 @@ def _parse_quality(text: str | None):
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
 @click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
               help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
-@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--shard-size", type=int, default=1000, show_default=True,
+              help="Samples planned per shard: each takes the next SHARD_SIZE // crops-per-image photos, so skipped "
+                   "photos leave it short (docs/shards.md).")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random draw (kernels, crops and effects): the same seed gives the same bytes.")
@@ -251,7 +253,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     _run_synthesis(make, synthesize, out, workers, overwrite, repair, "image",
                    sample="sharp image" if sharp_only else "pair", changed="the photos or the bank",
-                   skip_hints={"too-small": "--small upscale keeps the too-small ones"},
+                   skip_hints={"too-small": "--small upscale keeps the too-small ones"} if small == "skip" else {},
                    options=dict(append=append, space_check=not no_space_check, on_plan=plan),
                    before=append_lines, after=upscale_lines)
 
@@ -266,7 +268,9 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-window", type=int, default=1, show_default=True, help="Crops taken from each blurred image.")
 @click.option("--full", is_flag=True, help="Keep whole frames instead of crops.")
-@click.option("--shard-size", type=int, default=1000, show_default=True, help="Samples per shard.")
+@click.option("--shard-size", type=int, default=1000, show_default=True,
+              help="Samples planned per shard: each takes the next SHARD_SIZE // (windows x crops) clips, so skipped "
+                   "clips leave it short (docs/video.md).")
 @click.option("--workers", type=int, default=None, help="Worker processes. [default: the cores this process may use]")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random draw (video windows, frames and effects): the same seed gives the same bytes.")
@@ -316,7 +320,7 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
 
     from blurgen.progress import progress_bar
     from blurgen.stopping import stop_on_signals
-    from blurgen.synthesize import SynthError, available_cores, output_names
+    from blurgen.synthesize import SOME_CROPS, SynthError, available_cores, output_names
 
     workers = available_cores() if workers is None else workers
     if workers < 1:
@@ -348,23 +352,33 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
     for line in before(summary) if before else []:
         click.echo(line)
     done = summary.shards_built + summary.shards_done_before
+    # A photo (clip) that gave no sample is skipped; one that gave some of its crops is not.
+    whole = {reason: n for reason, n in summary.skipped.items() if reason != SOME_CROPS}
+    skipped, report = sum(whole.values()), Path(out) / output_names(cfg.part)[1]
+    used = f"{summary.images - skipped:,} of " if skipped else ""
     click.echo(f"{out}: {plural(summary.samples, sample)} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
-               f"from {plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
+               f"from {used}{plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
         click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
                    + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
                       f"(were {changed} changed in place?)" if summary.repair_differs else
                       "; identical to the originals"))
-    if summary.skipped:
-        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
-        hints = [hint for reason, hint in (skip_hints or {}).items() if summary.skipped.get(reason)]
-        click.echo(f"skipped {plural(sum(summary.skipped.values()), inputs)} ({reasons}); "
-                   f"see {Path(out) / output_names(cfg.part)[1]}" + "".join(f"; {hint}" for hint in hints))
+    if skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(whole.items()))
+        hints = [hint for reason, hint in (skip_hints or {}).items() if whole.get(reason)]
+        click.echo(f"skipped {plural(skipped, inputs)} of {summary.images:,} ({reasons}); "
+                   f"see {report}" + "".join(f"; {hint}" for hint in hints))
+    if summary.skipped.get(SOME_CROPS):
+        click.echo(f"{plural(summary.skipped[SOME_CROPS], inputs)} gave only some of their crops "
+                   f"({SOME_CROPS} in {report})")
     for line in after(summary) if after else []:
         click.echo(line)
     if summary.shards_built and summary.seconds > 0:
         click.echo(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+    if summary.samples == 0:
+        why = f"every {inputs} was skipped (see {report})" if skipped else f"no {inputs} gave a {sample}"
+        raise UserError(f"{out}: nothing made: {why}")
 
 
 @blurgen.command("inspect")
@@ -384,6 +398,8 @@ def inspect_cmd(folder, samples, seed, png):
     from blurgen.modes import describe_sample
     from blurgen.pictures import contact_sheet
 
+    if samples < 0:
+        raise UserError(f"--samples must be >= 0, got {samples}")
     if png:
         check_output(png, overwrite=True)
     try:
@@ -408,12 +424,13 @@ def inspect_cmd(folder, samples, seed, png):
     say(modes.describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
+    unit = "images" if args.get("sharp_only") else "pairs"  # a sharp-only shard holds no pair
     for info in infos:
-        click.echo(f"  {info.path.name}  {info.count:6d} pairs  {megabytes(info.path.stat().st_size):>12s}")
+        click.echo(f"  {info.path.name}  {info.count:6d} {unit}  {megabytes(info.path.stat().st_size):>12s}")
     reasons = collections.Counter(row[1] for m in manifests.values() for rows in m.get("skipped", {}).values()
                                   for row in rows)
     if reasons:
-        say(f"{sum(reasons.values())} source images skipped ("
+        say(f"{plural(sum(reasons.values()), 'source image')} skipped ("
             + ", ".join(f"{r} {c}" for r, c in sorted(reasons.items())) + "; see skipped*.tsv)")
     note = shards.unfinished(manifests)
     if note:
@@ -487,14 +504,23 @@ def verify_cmd(folder, partial):
     for line in lacking:
         click.echo(f"{'note' if partial else 'INCOMPLETE'}: {line}")
     if problems:
-        click.echo(f"{len(problems)} of {checked} shards are bad; run the same `blurgen synthesize` command "
+        click.echo(f"{len(problems)} of {checked} shards are bad; run the same `{_maker(manifests)}` command "
                    "with --repair to rebuild exactly those", err=True)
         sys.exit(1)
     if lacking and not partial:
-        click.echo(f"the {checked} shards built are OK, but the data set is incomplete "
-                   f"({len(lacking)} part(s) missing or unfinished); --partial checks only what is built", err=True)
+        parts = any(shards.manifest_part(name)[1] > 1 for name in manifests)
+        what = f"{len(lacking)} part(s) missing or unfinished" if parts else "the run is unfinished"
+        click.echo(f"the {checked} shards built are OK, but the data set is incomplete ({what}); "
+                   "--partial checks only what is built", err=True)
         sys.exit(1)
     click.echo(f"{plural(checked, 'shard')} OK")
+
+
+def _maker(manifests: dict) -> str:
+    """The command that made a shard folder (from its manifests' arguments), as verify names it."""
+    made = {(m.get("arguments") or {}).get("command") for m in manifests.values()}
+    names = {"average": "blurgen average", "blurgen import-pairs": "blurgen import-pairs"}
+    return names.get(made.pop(), "blurgen synthesize") if len(made) == 1 else "blurgen synthesize"
 
 
 def _with_pair_bar(run, resume_hint: str):
@@ -525,16 +551,21 @@ def _with_pair_bar(run, resume_hint: str):
 
 @blurgen.command("export")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--to", "target", type=(click.Choice(["folder"]), click.Path(file_okay=False)), required=True,
-              metavar="folder OUT", help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.argument("older", nargs=-1, metavar="")
+@click.option("--to", "target", type=click.Path(file_okay=False), required=True, metavar="OUT",
+              help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
 @click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
-def export_shards_cmd(folder, target, split):
+def export_shards_cmd(folder, older, target, split):
     """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
     from blurgen.exchange import export_folder
 
-    summary = _with_pair_bar(lambda **run: export_folder(folder, target[1], split, **run),
+    # `--to folder OUT`, the spelling of earlier versions, still works.
+    if older and (target != "folder" or len(older) != 1):
+        raise UserError(f"unexpected argument(s): {' '.join(older)} (export FOLDER --to OUT)")
+    target = older[0] if older else target
+    summary = _with_pair_bar(lambda **run: export_folder(folder, target, split, **run),
                              "the files written are complete; run the same command again to resume")
-    click.echo(f"{target[1]}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
+    click.echo(f"{target}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
                + (f", {summary.existing:,} were already there" if summary.existing else ""))
 
 
@@ -544,16 +575,22 @@ def export_shards_cmd(folder, target, split):
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
 @click.option("--shard-size", type=int, default=1000, show_default=True, help="Pairs per shard.")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
-def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite):
+@click.option("--repair", is_flag=True,
+              help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names).")
+def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite, repair):
     """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
     from blurgen.exchange import import_pairs
 
+    if repair and overwrite:
+        raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")
     summary = _with_pair_bar(lambda **run: import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
-                                                        **run),
+                                                        repair=repair, **run),
                              "finished shards are kept; run the same command again to resume")
     click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
                f"built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    if summary.shards_redone:
+        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}")
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
         click.echo(f"skipped {sum(summary.skipped.values())} ({reasons}); see {out}/skipped.tsv")

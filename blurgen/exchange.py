@@ -34,7 +34,16 @@ import numpy as np
 
 from blurgen import files, shards, stopping
 from blurgen.shards import ShardError
-from blurgen.sources import EXTENSIONS, MAX_PIXELS, SkipImage, folder_images, load_rgb, match_by_stem
+from blurgen.sources import (
+    EXTENSIONS,
+    MAX_PIXELS,
+    SkipImage,
+    check_name,
+    folder_images,
+    load_rgb,
+    match_by_stem,
+    name_bytes,
+)
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import SynthError, make_output_folder, write_skip_report
 
@@ -70,40 +79,66 @@ def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str 
     root = Path(out) / split
     if not split or Path(split).name != split or split.startswith("."):
         raise ShardError(f"bad split name {split!r}: a plain folder name such as train or test")
+    _check_pairs(infos)  # before anything is written: a refused export leaves no trace
     record = {"source": str(Path(folder).resolve()), "shards": {i.path.name: i.checksum for i in infos}}
     summary = ExportSummary(pairs=sum(i.count for i in infos))
     try:
         root.mkdir(parents=True, exist_ok=True)
-        before = root / EXPORT_RECORD
-        if before.exists():
-            try:
-                old = json.loads(before.read_text())
-            except ValueError:
-                old = None
-            if not isinstance(old, dict) or old.get("shards") != record["shards"]:
-                raise ShardError(f"{root} holds an export of other shards ({before}); choose another folder")
-        files.write_text(before, json.dumps(record, indent=1, sort_keys=True))
-        if on_start:
-            on_start(summary.pairs)
-        for info in infos:
-            sequence = root / info.path.stem
-            for sub in ("blur", "sharp"):
-                (sequence / sub).mkdir(parents=True, exist_ok=True)
-            with shards.ShardReader(info.path) as reader:
-                for i in range(info.count):
-                    stopping.check(stop)
-                    targets = [sequence / sub / f"{i:06d}.png" for sub in ("blur", "sharp")]
-                    if all(t.is_file() for t in targets):
-                        summary.existing += 1
-                    else:
-                        _write_pair(targets, reader.read_pair(i))
-                        summary.written += 1
-                    if progress:
-                        progress(1)
+        # One export per folder at a time: two of different shard folders would both pass the
+        # record check below before either wrote its record, and mix (issue 22.20).
+        with files.exclusive_lock(root / EXPORT_RECORD, what=str(root)):
+            _claim(root, record)
+            if on_start:
+                on_start(summary.pairs)
+            for info in infos:
+                _export_shard(info, root / info.path.stem, summary, progress, stop)
+    except files.Busy as exc:
+        raise ShardError(str(exc)) from None
     except OSError as exc:
         raise ShardError(f"{root}: could not write ({files.describe_os_error(exc)}); the files written are "
                          "complete: run the same command again to resume") from None
     return summary
+
+
+def _check_pairs(infos: list) -> None:
+    """ShardError if a shard holds sharp images only (``synthesize --sharp-only``): no pairs to export."""
+    for info in infos:
+        with shards.ShardReader(info.path) as reader:
+            if reader.sharp_only:
+                raise ShardError(f"{info.path}: holds sharp images only (synthesize --sharp-only), no pairs to "
+                                 "export; nothing written")
+
+
+def _claim(root: Path, record: dict) -> None:
+    """Write ``record`` as ``root``'s export record, or raise ShardError if ``root`` holds an
+    export of other shards.  Called holding the record's lock."""
+    before = root / EXPORT_RECORD
+    if before.exists():
+        try:
+            old = json.loads(before.read_text())
+        except ValueError:
+            old = None
+        if not isinstance(old, dict) or old.get("shards") != record["shards"]:
+            raise ShardError(f"{root} holds an export of other shards ({before}); choose another folder")
+    files.write_text(before, json.dumps(record, indent=1, sort_keys=True))
+
+
+def _export_shard(info, sequence: Path, summary: ExportSummary, progress, stop) -> None:
+    """The pairs of one shard as ``sequence/blur/NNNNNN.png`` and ``sequence/sharp/NNNNNN.png``,
+    skipping the pairs already there (complete: each PNG is written atomically)."""
+    for sub in ("blur", "sharp"):
+        (sequence / sub).mkdir(parents=True, exist_ok=True)
+    with shards.ShardReader(info.path) as reader:
+        for i in range(info.count):
+            stopping.check(stop)
+            targets = [sequence / sub / f"{i:06d}.png" for sub in ("blur", "sharp")]
+            if all(t.is_file() for t in targets):
+                summary.existing += 1
+            else:
+                _write_pair(targets, reader.read_pair(i))
+                summary.written += 1
+            if progress:
+                progress(1)
 
 
 def _write_pair(targets: list[Path], images: tuple[np.ndarray, np.ndarray]) -> None:
@@ -123,6 +158,7 @@ class ImportSummary:
     shards_built: int = 0
     shards_done_before: int = 0
     shards_total: int = 0
+    shards_redone: list = field(default_factory=list)  # listed shards rebuilt: truncated, or bad (--repair)
     skipped: dict = field(default_factory=dict)   # reason -> count, unpaired images included
     seconds: float = 0.0
 
@@ -170,7 +206,7 @@ def _digest(pairs: list) -> str:
                 sizes.append(path.stat().st_size)
             except OSError:
                 sizes.append(-1)
-        digest.update(f"{b.name}\t{sizes[0]}\t{s.name}\t{sizes[1]}\n".encode())
+        digest.update(name_bytes(f"{b.name}\t{sizes[0]}\t{s.name}\t{sizes[1]}\n"))  # a name that is not UTF-8 too
     return "sha256:" + digest.hexdigest()
 
 
@@ -194,6 +230,7 @@ def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max
                 images = []
                 for role, p in (("blurred", b), ("sharp", s)):
                     try:
+                        check_name(p.name)  # its sample stores it
                         images.append(load_rgb(p, max_pixels))
                     except SkipImage as exc:
                         raise SkipImage(exc.reason, f"{_label(role, p.name)}: {exc.detail}") from None
@@ -215,8 +252,11 @@ def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max
 def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out: str | os.PathLike,
                  shard_size: int = 1000, overwrite: bool = False, max_pixels: int = MAX_PIXELS,
                  progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-                 stop: StopFlag | None = None) -> ImportSummary:
+                 stop: StopFlag | None = None, repair: bool = False) -> ImportSummary:
     """Bring a paired set into shards in ``out`` (module doc); resumable like ``synthesize``.
+
+    ``repair``: verify every listed shard in full too and rebuild the bad ones
+    (those ``blurgen verify`` names), as ``synthesize --repair`` does.
 
     Shard s holds the pairs s·shard_size … of the stem-sorted pair list (fewer
     when pairs are skipped).  The manifest records the arguments and a digest
@@ -241,7 +281,8 @@ def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out:
         raise ShardError(str(exc)) from None
     try:
         with files.exclusive_lock(out / shards.MANIFEST, what=str(out)):
-            return _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop)
+            return _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop,
+                                  repair)
     except files.Busy as exc:
         raise ShardError(str(exc)) from None
     except OSError as exc:
@@ -249,7 +290,8 @@ def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out:
                          "run the same command again to resume") from None
 
 
-def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop) -> ImportSummary:
+def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop,
+                   repair: bool = False) -> ImportSummary:
     size = arguments["shard_size"]
     chunks = [pairs[k:k + size] for k in range(0, len(pairs), size)]
     names = [shards.shard_name(k) for k in range(len(chunks))]
@@ -280,8 +322,12 @@ def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress,
     for k, name in enumerate(names):
         entry = manifest["shards"].get(name)
         path = out / name
-        if entry is None or not path.is_file() or path.stat().st_size != entry.get("bytes", -1):
+        if entry is None:
             todo.append(k)
+        elif not path.is_file() or path.stat().st_size != entry.get("bytes", -1) or (
+                repair and shards.verify_shard(path, entry) is not None):
+            todo.append(k)
+            summary.shards_redone.append(name)
     summary.shards_done_before = len(chunks) - len(todo)
     if on_start:
         on_start(sum(len(chunks[k]) for k in todo))

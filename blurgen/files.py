@@ -60,10 +60,10 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
             os.close(fd)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+def write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
+    """Write ``text`` to ``path`` atomically, as UTF-8 (``errors`` as for ``str.encode``)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8", errors=errors)
 
 
 # --- temporaries left by killed runs ------------------------------------------

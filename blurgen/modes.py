@@ -111,16 +111,13 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
     rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
     seeds = shake_seeds(cfg.seed, image, crop)
     drawn = _shake.draw_shake(seeds, spec, rng)
+    original = photo.shape[:2]
+    photo, factor, focal, H, m = _fit_shake(photo, drawn, cfg)
     h, w = photo.shape[:2]
-    focal = float(spec.focal or max(h, w))
-    K = _shake.intrinsics(focal, w, h)
-    H = _shake.poses(drawn, K, w, h, spec.step)
-    m = _shake.margin_for(H, w, h)
-    side = None if cfg.full else cfg.crop
-    need = 2 * m + (side or 1)
-    if h < need or w < need:
+    if min(h, w) < 2 * m + (1 if cfg.full else cfg.crop):
         what = "the shake's" if cfg.full else f"a {cfg.crop} crop plus the shake's"
-        raise SkipImage("too-small", f"{w}x{h} is smaller than {what} {m} px margin on each side (crop {crop})")
+        raise SkipImage("too-small", f"{original[1]}x{original[0]} is smaller than {what} {m} px margin on each side"
+                        + (f" (also upscaled {factor:.3g} times)" if factor != 1 else ""))
     y0, x0, y1, x1 = crop_box(rng, h, w, cfg.crop, cfg.full, m, m)
     effects = _draw_effects(cfg, rng)
     cam = camera_draw(cfg, [cfg.seed, SHAKE_TAG, image, crop])
@@ -142,7 +139,35 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
     if cam is not None:  # both images in the camera's tone curve
         sharp = _camera.render_sharp(sharp, cam[0])
         meta.update(cam[1].meta(), linear=True)
+    if cfg.small == "upscale":  # a field only then, as in the uniform mode
+        meta["upscale"] = np.float32(factor)
     return blurred, sharp, _shake.point_psf(H, centre, kernel_size), meta
+
+
+#: ``--small upscale`` with ``--shake``: enlargements tried before a photo is skipped.  The
+#: shake's margin grows with the photo (its focal length is the longer side by default), so
+#: each try upscales to the margin the last one needed; 2-3 tries reach it when it can be.
+SHAKE_UPSCALE_TRIES = 8
+
+
+def _fit_shake(photo: np.ndarray, drawn, cfg) -> tuple[np.ndarray, float, float, np.ndarray, int]:
+    """(photo, upscale factor, focal px, homographies, margin px) of a shake sample: ``photo``
+    as it is if it holds the crop plus the margin its drawn shake needs, or with ``--small
+    upscale`` enlarged (bicubic, ``synthesize.upscale_to``) until it does (at most
+    :data:`SHAKE_UPSCALE_TRIES` tries; the caller skips a photo that still does not)."""
+    from blurgen.synthesize import upscale_to
+
+    spec, original, factor = cfg.shake, photo, 1.0
+    for _ in range(SHAKE_UPSCALE_TRIES):
+        h, w = photo.shape[:2]
+        focal = float(spec.focal or max(h, w))
+        H = _shake.poses(drawn, _shake.intrinsics(focal, w, h), w, h, spec.step)
+        m = _shake.margin_for(H, w, h)
+        need = 2 * m + (1 if cfg.full else cfg.crop)
+        if min(h, w) >= need or cfg.small != "upscale":
+            break
+        photo, factor = upscale_to(original, max(need, min(h, w) + 1))
+    return photo, factor, focal, H, m
 
 
 def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
@@ -173,6 +198,12 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     before, after = blur.margins(k)
     side = None if cfg.full else cfg.crop
     need = (k - 1) + (side or 1)
+    factor = 1.0
+    if (h < need or w < need) and cfg.small == "upscale":
+        from blurgen.synthesize import upscale_to
+
+        photo, factor = upscale_to(photo, need)
+        h, w = photo.shape[:2]
     if h < need or w < need:
         raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus the kernel's {k - 1} px margin")
     y0, x0, y1, x1 = crop_box(rng, h, w, cfg.crop, cfg.full, before, after)
@@ -228,6 +259,8 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
             "object_kernel": _objects.object_kernel(camera, own, k)}
     if cam is not None:
         meta.update(cam[1].meta(), linear=True)
+    if cfg.small == "upscale":  # a field only then, as in the uniform mode
+        meta["upscale"] = np.float32(factor)
     return finish(blurred, cfg, rng, effects, cam), sharp, kernel.psf[0], meta
 
 

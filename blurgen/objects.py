@@ -90,12 +90,17 @@ def rle_counts_from_string(text: str) -> list[int]:
     """
     counts: list[int] = []
     p = 0
-    data = text.encode("ascii")
+    try:
+        data = text.encode("ascii")
+    except UnicodeEncodeError:
+        raise ObjectsError("a compressed RLE string holds a non-ASCII character") from None
     while p < len(data):
         x, k, more = 0, 0, True
         while more:
             if p >= len(data):
                 raise ObjectsError("a compressed RLE string ends in the middle of a count")
+            if k == MAX_RLE_GROUPS:  # a longer count overflows any image (and decoding it is quadratic)
+                raise ObjectsError(f"a compressed RLE count runs over {MAX_RLE_GROUPS} groups (65 bits)")
             c = data[p] - 48
             if not 0 <= c < 64:
                 raise ObjectsError(f"a compressed RLE string holds the character {chr(data[p])!r}")
@@ -111,12 +116,27 @@ def rle_counts_from_string(text: str) -> list[int]:
     return counts
 
 
+#: 5-bit groups of one compressed RLE count: 13 hold 65 bits, more than any image's pixels.
+MAX_RLE_GROUPS = 13
+
+
 def rle_decode(counts, height: int, width: int) -> np.ndarray:
-    """(height, width) bool mask of COCO run lengths (alternately 0s and 1s, from 0s, column-major)."""
+    """(height, width) bool mask of COCO run lengths (alternately 0s and 1s, from 0s, column-major).
+
+    ``counts`` is checked as Python integers before NumPy sees it: a count too large for
+    int64 would overflow, or wrap a sum that then looks right."""
+    whole = lambda c: (isinstance(c, int) and not isinstance(c, bool)) or (  # noqa: E731
+        isinstance(c, float) and c.is_integer())
+    if not isinstance(counts, (list, tuple)) or not all(whole(c) for c in counts):
+        raise ObjectsError("RLE counts must be a list of whole numbers")
+    counts = [int(c) for c in counts]
+    if any(c < 0 for c in counts):
+        raise ObjectsError("RLE counts are negative")
+    total = sum(counts)
+    if total != height * width:
+        shown = f"{total}" if total < 10 ** 15 else "more than 10^15"
+        raise ObjectsError(f"RLE counts sum to {shown}, not {height}x{width} = {height * width} pixels")
     counts = np.asarray(counts, dtype=np.int64)
-    if (counts < 0).any() or counts.sum() != height * width:
-        raise ObjectsError(f"RLE counts sum to {int(counts.sum())}, not {height}x{width} = {height * width} pixels"
-                           if (counts >= 0).all() else "RLE counts are negative")
     values = np.arange(len(counts)) % 2 == 1
     flat = np.repeat(values, counts)
     return flat.reshape(width, height).T
@@ -128,10 +148,17 @@ def polygon_mask(polygons, height: int, width: int) -> np.ndarray:
     mask = np.zeros((height, width), np.uint8)
     shapes = []
     for poly in polygons:
-        xy = np.asarray(poly, dtype=np.float64)
+        try:
+            xy = np.asarray(poly, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):  # strings, nulls, nested lists, huge integers
+            raise ObjectsError("a polygon must be a list of numbers") from None
         if xy.ndim != 1 or len(xy) < 6 or len(xy) % 2:
             raise ObjectsError("a polygon must be a flat list of at least three x, y pairs")
-        shapes.append(np.rint(xy.reshape(-1, 2)).astype(np.int32))
+        if not np.isfinite(xy).all():
+            raise ObjectsError("a polygon has a vertex that is not a finite number")
+        # Far-off vertices clipped (an edge keeps its direction near the image): int32 without overflow.
+        bound = 4 * max(height, width) + 4
+        shapes.append(np.rint(np.clip(xy, -bound, bound).reshape(-1, 2)).astype(np.int32))
     cv2.fillPoly(mask, shapes, 1)
     return mask.astype(bool)
 
@@ -142,8 +169,8 @@ def decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:
         return polygon_mask(segmentation, height, width)
     if isinstance(segmentation, dict) and "counts" in segmentation:
         size = segmentation.get("size", [height, width])
-        if list(size) != [height, width]:
-            raise ObjectsError(f"an RLE of size {size} on an image of {height}x{width}")
+        if not isinstance(size, list) or size != [height, width]:
+            raise ObjectsError(f"an RLE of size {str(size)[:40]} on an image of {height}x{width}")
         counts = segmentation["counts"]
         if isinstance(counts, str):
             counts = rle_counts_from_string(counts)
@@ -190,8 +217,9 @@ def read_instances(path: Path, images: Path, min_area: int) -> list[Instance]:
             photo = photos.get(int(ann["image_id"]))
             if photo is not None:
                 found.append(Instance(int(ann["id"]), photo[0], photo[1], photo[2], ann["segmentation"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ObjectsError(f"{path}: a malformed image or annotation entry ({type(exc).__name__}: {exc})") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # AttributeError: not an object
+        raise ObjectsError(f"{path}: a malformed image or annotation entry ({type(exc).__name__}: "
+                           f"{str(exc)[:200]})") from None
     exists: dict[str, bool] = {}
     usable = [inst for inst in sorted(found, key=lambda a: a.id)
               if exists.setdefault(inst.file_name, (Path(images) / inst.file_name).is_file())]

@@ -538,7 +538,7 @@ def incomplete(manifests: dict[str, dict]) -> list[str]:
     for (i, n), m in sorted(parts.items()):
         built, planned = len(m["shards"]), m.get("planned", len(m["shards"]))
         if built < planned:
-            who = f"part {i}/{n}" if n > 1 else "the run"
+            who = f"part {i}/{n}" if n > 1 else "the run is"
             lines.append(f"{who} incomplete: {planned - built} of its {planned} planned shards not built "
                          "(still running, or stopped: run its command again to finish)")
     return lines

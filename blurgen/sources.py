@@ -65,6 +65,23 @@ def describe_skip(path: str | os.PathLike, exc: SkipImage) -> str:
     return f"{path}: {words}" + (f" ({exc.detail})" if exc.detail else "")
 
 
+def name_bytes(name: str) -> bytes:
+    """A file name as the bytes it has on disk: UTF-8, and the bytes that are not
+    UTF-8 back from the surrogate escapes Python's ``os`` functions read them as
+    (``surrogateescape``).  For digests of names: valid names encode as before."""
+    return name.encode("utf-8", "surrogateescape")
+
+
+def check_name(name: str) -> None:
+    """Raise SkipImage("bad-name") for a file name holding bytes that are not UTF-8
+    (a Latin-1 name copied from an old system): the shards store names as UTF-8
+    text, which cannot hold it; the skip report gives it byte for byte."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SkipImage("bad-name", "the file name is not valid UTF-8; rename the file (e.g. with convmv)") from None
+
+
 def find_images(src: str | os.PathLike) -> list[str]:
     """Image files under ``src``, recursively, as sorted POSIX paths relative to ``src``.
 
@@ -176,9 +193,9 @@ def load_rgb_as(path: str | os.PathLike, error: type[Exception], max_pixels: int
         raise error(describe_skip(path, exc)) from None
 
 
-def image_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(height, width) of the array :func:`load_rgb` returns for ``path``, from the
-    header alone (EXIF orientation applied: a sideways phone photo's sides swap).
+def image_size(path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(height, width) of the array :func:`load_rgb` returns for ``path`` (a path, or a
+    binary file object: a zip member's stream), from the header alone (EXIF orientation applied: a sideways phone photo's sides swap).
 
     Raises :class:`SkipImage` as :func:`load_rgb` does for a file whose header
     is unreadable or too large; damage past the header shows only on decoding.
@@ -187,7 +204,8 @@ def image_size(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[i
     """
     from PIL import Image, UnidentifiedImageError
 
-    _check_file(Path(path))
+    if isinstance(path, (str, os.PathLike)):
+        _check_file(Path(path))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -322,6 +340,10 @@ class PhotoSource:
     def load(self, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise NotImplementedError
 
+    def image_size(self, name: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+        """(height, width) of photo ``name`` from its header alone (:func:`image_size`)."""
+        raise NotImplementedError
+
 
 class FolderSource(PhotoSource):
     """The images under a folder, recursively (:func:`find_images`)."""
@@ -339,7 +361,11 @@ class FolderSource(PhotoSource):
             return -1
 
     def load(self, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        check_name(name)
         return load_rgb(self.root / name, max_pixels)
+
+    def image_size(self, name: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+        return image_size(self.root / name, max_pixels)
 
 
 class ZipSource(PhotoSource):
@@ -394,13 +420,34 @@ class ZipSource(PhotoSource):
         if info.file_size > 4 * max_pixels + (1 << 20):
             raise SkipImage("too-large", f"a zip member of {info.file_size:,} bytes")
         try:
-            data = self._zip.read(info)
+            data = self._read_member(info)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a CRC or deflate error: damaged bytes
             raise SkipImage("corrupt", f"zip member: {exc}") from None
         except NotImplementedError as exc:  # a compression method zipfile does not read
             raise SkipImage("unreadable", str(exc)) from None
         fast = _decode_plain_png(data, max_pixels)
         return fast if fast is not None else decode_rgb(io.BytesIO(data), max_pixels)
+
+    def _read_member(self, info: zipfile.ZipInfo, piece: int = 1 << 20) -> bytes:
+        """The bytes of a member, decompressed ``piece`` bytes at a time.  ``ZipFile.read``
+        asks zlib for up to 2 GB at once and only then cuts the result to the header's
+        size: a deflate stream much longer than its header says (a lying header, a zip
+        bomb) took 2.2 GB.  In pieces, no more than the header's size plus one piece is
+        held; the CRC check at the end then refuses the member."""
+        parts = []
+        with self._zip.open(info) as member:
+            while data := member.read(piece):
+                parts.append(data)
+        return b"".join(parts)
+
+    def image_size(self, name: str, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+        """From the member's first bytes: the stream is read only as far as the header."""
+        self._index()
+        try:
+            with self._zip.open(self._members[name]) as member:
+                return image_size(member, max_pixels)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise SkipImage("corrupt", f"zip member: {exc}") from None
 
 
 def open_source(src: str | os.PathLike) -> PhotoSource | None:

@@ -18,6 +18,7 @@ the usual cleanup (``with`` blocks, temporary files) runs normally.
 """
 from __future__ import annotations
 
+import os
 import signal
 from contextlib import contextmanager
 from typing import Iterator
@@ -91,3 +92,31 @@ def signals_blocked(signums=SIGNALS) -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def die_with_parent(parent: int, signum: int = signal.SIGKILL) -> None:
+    """Have the kernel send ``signum`` to this process when ``parent`` dies, however
+    it dies (kill -9, the out-of-memory killer).  A pool worker (SIGKILL) must not
+    outlive the run that owns its output folder, or it renames a shard of the dead
+    run into a folder a new run has taken over (issue 22.17); a training rank
+    (SIGTERM, trainer.cluster) must stop and save rather than train on as an
+    orphan.  Linux only (``PR_SET_PDEATHSIG``); elsewhere :func:`orphaned` is the
+    check.  If ``parent`` died before the request took effect, the signal's
+    effect comes now."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if orphaned(parent):
+        if signum == signal.SIGKILL:
+            os._exit(1)
+        os.kill(os.getpid(), signum)
+
+
+def orphaned(parent: int) -> bool:
+    """Whether ``parent``, the process that started this one, has died (this one
+    was handed to another parent: init, or a subreaper)."""
+    return os.getppid() != parent

@@ -35,7 +35,7 @@ from blurgen.errors import BlurgenError
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.objects import ObjectsError, ObjectSpec, instances
 from blurgen.shake import ShakeSpec
-from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, image_size, open_source
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, name_bytes, open_source
 from blurgen.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
@@ -206,7 +206,7 @@ class SynthConfig:
 
 @dataclass
 class Summary:
-    images: int = 0
+    images: int = 0  # photos (clips) of the shards this run (this --part) plans
     samples: int = 0
     shards_built: int = 0
     shards_total: int = 0
@@ -362,6 +362,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
 
     k_per = cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
+    fresh = bank = None
     if cfg.sharp_only:
         kernel_size = 1  # no blur, no margin
     elif cfg.shake is not None or cfg.objects is not None:  # their blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
@@ -398,17 +399,23 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
                 photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
             if cfg.shake is not None or cfg.objects is not None:
-                made = 0
+                made, failed, enlarged = 0, [], False
                 for c in range(k_per):
                     stopping.check(stop)
                     try:
                         if cfg.shake is not None:
-                            writer.add(*modes.shake_pair(photo, rel, i, c, cfg, kernel_size))
+                            sample = modes.shake_pair(photo, rel, i, c, cfg, kernel_size)
                         else:
-                            writer.add(*modes.objects_pair(photo, rel, i, c, cfg))
-                        made += 1
+                            sample = modes.objects_pair(photo, rel, i, c, cfg)
                     except SkipImage as exc:
-                        skipped.append((rel, exc.reason, exc.detail))
+                        failed.append((c, exc))
+                        continue
+                    writer.add(*sample)
+                    made += 1
+                    enlarged = enlarged or bool(sample[3].get("upscale", 1) != 1)
+                if failed:
+                    skipped.append(photo_skip(rel, failed, k_per))
+                upscaled += int(enlarged)
                 if progress is not None:
                     progress(made, k_per - made)
                 continue
@@ -420,6 +427,21 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                 photo, factor = upscale_to(photo, need)
                 upscaled += 1
                 h, w = photo.shape[:2]
+            if (h < need or w < need) and _within_reach(cfg, h, w):
+                made, failed = 0, []
+                for c in range(k_per):
+                    stopping.check(stop)
+                    j = (i - task.first_image) * k_per + c
+                    try:
+                        writer.add(*_reach_sample(photo, rel, i, c, j, cfg, fresh, bank, before, after))
+                        made += 1
+                    except SkipImage as exc:
+                        failed.append((c, exc))
+                if failed:
+                    skipped.append(photo_skip(rel, failed, k_per))
+                if progress is not None:
+                    progress(made, k_per - made)
+                continue
             if h < need or w < need:
                 what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
                 if cfg.sharp_only:
@@ -437,25 +459,9 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
                                {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32)})
                     continue
                 j = (i - task.first_image) * k_per + c
-                if cfg.kernel_bank is None:
-                    rng.integers(0, 1)
-                    psf, params, bank_index = fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
-                else:
-                    bank_index = int(rng.integers(0, len(bank)))
-                    psf, params = bank.psf[bank_index], {k: v[bank_index] for k, v in bank.params().items()}
-                effects = _draw_effects(cfg, rng)
+                kernel = _draw_kernel(rng, j, fresh, bank)
                 region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
-                sharp = photo[y0:y1, x0:x1]
-                if cfg.camera is None:
-                    blurred, extra = blur_sample(region, psf, cfg, rng, effects), {}
-                else:
-                    blurred, sharp, extra = camera_sample(region, sharp, psf, cfg, effects, camera_rng(cfg.seed, i, c))
-                meta = {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": bank_index,
-                        "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
-                        **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
-                if cfg.small == "upscale":  # a field only then: other runs keep their bytes
-                    meta["upscale"] = np.float32(factor)
-                writer.add(blurred, sharp, psf, meta)
+                writer.add(*_pair(region, photo[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, i, c, rel, factor))
             if progress is not None:
                 progress(k_per, 0)
         if writer.count == 0:
@@ -469,6 +475,89 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     if upscaled:
         entry["upscaled"] = upscaled
     return {**entry, "skipped": skipped}
+
+
+def _draw_kernel(rng: np.random.Generator, j: int, fresh: KernelBatch | None,
+                 bank: KernelBatch | None) -> tuple[np.ndarray, dict, int]:
+    """(psf (k, k) float32, its parameters, its bank index or -1) of the shard's sample ``j``:
+    the fresh kernel ``fresh.psf[j]``, or one drawn from ``bank`` with ``rng``.  One draw
+    either way, so that the later draws (the effects) are the same in both modes."""
+    if bank is None:
+        rng.integers(0, 1)
+        return fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
+    index = int(rng.integers(0, len(bank)))
+    return bank.psf[index], {k: v[index] for k, v in bank.params().items()}, index
+
+
+def _pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, int, int, int], cfg: SynthConfig,
+          rng: np.random.Generator, i: int, c: int, rel: str, factor: float) -> tuple:
+    """(blurred, sharp, psf, meta) of photo i's crop c in the uniform mode.  ``region``: the
+    window ``box`` (y0, x0, y1, x1) plus the PSF's margins (``blur.margins``); ``kernel``:
+    :func:`_draw_kernel`'s; the effects are drawn from ``rng`` now; ``factor``: ``--small
+    upscale``'s."""
+    psf, params, bank_index = kernel
+    effects = _draw_effects(cfg, rng)
+    if cfg.camera is None:
+        blurred, extra = blur_sample(region, psf, cfg, rng, effects), {}
+    else:
+        blurred, sharp, extra = camera_sample(region, sharp, psf, cfg, effects, camera_rng(cfg.seed, i, c))
+    meta = {"source": rel, "crop_box": np.array(box, np.int32), "kernel_index": bank_index,
+            "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
+            **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
+    if cfg.small == "upscale":  # a field only then: other runs keep their bytes
+        meta["upscale"] = np.float32(factor)
+    return blurred, sharp, psf, meta
+
+
+def _within_reach(cfg: SynthConfig, h: int, w: int) -> bool:
+    """Whether an h x w photo smaller than a crop plus the kernel's whole margin (k - 1 px) may
+    still give crops with the margin its drawn kernels reach (:func:`_reach_sample`): in the
+    uniform mode's crops, with ``--small skip`` (``upscale`` enlarges such photos, as before),
+    when it holds a crop at all."""
+    return not (cfg.full or cfg.sharp_only or cfg.small != "skip") and min(h, w) >= cfg.crop
+
+
+def _reach_sample(photo: np.ndarray, rel: str, i: int, c: int, j: int, cfg: SynthConfig,
+                  fresh: KernelBatch | None, bank: KernelBatch | None, before: int, after: int) -> tuple:
+    """Crop c of a photo too small for a crop plus the kernel's whole k - 1 px margin: the
+    kernel is drawn first, and the crop placed where the pixels its taps reach
+    (``blur.support_margins``) lie inside the photo (issue 22.3).  Photos that hold the whole
+    margin never come here: their samples stay as they were.  SkipImage("too-small") if the
+    photo cannot hold the crop plus that reach."""
+    rng = np.random.default_rng([cfg.seed, i, c])
+    kernel = _draw_kernel(rng, j, fresh, bank)
+    top, bottom, left, right = blur.support_margins(kernel[0])
+    h, w = photo.shape[:2]
+    if h < cfg.crop + top + bottom or w < cfg.crop + left + right:
+        raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus its kernel's reach "
+                                     f"({top}+{bottom} px tall, {left}+{right} px wide)")
+    y0 = top + int(rng.integers(0, h - top - bottom - cfg.crop + 1))
+    x0 = left + int(rng.integers(0, w - left - right - cfg.crop + 1))
+    y1, x1 = y0 + cfg.crop, x0 + cfg.crop
+    # The blur reads only the taps' reach (blur.trim_to_support): the rest of the k - 1 px
+    # margin that `region` must span is padding it never reads.
+    padded = np.pad(photo, ((before, after), (before, after), (0, 0)), mode="edge")
+    region = padded[y0 : y1 + before + after, x0 : x1 + before + after]
+    return _pair(region, photo[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, i, c, rel, 1.0)
+
+
+#: The skip report's reason for a photo that gave some of its crops, not all (the modes
+#: whose crops can fail one by one: ``--shake``, ``--objects``); not a skipped photo.
+SOME_CROPS = "some-crops"
+
+
+def photo_skip(rel: str, failed: list[tuple[int, SkipImage]], crops: int) -> tuple[str, str, str]:
+    """The skip report's one row for photo ``rel`` whose crops ``failed`` ([(crop, SkipImage)])
+    of ``crops``: the first failure's reason if none was made, else :data:`SOME_CROPS`; the
+    detail names the crops that failed (one row per photo, not per crop: issue 22.2)."""
+    first = failed[0][1]
+    if crops == 1:
+        return rel, first.reason, first.detail
+    which = ", ".join(str(c) for c, _ in failed)
+    if len(failed) == crops:
+        return rel, first.reason, f"every crop ({crops}); crop {failed[0][0]}: {first.detail}"
+    reasons = ", ".join(sorted({exc.reason for _, exc in failed}))
+    return rel, SOME_CROPS, f"crop(s) {which} of {crops} not made ({reasons}); crop {failed[0][0]}: {first.detail}"
 
 
 def upscale_to(photo: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -500,10 +589,14 @@ def _single_threaded():
 
 
 _PROGRESS = None  # in a pool worker: the queue its per-image progress goes to
+_PARENT = 0  # in a pool worker: the PID of the run that started it
 
 
-def _worker_init(progress_queue):
-    global _PROGRESS
+def _worker_init(progress_queue, parent: int):
+    global _PROGRESS, _PARENT
+    # Dies with the run (kill -9 of it included): an orphan would finish its shard and
+    # rename it into a folder that the next run may already own (issue 22.17).
+    stopping.die_with_parent(parent)
     _single_threaded()
     # Ctrl-C and a scheduler's SIGTERM reach the whole process group.  A
     # worker killed at a random point may die holding a lock of the pool's
@@ -519,10 +612,12 @@ def _worker_init(progress_queue):
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)
-    _PROGRESS = progress_queue
+    _PROGRESS, _PARENT = progress_queue, parent
 
 
 def _report_progress(made: int, dropped: int) -> None:
+    if stopping.orphaned(_PARENT):  # where the kernel cannot kill us with the run (not Linux)
+        os._exit(1)
     _PROGRESS.put((made, dropped))
 
 
@@ -541,7 +636,7 @@ def sources_digest(src: Path | PhotoSource, images: list[str]) -> str:
     digest = hashlib.sha256()
     for rel in images:
         size = source.size(rel) if source is not None else -1
-        digest.update(f"{rel}\t{size}\n".encode())
+        digest.update(name_bytes(f"{rel}\t{size}\n"))  # a name that is not UTF-8 too
     return "sha256:" + digest.hexdigest()
 
 
@@ -641,18 +736,7 @@ def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> Non
     minimal.writerow(["path", "reason", "detail"])
     for row in rows:
         (every if any("\r" in str(field) for field in row) else minimal).writerow(row)
-    files.write_text(out / name, text.getvalue())
-
-
-def _next_result(results, stop: StopFlag | None) -> dict:
-    """The next finished shard of a pool's ``imap_unordered``, checking ``stop``
-    every 0.1 s meanwhile (a plain ``next`` would sleep through the signal)."""
-    while True:
-        stopping.check(stop)
-        try:
-            return results.next(timeout=0.1)
-        except multiprocessing.TimeoutError:
-            pass
+    files.write_text(out / name, text.getvalue(), errors="surrogateescape")  # a name that is not UTF-8: its bytes
 
 
 def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event) -> None:
@@ -818,11 +902,12 @@ def estimate_bytes(cfg: SynthConfig, photos: list[str], n_shards: int = 0) -> in
     if not cfg.full:
         return shared + len(photos) * cfg.crops_per_image * (6 * cfg.crop ** 2 + PAIR_OVERHEAD)
     k = kernel_side(cfg)
+    source = _photo_source(cfg.src)  # a folder or a zip (a zip's photos were not found by path: issue 22.25)
     picks = sorted({round(x) for x in np.linspace(0, len(photos) - 1, min(len(photos), SIZE_SAMPLE))}) if photos else []
     areas = []
     for i in picks:
         try:
-            h, w = image_size(Path(cfg.src) / photos[i], cfg.max_pixels)  # the header only
+            h, w = source.image_size(photos[i], cfg.max_pixels)  # the header only
         except SkipImage:
             continue  # a file the run will skip
         w, h = (max(0, round(v * cfg.downscale) - k + 1) for v in (w, h))
@@ -934,37 +1019,85 @@ def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[
     """Build every shard of ``jobs`` and ``record`` each result as it comes.
 
     One worker: ``build(*job, progress=, stop=)`` in this process, in order.
-    Several: a spawned pool runs ``pool_task(job)`` (a module-level function
-    that calls ``build`` with ``progress=_PROGRESS.put``; see
-    ``_worker_init``), and ``stop`` is checked every 0.1 s.  ``todo`` are the
-    jobs' tasks (``.name``): their temporaries are removed after a pool ends,
-    however it ends.  Shared by ``synthesize`` and ``blurgen.video.average``.
+    Several: a pool of spawned processes runs ``pool_task(job)`` (a module-level
+    function that calls ``build`` with ``progress=_report_progress``; see
+    ``_worker_init``), and ``stop`` is checked every 0.1 s.  A worker that dies
+    (the out-of-memory killer, kill -9) ends the run with a SynthError: its shard
+    would never come (issue 22.18).  ``todo`` are the jobs' tasks (``.name``):
+    their temporaries are removed after a pool ends, however it ends.  Shared by
+    ``synthesize`` and ``blurgen.video.average``.
     """
     if workers <= 1 or len(jobs) <= 1:
         _single_threaded()
         for job in jobs:
             stopping.check(stop)
             record(build(*job, progress=progress, stop=stop))
-    else:
-        ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
-        queue = ctx.SimpleQueue()
-        done = threading.Event()
-        relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
-        relay.start()
-        try:
-            with stopping.signals_blocked():  # see _worker_init
-                pool = ctx.Pool(min(workers, len(jobs)), initializer=_worker_init, initargs=(queue,))
-            with pool:
-                results = pool.imap_unordered(pool_task, jobs)
-                for _ in jobs:
-                    record(_next_result(results, stop))
-        finally:
-            done.set()
-            relay.join(timeout=5)
-            # After an interruption the pool's workers are terminated (and
-            # joined) by now: their half-written shards can go.
-            for task in todo:
-                files.remove_stale_temporaries(out / task.name)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
+    queue = ctx.SimpleQueue()
+    done = threading.Event()
+    relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
+    relay.start()
+    pool = None
+    try:
+        with stopping.signals_blocked():  # see _worker_init; the workers start at the submits
+            pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
+                                       initargs=(queue, os.getpid()))
+            pending = {pool.submit(pool_task, job) for job in jobs}
+            processes = list(pool._processes.values())  # noqa: SLF001 -- to name how a dead one died
+        for future in _finished(pending, stop):
+            record(_pool_result(future, pool, processes, len(pending)))
+        pool.shutdown()
+    finally:
+        if pool is not None:
+            _stop_pool(pool)
+        done.set()
+        relay.join(timeout=5)
+        # The pool's workers are stopped (and joined) by now: their half-written shards can go.
+        for task in todo:
+            files.remove_stale_temporaries(out / task.name)
+
+
+def _finished(pending: set, stop: StopFlag | None):
+    """Yield the futures of ``pending`` as they finish (removing them), checking ``stop``
+    every 0.1 s meanwhile (a plain wait would sleep through the signal)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    while pending:
+        stopping.check(stop)
+        done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        for future in done:
+            pending.discard(future)
+            yield future
+
+
+def _pool_result(future, pool, processes: list, left: int) -> dict:
+    """The result of a pool's finished ``future``; SynthError, in one line, if a worker
+    died under it (the pool then fails every shard in progress).  ``processes``: the
+    pool's workers, whose exit status names how the dead one died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        _stop_pool(pool)  # the others (SIGTERM), and every exit status known
+        codes = [p.exitcode for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]
+        how = (f"killed by {signal.Signals(-codes[0]).name}" if codes and codes[0] < 0 and -codes[0] in
+               signal.valid_signals() else f"exit status {codes[0]}" if codes else "it vanished")
+        raise SynthError(f"a worker process died ({how}: the out-of-memory killer, or kill -9?); "
+                         f"{left + 1} shard(s) not finished; finished shards are kept: run the same "
+                         "command again to resume (with fewer --workers if memory ran out)") from None
+
+
+def _stop_pool(pool) -> None:
+    """End a pool however the run ends: its workers are killed (SIGTERM: at once, in
+    C, printing nothing) if any still runs, then joined."""
+    for process in list((pool._processes or {}).values()):  # noqa: SLF001 -- ProcessPoolExecutor has no terminate()
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: int, overwrite: bool,
@@ -980,7 +1113,8 @@ def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: 
     for task in tasks:  # those of appended sets too (prepare_output saw only the first set's)
         files.remove_stale_temporaries(out / task.name)
     manifest["planned"] = len(tasks)
-    summary = Summary(images=len(images), shards_total=len(tasks), appended=None if fresh or not append else appended)
+    summary = Summary(images=sum(t.stop_image - t.first_image for t in tasks), shards_total=len(tasks),
+                      appended=None if fresh or not append else appended)
     todo, summary.shards_redone = needs_building(out, tasks, manifest, repair)
     recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)

@@ -39,7 +39,7 @@ import numpy as np
 
 from blurgen import blur, camera, files, shards, stopping, synthesize
 from blurgen.modes import crop_box
-from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, load_rgb
+from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, check_name, load_rgb, name_bytes
 from blurgen.stopping import StopFlag
 from blurgen.synthesize import ShardTask, Summary, SynthError
 
@@ -154,7 +154,8 @@ def interpolate_frame(lin0: np.ndarray, lin1: np.ndarray, flow01: np.ndarray, fl
 
 
 def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate: int = 0,
-                   box: tuple[int, int, int, int] | None = None, linear=None, encoded: bool = True) -> np.ndarray:
+                   box: tuple[int, int, int, int] | None = None, linear=None, encoded: bool = True,
+                   stop: StopFlag | None = None) -> np.ndarray:
     """The synthetic long exposure of consecutive frames.
 
     frames : N (H, W, 3) uint8 RGB frames, consecutive, N >= 1.
@@ -172,6 +173,9 @@ def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate
     linear : uint8 frame -> float32 linear light, instead of the response's
         inverse (``--camera``: the camera's linear light and saturation).
     encoded : False returns the float32 linear average itself, not re-encoded.
+    stop : checked before each frame averaged (interpolated ones included): a window
+        of a large ``interpolate`` is a long piece of work, and a stop must not wait
+        for its end (:class:`~blurgen.stopping.Interrupted`).
 
     Returns (h, w, 3) uint8 RGB: the window of the blurred image.
     """
@@ -184,6 +188,7 @@ def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate
     if interpolate <= 0:
         total = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
         for frame in frames:
+            stopping.check(stop)
             total += to_linear(frame[y0:y1, x0:x1])
         return finish(total * np.float32(1 / len(frames)))
     total = np.zeros((*frames[0].shape[:2], 3), np.float32)
@@ -193,6 +198,7 @@ def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate
         lin.append(to_linear(b))
         flow01, flow10 = optical_flow(a, b), optical_flow(b, a)
         for k in range(1, interpolate + 1):
+            stopping.check(stop)
             total += interpolate_frame(lin[0], lin[1], flow01, flow10, k / (interpolate + 1))
         total += lin[1]
         lin.pop(0)
@@ -208,8 +214,16 @@ def odd_counts(frames: tuple[int, int]) -> np.ndarray:
     half a frame's motion off the blur (GoPro's counts, 7 to 13, are odd
     throughout its release: each pair's blurred image has a middle frame).
     """
+    first, number = odd_span(frames)
+    return np.arange(first, first + 2 * number, 2)
+
+
+def odd_span(frames: tuple[int, int]) -> tuple[int, int]:
+    """(the smallest odd count in [LO, HI], how many there are): the counts of
+    :func:`odd_counts` without listing them (``--frames 1-2000000001`` would take 8 GB)."""
     lo, hi = frames
-    return np.arange(lo + (1 - lo % 2), hi + 1, 2)
+    first = lo + (1 - lo % 2)
+    return first, max(0, (hi - first) // 2 + 1)
 
 
 # --- inputs: clips ----------------------------------------------------------------------------
@@ -265,7 +279,7 @@ def clips_digest(src: Path, clips: list[Clip]) -> str:
                 size = (src / rel).stat().st_size
             except OSError:
                 size = -1
-            digest.update(f"{rel}\t{size}\n".encode())
+            digest.update(name_bytes(f"{rel}\t{size}\n"))  # a name that is not UTF-8 too
     return "sha256:" + digest.hexdigest()
 
 
@@ -392,7 +406,7 @@ class AverageConfig:
         lo, hi = self.frames
         if not 1 <= lo <= hi:
             raise SynthError(f"--frames must be LO-HI with 1 <= LO <= HI, got {lo}-{hi}")
-        if not len(odd_counts(self.frames)):
+        if not odd_span(self.frames)[1]:
             raise SynthError(f"--frames {lo}-{hi} holds no odd count (the sharp frame is the middle one)")
         if self.interpolate < 0:
             raise SynthError(f"--interpolate must be >= 0, got {self.interpolate}")
@@ -443,11 +457,11 @@ def draw_windows(clip_index: int, length: int, cfg: AverageConfig) -> list[tuple
     The generator ``default_rng([seed, clip_index, w])`` goes on to draw the
     window's crops.
     """
-    counts = odd_counts(cfg.frames)
+    first_count, number = odd_span(cfg.frames)
     out = []
     for w in range(cfg.windows_per_clip):
         rng = np.random.default_rng([cfg.seed, clip_index, w])
-        n = int(counts[rng.integers(0, len(counts))])
+        n = first_count + 2 * int(rng.integers(0, number))  # odd_counts(cfg.frames)[that draw]
         s0, s1 = w * length // cfg.windows_per_clip, (w + 1) * length // cfg.windows_per_clip
         room = s1 - s0 - n
         offset = int(rng.integers(0, max(room, 0) + 1))
@@ -464,8 +478,10 @@ def clip_samples(clip_index: int, clip: Clip, cfg: AverageConfig, stop: StopFlag
     SkipImage before any of its samples is written.
     """
     src = Path(cfg.src)
+    check_name(clip.path)  # its samples store it
     length = clip_length(src, clip, cfg.max_pixels)
-    longest = int(odd_counts(cfg.frames)[-1])
+    first_count, number = odd_span(cfg.frames)
+    longest = first_count + 2 * (number - 1)
     if length < longest:
         raise SkipImage("too-short", f"{length} frames, fewer than the {longest} that --frames may draw")
     windows = draw_windows(clip_index, length, cfg)
@@ -478,7 +494,7 @@ def clip_samples(clip_index: int, clip: Clip, cfg: AverageConfig, stop: StopFlag
         while pending and windows[pending[0]][2] + windows[pending[0]][1] - 1 <= index:
             w = pending.pop(0)
             stopping.check(stop)
-            samples += _window_samples(clip, w, windows[w], frames, cfg, clip_index)
+            samples += _window_samples(clip, w, windows[w], frames, cfg, clip_index, stop)
             # Frames no window still needs go: a clip holds at most a few windows' frames.
             keep = min((windows[v][2] for v in pending), default=index + 1)
             for f in [f for f in frames if f < keep]:
@@ -487,7 +503,7 @@ def clip_samples(clip_index: int, clip: Clip, cfg: AverageConfig, stop: StopFlag
 
 
 def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: AverageConfig,
-                    clip_index: int = 0) -> list[tuple]:
+                    clip_index: int = 0, stop: StopFlag | None = None) -> list[tuple]:
     rng, n, first = window
     stack = [frames[f] for f in range(first, first + n)]
     h, wd = stack[0].shape[:2]
@@ -506,13 +522,14 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
         linear = lambda frame: camera.working(frame, draw)  # noqa: E731
     whole = None
     if cfg.full or cfg.interpolate:
-        whole = average_frames(stack, cfg.response, cfg.interpolate, linear=linear, encoded=cam is None)
+        whole = average_frames(stack, cfg.response, cfg.interpolate, linear=linear, encoded=cam is None, stop=stop)
     out = []
     for _c in range(cfg.samples_per_window):
         y0, x0, y1, x1 = crop_box(rng, h, wd, cfg.crop, cfg.full)
         # Without interpolation the average is per pixel: the crop alone is averaged.
         blurred = (whole[y0:y1, x0:x1] if whole is not None else
-                   average_frames(stack, cfg.response, 0, (y0, x0, y1, x1), linear=linear, encoded=cam is None))
+                   average_frames(stack, cfg.response, 0, (y0, x0, y1, x1), linear=linear, encoded=cam is None,
+                                  stop=stop))
         sharp = frames[middle][y0:y1, x0:x1]
         meta = {"source": clip.path, "crop_box": np.array([y0, x0, y1, x1], np.int32), "blur_model": BLUR_MODEL,
                 "window": w, "first_frame": first, "frames": n, "sharp_frame": middle,
@@ -568,6 +585,10 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
                 writer.add(blurred, sharp, PLACEHOLDER_KERNEL, meta)
             if progress is not None:  # pairs made, and those a skipped clip will never give
                 progress(len(samples), cfg.samples_per_image - len(samples))
+        if writer.count == 0:  # every clip skipped: no file, as synthesize (an empty shard verified OK)
+            writer.discard()
+    if writer.count == 0:
+        return {"name": task.name, "count": 0, "bytes": 0, "skipped": skipped}
     return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
             "skipped": skipped}
 
@@ -608,13 +629,15 @@ def _average_locked(cfg: AverageConfig, out: Path, clips: list[Clip], workers: i
     tasks = synthesize.plan_shards(len(clips), cfg)
     manifest = synthesize.prepare_output(out, cfg, overwrite, tasks)
     manifest_file, report_file = synthesize.output_names(cfg.part)
-    before = manifest.setdefault("inputs", inputs)
-    if manifest["shards"] and before != inputs:
+    if not manifest["shards"]:  # nothing built yet: the clips under --src now are the run's (issue 22.22)
+        manifest["inputs"] = inputs
+    before = manifest["inputs"]
+    if before != inputs:
         raise SynthError(f"the clips under --src changed since {out} was started; pass --overwrite to start "
                          "afresh, or choose another --out")
     manifest["planned"] = len(tasks)
     shards.write_manifest(out, manifest, manifest_file)
-    summary = Summary(images=len(clips), shards_total=len(tasks))
+    summary = Summary(images=sum(t.stop_image - t.first_image for t in tasks), shards_total=len(tasks))
     todo, summary.shards_redone = synthesize.needs_building(out, tasks, manifest, repair)
     recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
     summary.shards_done_before = len(tasks) - len(todo)

@@ -160,3 +160,63 @@ def test_import_skips_and_reports_unusable_pairs_and_mixes_with_training(tmp_pat
     assert res.exit_code == 0 and "5 pairs in 4 shards from 7 matched" in res.output
     res = run("import-pairs", tmp_path / "nope", tmp_path / "sharp", "--out", out)
     assert res.exit_code == 2 and "no such folder (blurred images)" in res.output
+
+
+def test_two_exports_into_one_folder_never_mix(tmp_path, monkeypatch):
+    """Issue 22.20: two `export`s of different shard folders into one folder both exited 0 in 2
+    of ~35 tries: each checked the folder's record before the other wrote its own, and the PNGs
+    of both data sets mixed.  Here the second export starts exactly in that window (while the
+    first writes its record); it is refused, naming the first, and the folder holds one data set."""
+    from blurgen import exchange, files
+
+    make_folder(tmp_path / "a")
+    other = tmp_path / "b"
+    other.mkdir()
+    checksum = shards.write_shard(other / "shard-00000.h5", np.zeros((1, 8, 8, 3), np.uint8),
+                                  np.zeros((1, 8, 8, 3), np.uint8), np.ones((1, 1, 1), np.float32))
+    shards.write_manifest(other, {"shards": {"shard-00000.h5": {"count": 1, "checksum": checksum}}})
+    out = tmp_path / "png"
+    write_text, second = files.write_text, []
+
+    def racing(path, text):
+        if Path(path).name == exchange.EXPORT_RECORD and not second:
+            second.append(None)
+            second[0] = run("export", other, "--to", out)
+        write_text(path, text)
+
+    monkeypatch.setattr(files, "write_text", racing)
+    assert run("export", tmp_path / "a", "--to", "folder", out).exit_code == 0
+    res = second[0]
+    assert res.exit_code == 2 and res.output.startswith(f"error: {out / 'train'} is being written by PID ")
+    assert sorted(p.name for p in (out / "train").iterdir()) == ["blurgen-export.json", "shard-00000", "shard-00001"]
+    assert len(list((out / "train" / "shard-00000" / "blur").iterdir())) == 3
+
+
+def test_a_refused_export_of_sharp_only_shards_writes_nothing(tmp_path):
+    """Issue 22.20: exporting sharp-only shards was refused only at the first pair, after the
+    export record and the folders were written, and that record then refused every later
+    export into the folder.  Now it is refused before anything is written."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    sharp = tmp_path / "sharp"
+    assert run("synthesize", "--src", src, "--out", sharp, "--sharp-only", "--crop", 32, "--workers", 1).exit_code == 0
+    out = tmp_path / "png"
+    res = run("export", sharp, "--to", "folder", out)
+    assert res.exit_code == 2 and "holds sharp images only" in res.output and len(res.output.splitlines()) == 1
+    assert not out.exists()
+    make_folder(tmp_path / "pairs")
+    assert run("export", tmp_path / "pairs", "--to", "folder", out).exit_code == 0
+
+
+def test_export_takes_one_path_after_to(tmp_path):
+    """Issue 22.13: `--to` took two arguments, `folder OUT`, "folder" its only value.  Now
+    `--to OUT`; the old spelling still works, anything else is one line."""
+    make_folder(tmp_path / "src")
+    res = run("export", tmp_path / "src", "--to", tmp_path / "a")
+    assert res.exit_code == 0 and (tmp_path / "a" / "train" / "shard-00000" / "blur" / "000000.png").is_file()
+    assert run("export", tmp_path / "src", "--to", "folder", tmp_path / "b").exit_code == 0
+    assert (tmp_path / "b" / "train" / "shard-00001" / "sharp" / "000001.png").is_file()
+    res = run("export", tmp_path / "src", "--to", tmp_path / "c", "extra")
+    assert res.exit_code == 2 and res.output == "error: unexpected argument(s): extra (export FOLDER --to OUT)\n"

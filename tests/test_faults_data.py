@@ -377,3 +377,86 @@ def test_repair_rebuilds_exactly_what_verify_calls_bad(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.h5") if p.name != "shard-00002.h5"} \
         == {k: v for k, v in mtimes.items() if k != "shard-00002.h5"}
     assert run(blurgen, "verify", out).exit_code == 0
+
+
+def flip_byte(path: Path, fraction: float = 0.5) -> None:
+    """Flip one byte at ``fraction`` of the file (its size kept)."""
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * fraction)] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_import_pairs_shards_are_rebuilt_with_repair(tmp_path):
+    """Issue 22.24: verify advised `synthesize --repair` for a damaged `import-pairs` shard, which
+    does not apply, and the same import-pairs said "already done".  Now verify names the command
+    that made the folder, and `import-pairs --repair` rebuilds exactly the bad shard, byte for byte."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for folder in ("blur", "sharp"):
+        (tmp_path / folder).mkdir()
+        for stem in "abcd":
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / folder / f"{stem}.png")
+    out = tmp_path / "shards"
+    args = ["import-pairs", tmp_path / "blur", tmp_path / "sharp", "--out", out, "--shard-size", 2]
+    assert run(blurgen, *args).exit_code == 0
+    good = (out / "shard-00001.h5").read_bytes()
+    flip_byte(out / "shard-00001.h5")
+    res = run(blurgen, "verify", out)
+    assert res.exit_code == 1 and "BAD shard-00001.h5" in res.output
+    assert "run the same `blurgen import-pairs` command with --repair" in res.output
+    res = run(blurgen, *args, "--repair")
+    assert res.exit_code == 0 and "rebuilt 1 damaged or truncated shards: shard-00001.h5" in res.output
+    assert (out / "shard-00001.h5").read_bytes() == good
+    assert run(blurgen, "verify", out).exit_code == 0
+
+
+def test_verify_names_average_for_a_damaged_average_shard(tmp_path):
+    """Issue 22.24: for a damaged `average` shard verify named `blurgen synthesize`."""
+    from test_video import _clips
+
+    src = _clips(tmp_path / "src", 1)
+    out = tmp_path / "out"
+    assert run(blurgen, "average", "--src", src, "--out", out, "--frames", "3-5", "--crop", 16,
+               "--workers", 1).exit_code == 0
+    flip_byte(out / "shard-00000.h5")
+    res = run(blurgen, "verify", out)
+    assert res.exit_code == 1 and "run the same `blurgen average` command with --repair" in res.output
+
+
+def test_file_names_that_are_not_utf8_are_skipped_not_a_crash(tmp_path):
+    """Issue 22.25: a file name that is not UTF-8 (b"caf\\xe9.png", Latin-1) crashed synthesize,
+    import-pairs and average with a UnicodeEncodeError in the sources digest.  Now each such
+    photo, pair or clip is skipped (`bad-name`), the skip report holding its name byte for byte,
+    and a resume is accepted."""
+    import os
+
+    from PIL import Image
+
+    from test_video import _clips
+
+    rng = np.random.default_rng(0)
+
+    def image(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(path, format="PNG")
+
+    latin = os.fsdecode(b"caf\xe9.png")
+    for name in ("a.png", latin):
+        image(tmp_path / "photos" / name)
+        image(tmp_path / "blur" / name)
+        image(tmp_path / "sharp" / name)
+    clips = _clips(tmp_path / "clips", 1)
+    (clips / "clip00").rename(clips / os.fsdecode(b"clip\xff"))
+    _clips(clips, 1)
+    runs = [["synthesize", "--src", tmp_path / "photos", "--out", tmp_path / "s", "--workers", 1, *SMALL],
+            ["import-pairs", tmp_path / "blur", tmp_path / "sharp", "--out", tmp_path / "i"],
+            ["average", "--src", clips, "--out", tmp_path / "v", "--frames", "3-5", "--crop", 16, "--workers", 1]]
+    for args in runs:
+        for _ in range(2):  # the second: a resume over the same names
+            res = run(blurgen, *args)
+            assert res.exit_code == 0, res.output
+        out = Path(args[args.index("--out") + 1])
+        assert b"\tbad-name\t" in (out / "skipped.tsv").read_bytes()
+        assert (b"caf\xe9.png" if args[0] != "average" else b"clip\xff") in (out / "skipped.tsv").read_bytes()
+        assert run(blurgen, "verify", out).exit_code == 0

@@ -390,3 +390,91 @@ def test_skip_report_keeps_file_names_with_tabs_and_newlines(tmp_path):
     assert rows[0] == ["path", "reason", "detail"]
     assert sorted(row[0] for row in rows[1:]) == sorted(odd)
     assert all(len(row) == 3 for row in rows)
+
+
+# --- issue 22: pool workers that outlive their run, or die under it ------------------------------------
+
+def slow_shards(tmp_path: Path) -> tuple[Path, list]:
+    """(photos, options) of a run of two shards of several seconds each (160 crops of 256 px
+    blurred by 64-px kernels), so that a worker is caught mid-shard."""
+    bank = tmp_path / "bank.h5"
+    write_bank(bank, 16, 0, KernelSpec(size=64, iters=300, max_len=40.0))
+    return write_photos(tmp_path / "src", 80, side=400), ["--kernels", bank, "--crops-per-image", 4,
+                                                          "--shard-size", 160, "--workers", 2]
+
+
+def worker_pids(folder: Path) -> set[int]:
+    """The PIDs of the processes writing shards in ``folder`` (their temporaries' names)."""
+    return {int(name.rpartition("-")[2]) for name in temporaries(folder)}
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie that nobody reaped yet does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_pool_workers_die_with_a_run_killed_by_kill_9(tmp_path):
+    """Issue 22.17: after kill -9 of `synthesize --workers 2`, its workers built on as orphans and,
+    about a second later, renamed their shards into the folder that a new run with --overwrite had
+    taken (verify: "checksum differs"; 16 samples read from a 48-sample file).  Now the kernel
+    kills them with the run (PR_SET_PDEATHSIG), and the new run's data set verifies."""
+    src, options = slow_shards(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(command("synthesize", "--src", src, "--out", out, *options),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: len(worker_pids(out)) == 2), "the workers never started a shard"
+        pids = worker_pids(out)
+        proc.kill()
+        proc.wait()
+        assert wait_for(lambda: not any(running(pid) for pid in pids), timeout=2), "the workers outlived the run"
+    finally:
+        proc.kill()
+    res = run("synthesize", "--src", src, "--out", out, "--workers", 2, "--overwrite", "--crop", 32,
+              "--shard-size", 40, *FAST)
+    assert res.exit_code == 0, res.output
+    time.sleep(1)  # where an orphan would have renamed its shard by now
+    assert shards.verify_folder(out) == (2, [])
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("shard-")) == ["shard-00000.h5", "shard-00001.h5"]
+
+
+def test_a_pool_worker_killed_by_kill_9_ends_the_run_in_one_line(tmp_path):
+    """Issue 22.18: a pool worker killed as the out-of-memory killer does (SIGKILL) left the run
+    waiting for ever for its shard ("384/384 (100%)", no exit).  Now the run ends at once in one
+    line naming how the worker died, exit 2, no temporary, no lock; the finished shards verify."""
+    src, options = slow_shards(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(command("synthesize", "--src", src, "--out", out, *options),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(worker_pids(out)) == 2), "the workers never started a shard"
+        os.kill(min(worker_pids(out)), signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, err[-2000:]
+    line = one_line_error(err)
+    assert line.startswith("error: a worker process died (killed by SIGKILL") and "run the same command" in line
+    assert not temporaries(out) and not files.lock_name(out / "manifest.json").exists()
+    assert shards.verify_folder(out)[1] == []
+
+
+def test_sigterm_stops_average_inside_a_long_window(tmp_path):
+    """Issue 22.22: `average --interpolate 200000` checked for a stop only between windows, and a
+    window took minutes: SIGTERM and Ctrl-C were ignored (only kill -9 stopped it).  Now the stop
+    is checked before each averaged frame: exit 130 at once, one line, no temporary."""
+    src = tmp_path / "src" / "clip"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for t in range(3):
+        cv2.imwrite(str(src / f"f{t}.png"), rng.integers(0, 256, (24, 28, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    cmd = command("average", "--src", src.parent, "--out", out, "--frames", "3-3", "--interpolate", 200000,
+                  "--crop", 16, "--windows-per-clip", 1, "--workers", 1)
+    rc, err, seconds = interrupt(cmd, out, signal.SIGTERM, 0.5)
+    assert rc == 130, err[-2000:]
+    assert one_line_error(err).startswith("interrupted (SIGTERM): finished shards are kept")
+    assert seconds < 5 and not temporaries(out)

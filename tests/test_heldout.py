@@ -50,14 +50,14 @@ def unfinished_copy(folder: Path, tmp_path: Path) -> Path:
 def test_fit_refuses_a_folder_verify_calls_unfinished_in_one_line(folder, tmp_path):
     partial = unfinished_copy(folder, tmp_path)
     verify = CliRunner().invoke(cli.blurgen, ["verify", str(partial)])
-    assert "the run incomplete: 1 of its 4 planned shards not built" in verify.output
+    assert "the run is incomplete: 1 of its 4 planned shards not built" in verify.output
     res = CliRunner().invoke(cli.trainer, ["fit", "--preset", "tiny", "--shards", str(partial), "--mix", "1:0",
                                            "--crop", "32", "--steps", "1", "--workers", "0", "--device", "cpu",
                                            "--out", str(tmp_path / "run")])
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in res.output
-    assert f"{partial} is unfinished: the run incomplete: 1 of its 4 planned shards not built" in lines[0]
+    assert f"{partial} is unfinished: the run is incomplete: 1 of its 4 planned shards not built" in lines[0]
     assert "--allow-partial" in lines[0] and "the 3 shards it has" in lines[0]
     assert not (tmp_path / "run" / "last.pt").exists()
 

@@ -93,6 +93,35 @@ def test_bad_segmentations_are_one_line_errors(seg, size, message):
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
+@pytest.mark.parametrize("seg, message", [
+    ({"counts": [2 ** 70, 0], "size": [3, 4]}, "RLE counts sum to more than 10^15"),
+    ({"counts": [2 ** 63 - 1, 2 ** 63 - 1, 14], "size": [3, 4]}, "RLE counts sum to more than"),  # wraps in int64
+    ({"counts": "o" * 100_000, "size": [3, 4]}, "runs over 13 groups"),
+    ({"counts": "1\u00e92", "size": [3, 4]}, "non-ASCII"),
+    ({"counts": ["1", 11], "size": [3, 4]}, "a list of whole numbers"),
+    ({"counts": 12, "size": [3, 4]}, "a list of whole numbers"),
+    ({"counts": [12], "size": 5}, "an RLE of size 5"),
+    (["1 2 3 4 5 6"], "a polygon must be a list of numbers"),
+    ([[1, 2, None, 4, 5, 6]], "not a finite number"),
+    ([[1, 2, [3], 4, 5, 6]], "a polygon must be a list of numbers"),
+    ([[1e400, 2, 3, 4, 5, 6]], "not a finite number"),
+    ("a string", "neither polygons nor RLE"),
+    ([17], "at least three x, y pairs"),
+])
+def test_malformed_segmentations_are_one_line_errors(seg, message):
+    """Issue 22.21: huge RLE counts, overflowing compressed strings, string polygons, "size": 5
+    gave tracebacks (OverflowError, TypeError, ValueError) or hung; now each is an ObjectsError,
+    which skips the instance (`object-mask` in the skip report)."""
+    with pytest.raises(objects.ObjectsError) as raised:
+        objects.decode_segmentation(seg, 3, 4)
+    assert message in str(raised.value) and "\n" not in str(raised.value) and len(str(raised.value)) < 200
+
+
+def test_far_off_polygon_vertices_are_clipped_not_wrapped():
+    mask = objects.decode_segmentation([[0, 0, 1e12, 0, 0, 1e12]], 3, 4)
+    assert mask.all()  # the whole image lies inside that triangle
+
+
 # --- the layered model ---------------------------------------------------------------
 
 
@@ -249,3 +278,36 @@ def test_a_bad_annotations_file_is_a_one_line_error(tmp_path, content, message):
     both = run("synthesize", "--src", src, "--objects", tmp_path / "bad.json", "--shake", "nonuniform",
                "--out", tmp_path / "out")
     assert both.exit_code != 0 and "cannot be combined with --shake" in both.output
+
+
+def test_a_bad_instance_is_skipped_not_the_run(tmp_path):
+    """Issue 22.21: one instance with a malformed segmentation among good ones failed the whole
+    run, on every re-run (a traceback when it was drawn).  Now the crops that drew it are not
+    made, and the skip report says which instance and why; the run goes on, exit 0."""
+    src = write_scene_photos(tmp_path / "src", 3)
+    path = write_annotations(tmp_path / "a.json", src)
+    data = json.loads(path.read_text())
+    bad = [["1 2 3 4 5 6"], {"counts": [2 ** 70, 1], "size": [96, 112]}, {"counts": "o" * 5000, "size": [96, 112]},
+           {"counts": [10752], "size": 5}, [[1, 2, 3]]]
+    for k, seg in enumerate(bad * 2):
+        data["annotations"].append({"id": 12 + k, "image_id": 0, "iscrowd": 0, "area": 900, "segmentation": seg})
+    path.write_text(json.dumps(data))
+    out = tmp_path / "out"
+    result = run("synthesize", "--src", src, "--objects", path, "--out", out, "--crops-per-image", 4, "--workers", 1,
+                 *SMALL)
+    assert result.exit_code == 0, result.output
+    report = (out / "skipped.tsv").read_text()
+    assert "object-mask" in report and report.count("\n") == 4  # a row per photo
+    assert "0 pairs" not in result.output and "pairs in 1 shard" in result.output
+
+
+def test_an_annotation_that_is_not_an_object_is_a_one_line_error(tmp_path):
+    """Issue 22.21: a non-object entry in 'annotations' (a number, a string) gave a traceback."""
+    src = write_scene_photos(tmp_path / "src", 1)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"images": [{"id": 0, "file_name": "img000.png", "height": 96, "width": 112}],
+                               "annotations": [5]}))
+    result = CliRunner().invoke(blurgen, ["synthesize", "--src", str(src), "--objects", str(bad), "--out",
+                                          str(tmp_path / "out")])
+    assert result.exit_code == 2 and "a malformed image or annotation entry (AttributeError" in result.output
+    assert len(result.output.strip().splitlines()) == 1

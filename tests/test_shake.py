@@ -173,7 +173,8 @@ def test_photos_too_small_for_the_shake_margin_are_skipped(tmp_path):
     src = write_photos(tmp_path / "src", 1, size=(40, 40))
     result = run("synthesize", "--src", src, "--out", tmp_path / "out", "--shake", "nonuniform", "--max-angle", "20",
                  "--crop", "36", "--workers", "1")
-    assert result.exit_code == 0 and "too-small" in result.output
+    # Its only photo skipped: nothing made, which is an error (issue 22.5).
+    assert result.exit_code == 2 and "too-small" in result.output and "nothing made" in result.output
     assert "shake's" in (tmp_path / "out" / "skipped.tsv").read_text()
 
 

@@ -152,7 +152,7 @@ def test_small_photos_are_skipped_by_default_and_counted(tmp_path):
     out = tmp_path / "out"
     res = run("synthesize", "--src", src, "--out", out, *SMALL)
     assert res.exit_code == 0, res.output
-    assert "skipped 1 image (too-small 1)" in res.output and "--small upscale" in res.output
+    assert "skipped 1 image of 2 (too-small 1)" in res.output and "--small upscale" in res.output
     with shards.ShardReader(out / "shard-00000.h5") as r:
         assert len(r) == 1 and "upscale" not in r.fields()
     args = json.loads((out / "manifest.json").read_text())["arguments"]
@@ -177,6 +177,61 @@ def test_small_photos_upscaled_bicubic_record_their_factor(tmp_path):
     y0, x0, y1, x1 = s["crop_box"]
     np.testing.assert_array_equal(s["sharp"], big[y0:y1, x0:x1])
     assert y1 - y0 == 32 and x1 - x0 == 32
+
+
+@pytest.mark.parametrize("mode", [["--shake", "nonuniform"], ["--objects", "objects.json"]])
+def test_small_upscale_applies_to_the_shake_and_objects_modes(tmp_path, mode):
+    """Issue 22.1: with --shake nonuniform (and --objects) the too-small photos were skipped
+    although --small upscale was given ("...; --small upscale keeps the too-small ones").  Now they
+    are upscaled as in the uniform mode, and each sample records its factor; the photos that fit
+    are untouched (factor 1, the same pixels as without the option)."""
+    from test_objects import write_annotations
+
+    src = photos(tmp_path / "src", ["img000.png", "img001.png", "img002.png"], size=(96, 112))
+    photo(src / "small.png", 30, 40, seed=3)
+    mode = [str(tmp_path / m) if m.endswith(".json") else m for m in mode]
+    if "--objects" in mode:
+        write_annotations(Path(mode[1]), src)
+    out = {small: tmp_path / f"out-{small}" for small in ("skip", "upscale")}
+    for small, folder in out.items():
+        res = run("synthesize", "--src", src, "--out", folder, "--small", small, *mode, *SMALL)
+        assert res.exit_code == 0, res.output
+    assert "upscaled 1 photos" in res.output and "skipped 1" not in res.output and "--small upscale" not in res.output
+    with shards.ShardReader(out["upscale"] / "shard-00000.h5") as r:
+        samples = {r.read_sample(i)["source"]: r.read_sample(i) for i in range(len(r))}
+    with shards.ShardReader(out["skip"] / "shard-00000.h5") as r:
+        plain = {r.read_sample(i)["source"]: r.read_sample(i) for i in range(len(r))}
+    assert set(samples) == set(plain) | {"small.png"} and samples["small.png"]["upscale"] > 1
+    for name in plain:
+        assert samples[name]["upscale"] == 1.0
+        np.testing.assert_array_equal(samples[name]["blurred"], plain[name]["blurred"])
+
+
+def test_skips_are_counted_in_photos_not_crops(tmp_path):
+    """Issue 22.2: with --crops-per-image 3, a too-small photo was reported three times ("skipped
+    52 images" of 60; skipped.tsv listed each photo once per crop), and the summary said "from 60
+    images" when 27 were skipped.  Now one row per photo, counted once, and the summary says how
+    many photos gave the pairs."""
+    src = photos(tmp_path / "src", ["a.png", "b.png"], size=(96, 112))
+    photo(src / "small.png", 30, 40, seed=3)
+    out = tmp_path / "out"
+    res = run("synthesize", "--src", src, "--out", out, "--shake", "nonuniform", "--crops-per-image", 3, *SMALL)
+    assert res.exit_code == 0, res.output
+    assert "6 pairs in 1 shard" in res.output and "from 2 of 3 images;" in res.output
+    assert "skipped 1 image of 3 (too-small 1)" in res.output
+    rows = (out / "skipped.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 1 and rows[0].startswith("small.png\ttoo-small\tevery crop (3); crop 0: 40x30 is smaller")
+
+
+def test_a_photo_that_gives_some_of_its_crops_is_one_row_and_not_a_skipped_photo():
+    """Issue 22.2: a photo whose crops fail one by one (--shake, --objects) is one row of the
+    skip report, "some-crops", naming the crops; it is not counted as skipped."""
+    from blurgen.sources import SkipImage
+
+    failed = [(1, SkipImage("object-mask", "instance 3: an empty mask"))]
+    assert synth.photo_skip("a.png", failed, 3) == (
+        "a.png", "some-crops", "crop(s) 1 of 3 not made (object-mask); crop 1: instance 3: an empty mask")
+    assert synth.photo_skip("a.png", failed, 1) == ("a.png", "object-mask", "instance 3: an empty mask")
 
 
 def test_upscale_to_keeps_the_aspect_ratio_and_fits():
@@ -327,3 +382,108 @@ def test_append_on_an_empty_folder_is_a_plain_start(tmp_path):
     res = run("synthesize", "--src", src, "--out", tmp_path / "out", "--append", *SMALL)
     assert res.exit_code == 0 and "--append" not in res.output
     assert sum(i.count for i in shards.find_shards(tmp_path / "out")) == 2
+
+
+def test_synthesize_that_makes_nothing_fails_naming_the_reason(tmp_path):
+    """Issue 22.5 (as for `average`): a run whose photos are all skipped exited 0.  Now its
+    last line says that nothing was made and why, exit 2, and no shard file is written."""
+    src = tmp_path / "src"
+    photo(src / "small.png", 30, 40, seed=3)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(blurgen, ["synthesize", "--src", str(src), "--out", str(out), *SMALL])
+    assert res.exit_code == 2 and "skipped 1 image of 1 (too-small 1)" in res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {out}: nothing made: every image was skipped (see {out}/skipped.tsv)"
+    assert not list(out.glob("shard-*"))
+
+
+def test_inspect_refuses_a_negative_sample_count(tmp_path):
+    """Issue 22.9: `inspect --samples -1` was accepted (and drew nothing); now one line, exit 2."""
+    src = photos(tmp_path / "src", ["a.png"])
+    out = tmp_path / "out"
+    assert run("synthesize", "--src", src, "--out", out, *SMALL).exit_code == 0
+    res = CliRunner().invoke(blurgen, ["inspect", str(out), "--samples", "-1"])
+    assert res.exit_code == 2 and res.output == "error: --samples must be >= 0, got -1\n"
+
+
+def test_inspect_and_verify_wording(tmp_path):
+    """Issue 22.13: verify of a whole run stopped early said "the run incomplete … (1 part(s)
+    missing or unfinished)" without --part; inspect said "1 source images skipped", and counted
+    the images of sharp-only shards as "pairs"."""
+    src = photos(tmp_path / "src", ["a.png", "b.png"])
+    photo(src / "small.png", 30, 40, seed=3)
+    out = tmp_path / "out"
+    assert run("synthesize", "--src", src, "--out", out, "--shard-size", 1, *SMALL).exit_code == 0
+    res = run("inspect", out, "--samples", 0)
+    assert "1 source image skipped (too-small 1;" in res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["shards"]["shard-00002.h5"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    res = CliRunner().invoke(blurgen, ["verify", str(out)])
+    assert res.exit_code == 1 and "INCOMPLETE: the run is incomplete: 1 of its 3 planned shards" in res.output
+    assert "the data set is incomplete (the run is unfinished)" in res.output and "part(s)" not in res.output
+    sharp = tmp_path / "sharp"
+    assert run("synthesize", "--src", src, "--out", sharp, "--sharp-only", *SMALL).exit_code == 0
+    res = run("inspect", sharp, "--samples", 0)
+    assert "  shard-00000.h5       2 images" in res.output and " pairs " not in res.output
+
+
+# --- issue 22.3: the margin a photo needs is its kernel's reach ----------------------------
+
+
+def _digest(folder: Path, leave_out: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for info in shards.find_shards(folder):
+        with shards.ShardReader(info.path) as r:
+            for i in range(len(r)):
+                s = r.read_sample(i)
+                if s["source"] != leave_out:
+                    for key in ("blurred", "sharp", "kernel", "crop_box"):
+                        h.update(np.ascontiguousarray(s[key]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_photos_within_the_kernels_reach_are_used_and_the_others_keep_their_bytes(tmp_path):
+    """Issue 22.3: a photo was dropped unless it held a crop plus the kernel array's whole
+    k - 1 px margin (63 px for the default 64-px kernels), though a short shake's taps reach
+    ~10 px.  Now a photo short of that margin gives the crops whose drawn kernel's reach fits
+    (``blur.support_margins``), blurred exactly as from a large photo; the photos that held the
+    whole margin give the same samples as before (digests taken with the code before the change)."""
+    from blurgen import blur
+    from blurgen.kernels import write_bank
+
+    src = tmp_path / "src"
+    photo(src / "a.png", 140, 150, seed=1)
+    photo(src / "b.png", 130, 128, seed=2)
+    photo(src / "z.png", 80, 90, seed=3)  # short of 64 + 63, not of 64 + a short shake's reach
+    write_bank(tmp_path / "bank.h5", 8, 0, KernelSpec(size=64, iters=200, max_len=10.0))
+    base = ["--crop", 64, "--crops-per-image", 2, "--workers", 1]
+    modes = {"fresh": (["--kernel-size", 64, "--iters", 200, "--max-len", 10], "e88f772cdb47a3bf"),
+             "bank": (["--kernels", tmp_path / "bank.h5", "--linear", "--noise"], "8599a0127cbb9149")}
+    for name, (extra, before) in modes.items():
+        res = run("synthesize", "--src", src, "--out", tmp_path / name, *base, *extra)
+        assert res.exit_code == 0, res.output
+        assert _digest(tmp_path / name, "z.png") == before
+        assert "6 pairs in 1 shard" in res.output and "skipped 1" not in res.output
+    with shards.ShardReader(tmp_path / "fresh" / "shard-00000.h5") as r:
+        used = [r.read_sample(i) for i in range(len(r)) if r.read_sample(i)["source"] == "z.png"]
+    z = load_rgb(src / "z.png")
+    for s in used:
+        y0, x0, y1, x1 = (int(v) for v in s["crop_box"])
+        top, bottom, left, right = blur.support_margins(s["kernel"])
+        assert top + bottom < 63 and y0 >= top and y1 + bottom <= 80 and x0 >= left and x1 + right <= 90
+        region, psf = blur.trim_to_support(np.zeros((64 + 63, 64 + 63), np.float32), s["kernel"])
+        real = z[y0 - top : y1 + bottom, x0 - left : x1 + right].astype(np.float32) / 255
+        expected = blur.to_uint8(blur.convolve_valid(real, psf))
+        np.testing.assert_array_equal(s["blurred"], expected)
+
+
+def test_support_margins_are_the_reach_of_the_taps():
+    from blurgen import blur
+
+    psf = np.zeros((9, 9), np.float32)
+    psf[3:6, 4] = 1 / 3  # a vertical 3-px streak through the centre (4, 4)
+    assert blur.support_margins(psf) == (1, 1, 0, 0)
+    full = np.full((9, 9), 1 / 81, np.float32)
+    assert blur.support_margins(full) == (4, 4, 4, 4) and sum(blur.margins(9)) == 8

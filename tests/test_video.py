@@ -275,7 +275,7 @@ def test_skipped_clips_are_counted_and_reported(tmp_path):
     res = run("average", "--src", src, "--out", tmp_path / "out", "--frames", "5-7", "--crop", 16, "--workers", 1,
               "--windows-per-clip", 2)
     assert res.exit_code == 0, res.output
-    assert "skipped 3 clips (empty 1, too-short 1, unreadable 1)" in res.output
+    assert "skipped 3 clips of 4 (empty 1, too-short 1, unreadable 1)" in res.output
     rows = (tmp_path / "out" / "skipped.tsv").read_text().splitlines()
     assert rows[0] == "path\treason\tdetail" and {r.split("\t")[0] for r in rows[1:]} == {"short", "broken.mp4", "empty.mkv"}
     assert len(samples(tmp_path / "out")) == 2
@@ -284,6 +284,20 @@ def test_skipped_clips_are_counted_and_reported(tmp_path):
     res = run("inspect", tmp_path / "out", "--samples", 1)
     assert res.exit_code == 0, res.output
     assert "video frames averaged in linear light" in res.output and "sharp = frame" in res.output
+
+
+def test_average_that_makes_nothing_fails_and_writes_no_shard(tmp_path):
+    """Issue 22.5: `average` over clips smaller than the crop exited 0 and wrote an empty
+    shard-00000.h5 that verify called OK.  Now: no shard file, and a non-zero exit whose last
+    line says why."""
+    src = _clips(tmp_path / "src", 2)  # 24 x 28 frames
+    out = tmp_path / "out"
+    res = CliRunner().invoke(blurgen, ["average", "--src", str(src), "--out", str(out), "--frames", "3-5",
+                                       "--crop", "32", "--workers", "1"])
+    assert res.exit_code == 2, res.output
+    assert "skipped 2 clips of 2 (too-small 2)" in res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {out}: nothing made: every clip was skipped (see {out}/skipped.tsv)"
+    assert not list(out.glob("shard-*"))
 
 
 @pytest.mark.parametrize("setup, args, message", [
@@ -348,3 +362,32 @@ def test_camera_develops_the_long_exposure(tmp_path):
     res = CliRunner().invoke(blurgen, [str(a) for a in [*args, "--camera", "a7r3", "--response", "gamma:2.2",
                                                          "--out", tmp_path / "bad"]])
     assert res.exit_code == 2 and "--camera reads the frames as sRGB" in res.output
+
+
+def test_a_run_killed_before_its_first_shard_takes_the_clips_added_since(tmp_path):
+    """Issue 22.22: `average` stopped before its first shard, a clip added, the re-run completed
+    -- and every later run was refused ("the clips under --src changed"): the manifest kept the
+    clips of the first start.  Now a run that has built nothing takes the clips as they are."""
+    src = _clips(tmp_path / "src", 2)
+    cfg = video.AverageConfig(src=src, frames=(3, 5), crop=16, windows_per_clip=1, shard_size=1)
+    stop = StopFlag()
+    stop.set()
+    with pytest.raises(Interrupted):
+        video.average(cfg, tmp_path / "out", stop=stop)
+    write_frames(src / "clip99", pan_frames(texture(24, 60, seed=9), 16, width=28))
+    assert video.average(cfg, tmp_path / "out").shards_built == 3
+    again = video.average(cfg, tmp_path / "out")
+    assert again.shards_built == 0 and again.shards_done_before == 3
+
+
+def test_a_huge_frames_range_is_no_memory_error(tmp_path):
+    """Issue 22.22: `--frames 1-2000000001` listed a billion odd counts and ended in a
+    MemoryError traceback.  The counts are now drawn without being listed (the same draws):
+    every clip is too short, and the run says so in one line."""
+    src = _clips(tmp_path / "src", 1)
+    res = CliRunner().invoke(blurgen, ["average", "--src", str(src), "--out", str(tmp_path / "out"),
+                                       "--frames", "1-2000000001", "--crop", "16", "--workers", "1"])
+    assert res.exit_code == 2 and "skipped 1 clip of 1 (too-short 1)" in res.output, res.output
+    assert "Traceback" not in res.output and "nothing made" in res.output.splitlines()[-1]
+    assert video.odd_span((1, 2000000001)) == (1, 1000000001)
+    assert list(video.odd_counts((6, 9))) == [7, 9]

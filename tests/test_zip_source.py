@@ -84,10 +84,55 @@ def test_a_corrupt_zip_member_is_skipped_and_reported(tmp_path):
     out = tmp_path / "out"
     res = run("synthesize", "--src", path, "--out", out, "--workers", 1, *SMALL)
     assert res.exit_code == 0, res.output
-    assert "skipped 1 image (corrupt 1)" in res.output
+    assert "skipped 1 image of " in res.output and "(corrupt 1)" in res.output
     with open(out / "skipped.tsv", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t"))
     assert rows[1][:2] == ["a/img1.JPG", "corrupt"] and "CRC" in rows[1][2]
     assert sum(len(v) for v in datasets(out).values() if v.ndim == 4) // 2 == 3   # the other 3 photos
     res = run("synthesize", "--src", tmp_path / "nope.zip", "--out", tmp_path / "o2", *SMALL)
     assert res.exit_code == 2 and "no such folder or zip file" in res.output
+
+
+def test_a_member_longer_than_its_header_says_is_read_in_bounded_memory(tmp_path):
+    """Issue 22.25: a zip member whose header claims 100 bytes but whose deflate stream holds
+    64 MB was decompressed whole before being cut to its size (2.2 GB for a larger one).  Now
+    it is read a piece at a time: its CRC refuses it ("corrupt") with little memory held."""
+    import struct
+    import tracemalloc
+
+    from blurgen.sources import SkipImage
+
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("photos/a.png", b"\0" * (64 << 20))
+    path.write_bytes(path.read_bytes().replace(struct.pack("<I", 64 << 20), struct.pack("<I", 100)))
+    source = ZipSource(path)
+    assert source.size("a.png") == 100
+    tracemalloc.start()
+    try:
+        source.load("a.png")
+        raise AssertionError("the member was not refused")
+    except SkipImage as exc:
+        assert exc.reason == "corrupt" and "CRC" in exc.detail
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_whole_images_from_a_zip_are_counted_by_the_space_check(tmp_path, monkeypatch):
+    """Issue 22.25: `--src photos.zip --full` estimated 0 bytes (the photos' headers were looked
+    for as files beside the zip), so the free-space check never refused it.  Now the headers are
+    read in the zip, and the estimate is the folder's."""
+    from blurgen import synthesize as synth
+
+    folder = write_photos(tmp_path / "photos", 6)
+    archive = zip_folder(folder, tmp_path / "photos.zip")
+    estimates = {}
+    for name, src in (("folder", folder), ("zip", archive)):
+        cfg = synth.SynthConfig(src=src, full=True, kernel_spec=synth.KernelSpec(size=15, iters=200, max_len=10))
+        estimates[name] = synth.estimate_bytes(cfg, open_source(src).names(), 1)
+    assert estimates["zip"] == estimates["folder"] > 6 * 6 * 58 * 46
+    monkeypatch.setattr(synth, "free_bytes", lambda path: 10_000)
+    res = run("synthesize", "--src", archive, "--out", tmp_path / "out", "--full", *SMALL)
+    assert res.exit_code == 2 and "free some space" in res.output

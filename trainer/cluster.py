@@ -14,15 +14,14 @@ ignore them (trainer.data), so only the rank decides.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 
 import torch
 
+from blurgen.stopping import die_with_parent
 from trainer.errors import TrainerError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -84,15 +83,10 @@ def die_with_launcher(signum: int = signal.SIGTERM) -> None:
     """Under torchrun (TORCHELASTIC_RUN_ID set), have the kernel send ``signum`` to
     this rank when its launcher dies, however it dies (a SIGUSR1 it does not
     handle, kill -9, the OOM killer): the rank then stops as on any stop signal,
-    saving its step, instead of training on as an orphan.  Linux only; elsewhere
-    a no-op."""
-    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
-        return
-    launcher = os.getppid()
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
-    if os.getppid() != launcher:   # it died before the request took effect
-        os.kill(os.getpid(), signum)
+    saving its step, instead of training on as an orphan
+    (blurgen.stopping.die_with_parent; Linux only)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        die_with_parent(os.getppid(), signum)
 
 
 class StopRequest:
