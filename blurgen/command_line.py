@@ -96,6 +96,16 @@ def check_output(path, overwrite: bool) -> None:
         raise UserError(f"{parent}: not writable")
 
 
+def say(text: str, err: bool = False) -> None:
+    """``click.echo`` of a message wrapped at words to the terminal's width when the
+    stream is a terminal (blurgen.terminal.fit_to_terminal); a log keeps its lines whole."""
+    import sys
+
+    from blurgen.terminal import fit_to_terminal
+
+    click.echo(fit_to_terminal(text, sys.stderr if err else sys.stdout), err=err)
+
+
 def save_png(path, image) -> None:
     """Write a PNG atomically; a full disk (or any failed write) is one line naming the path."""
     from blurgen.files import describe_os_error

@@ -16,6 +16,7 @@ from blurgen.command_line import (
     package_version,
     plural,
     save_png,
+    say,
     warn_ignored,
 )
 
@@ -235,8 +236,8 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     def plan(pairs, size, free):
         if pairs:
-            click.echo(f"planned: {pairs:,} pairs, about {megabytes(size)} on disk (an estimate: pixels are stored "
-                       f"uncompressed; fewer if photos are skipped); {megabytes(free)} free", err=True)
+            say(f"planned: {pairs:,} pairs, about {megabytes(size)} on disk (an estimate: pixels are stored "
+                f"uncompressed; fewer if photos are skipped); {megabytes(free)} free", err=True)
 
     def append_lines(summary) -> list[str]:
         lines = []
@@ -350,32 +351,32 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
         for bar in bars:
             bar.close()
     for line in before(summary) if before else []:
-        click.echo(line)
+        say(line)
     done = summary.shards_built + summary.shards_done_before
     # A photo (clip) that gave no sample is skipped; one that gave some of its crops is not.
     whole = {reason: n for reason, n in summary.skipped.items() if reason != SOME_CROPS}
     skipped, report = sum(whole.values()), Path(out) / output_names(cfg.part)[1]
     used = f"{summary.images - skipped:,} of " if skipped else ""
-    click.echo(f"{out}: {plural(summary.samples, sample)} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
-               f"from {used}{plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
-               + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
+    say(f"{out}: {plural(summary.samples, sample)} in {plural(done, 'shard')} ({megabytes(summary.bytes)}) "
+        f"from {used}{plural(summary.images, inputs)}; built {plural(summary.shards_built, 'shard')} now"
+        + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:
-        click.echo(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
-                   + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
-                      f"(were {changed} changed in place?)" if summary.repair_differs else
-                      "; identical to the originals"))
+        say(f"rebuilt {len(summary.shards_redone)} damaged or truncated shards: {', '.join(summary.shards_redone)}"
+            + (f"; {', '.join(summary.repair_differs)} came out different from the recorded checksum "
+               f"(were {changed} changed in place?)" if summary.repair_differs else
+               "; identical to the originals"))
     if skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(whole.items()))
         hints = [hint for reason, hint in (skip_hints or {}).items() if whole.get(reason)]
-        click.echo(f"skipped {plural(skipped, inputs)} of {summary.images:,} ({reasons}); "
-                   f"see {report}" + "".join(f"; {hint}" for hint in hints))
+        say(f"skipped {plural(skipped, inputs)} of {summary.images:,} ({reasons}); "
+            f"see {report}" + "".join(f"; {hint}" for hint in hints))
     if summary.skipped.get(SOME_CROPS):
-        click.echo(f"{plural(summary.skipped[SOME_CROPS], inputs)} gave only some of their crops "
-                   f"({SOME_CROPS} in {report})")
+        say(f"{plural(summary.skipped[SOME_CROPS], inputs)} gave only some of their crops "
+            f"({SOME_CROPS} in {report})")
     for line in after(summary) if after else []:
-        click.echo(line)
+        say(line)
     if summary.shards_built and summary.seconds > 0:
-        click.echo(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
+        say(f"{bars[0].n / summary.seconds:,.1f} pairs/s with {workers} worker{'s' if workers > 1 else ''}")
     if summary.samples == 0:
         why = f"every {inputs} was skipped (see {report})" if skipped else f"no {inputs} gave a {sample}"
         raise UserError(f"{out}: nothing made: {why}")
@@ -420,7 +421,6 @@ def inspect_cmd(folder, samples, seed, png):
         raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
     click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}"
                + (", sharp images only" if sharp_only else ""))
-    say = lambda text: click.echo(terminal.fit_to_terminal(text))  # noqa: E731  (wrapped at words)
     say(modes.describe_arguments(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")

@@ -97,3 +97,21 @@ def test_inspect_wraps_at_words_within_80_columns(tmp_path):
     assert max(len(line) for line in lines) <= 80
     assert any(line.startswith("blurred ") and "sharp" in line and "kernel x" in line for line in lines)
     assert any(line.startswith("  kernel_") for line in lines)   # parameters wrapped at words, indented
+
+
+def test_synthesize_wraps_its_lines_at_words_within_80_columns(tmp_path):
+    """Issue 22.14: synthesize's "planned: ..." line (about 120 characters) wrapped mid-word."""
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (96, 96, 3), np.uint8)).save(src / f"{i}.png")
+    command = (f"cd {ROOT} && PYTHONPATH={ROOT} {sys.executable} -c 'import cli; cli.blurgen()' synthesize "
+               f"--src {src} --out {tmp_path / 'shards'} --crop 48 --kernel-size 15 --iters 200 --workers 1; "
+               "echo DONE")
+    lines = screen_of(command, 80, 24, "DONE")
+    assert max(len(line) for line in lines) <= 80, lines
+    assert any(line.startswith("planned: 3 pairs") for line in lines)
+    assert any(line.startswith("  ") for line in lines)   # the rest of it, indented under it

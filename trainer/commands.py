@@ -126,7 +126,7 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     import signal
     import sys
 
-    from blurgen.terminal import fit_to_terminal
+    from blurgen.command_line import say
     from trainer.cluster import distributed_from_env
     from trainer.config import PRESETS, TrainConfig, adam_betas, make_configs
     from trainer.data import DataConfig, parse_quality
@@ -180,11 +180,10 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
             sys.exit(128 + signal.Signals[stopped])
         return
     best = summary["best"]
-    click.echo(fit_to_terminal(
-        (f"stopped by {stopped}" if stopped else "finished") + f" at step {summary['step']} of "
+    say((f"stopped by {stopped}" if stopped else "finished") + f" at step {summary['step']} of "
         f"{summary['total_steps']}; " + (f"best PSNR {best['psnr']:.2f} dB, SSIM {best['ssim']:.4f} "
                                          f"at step {best['step']} ({out}/best.pt)" if best else "no validation yet")
-        + f"; last checkpoint {out}/last.pt", sys.stdout))
+        + f"; last checkpoint {out}/last.pt")
     if stopped:
         # Not 0: a script or scheduler must not take a preempted run for a finished one.
         sys.exit(128 + signal.Signals[stopped])
