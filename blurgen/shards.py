@@ -865,8 +865,13 @@ class ShardReader:
             blurred, sharp = self.read_pair(i)
             sample = {"blurred": blurred, "sharp": sharp}
         for name in self.fields():
-            value = self.file[name][i]
-            sample[name] = value.decode("utf-8") if isinstance(value, bytes) else value
+            try:
+                value = self.file[name][i]
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
+                # Flipped bytes in a field's (filtered) storage: h5py's own error, as one line.
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ShardError(f"{self.path}#{i}: its {name!r} field cannot be read ({first})") from None
+            sample[name] = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
         return sample
 
     def close(self) -> None:

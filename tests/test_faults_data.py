@@ -460,3 +460,27 @@ def test_file_names_that_are_not_utf8_are_skipped_not_a_crash(tmp_path):
         assert b"\tbad-name\t" in (out / "skipped.tsv").read_bytes()
         assert (b"caf\xe9.png" if args[0] != "average" else b"clip\xff") in (out / "skipped.tsv").read_bytes()
         assert run(blurgen, "verify", out).exit_code == 0
+
+
+def test_inspect_of_a_shard_with_a_damaged_compressed_field_is_one_line(tmp_path):
+    """Issue 22.26: `inspect` ended in an h5py traceback ("filter returned failure during
+    read") on 7 of 40 flips of a shard's bytes: a meta field read without the pixels' checks."""
+    import h5py
+    from click.testing import CliRunner
+
+    import cli
+    from test_faults_training import make_shards
+
+    folder = make_shards(tmp_path / "shards", [3], side=40)
+    shard = folder / "shard-00000.h5"
+    with h5py.File(shard, "r") as f:
+        assert f["kernel"].compression == "gzip"
+        chunk = f["kernel"].id.get_chunk_info(0)
+    data = bytearray(shard.read_bytes())
+    middle = chunk.byte_offset + chunk.size // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    shard.write_bytes(bytes(data))
+    result = CliRunner().invoke(cli.blurgen, ["inspect", str(folder), "--samples", "3"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stderr.count("\n") == 1
+    assert "its 'kernel' field cannot be read" in result.stderr and "blurgen verify" in result.stderr
