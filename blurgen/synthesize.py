@@ -1048,7 +1048,7 @@ def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[
             pending = {pool.submit(pool_task, job) for job in jobs}
             processes = list(pool._processes.values())  # noqa: SLF001 -- to name how a dead one died
         for future in _finished(pending, stop):
-            record(_pool_result(future, pool, processes, len(pending)))
+            record(_pool_result(future, pool, processes, len(pending), stop))
         pool.shutdown()
     finally:
         if pool is not None:
@@ -1073,16 +1073,22 @@ def _finished(pending: set, stop: StopFlag | None):
             yield future
 
 
-def _pool_result(future, pool, processes: list, left: int) -> dict:
+def _pool_result(future, pool, processes: list, left: int, stop: StopFlag | None = None) -> dict:
     """The result of a pool's finished ``future``; SynthError, in one line, if a worker
     died under it (the pool then fails every shard in progress).  ``processes``: the
-    pool's workers, whose exit status names how the dead one died."""
+    pool's workers, whose exit status names how the dead one died.  A worker killed by
+    a stop signal (Ctrl-C or SIGTERM to the process group, which can reach a worker
+    still starting, before it leaves the group) is the run's stop: Interrupted."""
     from concurrent.futures.process import BrokenProcessPool
 
     try:
         return future.result()
     except BrokenProcessPool:
         _stop_pool(pool)  # the others (SIGTERM), and every exit status known
+        stopping.check(stop)
+        signals = {-p.exitcode for p in processes if p.exitcode is not None and p.exitcode < 0}
+        if signals and signals <= set(stopping.SIGNALS):
+            raise stopping.Interrupted(max(signals)) from None
         codes = [p.exitcode for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]
         how = (f"killed by {signal.Signals(-codes[0]).name}" if codes and codes[0] < 0 and -codes[0] in
                signal.valid_signals() else f"exit status {codes[0]}" if codes else "it vanished")
