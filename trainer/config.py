@@ -39,6 +39,7 @@ class TrainConfig:
     # losses (trainer.losses)
     content_loss: str = "perceptual"        # perceptual | l1 | l2
     content_weight: float = 100.0           # lambda of the paper's eq. 1
+    psnr_ceiling: float = 40.0              # dB: the psnr content loss counts no image as closer (PSNRLoss)
     adversarial_weight: float = 1.0         # weight of L_GAN; 0: content loss alone, no critic
     gp_weight: float = 10.0                 # lambda_gp of WGAN-GP
     gradient_penalty: str = "per-pixel"     # per-pixel (DeblurGAN's code) | per-image (Gulrajani et al.)
@@ -94,6 +95,8 @@ class TrainConfig:
         if self.content_loss not in CONTENT_LOSSES:
             raise ConfigError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, "
                              f"not {self.content_loss!r}")
+        if not 0 < self.psnr_ceiling <= 100:
+            raise ConfigError(f"psnr_ceiling must be in (0, 100] dB, not {self.psnr_ceiling}")
         if self.lr <= 0 or min(self.content_weight, self.adversarial_weight, self.gp_weight) < 0:
             raise ConfigError("lr must be positive; content, adversarial and gradient-penalty weights non-negative")
         if self.content_weight == 0 and self.adversarial_weight == 0:
