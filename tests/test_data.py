@@ -334,3 +334,11 @@ def test_sharp_fraction_makes_identity_pairs_per_draw(shards):
     for bad in (-0.1, 1.0):
         with pytest.raises(DataError, match="sharp fraction"):
             _cfg(shards, None, mix=(1, 0), sharp_fraction=bad)
+
+
+def test_only_the_tiny_preset_trains_on_identity_pairs():
+    from trainer.config import make_configs
+
+    assert make_configs("paper")[1].sharp_fraction == 0.0      # the paper's data, unchanged
+    assert make_configs("tiny")[1].sharp_fraction == 0.2
+    assert make_configs("tiny", data={"sharp_fraction": 0.0})[1].sharp_fraction == 0.0

@@ -76,7 +76,7 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
 @click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
 @click.option("--sharp-fraction", type=float, default=None,
-              help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0]")
+              help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0; tiny 0.2]")
 @click.option("--online-camera", default=None, metavar="NAME",
               help="Online: RSBlur's camera pipeline with this camera (as synthesize --camera; docs/camera.md).")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
