@@ -35,6 +35,20 @@ and one trained on camera pairs can be scored on the same held-out camera pairs.
 fresh --kernel-size kernel per draw; the held-out pairs are the same fixed
 shards, so the scores compare with a run without it.
 
+--folds K rotates the held-out photos instead of holding out chelsea and
+stereo_motorcycle: the 17 photos (FOLD_PHOTOS, colour then grey), photo i held
+out in fold i % K, so every photo is held out once and no fold trains on what
+it holds out (--only-folds 0,2 runs some folds).  Each photo's 512 training
+crops are synthesized once into their own shard folder (the same bytes in every
+fold that trains on it); each fold's held-out photos, 24 crops each, into one.
+Per fold and run it prints the held-out gain, the gain per band of input PSNR,
+and the do-no-harm scores: the held-out *sharp* crops put through the model
+(PSNR against themselves, mean and worst) and the worst of the whole held-out
+photos, sharp, at native size; then the folds together (mean, spread, lowest,
+the lowest gain of each band, the worst sharp scores) and writes folds.json.
+
+    python bench/learning.py --folds 4 --runs gan --steps 800 --threads 1   # ~8 min a fold, 1 thread
+
 A benchmark, not a test: it prints figures and leaves the verdict to the
 reader (the issue's target is a gain of 1 dB by the GAN on the held-out
 pairs).  Deterministic for a given --seed up to the CPU's threading.
