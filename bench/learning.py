@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import time
@@ -251,10 +252,25 @@ def fold_line(label: str, fold: dict) -> str:
                       for b in BAND_LABELS)
     return (f"{label:10s} {fold['input_psnr']:6.2f} {fold['psnr']:6.2f} {fold['gain']:+6.2f}  {bands}  "
             f"{fold['sharp_psnr']:6.2f} {fold['sharp_psnr_min']:6.2f} {fold['sharp_photo_min']:6.2f}  "
-            f"{fold['seconds']:5.0f}s  {', '.join(fold['held_out'])}")
+            f"{fold['seconds']:5.0f}s  {', '.join(fold['held_out'])}"
+            + (f" ({fold['flat']} flat pairs left out of the gain)" if fold.get("flat") else ""))
 
 
 BAND_LABELS = ("< 25 dB", "25-30 dB", "30-35 dB", ">= 35 dB")
+
+
+def fold_record(k: int, held_photos, run: dict, photos: dict) -> dict:
+    """One fold's figures from a ``train`` result and ``sharp_photo_scores``.  The gain and
+    its bands leave out pairs whose blurred image *is* the sharp one (input PSNR inf:
+    a flat crop, e.g. of hubble_deep_field's black sky, that no kernel changes), for
+    which a gain is undefined; "flat" counts them.  The sharp-input scores keep every pair."""
+    rows = [row for row in run["rows"] if math.isfinite(row["input_psnr"])]
+    s, bands, every = mean_scores(rows), scores_by_band(rows), mean_scores(run["rows"])
+    return {"fold": k, "held_out": list(held_photos), "pairs": s["count"], "flat": len(run["rows"]) - len(rows),
+            "input_psnr": s["input_psnr"], "psnr": s["psnr"], "gain": s["psnr"] - s["input_psnr"],
+            "bands": band_gains(bands), "band_counts": {b["band"]: b["count"] for b in bands},
+            "sharp_psnr": every["sharp_psnr"], "sharp_psnr_min": every["sharp_psnr_min"],
+            "sharp_photos": photos, "sharp_photo_min": min(photos.values()), "seconds": run["seconds"], "run": run}
 
 
 def run_folds(args, names, only) -> int:
@@ -272,40 +288,65 @@ def run_folds(args, names, only) -> int:
             if folder.exists():
                 shutil.rmtree(folder)
             r = train(name, folder, train_shards, held_out, args, {**RUNS[name], **parse_sets(args.set)})
-            photos = sharp_photo_scores(r.pop("generator"), held_photos)
-            s = r["scores"]
-            fold = {"fold": k, "held_out": list(held_photos), "pairs": s["count"], "input_psnr": s["input_psnr"],
-                    "psnr": s["psnr"], "gain": s["psnr"] - s["input_psnr"], "bands": band_gains(r["bands"]),
-                    "band_counts": {b["band"]: b["count"] for b in r["bands"]},
-                    "sharp_psnr": s["sharp_psnr"], "sharp_psnr_min": s["sharp_psnr_min"],
-                    "sharp_photos": photos, "sharp_photo_min": min(photos.values()), "seconds": r["seconds"],
-                    "run": r}
+            fold = fold_record(k, held_photos, r, sharp_photo_scores(r.pop("generator"), held_photos))
+            photos = fold["sharp_photos"]
             results[name].append(fold)
             print(f"fold {k} of {args.folds}, {name}: gain {fold['gain']:+.2f} dB; sharp crops worst "
                   f"{fold['sharp_psnr_min']:.2f} dB; whole photos " +
                   ", ".join(f"{n} {v:.2f}" for n, v in photos.items()), flush=True)
-    print(f"\nheld-out gain by fold ({args.folds} folds over {len(FOLD_PHOTOS)} scikit-image photos, each held out "
-          f"once; {args.steps} steps; last generator): PSNR on RGB uint8, whole 128x128 crop, range 255, in dB. "
+    return print_folds(results, args.folds, args.steps, args.tag, args.out / f"folds{args.tag}.json")
+
+
+def print_folds(results: dict, folds: int, steps: int, tag: str, path: Path | None) -> int:
+    """The fold table of ``results`` ({run name: [fold_record, ...]}) and the folds
+    together; writes them to ``path`` (folds.json) unless None."""
+    print(f"\nheld-out gain by fold ({folds} folds over {len(FOLD_PHOTOS)} scikit-image photos, each held out "
+          f"once; {steps} steps; last generator): PSNR on RGB uint8, whole 128x128 crop, range 255, in dB. "
           "Bands: gain (pairs) by the blurred input's PSNR. sharp: the held-out sharp crops put through the "
           "model, PSNR vs themselves, mean and worst; photo: the worst whole held-out photo, same")
     head = "  ".join(f"{b:>11s}" for b in BAND_LABELS)
     summary = {}
-    for name in names:
-        print(f"{name + args.tag:10s} {'input':>6s} {'output':>6s} {'gain':>6s}  {head}  "
+    for name, records in results.items():
+        print(f"{name + tag:10s} {'input':>6s} {'output':>6s} {'gain':>6s}  {head}  "
               f"{'sharp':>6s} {'worst':>6s} {'photo':>6s}  {'time':>6s}  held out")
-        for fold in results[name]:
+        for fold in records:
             print(fold_line(f"fold {fold['fold']}", fold))
-        summary[name] = summarize_folds(results[name])
+        summary[name] = summarize_folds(records)
         t = summary[name]
         print(f"{'':10s} gain over folds: mean {t['mean_gain']:+.2f}, spread (std) {t['spread']:.2f}, "
               f"lowest {t['min_gain']:+.2f}, highest {t['max_gain']:+.2f} dB; lowest band gain: "
               + ", ".join(f"{b} {v:+.2f}" for b, v in t["worst_band"].items())
               + f"; worst sharp crop {t['sharp_psnr_min']:.2f} dB, worst sharp photo {t['sharp_photo_min']:.2f} dB")
-    path = args.out / f"folds{args.tag}.json"
-    with open(path, "w") as f:
-        json.dump({"folds": results, "summary": summary, "argv": sys.argv[1:]}, f, indent=1)
-    print(f"per-fold runs and per-pair scores: {path}")
+    if path is not None:
+        with open(path, "w") as f:
+            json.dump({"folds": results, "summary": summary, "argv": sys.argv[1:]}, f, indent=1)
+        print(f"per-fold runs and per-pair scores: {path}")
     return 0
+
+
+def table_from(paths, tag: str) -> int:
+    """--table-from: the fold table of folds.json files written by earlier --folds runs
+    (e.g. one fold each), each fold scored again from its stored per-pair rows."""
+    results, folds, steps = {}, set(), set()
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for name, records in saved["folds"].items():
+            for old in records:
+                run = old["run"]
+                folds.add(fold_count(saved))
+                steps.add(run["steps"])
+                results.setdefault(name, []).append(fold_record(old["fold"], old["held_out"], run, old["sharp_photos"]))
+    if len(folds) != 1 or len(steps) != 1:
+        raise SystemExit(f"--table-from: runs of different --folds ({sorted(folds)}) or --steps ({sorted(steps)})")
+    for records in results.values():
+        records.sort(key=lambda f: f["fold"])
+    return print_folds(results, folds.pop(), steps.pop(), tag, None)
+
+
+def fold_count(saved: dict) -> int:
+    """K of the --folds K run that wrote ``record`` (from its argv)."""
+    argv = saved.get("argv", [])
+    return int(argv[argv.index("--folds") + 1]) if "--folds" in argv else len(FOLD_PHOTOS)
 
 
 def main(argv=None) -> int:
@@ -331,6 +372,8 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=0, metavar="K",
                         help="rotate the held-out photos: K folds over all 17 photos, each held out once "
                              "(0: the fixed split above)")
+    parser.add_argument("--table-from", nargs="+", default=None, metavar="JSON",
+                        help="print the fold table of folds.json files of earlier --folds runs, and stop")
     parser.add_argument("--only-folds", default="", metavar="LIST",
                         help="with --folds: run these folds only, e.g. 0,2 (default: all)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -346,6 +389,8 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown run {unknown[0]!r} (choose from {', '.join(RUNS)})")
 
+    if args.table_from:
+        return table_from(args.table_from, args.tag)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.folds:
         if args.online or args.train_camera or args.held_out_camera:

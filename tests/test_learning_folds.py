@@ -58,10 +58,12 @@ def test_run_folds_trains_and_scores_each_fold(bench, tmp_path, monkeypatch, cap
         return tuple(train_photos), tag
 
     def train(name, out, train_shards, held_out, args, changes):
-        gain = 0.5 + len(seen)
-        bands = [{"band": "< 25 dB", "gain": gain - 1, "count": 3}, {"band": ">= 35 dB", "gain": gain + 1, "count": 5}]
-        return {"scores": {"count": 8, "input_psnr": 30.0, "psnr": 30.0 + gain, "sharp_psnr": 50.0,
-                           "sharp_psnr_min": 46.0}, "bands": bands, "seconds": 1.0, "generator": None}
+        c = len(seen)   # fold gains 1.5 and 2.5; bands 0.5 / 1.5 and 2.5 / 3.5
+        row = lambda i, p, g, sharp: {"name": f"p{i}", "input_psnr": p, "psnr": p + g, "ssim": 0.9,  # noqa: E731
+                                      "input_ssim": 0.9, "sharp_psnr": sharp}
+        rows = [row(0, 20.0, c - 0.5, 50.0), row(1, 40.0, c + 1.5, 46.0),
+                row(2, float("inf"), float("inf"), float("inf"))]   # a flat crop: blurred == sharp
+        return {"rows": rows, "seconds": 1.0, "generator": None}
 
     monkeypatch.setattr(bench, "build_fold_data", build)
     monkeypatch.setattr(bench, "train", train)
@@ -74,6 +76,12 @@ def test_run_folds_trains_and_scores_each_fold(bench, tmp_path, monkeypatch, cap
     assert "fold 1 " in out and "fold 3 " in out and "mean +2.00, spread (std) 0.50" in out
     saved = json.loads((tmp_path / "folds.json").read_text())
     assert [f["fold"] for f in saved["folds"]["gan"]] == [1, 3]
+    assert [(f["pairs"], f["flat"], f["sharp_psnr_min"]) for f in saved["folds"]["gan"]] == [(2, 1, 46.0)] * 2
+    assert "(1 flat pairs left out of the gain)" in out
     assert saved["summary"]["gan"]["worst_band"] == {"< 25 dB": 0.5, ">= 35 dB": 2.5}
+    # --table-from: the same table again from the saved per-pair rows (e.g. folds run one at a time).
+    assert bench.main(["--table-from", str(tmp_path / "folds.json")]) == 0
+    again = capsys.readouterr().out
+    assert "mean +2.00, spread (std) 0.50" in again and again.count("(1 flat pairs left out of the gain)") == 2
     with pytest.raises(SystemExit):
         bench.main(["--folds", "4", "--only-folds", "4", "--out", str(tmp_path)])
