@@ -63,7 +63,7 @@ def test_run_folds_trains_and_scores_each_fold(bench, tmp_path, monkeypatch, cap
                                       "input_ssim": 0.9, "sharp_psnr": sharp}
         rows = [row(0, 20.0, c - 0.5, 50.0), row(1, 40.0, c + 1.5, 46.0),
                 row(2, float("inf"), float("inf"), float("inf"))]   # a flat crop: blurred == sharp
-        return {"rows": rows, "seconds": 1.0, "generator": None}
+        return {"rows": rows, "seconds": 1.0, "steps": args.steps, "generator": None}
 
     monkeypatch.setattr(bench, "build_fold_data", build)
     monkeypatch.setattr(bench, "train", train)
