@@ -128,10 +128,11 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     # the paper.  A fifth of the draws are identity pairs (sharp in, sharp
     # out: --sharp-fraction 0.2): without them the model sharpens what is
     # already sharp (a held-out fold's sharp crops came back 27.9 dB from
-    # themselves, textured photos 33 dB), with them >= 45.8 dB -- at a cost
-    # in held-out gain at the same steps (+0.87 -> +0.18 dB at 800 steps;
-    # docs/training.md, "Do no harm").  Raising the 40 dB cap to 50 dB did
-    # not protect sharp input (28.1 dB).
+    # themselves, textured photos 33 dB), with them >= 45.8 dB on that fold
+    # and sharp photos >= 44.5 dB on all four -- at a cost in held-out gain
+    # at the same steps (+0.87 -> +0.18 dB at 800 steps), and one fold's
+    # nearly sharp flat crops fared worse (docs/training.md, "Do no harm").
+    # Raising the 40 dB cap to 50 dB did not protect sharp input (28.1 dB).
     "tiny": (dict(ngf=16, n_blocks=2, ndf=16, init="identity", dropout=0.0, norm="none", skips=True, lr=1e-3,
                   content_loss="psnr", content_weight=10.0, critic_steps=1,
                   checkpoint_every=100, val_limit=8, log_every=5),
