@@ -47,7 +47,7 @@ and the do-no-harm scores: the held-out *sharp* crops put through the model
 photos, sharp, at native size; then the folds together (mean, spread, lowest,
 the lowest gain of each band, the worst sharp scores) and writes folds.json.
 
-    python bench/learning.py --folds 4 --runs gan --steps 800 --threads 1   # 7-10 min a fold on 1 thread of a shared 2-core VM
+    python bench/learning.py --folds 4 --runs gan --steps 800 --threads 1   # 4-10 min a fold on 1 thread of a loaded 2-core VM
 
 A benchmark, not a test: it prints figures and leaves the verdict to the
 reader (the issue's target is a gain of 1 dB by the GAN on the held-out
