@@ -82,13 +82,13 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100]")
-@click.option("--psnr-ceiling", type=float, default=None,
-              help="dB: --content-loss psnr counts no image as closer than this (docs/training.md).  [default: 40]")
 @click.option("--adversarial-weight", type=float, default=None,
               help="Weight of L_GAN; 0 trains on the content loss alone, without a critic.  [default: 1]")
 @click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
 @click.option("--gradient-penalty", type=click.Choice(["per-pixel", "per-image"]), default=None,
               help="per-pixel: DeblurGAN's code; per-image: Gulrajani et al. (docs/training.md).  [default: per-pixel]")
+@click.option("--psnr-ceiling", type=float, default=None,
+              help="dB: --content-loss psnr counts no image as closer than this (docs/training.md).  [default: 40]")
 @click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
               help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
 @click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5; tiny 1]")
