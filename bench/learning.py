@@ -35,6 +35,20 @@ and one trained on camera pairs can be scored on the same held-out camera pairs.
 fresh --kernel-size kernel per draw; the held-out pairs are the same fixed
 shards, so the scores compare with a run without it.
 
+--folds K rotates the held-out photos instead of holding out chelsea and
+stereo_motorcycle: the 17 photos (FOLD_PHOTOS, colour then grey), photo i held
+out in fold i % K, so every photo is held out once and no fold trains on what
+it holds out (--only-folds 0,2 runs some folds).  Each photo's 512 training
+crops are synthesized once into their own shard folder (the same bytes in every
+fold that trains on it); each fold's held-out photos, 24 crops each, into one.
+Per fold and run it prints the held-out gain, the gain per band of input PSNR,
+and the do-no-harm scores: the held-out *sharp* crops put through the model
+(PSNR against themselves, mean and worst) and the worst of the whole held-out
+photos, sharp, at native size; then the folds together (mean, spread, lowest,
+the lowest gain of each band, the worst sharp scores) and writes folds.json.
+
+    python bench/learning.py --folds 4 --runs gan --steps 800 --threads 1   # 4-10 min a fold on 1 thread of a loaded 2-core VM
+
 A benchmark, not a test: it prints figures and leaves the verdict to the
 reader (the issue's target is a gain of 1 dB by the GAN on the held-out
 pairs).  Deterministic for a given --seed up to the CPU's threading.
@@ -44,6 +58,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shutil
 import sys
 import time
@@ -67,6 +82,12 @@ from trainer.loop import fit  # noqa: E402
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
                 "colorwheel", "camera", "brick", "grass", "gravel", "moon", "clock", "coins", "cell")
 HELD_OUT_PHOTOS = ("chelsea", "stereo_motorcycle")
+# --folds K: every photo above, colour ones first, then grey; photo number i is held out
+# in fold i % K, so each fold holds out colour and grey photos alike.
+COLOUR_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+                 "colorwheel", "chelsea", "stereo_motorcycle")
+GREY_PHOTOS = ("camera", "brick", "grass", "gravel", "moon", "clock", "coins", "cell")
+FOLD_PHOTOS = COLOUR_PHOTOS + GREY_PHOTOS
 RUNS = {"gan": {}, "pixel": {"adversarial_weight": 0.0}}
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(make_configs("tiny")[0])}
 
@@ -103,6 +124,73 @@ def build_data(root: Path, kernel_size: int, seed: int, train_crops: int, held_o
     return folders
 
 
+def fold_split(photos, folds: int, fold: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(training photos, held-out photos) of fold ``fold`` of ``folds``: photo number i
+    is held out in fold i % folds, so over the folds every photo is held out exactly
+    once and no fold trains on a photo it holds out."""
+    if not 2 <= folds <= len(photos) or not 0 <= fold < folds:
+        raise ValueError(f"fold {fold} of {folds}: need 2 <= folds <= {len(photos)} photos and 0 <= fold < folds")
+    held = tuple(p for i, p in enumerate(photos) if i % folds == fold)
+    return tuple(p for p in photos if p not in held), held
+
+
+def build_fold_data(root: Path, kernel_size: int, seed: int, train_crops: int, held_out_crops: int,
+                    train_photos, held_out_photos, tag: str):
+    """(training shard folders, one per photo, reused by every fold; the fold's held-out
+    shard folder, all its photos together) under ``root``; reused if already built.
+    Each photo's training pairs have their own seed (its place in FOLD_PHOTOS), so a
+    photo's pairs are the same bytes in every fold that trains on it."""
+    spec = KernelSpec(size=kernel_size, max_len=float(kernel_size - 2))
+    folders = []
+    for name in train_photos:
+        src, out = root / "photos" / name, root / "train" / name
+        write_photos(src, (name,))
+        synthesize(SynthConfig(src=src, crop=128, crops_per_image=train_crops, shard_size=256,
+                               seed=seed * 1000 + FOLD_PHOTOS.index(name), kernel_spec=spec), out, workers=2)
+        folders.append(out)
+    src, out = root / f"held-out-{tag}" / "photos", root / f"held-out-{tag}" / "shards"
+    write_photos(src, held_out_photos)
+    synthesize(SynthConfig(src=src, crop=128, crops_per_image=held_out_crops, shard_size=256, seed=seed + 1,
+                           kernel_spec=spec), out, workers=2)
+    return tuple(folders), out
+
+
+def sharp_photo_scores(generator, names) -> dict:
+    """Do no harm on whole photos: {name: PSNR in dB of G(photo) vs the photo}, each
+    scikit-image photo at its native size as ``write_photos`` writes it."""
+    from trainer.evaluate import sharp_input_psnr
+    import skimage.data
+
+    out = {}
+    for name in names:
+        image = getattr(skimage.data, name)()
+        image = image[0] if isinstance(image, tuple) else image
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        out[name] = sharp_input_psnr(generator, np.ascontiguousarray(image[..., :3]))
+    return out
+
+
+def band_gains(bands) -> dict:
+    """{band label: gain dB} of ``scores_by_band`` rows."""
+    return {b["band"]: b["gain"] for b in bands}
+
+
+def summarize_folds(folds: list[dict]) -> dict:
+    """What the folds say together.  ``folds``: one dict per fold with "gain" (mean
+    held-out gain, dB), "bands" ({label: gain dB}), "sharp_psnr_min" (worst held-out
+    sharp crop, dB) and "sharp_photo_min" (worst whole held-out photo, dB).  Returns
+    the mean, spread (population standard deviation), lowest and highest fold gain,
+    the lowest gain of each band over the folds, and the worst sharp scores."""
+    gains = np.array([f["gain"] for f in folds], np.float64)
+    labels = list(dict.fromkeys(label for f in folds for label in f["bands"]))
+    return {"folds": len(folds), "mean_gain": float(gains.mean()), "spread": float(gains.std()),
+            "min_gain": float(gains.min()), "max_gain": float(gains.max()),
+            "worst_band": {label: min(f["bands"][label] for f in folds if label in f["bands"]) for label in labels},
+            "sharp_psnr_min": min(f["sharp_psnr_min"] for f in folds),
+            "sharp_photo_min": min(f["sharp_photo_min"] for f in folds)}
+
+
 def parse_sets(items) -> dict:
     """``["lr=3e-4", "init=identity", "betas=[0.9,0.999]"]`` -> {"lr": 3e-4, "init": "identity",
     "betas": [0.9, 0.999]}: values are read as JSON, else kept as text."""
@@ -124,17 +212,18 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
         dict(dict(out=out, steps=args.steps, val_every=max(1, args.steps // 10), val_limit=12,
                   device="cpu", preview=False, checkpoint_every=args.steps,
                   seed=args.seed), **train_changes),
-        dict(dict(shards=(train_shards,), val_shards=held_out, mix=(1, 0), workers=1, seed=args.seed),
+        dict(dict(shards=tuple(train_shards) if isinstance(train_shards, tuple) else (train_shards,),
+                  val_shards=held_out, mix=(1, 0), workers=1, seed=args.seed),
              **data_changes))
     started = time.perf_counter()
     fit(train_cfg, data_cfg)
     seconds = time.perf_counter() - started
     generator, _ = load_generator(out / "last.pt", torch.device("cpu"))
-    rows, _ = score_pairs(generator, val_pairs(data_cfg))
+    rows, _ = score_pairs(generator, val_pairs(data_cfg), sharp_input=True)
     settings = {k: v for k, v in dataclasses.asdict(train_cfg).items()
                 if k in ("init", "lr", "dropout", "ngf", "n_blocks", "skips", "adversarial_weight", "content_weight",
-                         "gradient_penalty", "critic_steps", "content_loss")}
-    settings.update(crop=data_cfg.crop, batch_size=data_cfg.batch_size)
+                         "gradient_penalty", "critic_steps", "content_loss", "psnr_ceiling")}
+    settings.update(crop=data_cfg.crop, batch_size=data_cfg.batch_size, sharp_fraction=data_cfg.sharp_fraction)
     if data_cfg.online:
         settings.update(online=True, online_kernel_size=data_cfg.online_kernel_size)
     logged = read_scalars(out / "scalars.csv")
@@ -142,7 +231,7 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
                   "val/input_psnr": logged["val/input_psnr"][1].tolist()}
     return {"name": name, "seconds": seconds, "steps": args.steps, "settings": settings,
             "scores": mean_scores(rows), "bands": scores_by_band(rows), "rows": rows,
-            "validation": validation}
+            "validation": validation, "generator": generator}
 
 
 def draw_validation(results: list[dict], path: Path) -> None:
@@ -156,6 +245,108 @@ def draw_validation(results: list[dict], path: Path) -> None:
     panels = tuple((f"{r['name']}/psnr", "input", f"{r['name']}: validation PSNR, dB (dashed: blurred input)")
                    for r in results)
     write_png(path, plot_curves(series, panels=panels))
+
+
+def fold_line(label: str, fold: dict) -> str:
+    bands = "  ".join(f"{fold['bands'][b]:+6.2f} ({fold['band_counts'][b]:2d})" if b in fold["bands"] else f"{'-':>11s}"
+                      for b in BAND_LABELS)
+    return (f"{label:10s} {fold['input_psnr']:6.2f} {fold['psnr']:6.2f} {fold['gain']:+6.2f}  {bands}  "
+            f"{fold['sharp_psnr']:6.2f} {fold['sharp_psnr_min']:6.2f} {fold['sharp_photo_min']:6.2f}  "
+            f"{fold['seconds']:5.0f}s  {', '.join(fold['held_out'])}"
+            + (f" ({fold['flat']} flat pairs left out of the gain)" if fold.get("flat") else ""))
+
+
+BAND_LABELS = ("< 25 dB", "25-30 dB", "30-35 dB", ">= 35 dB")
+
+
+def fold_record(k: int, held_photos, run: dict, photos: dict) -> dict:
+    """One fold's figures from a ``train`` result and ``sharp_photo_scores``.  The gain and
+    its bands leave out pairs whose blurred image *is* the sharp one (input PSNR inf:
+    a flat crop, e.g. of hubble_deep_field's black sky, that no kernel changes), for
+    which a gain is undefined; "flat" counts them.  The sharp-input scores keep every pair."""
+    rows = [row for row in run["rows"] if math.isfinite(row["input_psnr"])]
+    s, bands, every = mean_scores(rows), scores_by_band(rows), mean_scores(run["rows"])
+    return {"fold": k, "held_out": list(held_photos), "pairs": s["count"], "flat": len(run["rows"]) - len(rows),
+            "input_psnr": s["input_psnr"], "psnr": s["psnr"], "gain": s["psnr"] - s["input_psnr"],
+            "bands": band_gains(bands), "band_counts": {b["band"]: b["count"] for b in bands},
+            "sharp_psnr": every["sharp_psnr"], "sharp_psnr_min": every["sharp_psnr_min"],
+            "sharp_photos": photos, "sharp_photo_min": min(photos.values()), "seconds": run["seconds"], "run": run}
+
+
+def run_folds(args, names, only) -> int:
+    """Each run of ``names`` on each fold of ``only``: train on the fold's training photos,
+    score its held-out photos (pairs, their sharp crops, the whole photos); print one
+    line per fold and run, then the folds together (``summarize_folds``)."""
+    results = {name: [] for name in names}
+    for k in only:
+        train_photos, held_photos = fold_split(FOLD_PHOTOS, args.folds, k)
+        train_shards, held_out = build_fold_data(args.out / "data", args.kernel_size, args.seed, args.train_crops,
+                                                 args.held_out_crops, train_photos, held_photos,
+                                                 f"{args.folds}-{k}")
+        for name in names:
+            folder = args.out / f"{name}{args.tag}-fold{args.folds}-{k}"
+            if folder.exists():
+                shutil.rmtree(folder)
+            r = train(name, folder, train_shards, held_out, args, {**RUNS[name], **parse_sets(args.set)})
+            fold = fold_record(k, held_photos, r, sharp_photo_scores(r.pop("generator"), held_photos))
+            photos = fold["sharp_photos"]
+            results[name].append(fold)
+            print(f"fold {k} of {args.folds}, {name}: gain {fold['gain']:+.2f} dB; sharp crops worst "
+                  f"{fold['sharp_psnr_min']:.2f} dB; whole photos " +
+                  ", ".join(f"{n} {v:.2f}" for n, v in photos.items()), flush=True)
+    return print_folds(results, args.folds, args.steps, args.tag, args.out / f"folds{args.tag}.json")
+
+
+def print_folds(results: dict, folds: int, steps: int, tag: str, path: Path | None) -> int:
+    """The fold table of ``results`` ({run name: [fold_record, ...]}) and the folds
+    together; writes them to ``path`` (folds.json) unless None."""
+    print(f"\nheld-out gain by fold ({folds} folds over {len(FOLD_PHOTOS)} scikit-image photos, each held out "
+          f"once; {steps} steps; last generator): PSNR on RGB uint8, whole 128x128 crop, range 255, in dB. "
+          "Bands: gain (pairs) by the blurred input's PSNR. sharp: the held-out sharp crops put through the "
+          "model, PSNR vs themselves, mean and worst; photo: the worst whole held-out photo, same")
+    head = "  ".join(f"{b:>11s}" for b in BAND_LABELS)
+    summary = {}
+    for name, records in results.items():
+        print(f"{name + tag:10s} {'input':>6s} {'output':>6s} {'gain':>6s}  {head}  "
+              f"{'sharp':>6s} {'worst':>6s} {'photo':>6s}  {'time':>6s}  held out")
+        for fold in records:
+            print(fold_line(f"fold {fold['fold']}", fold))
+        summary[name] = summarize_folds(records)
+        t = summary[name]
+        print(f"{'':10s} gain over folds: mean {t['mean_gain']:+.2f}, spread (std) {t['spread']:.2f}, "
+              f"lowest {t['min_gain']:+.2f}, highest {t['max_gain']:+.2f} dB; lowest band gain: "
+              + ", ".join(f"{b} {v:+.2f}" for b, v in t["worst_band"].items())
+              + f"; worst sharp crop {t['sharp_psnr_min']:.2f} dB, worst sharp photo {t['sharp_photo_min']:.2f} dB")
+    if path is not None:
+        with open(path, "w") as f:
+            json.dump({"folds": results, "summary": summary, "argv": sys.argv[1:]}, f, indent=1)
+        print(f"per-fold runs and per-pair scores: {path}")
+    return 0
+
+
+def table_from(paths, tag: str) -> int:
+    """--table-from: the fold table of folds.json files written by earlier --folds runs
+    (e.g. one fold each), each fold scored again from its stored per-pair rows."""
+    results, folds, steps = {}, set(), set()
+    for path in paths:
+        saved = json.loads(Path(path).read_text())
+        for name, records in saved["folds"].items():
+            for old in records:
+                run = old["run"]
+                folds.add(fold_count(saved))
+                steps.add(run["steps"])
+                results.setdefault(name, []).append(fold_record(old["fold"], old["held_out"], run, old["sharp_photos"]))
+    if len(folds) != 1 or len(steps) != 1:
+        raise SystemExit(f"--table-from: runs of different --folds ({sorted(folds)}) or --steps ({sorted(steps)})")
+    for records in results.values():
+        records.sort(key=lambda f: f["fold"])
+    return print_folds(results, folds.pop(), steps.pop(), tag, None)
+
+
+def fold_count(saved: dict) -> int:
+    """K of the --folds K run that wrote ``record`` (from its argv)."""
+    argv = saved.get("argv", [])
+    return int(argv[argv.index("--folds") + 1]) if "--folds" in argv else len(FOLD_PHOTOS)
 
 
 def main(argv=None) -> int:
@@ -178,6 +369,13 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out-camera", default=None, metavar="NAME",
                         help="held-out pairs made with synthesize --camera NAME")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--folds", type=int, default=0, metavar="K",
+                        help="rotate the held-out photos: K folds over all 17 photos, each held out once "
+                             "(0: the fixed split above)")
+    parser.add_argument("--table-from", nargs="+", default=None, metavar="JSON",
+                        help="print the fold table of folds.json files of earlier --folds runs, and stop")
+    parser.add_argument("--only-folds", default="", metavar="LIST",
+                        help="with --folds: run these folds only, e.g. 0,2 (default: all)")
     argv = list(sys.argv[1:] if argv is None else argv)
     # "--tag -online" reads as intended: argparse would take "-online" for an option.
     for k in range(len(argv) - 1):
@@ -191,7 +389,19 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown run {unknown[0]!r} (choose from {', '.join(RUNS)})")
 
+    if args.table_from:
+        return table_from(args.table_from, args.tag)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.folds:
+        if args.online or args.train_camera or args.held_out_camera:
+            parser.error("--folds runs plain shard pairs: no --online or --*-camera")
+        only = [int(k) for k in args.only_folds.split(",") if k] or list(range(args.folds))
+        try:
+            for k in only:
+                fold_split(FOLD_PHOTOS, args.folds, k)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return run_folds(args, names, only)
     train_shards, held_out = build_data(args.out / "data", args.kernel_size, args.seed,
                                         args.train_crops, args.held_out_crops, args.train_camera,
                                         args.held_out_camera)
@@ -221,6 +431,8 @@ def main(argv=None) -> int:
         print(f"  {r['name'] + args.tag:12s} " + "  ".join(f"{b['band']}: {b['gain']:+.2f} ({b['count']})"
                                                          for b in r["bands"]))
     draw_validation(results, args.out / f"validation{args.tag}.png")
+    for r in results:
+        del r["generator"]
     with open(args.out / f"results{args.tag}.json", "w") as f:
         json.dump({"runs": results, "argv": sys.argv[1:]}, f, indent=1)
     print(f"curves: {args.out / f'validation{args.tag}.png'}; per-pair scores: {args.out / f'results{args.tag}.json'}")

@@ -62,7 +62,7 @@ def test_curves_draw_a_rising_psnr_rising():
     rows += [(s, "val/input_psnr", 25.0) for s in range(0, 101, 10)]
     rows += [(s, "train/content_loss", 1.0 / (1 + s)) for s in range(1, 101)]
     image = plot_curves(series_from_rows(rows), panel_size=(400, 220))
-    assert image.shape == (660, 800, 3) and image.dtype == np.uint8   # 5 panels, 2 a row
+    assert image.shape == (660, 800, 3) and image.dtype == np.uint8   # 6 panels, 2 a row
     panel = image[28:196, 58:388].astype(int)  # inside the first chart's box
     blue = (np.abs(panel - [31, 119, 180]).sum(axis=2) < 60)
     cols = np.flatnonzero(blue.any(axis=0))

@@ -314,3 +314,31 @@ def test_damaged_shard_stops_at_start(tmp_path, gopro):
     with pytest.raises(DataError, match=r"shard-00001.h5: not a readable shard") as info:
         train_batches(_cfg((folder,), gopro, mix=(1, 1)))
     assert "\n" not in str(info.value)
+
+
+def test_sharp_fraction_makes_identity_pairs_per_draw(shards):
+    """--sharp-fraction: a share of the draws comes as (sharp, sharp), chosen from (seed, j)
+    alone; the other draws and every crop box stay what they were without it."""
+    plain = build_dataset(_cfg(shards, None, mix=(1, 0)))
+    mixed = build_dataset(_cfg(shards, None, mix=(1, 0), sharp_fraction=0.3))
+    chosen = [mixed.is_sharp(j) for j in range(400)]
+    assert 80 < sum(chosen) < 160                                  # ~0.3 of 400
+    assert chosen == [build_dataset(_cfg(shards, None, mix=(1, 0), sharp_fraction=0.3)).is_sharp(j)
+                      for j in range(400)]
+    assert not any(plain.is_sharp(j) for j in range(400))
+    for j in range(12):
+        (b0, s0, _), (b1, s1, _) = plain[j], mixed[j]
+        assert np.array_equal(s0, s1) and mixed.draw(j) == plain.draw(j)
+        assert np.array_equal(b1, s1 if chosen[j] else b0)
+    assert not np.array_equal(plain[0][0], plain[0][1])           # the shards' blurred differ from sharp
+    for bad in (-0.1, 1.0):
+        with pytest.raises(DataError, match="sharp fraction"):
+            _cfg(shards, None, mix=(1, 0), sharp_fraction=bad)
+
+
+def test_only_the_tiny_preset_trains_on_identity_pairs():
+    from trainer.config import make_configs
+
+    assert make_configs("paper")[1].sharp_fraction == 0.0      # the paper's data, unchanged
+    assert make_configs("tiny")[1].sharp_fraction == 0.2
+    assert make_configs("tiny", data={"sharp_fraction": 0.0})[1].sharp_fraction == 0.0

@@ -119,8 +119,9 @@ def test_eval_json(gopro, generator_file, tmp_path):
     assert scores.pop("device") == "cpu" and scores.pop("seconds_per_image") > 0
     # No run settings in this checkpoint: eval's defaults, and it says so.
     assert scores.pop("settings")["gopro_scale"] == {"value": 1.0, "from": "default"}
-    assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count",
+    assert set(scores) == {"psnr", "ssim", "input_psnr", "input_ssim", "count", "sharp_psnr", "sharp_psnr_min",
                            *(m for m in METRICS), *("input_" + m for m in METRICS)}
+    assert scores["sharp_psnr_min"] <= scores["sharp_psnr"]   # the untrained generator changes sharp input
     assert scores["count"] == 3 and all(np.isfinite(v) for v in scores.values())
     assert scores["ssim"] == scores["ssim_skimage"]
     assert sum(b["count"] for b in bands) == 3
@@ -148,6 +149,10 @@ def test_eval_json(gopro, generator_file, tmp_path):
     lines = text.stdout.splitlines()
     assert [line.split()[0] for line in lines[1:4]] == ["psnr", "psnr_y", "ssim_skimage"]
     assert "2 pairs" in text.stdout and "cw_ssim" not in text.stdout
+    sharp_line = next(line for line in lines if line.startswith("sharp inputs"))
+    mean, worst = (float(w.split()[0]) for w in sharp_line.split("mean ")[1].split(", worst "))
+    each = [METRICS["psnr"](restore(generator, read(s)), read(s)) for s in sharp]   # an untrained model: ~16 dB
+    assert worst <= mean and min(each) - 0.01 <= worst <= max(each) + 0.01 and mean < 30
     bad = CliRunner().invoke(cli.trainer, ["eval", "--checkpoint", str(generator_file), "--gopro", str(gopro),
                                            "--metrics", "ssim3d"])
     assert bad.exit_code != 0 and "unknown metric 'ssim3d'" in bad.output
@@ -256,3 +261,33 @@ def test_eval_json_to_a_full_disk_is_one_line(gopro, generator_file):
     last = done.stderr.strip().splitlines()[-1]
     assert last == "error: standard output: No space left on device"
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+class _Offset(nn.Module):
+    """Adds ``grey`` grey levels (of 255) to every pixel: a model that changes sharp input."""
+
+    def __init__(self, grey: float):
+        super().__init__()
+        self.grey = grey
+
+    def forward(self, x):
+        return torch.clamp(x + self.grey / 127.5, -1, 1)
+
+
+def test_sharp_input_score_is_the_generator_on_the_sharp_image():
+    """Do no harm: the sharp image itself through the generator, PSNR vs itself."""
+    from trainer.evaluate import mean_scores, score_pairs, sharp_input_psnr
+
+    sharp = np.full((16, 20, 3), 100, np.uint8)
+    assert sharp_input_psnr(identity_generator(), sharp) == float("inf")     # returned unchanged
+    assert sharp_input_psnr(_Offset(2.0), sharp) == pytest.approx(20 * np.log10(255 / 2.0))   # 42.11 dB
+    pairs = [(f"p{i}", image(16, 20, seed=i), np.full((16, 20, 3), 60 + 50 * i, np.uint8)) for i in range(3)]
+    pairs[2] = ("p2", pairs[2][1], np.full((16, 20, 3), 254, np.uint8))  # clipping: 1 grey level off
+    rows, _ = score_pairs(_Offset(2.0), pairs, sharp_input=True)
+    assert [r["sharp_psnr"] for r in rows] == pytest.approx([42.11, 42.11, 48.13], abs=0.01)
+    scores = mean_scores(rows)
+    assert scores["sharp_psnr"] == pytest.approx((2 * 42.1102 + 48.1308) / 3, abs=1e-3)
+    assert scores["sharp_psnr_min"] == pytest.approx(42.11, abs=0.01)
+    assert "sharp_psnr" not in score_pairs(_Offset(2.0), pairs)[0][0]      # off unless asked
+    scores, _ = evaluate(_Offset(2.0), pairs)                              # validation's scores have it
+    assert scores["sharp_psnr_min"] == pytest.approx(42.11, abs=0.01)

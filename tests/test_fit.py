@@ -174,7 +174,7 @@ def test_fit_then_resume_after_a_crash_gives_identical_weights(tmp_path, gopro, 
     assert keys == [(r["step"], r["name"]) for r in _read_scalars(tmp_path / "a" / "scalars.csv")]
     names = {r["name"] for r in rows}
     assert {"train/critic_loss", "train/wasserstein", "train/gradient_penalty", "train/content_loss",
-            "train/lr", "val/psnr", "val/ssim"} <= names
+            "train/lr", "val/psnr", "val/ssim", "val/sharp_psnr", "val/sharp_psnr_min"} <= names
     for run in ("a", "b"):
         assert (tmp_path / run / "preview.png").stat().st_size > 0
         assert (tmp_path / run / "curves.png").stat().st_size > 0

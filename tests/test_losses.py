@@ -250,3 +250,21 @@ def test_psnr_loss_is_minus_the_mean_psnr_of_the_images_below_its_ceiling():
     assert float(PSNRLoss()(to_tensor(sharp), to_tensor(sharp))) == pytest.approx(-40.0)
     capped = PSNRLoss()(to_tensor(noisy[:1]), to_tensor(sharp[:1]))
     assert -psnr(noisy[0], sharp[0]) < float(capped) < -psnr(noisy[0], sharp[0]) + 2
+
+
+def test_psnr_ceiling_is_a_setting():
+    """--psnr-ceiling: an exact match scores -ceiling; the paper's losses ignore it; 0 or > 100 dB refused."""
+    from trainer.config import ConfigError, make_configs
+    from trainer.losses import make_content_loss
+
+    x = torch.zeros(2, 3, 8, 8)
+    assert float(make_content_loss("psnr")(x, x)) == pytest.approx(-40.0)
+    assert float(make_content_loss("psnr", psnr_ceiling=55.0)(x, x)) == pytest.approx(-55.0)
+    # 1 grey level of error (48.13 dB) is ~8 dB short of the ceiling at 40 dB, 1.3 dB at 55.
+    y = x + 2 / 255
+    assert float(make_content_loss("psnr", psnr_ceiling=55.0)(y, x)) == pytest.approx(-47.3, abs=0.1)
+    assert float(make_content_loss("psnr")(y, x)) == pytest.approx(-39.38, abs=0.01)
+    assert isinstance(make_content_loss("l1", psnr_ceiling=55.0), torch.nn.L1Loss)
+    for bad in (0.0, 101.0):
+        with pytest.raises(ConfigError, match="psnr_ceiling"):
+            make_configs("tiny", {"psnr_ceiling": bad})

@@ -75,6 +75,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--online-saturate", is_flag=True, default=None, help="Online: boost clipped highlights, blur, clip.")
 @click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
 @click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
+@click.option("--sharp-fraction", type=float, default=None,
+              help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0; tiny 0.2]")
 @click.option("--online-camera", default=None, metavar="NAME",
               help="Online: RSBlur's camera pipeline with this camera (as synthesize --camera; docs/camera.md).")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
@@ -85,6 +87,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
 @click.option("--gradient-penalty", type=click.Choice(["per-pixel", "per-image"]), default=None,
               help="per-pixel: DeblurGAN's code; per-image: Gulrajani et al. (docs/training.md).  [default: per-pixel]")
+@click.option("--psnr-ceiling", type=float, default=None,
+              help="dB: --content-loss psnr counts no image as closer than this (docs/training.md).  [default: 40]")
 @click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
               help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
 @click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5; tiny 1]")
@@ -270,7 +274,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
         if len(eval_set.pairs) == 0:
             raise UserError("no pairs to evaluate")
         rows, _ = score_pairs(generator, eval_set.pairs, device=dev, tile=tile, overlap=overlap, progress=True,
-                              metrics=metrics, extra=eval_set.extra)
+                              metrics=metrics, extra=eval_set.extra, sharp_input=True)
         if csv_path:
             write_scores_csv(csv_path, rows)
         if png_path:
@@ -310,6 +314,8 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                    f"  {described[metric]}")
     click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
                "gain is restored minus blurred")
+    click.echo(f"sharp inputs (each pair's sharp image put through the generator, PSNR vs itself): "
+               f"mean {scores['sharp_psnr']:.2f} dB, worst {scores['sharp_psnr_min']:.2f} dB")
     click.echo(settings_line)
     if held_out:
         click.echo(held_out[1])

@@ -28,6 +28,8 @@ PANELS = (
     ("train/wasserstein", None, "Wasserstein estimate D(real) - D(fake)"),
     ("train/gradient_penalty", None, "gradient penalty"),
     ("train/grad_ratio", None, "GAN balance |dL_GAN/dG| / |d(lambda L_X)/dG| at the output"),
+    # Do no harm: a model that sharpens already sharp images shows here (inf: returned unchanged).
+    ("val/sharp_psnr_min", "val/sharp_psnr", "sharp inputs: worst PSNR of G(sharp) vs sharp, dB (dashed: mean)"),
 )
 
 _INK = (40, 40, 40)

@@ -62,6 +62,7 @@ SOURCE_NAMES = ("synthetic", "GoPro")
 PERMUTATION_TAG = 0x7065726D
 DRAW_TAG = 0x64726177
 REDRAW_TAG = 0x72647277
+SHARP_TAG = 0x73687270
 #: Replacement draws tried for one draw whose samples are damaged, before giving up.
 MAX_REDRAWS = 8
 #: Damaged samples a training stream skips before it stops (see train_batches).
@@ -150,6 +151,10 @@ class DataConfig:
         sensor effects of ``blurgen synthesize``, drawn per draw.
     online_camera: blur through RSBlur's camera pipeline with this camera's
         calibration (``synthesize --camera``), or None.
+    sharp_fraction: share of the draws, in [0, 1), whose blurred image is
+        replaced by its sharp one (an identity pair: teaches the model to
+        leave sharp input alone); drawn per draw from (seed, j), the
+        validation pairs never.
     """
 
     shards: tuple[Path, ...] = ()
@@ -171,6 +176,7 @@ class DataConfig:
     online_noise: bool = False
     online_jpeg_quality: tuple[int, int] | None = None
     online_camera: str | None = None
+    sharp_fraction: float = 0.0
 
     def __post_init__(self):
         # Accept what a CLI or a JSON checkpoint hands over (str paths, lists, "2:1").
@@ -199,6 +205,9 @@ class DataConfig:
         self.crop, self.batch_size = int(self.crop), int(self.batch_size)
         self.workers, self.seed = int(self.workers), int(self.seed)
         self.gopro_scale, self.flip = float(self.gopro_scale), bool(self.flip)
+        if not 0 <= self.sharp_fraction < 1:
+            raise DataError(f"bad sharp fraction {self.sharp_fraction}: must be in [0, 1)")
+        self.sharp_fraction = float(self.sharp_fraction)
         self._check_online()
 
     def _check_online(self) -> None:
@@ -414,10 +423,17 @@ class DrawDataset(Dataset):
     (``__getitems__``), so that its kernels are made in one vectorised call.
     """
 
-    def __init__(self, plan: DrawPlan, sources: tuple, crop: int, flip: bool, seed: int, online=None):
+    def __init__(self, plan: DrawPlan, sources: tuple, crop: int, flip: bool, seed: int, online=None,
+                 sharp_fraction: float = 0.0):
         self.plan, self.sources = plan, sources
         self.crop, self.flip, self.seed = crop, flip, seed
         self.online = online
+        self.sharp_fraction = sharp_fraction
+
+    def is_sharp(self, j: int) -> bool:
+        """Whether draw j is an identity pair (blurred := sharp), from (seed, j) alone."""
+        return self.sharp_fraction > 0 and \
+            bool(np.random.default_rng([self.seed, SHARP_TAG, int(j)]).random() < self.sharp_fraction)
 
     def window(self, source: int) -> int:
         """Side of what a draw of ``source`` reads: the crop, plus k - 1 for online blur."""
@@ -485,6 +501,8 @@ class DrawDataset(Dataset):
                 items.append(f"draw {d.index}: {self.sources[d.source].name(d.sample)} gave crops of shape "
                              f"{blurred.shape} and {sharp.shape}, expected {(self.crop, self.crop, 3)}")
                 continue
+            if self.is_sharp(d.index):
+                blurred = sharp
             if d.flip:
                 blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
             items.append((blurred, sharp, damaged))
@@ -649,7 +667,8 @@ def build_dataset(cfg: DataConfig, sources: tuple | None = None) -> DrawDataset:
     synthetic, gopro = training_sources(cfg) if sources is None else sources
     sizes = (len(synthetic) if synthetic else 0, len(gopro) if gopro else 0)
     plan = DrawPlan(cfg.mix, sizes, cfg.seed)
-    return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed, cfg.online_blur())
+    return DrawDataset(plan, (synthetic, gopro), cfg.crop, cfg.flip, cfg.seed, cfg.online_blur(),
+                       sharp_fraction=cfg.sharp_fraction)
 
 
 def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size: int = 1,

@@ -106,7 +106,7 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
 
 def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.device = "cpu",
                 tile: int = 2048, overlap: int = 128, progress: bool = False,
-                metrics: Sequence[str] = ("psnr", "ssim_skimage"), extra=None):
+                metrics: Sequence[str] = ("psnr", "ssim_skimage"), extra=None, sharp_input: bool = False):
     """Metrics of restored vs sharp and of blurred vs sharp, pair by pair.
 
     pairs: sequence of (name, blurred uint8 (H, W, 3), sharp uint8 (H, W, 3)),
@@ -118,7 +118,9 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     the device synchronised) and whatever ``extra(restored, blurred, sharp)``
     returns (a dict; e.g. ``trainer.benchmarks.realblur_row``); example the
     (blurred, restored, sharp) uint8 triplet of the first pair (None if
-    there are none).
+    there are none).  ``sharp_input``: also "sharp_psnr", the do-no-harm
+    score ``sharp_input_psnr`` (the sharp image itself put through the
+    generator, dB; not in "seconds").
     """
 
     from blurgen.progress import progress_bar
@@ -141,6 +143,8 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
             row["ssim"], row["input_ssim"] = row["ssim_skimage"], row["input_ssim_skimage"]
             if "ssim_skimage" not in metrics:
                 del row["ssim_skimage"], row["input_ssim_skimage"]
+            if sharp_input:
+                row["sharp_psnr"] = sharp_input_psnr(generator, sharp, device=device, tile=tile, overlap=overlap)
             if extra is not None:
                 row.update(extra(restored, blurred, sharp))
             rows.append(row)
@@ -151,16 +155,31 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     return rows, example
 
 
+def sharp_input_psnr(generator: nn.Module, sharp: np.ndarray, *, device: str | torch.device = "cpu",
+                     tile: int = 2048, overlap: int = 128) -> float:
+    """Do no harm: PSNR in dB of G(sharp) against sharp itself, a uint8 (H, W, 3)
+    RGB image that needs no deblurring (RGB, whole image, range 255, as
+    ``trainer.metrics.psnr``).  inf when the generator returns it unchanged;
+    a model that sharpens what is already sharp scores low.  ``generator`` on
+    ``device``, in eval mode."""
+    return METRICS["psnr"](restore(generator, sharp, device=device, tile=tile, overlap=overlap), sharp)
+
+
 def mean_scores(rows: Sequence[dict]) -> dict:
     """Means of the scores in ``score_pairs`` rows, plus "count" (nan if no rows).
 
-    Always has "psnr", "ssim", "input_psnr", "input_ssim" and "count".
-    Restoration time is not a score: see ``seconds_per_image``.
+    Always has "psnr", "ssim", "input_psnr", "input_ssim" and "count"; with
+    "sharp_psnr" in the rows also "sharp_psnr_min", the worst sharp image
+    (dB; a mean is inf as soon as one image comes back unchanged, the worst
+    one only when all do).  Restoration time is not a score: see
+    ``seconds_per_image``.
     """
     keys = ["psnr", "ssim", "input_psnr", "input_ssim"]
     for row in rows:
         keys += [k for k in row if k not in ("name", "seconds") and k not in keys]
     scores = {k: (sum(r[k] for r in rows) / len(rows) if rows else math.nan) for k in keys}
+    if "sharp_psnr" in keys:
+        scores["sharp_psnr_min"] = min(r["sharp_psnr"] for r in rows)
     scores["count"] = len(rows)
     return scores
 
@@ -219,14 +238,16 @@ def scores_by_band(rows: Sequence[dict], edges: Sequence[float] = PSNR_BANDS) ->
 
 def evaluate(generator: nn.Module, pairs: Sequence, *, device: str | torch.device = "cpu",
              tile: int = 2048, overlap: int = 128, progress: bool = False):
-    """Mean PSNR/SSIM of restored vs sharp and of blurred vs sharp over ``pairs``.
+    """Mean PSNR/SSIM of restored vs sharp and of blurred vs sharp over ``pairs``,
+    and the do-no-harm score of their sharp images.
 
     Returns (scores, example) with scores {"psnr", "ssim", "input_psnr",
-    "input_ssim", "count"} (dB, [-1, 1], int; see ``mean_scores``) and
-    example as in ``score_pairs``.
+    "input_ssim", "sharp_psnr", "sharp_psnr_min", "count"} (dB, [-1, 1], dB,
+    dB, int; see ``mean_scores``; the sharp scores are G(sharp) vs sharp,
+    ``sharp_input_psnr``) and example as in ``score_pairs``.
     """
     rows, example = score_pairs(generator, pairs, device=device, tile=tile, overlap=overlap,
-                                progress=progress)
+                                progress=progress, sharp_input=True)
     return mean_scores(rows), example
 
 

@@ -428,6 +428,7 @@ def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out,
     best = progress.best
     message = (f"step {done}: PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.4f} "
                f"(blurred input {scores['input_psnr']:.2f} dB, {scores['input_ssim']:.4f}); "
+               f"sharp inputs back at {scores['sharp_psnr']:.2f} dB, worst {scores['sharp_psnr_min']:.2f}; "
                f"best {best['psnr']:.2f} dB at step {best['step']}")
     series = run.log.series()
     psnr_so_far = series["val/psnr"][1]
@@ -517,7 +518,7 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
     # The held-out set too (its shards opened and checked): found broken only at the
     # first validation, it would end every retry an epoch later, before its checkpoint.
     held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if main else None
-    content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights)
+    content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights, cfg.psnr_ceiling)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
     schedule = {"lr": cfg.lr, "total_steps": total_steps, "decay_start": total_steps // 2}
     state = run.read_last(device) if resume else None

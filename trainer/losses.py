@@ -261,10 +261,12 @@ class PSNRLoss(nn.Module):
         return (10.0 / math.log(10.0) * torch.log(mse + floor)).mean()
 
 
-def make_content_loss(kind: str, vgg_weights: str | os.PathLike | None = None) -> nn.Module:
+def make_content_loss(kind: str, vgg_weights: str | os.PathLike | None = None,
+                      psnr_ceiling: float = 40.0) -> nn.Module:
     """The content loss L_X(restored, sharp) -> scalar: 'perceptual' (VGG19 conv3_3
     MSE, the paper's), 'l1' or 'l2' (pixel-wise mean absolute / squared error),
-    'psnr' (minus the per-image PSNR in dB, capped at 40 dB, see ``PSNRLoss``)."""
+    'psnr' (minus the per-image PSNR in dB, capped at ``psnr_ceiling`` dB, see
+    ``PSNRLoss``; the others ignore it)."""
     if kind == "perceptual":
         return PerceptualLoss(load_vgg19_conv3_3(vgg_weights))
     if kind == "l1":
@@ -272,5 +274,5 @@ def make_content_loss(kind: str, vgg_weights: str | os.PathLike | None = None) -
     if kind == "l2":
         return nn.MSELoss()
     if kind == "psnr":
-        return PSNRLoss()
+        return PSNRLoss(psnr_ceiling)
     raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, not {kind!r}")
