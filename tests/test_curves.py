@@ -121,14 +121,15 @@ def test_validation_logs_each_ssim_once(tmp_path):
         "val/psnr": (np.array([1]), np.array([20.0]))})
     run = SimpleNamespace(log=log, save_best=lambda *a: None, draw=lambda *a: None)
     scores = {"psnr": 20.0, "ssim": 0.5, "ssim_skimage": 0.5, "input_psnr": 19.0, "input_ssim": 0.4,
-              "input_ssim_skimage": 0.4, "count": 1}
+              "input_ssim_skimage": 0.4, "sharp_psnr": 45.0, "sharp_psnr_min": 41.0, "count": 1}
     original = loop.evaluate
     loop.evaluate = lambda *a, **k: (scores, None)
     try:
         loop.validate(run, Progress(step=1), None, [], "cpu", preview=False)
     finally:
         loop.evaluate = original
-    assert set(logged) == {"val/psnr", "val/ssim", "val/input_psnr", "val/input_ssim"}
+    assert set(logged) == {"val/psnr", "val/ssim", "val/input_psnr", "val/input_ssim", "val/sharp_psnr",
+                           "val/sharp_psnr_min"}
 
 
 
