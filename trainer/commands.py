@@ -453,11 +453,17 @@ def curves_cmd(run, png):
         raise UserError(_trainer_message(exc)) from None
     if not series:
         raise UserError(f"{run}: nothing logged yet")
+    import shutil
+
+    from blurgen.command_line import say
+
     width = max(len(name) for name in series)
+    # The sparkline gives way on a narrow terminal, so that name, curve and "first -> last" share a line.
+    spark = max(10, min(40, shutil.get_terminal_size().columns - width - 30))
     for name, (steps, values) in sorted(series.items()):
-        click.echo(f"{name:<{width}}  {sparkline(values)}  "
-                   f"{values[0]:.4g} -> {values[-1]:.4g} (min {values.min():.4g}, max {values.max():.4g}; "
-                   f"{len(values)} points, steps {steps[0]}-{steps[-1]})")
+        say(f"{name:<{width}}  {sparkline(values, width=spark)}  "
+            f"{values[0]:.4g} -> {values[-1]:.4g} (min {values.min():.4g}, max {values.max():.4g}; "
+            f"{len(values)} points, steps {steps[0]}-{steps[-1]})")
     if png:
         try:
             with naming(png):
