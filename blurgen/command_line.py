@@ -118,12 +118,13 @@ def save_png(path, image) -> None:
 
 
 def interrupted(exc, what: str):
-    """End a run stopped by Ctrl-C or SIGTERM: one line, exit 130 (as the shell does for Ctrl-C)."""
+    """End a run stopped by a stop signal (``blurgen.stopping.SIGNALS``): one line, exit 130
+    (as the shell does for Ctrl-C)."""
     import signal
     import sys
 
     signum = getattr(exc, "signum", signal.SIGINT)
-    name = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(signum, f"signal {signum}")
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     click.echo(f"interrupted ({name}): {what}", err=True)
     sys.exit(130)
 

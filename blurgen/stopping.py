@@ -1,4 +1,13 @@
-"""Stopping long runs cleanly on Ctrl-C (SIGINT) and a scheduler's SIGTERM.
+"""Stopping long runs cleanly: the one stop mechanism of both command lines.
+
+Stop signals: Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM; Slurm and
+Kubernetes send it, often to every process of the job) and Slurm's
+``--signal`` warning (SIGUSR1 unless told otherwise).  The first asks the run
+to stop at its next unit of work; a second Ctrl-C stops at once
+(KeyboardInterrupt wherever the run is); a repeated SIGTERM or SIGUSR1
+changes nothing, since a scheduler may send both, or send them again, while
+the run is already on its way out.  Worker processes ignore them
+(:func:`ignore_in_worker`): the run's main process alone decides.
 
 Python's default SIGINT handler raises KeyboardInterrupt wherever the main
 thread happens to be, and that may be inside a callback that cannot raise
@@ -20,11 +29,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-#: What the commands stop on: Ctrl-C, and a batch scheduler's time limit.
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: What the commands stop on: Ctrl-C, a batch scheduler's time limit, and its warning before it.
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -38,7 +48,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 class StopFlag:
-    """Set (by a signal handler, or by hand) when the run should stop; read between units of work."""
+    """Set (by a signal handler, or by hand) when the run should stop; read between units of work.
+    ``signum`` is the first stop signal received."""
 
     def __init__(self):
         self.signum: int | None = None
@@ -46,6 +57,18 @@ class StopFlag:
     def set(self, signum: int = signal.SIGINT) -> None:
         if self.signum is None:
             self.signum = signum
+
+    def handle(self, signum: int, frame=None) -> None:
+        """The signal handler: the first signal sets the flag; a second Ctrl-C raises
+        KeyboardInterrupt (the user does not want to wait); any other repeat is absorbed."""
+        if self.signum is None:
+            self.signum = signum
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -63,23 +86,36 @@ def check(stop: StopFlag | None) -> None:
 
 
 @contextmanager
-def stop_on_signals(signums=SIGNALS) -> Iterator[StopFlag]:
-    """For the block, make ``signums`` set the yielded flag instead of raising;
-    the previous handlers are restored after it.  Main thread only (a rule of
-    Python's ``signal`` module).  Later signals of a run that is already
-    stopping are absorbed: the run is on its way out through its cleanup.
-    """
-    flag = StopFlag()
-
-    def handler(signum, frame):
-        flag.set(signum)
-
-    previous = {s: signal.signal(s, handler) for s in signums}
+def stop_on_signals(flag: StopFlag | None = None, signums=SIGNALS) -> Iterator[StopFlag]:
+    """For the block, make ``signums`` set ``flag`` (a new :class:`StopFlag` if None, and
+    yielded) instead of raising (:meth:`StopFlag.handle`); the previous handlers are
+    restored after it.  Off the main thread (where Python cannot install handlers) the
+    flag is yielded untouched by signals."""
+    flag = StopFlag() if flag is None else flag
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    previous = {s: signal.signal(s, flag.handle) for s in signums}
     try:
         yield flag
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def ignore_in_worker(keep: tuple = ()) -> None:
+    """A worker process's start-up: ignore the stop signals (but ``keep``).
+
+    Ctrl-C reaches the whole foreground process group and schedulers preempt
+    a job by signalling every process of it.  A worker killed that way breaks
+    the run mid-unit (a DataLoader raises "worker killed" before the step can
+    be saved; a pool loses its shard); ignoring them leaves the decision to
+    the main process, which finishes its unit, saves and ends its workers.
+    ``keep``: signals the main process itself uses to end a worker (a shard
+    pool's SIGTERM)."""
+    for signum in SIGNALS:
+        if signum not in keep:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 @contextmanager

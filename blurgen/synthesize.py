@@ -607,10 +607,10 @@ def _worker_init(progress_queue, parent: int):
     # removes its temporary file).  The parent started us with SIGINT and
     # SIGTERM blocked (``signals_blocked``), so none could land before this
     # point; one that arrived meanwhile is delivered at the unblock, here,
-    # where no lock is held.  SIGINT is ignored, should one be sent to a
-    # worker alone.
+    # where no lock is held.  SIGINT and SIGUSR1 are ignored, should one be
+    # sent to a worker alone; SIGTERM is how the parent ends a worker.
     os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopping.ignore_in_worker(keep=(signal.SIGTERM,))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)
     _PROGRESS, _PARENT = progress_queue, parent
 
@@ -1036,7 +1036,11 @@ def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
-    queue = ctx.SimpleQueue()
+    with stopping.signals_blocked():
+        # The queue starts multiprocessing's resource tracker, a process of our group that ignores
+        # SIGINT and SIGTERM but died of SIGUSR1 (Slurm's --signal), relaunched with a traceback.
+        # Started with the stop signals blocked, it keeps them blocked (a mask survives exec).
+        queue = ctx.SimpleQueue()
     done = threading.Event()
     relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
     relay.start()

@@ -278,9 +278,9 @@ def test_the_sbatch_scripts_launch_line_is_valid_torchrun():
 def test_stop_request_agrees_across_ranks_without_a_group():
     stop = StopRequest(enabled=False)
     assert not stop.agreed()
-    stop._handle(signal.SIGUSR1, None)
+    stop.handle(signal.SIGUSR1, None)
     assert stop.agreed() and stop.signum == signal.SIGUSR1
-    stop._handle(signal.SIGTERM, None)   # a repeated signal changes nothing
+    stop.handle(signal.SIGTERM, None)   # a repeated signal changes nothing
     assert stop.signum == signal.SIGUSR1
     with pytest.raises(KeyboardInterrupt):
-        stop._handle(signal.SIGINT, None)   # a second Ctrl-C stops at once
+        stop.handle(signal.SIGINT, None)   # a second Ctrl-C stops at once

@@ -249,7 +249,7 @@ def test_ctrl_c_always_stops_synthesize_with_one_worker(tmp_path):
         assert len(listed) < 40 and all((out / name).is_file() for name in listed)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1])
 def test_signal_to_the_process_group_stops_synthesize_workers(tmp_path, signum):
     """Issue 11.6: Ctrl-C or SIGTERM sent to the whole process group of `synthesize --workers 2`
     (as a terminal or a batch scheduler does) stops parent and workers: one line, exit 130,
@@ -259,7 +259,8 @@ def test_signal_to_the_process_group_stops_synthesize_workers(tmp_path, signum):
     cmd = command("synthesize", "--src", src, "--out", out, "--workers", 2, *SLOW)
     rc, err, seconds = interrupt(cmd, out, signum, 0.1, group=True)
     assert rc == 130, err[-2000:]
-    assert one_line_error(err).startswith("interrupted (")
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    assert one_line_error(err).startswith(f"interrupted ({name}): ")  # issue 21.4: SIGUSR1 killed it
     assert seconds < 10
     assert not temporaries(out) and not files.lock_name(out / "manifest.json").exists()
     assert run("synthesize", "--src", src, "--out", out, "--workers", 1, *SLOW).exit_code == 0  # same output
@@ -462,10 +463,12 @@ def test_a_pool_worker_killed_by_kill_9_ends_the_run_in_one_line(tmp_path):
     assert shards.verify_folder(out)[1] == []
 
 
-def test_sigterm_stops_average_inside_a_long_window(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_sigterm_stops_average_inside_a_long_window(tmp_path, signum):
     """Issue 22.22: `average --interpolate 200000` checked for a stop only between windows, and a
     window took minutes: SIGTERM and Ctrl-C were ignored (only kill -9 stopped it).  Now the stop
-    is checked before each averaged frame: exit 130 at once, one line, no temporary."""
+    is checked before each averaged frame: exit 130 at once, one line, no temporary.  Issue 21.4:
+    Slurm's SIGUSR1 warning killed it; now it stops it the same way."""
     src = tmp_path / "src" / "clip"
     src.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -474,7 +477,33 @@ def test_sigterm_stops_average_inside_a_long_window(tmp_path):
     out = tmp_path / "out"
     cmd = command("average", "--src", src.parent, "--out", out, "--frames", "3-3", "--interpolate", 200000,
                   "--crop", 16, "--windows-per-clip", 1, "--workers", 1)
-    rc, err, seconds = interrupt(cmd, out, signal.SIGTERM, 0.5)
+    rc, err, seconds = interrupt(cmd, out, signum, 0.5)
     assert rc == 130, err[-2000:]
-    assert one_line_error(err).startswith("interrupted (SIGTERM): finished shards are kept")
+    assert one_line_error(err).startswith(f"interrupted ({signal.Signals(signum).name}): finished shards are kept")
     assert seconds < 5 and not temporaries(out)
+
+
+def test_one_stop_mechanism_for_both_command_lines():
+    """Issue 21.4: blurgen's StopFlag and the trainer's StopRequest were two mechanisms (only the
+    trainer's knew SIGUSR1 and the second Ctrl-C).  Now there is one: the first signal sets the
+    flag, a repeated SIGTERM/SIGUSR1 changes nothing, a second Ctrl-C stops at once."""
+    from blurgen.stopping import SIGNALS, StopFlag
+    from trainer.cluster import StopRequest
+
+    assert set(SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1}
+    for flag in (StopFlag(), StopRequest(enabled=False)):
+        assert isinstance(flag, StopFlag) and not flag
+        flag.handle(signal.SIGUSR1)
+        flag.handle(signal.SIGTERM)
+        assert flag.signum == signal.SIGUSR1
+        with pytest.raises(KeyboardInterrupt):
+            flag.handle(signal.SIGINT)
+
+
+def test_workers_ignore_the_stop_signals_but_those_kept():
+    code = ("import os, signal, time\nfrom blurgen.stopping import ignore_in_worker\n"
+            "ignore_in_worker(keep=(signal.SIGTERM,))\n"
+            "for s in (signal.SIGINT, signal.SIGUSR1):\n    os.kill(os.getpid(), s)\n"
+            "time.sleep(0.1)\nprint('alive')\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(5)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout == "alive\n" and done.returncode == -signal.SIGTERM, done.stderr

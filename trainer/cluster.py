@@ -9,22 +9,20 @@ same step.
 
 Stop signals: Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM; Slurm and
 Kubernetes send it, often to every process of the job) and Slurm's
-``--signal`` warning (SIGUSR1 unless told otherwise).  DataLoader workers
-ignore them (trainer.data), so only the rank decides.
+``--signal`` warning (SIGUSR1 unless told otherwise): ``blurgen.stopping.SIGNALS``.
+DataLoader workers ignore them (trainer.data), so only the rank decides.
 """
 from __future__ import annotations
 
 import os
 import signal
-import threading
 from dataclasses import dataclass
 
 import torch
 
-from blurgen.stopping import die_with_parent
+from blurgen.stopping import StopFlag, die_with_parent, stop_on_signals
 from trainer.errors import TrainerError
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 class ClusterError(TrainerError):
@@ -89,12 +87,10 @@ def die_with_launcher(signum: int = signal.SIGTERM) -> None:
         die_with_parent(os.getppid(), signum)
 
 
-class StopRequest:
-    """A signal of ``STOP_SIGNALS`` asks the run to finish its current step,
-    save a checkpoint and end; ``signum`` is the first one received here.  A
-    second Ctrl-C interrupts at once (KeyboardInterrupt); a repeated SIGTERM
-    or SIGUSR1 changes nothing, since a scheduler may send both, or send
-    them again, while the run is already saving.
+class StopRequest(StopFlag):
+    """The training run's stop flag (:class:`blurgen.stopping.StopFlag`: its signals, its
+    second-Ctrl-C rule), agreed between ranks: a stop asks the run to finish its current
+    step, save a checkpoint and end.
 
     With several ranks a signal may reach one rank only, or each at another
     step.  :meth:`agreed` is then a collective: every rank calls it once per
@@ -103,19 +99,15 @@ class StopRequest:
     and none waits for ever on a peer that has left.  The all-reduce runs on a
     CPU (gloo) group, started at one step and read at the next: no rank waits
     for it (0.4 ms a step measured here when waited for), and a stop lands one
-    step after the signal."""
+    step after the signal.  Used as a context manager, it handles the stop
+    signals for its block (``enabled``; main thread only)."""
 
     def __init__(self, enabled: bool = True, group=None):
-        self.signum: int | None = None
+        super().__init__()
         self.group = group       # a gloo process group (several ranks), or None (one process)
         self._pending = None     # (work, flag) of the all-reduce started at the previous step
-        # Signal handlers can only be installed from the main thread.
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self._previous = None
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
+        self.enabled = enabled
+        self._handling = None
 
     def agreed(self) -> bool:
         """Whether the run stops now: this process's request, or with a group, any rank's
@@ -138,19 +130,14 @@ class StopRequest:
 
     def __enter__(self):
         if self.enabled:
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+            self._handling = stop_on_signals(self)
+            self._handling.__enter__()
         return self
-
-    def _handle(self, signum, frame):
-        if self.signum is None:
-            self.signum = signum
-        elif signum == signal.SIGINT:
-            raise KeyboardInterrupt
 
     def __exit__(self, *exc):
         if self._pending is not None and exc[0] is None:   # every rank started it: it completes
             self._pending[0].wait()
             self._pending = None
-        if self.enabled:
-            for sig, handler in self._previous.items():
-                signal.signal(sig, handler)
+        if self._handling is not None:
+            self._handling.__exit__(*exc)
+            self._handling = None

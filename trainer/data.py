@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from blurgen.stopping import ignore_in_worker
 from trainer.errors import TrainerError
 from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
 from trainer.tensors import to_tensor
@@ -716,18 +716,10 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size:
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
-    """DataLoader worker start-up: ignore SIGINT, SIGTERM and SIGUSR1.
-
-    Schedulers preempt a job by signalling its whole process group, and
-    Ctrl-C reaches the whole foreground group.  A worker killed that way
-    makes the main process raise "DataLoader worker ... killed" in the middle
-    of a step, before it can save.  Ignoring them leaves the decision to the
-    main process (trainer.loop.StopRequest): it finishes its step, saves and
-    shuts the workers down.  Workers still exit when the main process dies
-    (torch's watchdog) and on SIGKILL.
-    """
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(signum, signal.SIG_IGN)
+    """DataLoader worker start-up: the stop signals are the main process's to act on
+    (``blurgen.stopping.ignore_in_worker``).  Workers still exit when the main process
+    dies (torch's watchdog) and on SIGKILL."""
+    ignore_in_worker()
 
 
 def _stream(loader: DataLoader, dataset: DrawDataset, max_damaged: int) -> Iterator[dict[str, torch.Tensor]]:

@@ -480,7 +480,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
         init_from: str | os.PathLike | None = None, notes: tuple[str, ...] = ()) -> dict:
     """Train DeblurGAN; everything goes to the run folder ``cfg.out``
     (trainer.run_folder).  Returns a summary dict (step, epoch, best scores,
-    paths; ``stopped``: None, or the name of the signal of ``STOP_SIGNALS``
+    paths; ``stopped``: None, or the name of the stop signal (``blurgen.stopping.SIGNALS``)
     that ended the run early, e.g. "SIGTERM", after the checkpoint of the last
     finished step was saved).  ``init_from``: a checkpoint whose generator (and
     critic) weights a new run starts from, with its own schedule and
