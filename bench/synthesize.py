@@ -43,8 +43,8 @@ from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.objects import ObjectSpec  # noqa: E402
 from blurgen.shake import ShakeSpec  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
-from blurgen.synthesize import SynthConfig, available_cores, blur_sample, synthesize  # noqa: E402
-from blurgen.synthesize import _single_threaded  # noqa: E402
+from blurgen.shard_run import _single_threaded, available_cores  # noqa: E402
+from blurgen.synthesize import SynthConfig, blur_sample, synthesize  # noqa: E402
 from blurgen.video import AverageConfig, average  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
 

@@ -321,7 +321,8 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
 
     from blurgen.progress import progress_bar
     from blurgen.stopping import stop_on_signals
-    from blurgen.synthesize import SOME_CROPS, SynthError, available_cores, output_names
+    from blurgen.shard_run import SynthError, available_cores, output_names
+    from blurgen.synthesize import SOME_CROPS
 
     workers = available_cores() if workers is None else workers
     if workers < 1:
@@ -524,21 +525,22 @@ def _maker(manifests: dict) -> str:
 
 
 def _with_pair_bar(run, resume_hint: str):
-    """``run(progress=, on_start=, stop=)`` with a progress bar of pairs, Ctrl-C and SIGTERM as
-    a stop flag, and its ShardError as one line; returns what ``run`` returns."""
+    """``run(progress=, on_start=, stop=)`` with a progress bar of pairs (``progress(made,
+    dropped=0)``), the stop signals as a stop flag, and its user errors as one line; returns
+    what ``run`` returns."""
     import sys
 
+    from blurgen.errors import BlurgenError
     from blurgen.progress import progress_bar
-    from blurgen.shards import ShardError
     from blurgen.stopping import stop_on_signals
 
     bars = []
     try:
         with stop_on_signals() as stop:
-            return run(progress=lambda n: bars[0].update(n), stop=stop,
+            return run(progress=lambda made, dropped=0: _advance(bars[0], made, dropped), stop=stop,
                        on_start=lambda n: bars.append(progress_bar(total=n, unit="pair", desc="pairs",
                                                                    file=sys.stderr)))
-    except ShardError as exc:
+    except BlurgenError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:
         for bar in bars:
@@ -586,7 +588,7 @@ def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite, repair):
     summary = _with_pair_bar(lambda **run: import_pairs(blur_dir, sharp_dir, out, shard_size, overwrite=overwrite,
                                                         repair=repair, **run),
                              "finished shards are kept; run the same command again to resume")
-    click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.pairs:,} matched; "
+    click.echo(f"{out}: {summary.samples:,} pairs in {summary.shards_total} shards from {summary.images:,} matched; "
                f"built {summary.shards_built} shards now"
                + (f", {summary.shards_done_before} were already done" if summary.shards_done_before else ""))
     if summary.shards_redone:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from blurgen import files, shards, stopping
+from blurgen import files, shard_run, shards, stopping
 from blurgen.shards import ShardError
 from blurgen.sources import (
     EXTENSIONS,
@@ -45,7 +44,7 @@ from blurgen.sources import (
     name_bytes,
 )
 from blurgen.stopping import StopFlag
-from blurgen.synthesize import SynthError, make_output_folder, write_skip_report
+from blurgen.shard_run import ShardJob, ShardTask, Summary, SynthError
 
 #: Beside the sequence folders of an export: which shards it came from (a resume
 #: into an export of other shards is refused).  A file, so the GoPro readers,
@@ -151,18 +150,6 @@ def _write_pair(targets: list[Path], images: tuple[np.ndarray, np.ndarray]) -> N
 # --- import ------------------------------------------------------------------------
 
 
-@dataclass
-class ImportSummary:
-    pairs: int = 0            # pairs matched by stem
-    samples: int = 0          # samples in the listed shards
-    shards_built: int = 0
-    shards_done_before: int = 0
-    shards_total: int = 0
-    shards_redone: list = field(default_factory=list)  # listed shards rebuilt: truncated, or bad (--repair)
-    skipped: dict = field(default_factory=dict)   # reason -> count, unpaired images included
-    seconds: float = 0.0
-
-
 def plan_import(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike) -> tuple[list, list]:
     """(pairs [(stem, blurred path, sharp path)] sorted by stem, skip rows
     [relative path, reason, detail] of the images without a partner).
@@ -210,28 +197,49 @@ def _digest(pairs: list) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max_pixels: int = MAX_PIXELS,
-                       progress: Callable[[int], None] | None = None, stop: StopFlag | None = None) -> tuple[dict, list]:
-    """Write the pairs of one shard atomically: (manifest entry, skip rows).
+@dataclass(frozen=True)
+class ImportConfig:
+    """What ``import-pairs`` makes: the pairs of ``blur_dir`` and ``sharp_dir`` in shards
+    of ``shard_size`` pairs; images over ``max_pixels`` are skipped."""
+
+    blur_dir: Path
+    sharp_dir: Path
+    shard_size: int = 1000
+    max_pixels: int = MAX_PIXELS
+
+    def __post_init__(self):
+        if int(self.shard_size) != self.shard_size or self.shard_size < 1:
+            raise ShardError(f"--shard-size must be >= 1, got {self.shard_size}")
+
+    def arguments(self) -> dict:
+        return {"command": "blurgen import-pairs", "blur_dir": str(Path(self.blur_dir).resolve()),
+                "sharp_dir": str(Path(self.sharp_dir).resolve()), "shard_size": int(self.shard_size),
+                "max_pixels": int(self.max_pixels)}
+
+
+def build_import_shard(task: ShardTask, pairs: list, cfg: ImportConfig, out: Path,
+                       progress: Callable[[int, int], None] | None = None, stop: StopFlag | None = None) -> dict:
+    """Write the pairs of shard ``task`` atomically: its manifest entry plus ``skipped`` rows.
 
     A pair is skipped (reported, not stored) when either image cannot be
     decoded (:func:`blurgen.sources.load_rgb`'s reasons) or the two differ in
-    size (``size-mismatch``).
+    size (``size-mismatch``).  ``progress(made, dropped)`` after each pair.
     """
     skipped = []
+    path = out / task.name
     empty = {"source": np.zeros(0, dtype=object), "sharp_source": np.zeros(0, dtype=object),
              "kernel_known": np.zeros(0, bool)}
-    attrs = {"shard": index, "arguments": arguments, "origin": "pairs",
+    attrs = {"shard": task.index, "arguments": cfg.arguments(), "origin": "pairs",
              "kernel": "unknown: a 1x1 placeholder of 1 (kernel_known is False)"}
     with shards.ShardWriter(path, crop=None, attrs=attrs, kernel_size=1, fields=empty) as writer:
-        for _stem, b, s in pairs:
+        for _stem, b, s in pairs[task.first_image:task.stop_image]:
             stopping.check(stop)
             try:
                 images = []
                 for role, p in (("blurred", b), ("sharp", s)):
                     try:
                         check_name(p.name)  # its sample stores it
-                        images.append(load_rgb(p, max_pixels))
+                        images.append(load_rgb(p, cfg.max_pixels))
                     except SkipImage as exc:
                         raise SkipImage(exc.reason, f"{_label(role, p.name)}: {exc.detail}") from None
                 blurred, sharp = images
@@ -240,111 +248,46 @@ def build_import_shard(path: Path, index: int, pairs: list, arguments: dict, max
                                                      f"sharp {sharp.shape[1]}x{sharp.shape[0]}")
             except SkipImage as exc:
                 skipped.append([_label("blurred", b.name), exc.reason, exc.detail])
+                made = 0
             else:
                 writer.add(blurred, sharp, UNKNOWN_KERNEL,
                            {"source": b.name, "sharp_source": s.name, "kernel_known": False})
+                made = 1
             if progress:
-                progress(1)
-    entry = {"count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size}
-    return entry, skipped
+                progress(made, 1 - made)
+    return {"name": task.name, "count": writer.count, "checksum": writer.checksum, "bytes": path.stat().st_size,
+            "skipped": skipped}
 
 
 def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out: str | os.PathLike,
                  shard_size: int = 1000, overwrite: bool = False, max_pixels: int = MAX_PIXELS,
-                 progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-                 stop: StopFlag | None = None, repair: bool = False) -> ImportSummary:
-    """Bring a paired set into shards in ``out`` (module doc); resumable like ``synthesize``.
-
-    ``repair``: verify every listed shard in full too and rebuild the bad ones
-    (those ``blurgen verify`` names), as ``synthesize --repair`` does.
+                 progress: Callable[[int, int], None] | None = None, on_start: Callable[[int], None] | None = None,
+                 stop: StopFlag | None = None, repair: bool = False) -> Summary:
+    """Bring a paired set into shards in ``out`` (module doc) with the shard-run engine
+    (:func:`blurgen.shard_run.run`: resume, ``repair``, ``overwrite``, stop, progress).
 
     Shard s holds the pairs s·shard_size … of the stem-sorted pair list (fewer
-    when pairs are skipped).  The manifest records the arguments and a digest
-    of the file names and sizes; a resume with other arguments or over changed
-    folders is refused unless ``overwrite``.  Skipped pairs and unpaired
-    images are listed in the manifest and ``skipped.tsv``.  ``on_start(pairs
-    to do)``, ``progress(1)`` per pair; ``stop`` as in synthesize.  One run
-    per folder (the manifest's lock).  Raises ShardError (one line) for bad
-    folders, a conflicting ``out``, a busy ``out`` and a failed write.
+    when pairs are skipped); ``Summary.images`` counts the matched pairs.  The
+    manifest records the arguments and a digest of the file names and sizes; a
+    resume over changed folders is refused unless ``overwrite``.  Skipped pairs
+    and unpaired images are listed in the manifest and ``skipped.tsv``.  Raises
+    ShardError (one line) for bad folders, SynthError for a conflicting, busy
+    or full ``out``.
     """
-    if int(shard_size) != shard_size or shard_size < 1:
-        raise ShardError(f"--shard-size must be >= 1, got {shard_size}")
-    out = Path(out)
+    cfg = ImportConfig(Path(blur_dir), Path(sharp_dir), shard_size, max_pixels)
     pairs, unpaired = plan_import(blur_dir, sharp_dir)
-    arguments = {"command": "blurgen import-pairs", "blur_dir": str(Path(blur_dir).resolve()),
-                 "sharp_dir": str(Path(sharp_dir).resolve()), "shard_size": int(shard_size),
-                 "max_pixels": int(max_pixels)}
     inputs = {"sources": _digest(pairs)}
-    try:
-        make_output_folder(out)
-    except SynthError as exc:
-        raise ShardError(str(exc)) from None
-    try:
-        with files.exclusive_lock(out / shards.MANIFEST, what=str(out)):
-            return _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop,
-                                  repair)
-    except files.Busy as exc:
-        raise ShardError(str(exc)) from None
-    except OSError as exc:
-        raise ShardError(f"{out}: could not write ({files.describe_os_error(exc)}); finished shards are kept: "
-                         "run the same command again to resume") from None
 
+    def settle(out: Path, manifest: dict, items: list) -> tuple[list, list[ShardTask], None]:
+        if manifest["shards"] and manifest.get("inputs") != inputs:
+            raise SynthError(f"{out / shards.MANIFEST} lists shards made from other files in the folders; pass "
+                             "--overwrite to start afresh, or choose another --out")
+        manifest["inputs"] = inputs
+        if unpaired:
+            manifest["skipped"][UNPAIRED] = unpaired
+        return items, job.plan(len(items)), None
 
-def _import_locked(out, pairs, unpaired, arguments, inputs, overwrite, progress, on_start, stop,
-                   repair: bool = False) -> ImportSummary:
-    size = arguments["shard_size"]
-    chunks = [pairs[k:k + size] for k in range(0, len(pairs), size)]
-    names = [shards.shard_name(k) for k in range(len(chunks))]
-    manifest = None if overwrite else shards.read_manifest(out)
-    if manifest is not None and (manifest.get("arguments") != arguments or manifest.get("inputs") != inputs):
-        what = "other arguments" if manifest.get("arguments") != arguments else "other files in the folders"
-        raise ShardError(f"{out / shards.MANIFEST} lists shards made from {what}; pass --overwrite "
-                         "to start afresh, or choose another --out")
-    if shards.part_manifests(out):
-        raise ShardError(f"{out} holds the parts of a `synthesize --part` run; choose another --out")
-    if manifest is None:
-        try:
-            old = shards.read_manifest(out) if overwrite else None
-        except ShardError:  # an unreadable manifest: --overwrite replaces it
-            old = None
-        for name in list((old or {}).get("shards", {})) + names:
-            (out / name).unlink(missing_ok=True)
-        manifest = {"arguments": arguments, "inputs": inputs, "shards": {}, "skipped": {}}
-    for name in names:
-        files.remove_stale_temporaries(out / name)
-    manifest["planned"] = len(chunks)
-    if unpaired:
-        manifest["skipped"][UNPAIRED] = unpaired
-    shards.write_manifest(out, manifest)
-    write_skip_report(out, manifest)
-    summary = ImportSummary(pairs=len(pairs), shards_total=len(chunks))
-    todo = []
-    for k, name in enumerate(names):
-        entry = manifest["shards"].get(name)
-        path = out / name
-        if entry is None:
-            todo.append(k)
-        elif not path.is_file() or path.stat().st_size != entry.get("bytes", -1) or (
-                repair and shards.verify_shard(path, entry) is not None):
-            todo.append(k)
-            summary.shards_redone.append(name)
-    summary.shards_done_before = len(chunks) - len(todo)
-    if on_start:
-        on_start(sum(len(chunks[k]) for k in todo))
-    started = time.perf_counter()
-    for k in todo:
-        entry, skipped = build_import_shard(out / names[k], k, chunks[k], arguments, arguments["max_pixels"],
-                                            progress, stop)
-        manifest["shards"][names[k]] = entry
-        manifest["skipped"].pop(names[k], None)
-        if skipped:
-            manifest["skipped"][names[k]] = skipped
-        shards.write_manifest(out, manifest)
-        write_skip_report(out, manifest)
-        summary.shards_built += 1
-    summary.seconds = time.perf_counter() - started
-    summary.samples = sum(e["count"] for e in manifest["shards"].values())
-    for rows in manifest["skipped"].values():
-        for _, reason, _ in rows:
-            summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
-    return summary
+    job = ShardJob(arguments=cfg.arguments(), part=(0, 1), samples_per_item=1, items_per_shard=cfg.shard_size,
+                   build=build_import_shard, config=cfg, settle=settle)
+    return shard_run.run(job, out, pairs, overwrite=overwrite, repair=repair, progress=progress,
+                         on_start=on_start, stop=stop)

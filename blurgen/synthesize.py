@@ -12,33 +12,23 @@ by building only the shards its manifest does not list yet.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
-import multiprocessing
 import os
-import shutil
-import signal
-import threading
-import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, camera, files, modes, shards, stopping
-from blurgen.errors import BlurgenError
+from blurgen import blur, camera, modes, shard_run, shards, stopping
+from blurgen.shard_run import ShardTask, Summary, SynthError
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.objects import ObjectsError, ObjectSpec, instances
 from blurgen.shake import ShakeSpec
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, name_bytes, open_source
 from blurgen.stopping import StopFlag
-
-SKIP_REPORT = "skipped.tsv"
 
 # Ranges of the realism options, drawn per sample (log-uniform for noise:
 # from a clean daylight shot to a dim indoor one).
@@ -59,22 +49,6 @@ SMALL_POLICIES = ("skip", "upscale")
 #: photo is still softer than a real photo of that size: its samples record their
 #: factor (``upscale``) so that they can be told apart or left out.
 UPSCALE_INTERPOLATION = "bicubic"
-
-
-class SynthError(BlurgenError):
-    """A problem with the arguments or the folders (one line, for the user)."""
-
-
-def check_run_settings(shard_size: int, seed: int, part: tuple[int, int]) -> None:
-    """SynthError on a shard size, seed or ``--part i/n`` no shard-making run can use
-    (``synthesize``, ``average``)."""
-    if shard_size < 1:
-        raise SynthError(f"--shard-size must be >= 1, got {shard_size}")
-    if seed < 0:
-        raise SynthError(f"--seed must be >= 0, got {seed}")
-    i, n = part
-    if not (n >= 1 and 0 <= i < n):
-        raise SynthError(f"--part must be i/n with 0 <= i < n, got {i}/{n}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +116,7 @@ class SynthConfig:
             raise SynthError(f"--downscale must be in (0, 1], got {self.downscale}")
         if self.small not in SMALL_POLICIES:
             raise SynthError(f"--small must be one of {', '.join(SMALL_POLICIES)}, got {self.small!r}")
-        check_run_settings(self.shard_size, self.seed, self.part)
+        shard_run.check_run_settings(self.shard_size, self.seed, self.part)
         if self.jpeg_quality is not None:
             lo, hi = self.jpeg_quality
             if not 1 <= lo <= hi <= 100:
@@ -202,24 +176,6 @@ class SynthConfig:
         else:  # absent, so that the manifests and shards of the other modes stay as they were
             del args["sharp_only"]
         return json.loads(json.dumps(args))
-
-
-@dataclass
-class Summary:
-    images: int = 0  # photos (clips) of the shards this run (this --part) plans
-    samples: int = 0
-    shards_built: int = 0
-    shards_total: int = 0
-    shards_done_before: int = 0
-    shards_redone: list = field(default_factory=list)  # listed shards rebuilt: truncated, or bad (--repair)
-    repair_differs: list = field(default_factory=list)  # rebuilt shards whose bytes differ from the record
-    skipped: Counter = field(default_factory=Counter)
-    upscaled: int = 0  # photos enlarged by --small upscale, in every listed shard
-    appended: int | None = None  # photos --append put into new shards (None: no --append)
-    pairs_planned: int = 0  # pairs this run set out to make (at most: skipped photos give none)
-    bytes_estimate: int = 0  # what those pairs were estimated to take on disk
-    bytes: int = 0
-    seconds: float = 0.0
 
 
 # --- one sample ------------------------------------------------------------------
@@ -292,32 +248,6 @@ def _draw_effects(cfg: SynthConfig, rng: np.random.Generator) -> dict:
 
 
 # --- one shard -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ShardTask:
-    index: int
-    first_image: int
-    stop_image: int
-
-    @property
-    def name(self) -> str:
-        return shards.shard_name(self.index)
-
-
-def plan_shards(n_images: int, cfg: SynthConfig, first_shard: int = 0, first_image: int = 0) -> list[ShardTask]:
-    """Every shard of the data set that this ``--part`` builds, in order.
-
-    ``first_shard``, ``first_image``: where a photo set added by ``--append``
-    starts in the shard numbering and in the run's list of photos (the
-    samples of photo i draw from ``[seed, i, c]`` whichever set it is in).
-    """
-    per = cfg.images_per_shard
-    i, n = cfg.part
-    total = math.ceil(n_images / per)
-    stop = first_image + n_images
-    return [ShardTask(first_shard + s, first_image + s * per, min(stop, first_image + (s + 1) * per))
-            for s in range(total) if (first_shard + s) % n == i]
 
 
 _BANK_CACHE: dict[str, KernelBatch] = {}
@@ -573,58 +503,6 @@ def upscale_to(photo: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC), factor
 
 
-def available_cores() -> int:
-    """Cores this process may run on: its CPU affinity where the platform has
-    one (a batch scheduler's allocation, taskset), else all the machine's."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _single_threaded():
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already
-
-
-_PROGRESS = None  # in a pool worker: the queue its per-image progress goes to
-_PARENT = 0  # in a pool worker: the PID of the run that started it
-
-
-def _worker_init(progress_queue, parent: int):
-    global _PROGRESS, _PARENT
-    # Dies with the run (kill -9 of it included): an orphan would finish its shard and
-    # rename it into a folder that the next run may already own (issue 22.17).
-    stopping.die_with_parent(parent)
-    _single_threaded()
-    # Ctrl-C and a scheduler's SIGTERM reach the whole process group.  A
-    # worker killed at a random point may die holding a lock of the pool's
-    # queues, and the parent then hangs for ever in terminate() (seen twice in
-    # 45 tries of SIGTERM to the group).  So workers leave the group: the parent alone gets
-    # those signals and stops the pool in order (terminate() sends SIGTERM,
-    # which kills a worker at once, in C, printing nothing; the parent then
-    # removes its temporary file).  The parent started us with SIGINT and
-    # SIGTERM blocked (``signals_blocked``), so none could land before this
-    # point; one that arrived meanwhile is delivered at the unblock, here,
-    # where no lock is held.  SIGINT and SIGUSR1 are ignored, should one be
-    # sent to a worker alone; SIGTERM is how the parent ends a worker.
-    os.setpgid(0, 0)
-    stopping.ignore_in_worker(keep=(signal.SIGTERM,))
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping.SIGNALS)
-    _PROGRESS, _PARENT = progress_queue, parent
-
-
-def _report_progress(made: int, dropped: int) -> None:
-    if stopping.orphaned(_PARENT):  # where the kernel cannot kill us with the run (not Linux)
-        os._exit(1)
-    _PROGRESS.put((made, dropped))
-
-
-def _run_task(args):
-    return build_shard(*args, progress=_report_progress)
-
-
 # --- the whole run ---------------------------------------------------------------------
 
 
@@ -640,152 +518,8 @@ def sources_digest(src: Path | PhotoSource, images: list[str]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def output_names(part: tuple[int, int]) -> tuple[str, str]:
-    """(manifest, skip report) file names of a run: ``manifest.json`` and
-    ``skipped.tsv``, or ``manifest.part-I-of-N.json`` and ``skipped.part-I-of-N.tsv``
-    for part I of N, so that the parts of a job array can share one folder."""
-    i, n = part
-    return shards.manifest_name(part), SKIP_REPORT if n == 1 else f"skipped.part-{i}-of-{n}.tsv"
-
-
-def make_output_folder(out: Path) -> None:
-    """Create ``out`` (and its parents) if needed; SynthError if it cannot be, or is not writable."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SynthError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise SynthError(f"{out}: not writable")
-
-
-def prepare_output(out: Path, cfg: SynthConfig, overwrite: bool, tasks: list[ShardTask]) -> dict:
-    """Check or create the output folder and return this run's manifest (new or resumed).
-
-    Refuses an output that holds another data set — its own manifest with
-    other arguments, a whole run where parts are being built or the reverse,
-    parts of another data set — unless ``overwrite``: then those manifests
-    and this run's own, their skip reports and this run's planned shards are
-    removed, and the run starts afresh (a whole run
-    also removes every shard the old manifests list; a part never touches the
-    shards of other parts).
-    """
-    out = Path(out)
-    make_output_folder(out)
-    own, report = output_names(cfg.part)
-    args = cfg.arguments()
-    conflicts = {}  # manifest name -> manifest (None: unreadable) of another data set or run
-    for name in [shards.MANIFEST, *shards.part_manifests(out).values()]:
-        if not (out / name).exists():
-            continue
-        try:
-            manifest = shards.read_manifest(out, name)
-        except shards.ShardError:
-            manifest = None
-        if name == own:  # --overwrite starts afresh even over the same arguments
-            ok = not overwrite and manifest is not None and manifest.get("arguments") == args
-        else:  # another part of the same data set is a sibling, anything else is in the way
-            ok = manifest is not None and cfg.part[1] > 1 and name != shards.MANIFEST \
-                and shards.same_dataset(manifest, {"arguments": args})
-        if not ok:
-            conflicts[name] = manifest
-    if conflicts and not overwrite:
-        name, manifest = next(iter(conflicts.items()))
-        if manifest is None:
-            why = "is not a readable manifest"
-        elif name == own:
-            old = manifest.get("arguments") or {}
-            why = f"lists shards made with other arguments (differs in: {', '.join(_differences(old, args))})"
-        else:
-            why = "belongs to another data set" if cfg.part[1] > 1 or name == shards.MANIFEST else "is a part of a --part run"
-        raise SynthError(f"{out / name} {why}; pass --overwrite to start afresh, or choose another --out")
-    doomed = {t.name for t in tasks}
-    for name, manifest in conflicts.items():
-        if cfg.part[1] == 1 and manifest is not None:  # a whole run owns the folder
-            doomed.update(manifest["shards"])
-        (out / name).unlink(missing_ok=True)
-        (out / output_names(shards.manifest_part(name))[1]).unlink(missing_ok=True)
-    if conflicts:
-        for name in doomed:
-            (out / name).unlink(missing_ok=True)
-        (out / report).unlink(missing_ok=True)
-    # Temporary files a killed run of this part left (never another part's,
-    # nor those of a live process: see files.remove_stale_temporaries).
-    for name in [own, report, *(t.name for t in tasks)]:
-        files.remove_stale_temporaries(out / name)
-    if own in conflicts or not (out / own).exists():
-        return {"arguments": args, "shards": {}, "skipped": {}}
-    return shards.read_manifest(out, own)
-
-
-def _differences(old: dict, new: dict) -> list[str]:
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-
-
-def write_skip_report(out: Path, manifest: dict, name: str = SKIP_REPORT) -> None:
-    """Write the skip report ``name`` atomically: a header ``path reason detail``
-    and a row per skipped image, tab-separated, one line per row.  A field
-    holding a tab, a line break or a double quote (a file may be named so) is
-    written in double quotes with its quotes doubled (RFC 4180 quoting, as
-    Python's ``csv.reader(f, delimiter="\\t")`` and spreadsheets read it)."""
-    rows = [row for shard in sorted(manifest["skipped"]) for row in manifest["skipped"][shard]]
-    text = io.StringIO()
-    minimal = csv.writer(text, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    # QUOTE_MINIMAL leaves a carriage return bare when lines end in "\n" alone:
-    # such a row is quoted field by field.
-    every = csv.writer(text, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_ALL)
-    minimal.writerow(["path", "reason", "detail"])
-    for row in rows:
-        (every if any("\r" in str(field) for field in row) else minimal).writerow(row)
-    files.write_text(out / name, text.getvalue(), errors="surrogateescape")  # a name that is not UTF-8: its bytes
-
-
-def _relay(queue, progress: Callable[[int], None] | None, done: threading.Event) -> None:
-    """Pass the workers' progress messages on until ``done`` is set and the queue is empty.
-
-    The end is an Event, not a message: putting one takes the queue's write
-    lock, which a worker killed mid-put (the pool's terminate()) holds for ever.
-    """
-    while not (done.is_set() and queue.empty()):
-        if queue.empty():
-            time.sleep(0.05)
-            continue
-        made, dropped = queue.get()
-        if progress:
-            progress(made, dropped)
-
-
-def needs_building(out: Path, tasks: list[ShardTask], manifest: dict, repair: bool = False,
-                   progress: Callable[[int], None] | None = None) -> tuple[list[ShardTask], list[str]]:
-    """(the tasks to build, the names of listed shards among them).
-
-    A shard is built if the manifest does not list it, if its file is missing,
-    or if its size is not the recorded one (cheap: a truncated or extended
-    file).  With ``repair`` every listed shard is also verified in full
-    (``shards.verify_shard``: checksum, samples, kernels) and rebuilt if bad;
-    ``progress(1)`` is called after each shard verified.
-    """
-    todo, redo = [], []
-    for task in tasks:
-        entry = manifest["shards"].get(task.name)
-        path = out / task.name
-        if entry is None:
-            todo.append(task)
-            continue
-        if shards.is_fileless(entry):  # no pairs, no file: finished
-            continue
-        bad = not path.is_file() or ("bytes" in entry and path.stat().st_size != entry["bytes"])
-        if not bad and repair:
-            bad = shards.verify_shard(path, entry) is not None
-            if progress:
-                progress(1)
-        if bad:
-            todo.append(task)
-            redo.append(task.name)
-    return todo, redo
-
-
 def photo_sets(out: Path, cfg: SynthConfig, images: list[str], manifest: dict, bank: str | None,
-               append: bool) -> tuple[list[str], list[ShardTask], int]:
+               append: bool, plan: Callable[..., list[ShardTask]]) -> tuple[list[str], list[ShardTask], int]:
     """(the run's photos in index order, its shard plan, the photos ``append`` added now).
 
     A run starts with one photo set, every photo under ``cfg.src`` (sorted),
@@ -827,9 +561,9 @@ def photo_sets(out: Path, cfg: SynthConfig, images: list[str], manifest: dict, b
                 raise SynthError(f"photos that {out} was made from changed or are gone under --src (--append only "
                                  "adds photos); pass --overwrite to start afresh, or choose another --out")
     per = cfg.images_per_shard
-    tasks, ordered = plan_shards(len(first), cfg), list(first)
+    tasks, ordered = plan(len(first)), list(first)
     for entry in sets[1:]:
-        tasks += plan_shards(len(entry["photos"]), cfg, entry["shards"][0], len(ordered))
+        tasks += plan(len(entry["photos"]), entry["shards"][0], len(ordered))
         ordered += entry["photos"]
     known = set(ordered)
     new = [p for p in images if p not in known] if append else []
@@ -840,7 +574,7 @@ def photo_sets(out: Path, cfg: SynthConfig, images: list[str], manifest: dict, b
         start = sets[-1]["shards"][1]
         sets.append({"sources": sources_digest(src, new), "images": len(new),
                      "shards": [start, start + math.ceil(len(new) / per)], "photos": new})
-        tasks += plan_shards(len(new), cfg, start, len(ordered))
+        tasks += plan(len(new), start, len(ordered))
         ordered += new
     return ordered, tasks, len(new)
 
@@ -921,48 +655,21 @@ def _padded(side: int, tile: int = 128) -> int:
     return -(-side // step) * step
 
 
-def free_bytes(path: Path) -> int:
-    """Bytes free to this user on the file system of ``path``."""
-    return shutil.disk_usage(path).free
-
-
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:,.1f} {unit}"
-    return f"{n} bytes"
-
-
 def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
                progress: Callable[[int, int], None] | None = None, on_start: Callable[[int], None] | None = None,
                repair: bool = False, stop: StopFlag | None = None, append: bool = False,
                space_check: bool = True, on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
-    """Build (or finish) the shards of ``cfg`` in ``out``.
-
-    A listed shard whose file is missing or not of its recorded size is built
-    again; ``repair`` also verifies every listed shard in full and rebuilds
-    the bad ones (synthesis is deterministic: the same bytes as the originals;
-    ``Summary.repair_differs`` names any that came out different).
+    """Build (or finish) the shards of ``cfg`` in ``out``: the shard-run engine
+    (:func:`blurgen.shard_run.run`: lock, plan, resume, ``repair``, workers, stop,
+    progress, the size estimate and ``on_plan``) with each photo's crops as its samples.
 
     ``append``: photos under ``cfg.src`` that the run's photo set(s) do not
     hold go into new shards after the existing ones (which stay as they are);
     ``manifest["photo_sets"]`` records each set and its shards.
 
-    Before any work, the pairs to make and their size on disk are estimated
-    (:func:`estimate_bytes`) and ``on_plan(pairs, bytes, free bytes)`` called;
-    with ``space_check``, SynthError if the output's file system has less free.
-
-    ``on_start(samples_to_do)`` is called once the work is planned and
-    ``progress(made, dropped)`` after each source image (from a helper thread when
-    ``workers`` > 1; see :func:`build_shard`).  ``stop`` is checked between samples (one worker) or
-    every 0.1 s (a pool): once set, the shards in progress are dropped,
-    finished ones kept, and :class:`~blurgen.stopping.Interrupted` raised.
-
-    One run at a time per ``--part`` of a folder: the run holds the lock of
-    its manifest (``.manifest.json.lock``, ``.manifest.part-I-of-N.json.lock``)
-    from start to end.  Raises SynthError for a bad source folder, output
-    folder or kernel bank, a folder that another live run is writing, and a
-    full disk (finished shards are kept; the same command resumes).
+    Raises SynthError for a bad source folder, output folder or kernel bank, a
+    folder that another live run is writing, and a full disk (finished shards
+    are kept; the same command resumes).
     """
     out = Path(out)
     src = Path(cfg.src)
@@ -985,187 +692,22 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             raise SynthError(str(exc)) from None
     if append and cfg.part[1] > 1:
         raise SynthError("--append adds to a whole run, not to a --part of one")
-    make_output_folder(out)
-    return locked_run(out, cfg.part, overwrite,
-                      lambda: _synthesize_locked(cfg, out, images, workers, overwrite, progress, on_start, stop,
-                                                 repair, append, space_check, on_plan))
+    job = shard_job(cfg, append)
+    return shard_run.run(job, out, images, workers=workers, overwrite=overwrite, repair=repair, progress=progress,
+                         on_start=on_start, stop=stop, space_check=space_check, on_plan=on_plan)
 
 
-def locked_run(out: Path, part: tuple[int, int], overwrite: bool, run: Callable[[], Summary]) -> Summary:
-    """``run()`` holding the lock of this part's manifest in ``out`` (``synthesize`` and
-    ``average``): another run on the same part, or ``overwrite`` while another part runs, is a
-    SynthError, and so is a full disk (finished shards are kept)."""
-    manifest_file = output_names(part)[0]
-    i, n = part
-    try:
-        with files.exclusive_lock(out / manifest_file, what=f"{out}" + (f" (part {i}/{n})" if n > 1 else "")):
-            if overwrite:  # may delete the files of the whole run or of the parts: none may be running
-                for other in [shards.MANIFEST, *shards.part_manifests(out).values()]:
-                    if other != manifest_file:
-                        files.check_unlocked(out / other, what=f"{out} ({other})")
-            return run()
-    except files.Busy as exc:
-        raise SynthError(str(exc)) from None
-    except OSError as exc:
-        if not files.no_room(exc):
-            raise
-        raise SynthError(f"{out}: could not write ({files.describe_os_error(exc)}); finished shards are kept: "
-                         "free some space and run the same command again to resume") from None
-
-
-def run_jobs(jobs: list[tuple], build: Callable[..., dict], pool_task: Callable[[tuple], dict], out: Path,
-             todo: list, workers: int, progress: Callable[[int], None] | None, stop: StopFlag | None,
-             record: Callable[[dict], None]) -> None:
-    """Build every shard of ``jobs`` and ``record`` each result as it comes.
-
-    One worker: ``build(*job, progress=, stop=)`` in this process, in order.
-    Several: a pool of spawned processes runs ``pool_task(job)`` (a module-level
-    function that calls ``build`` with ``progress=_report_progress``; see
-    ``_worker_init``), and ``stop`` is checked every 0.1 s.  A worker that dies
-    (the out-of-memory killer, kill -9) ends the run with a SynthError: its shard
-    would never come (issue 22.18).  ``todo`` are the jobs' tasks (``.name``):
-    their temporaries are removed after a pool ends, however it ends.  Shared by
-    ``synthesize`` and ``blurgen.video.average``.
-    """
-    if workers <= 1 or len(jobs) <= 1:
-        _single_threaded()
-        for job in jobs:
-            stopping.check(stop)
-            record(build(*job, progress=progress, stop=stop))
-        return
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = multiprocessing.get_context("spawn")  # no OpenCV/HDF5 state crosses a fork
-    with stopping.signals_blocked():
-        # The queue starts multiprocessing's resource tracker, a process of our group that ignores
-        # SIGINT and SIGTERM but died of SIGUSR1 (Slurm's --signal), relaunched with a traceback.
-        # Started with the stop signals blocked, it keeps them blocked (a mask survives exec).
-        queue = ctx.SimpleQueue()
-    done = threading.Event()
-    relay = threading.Thread(target=_relay, args=(queue, progress, done), daemon=True)
-    relay.start()
-    pool = None
-    try:
-        with stopping.signals_blocked():  # see _worker_init; the workers start at the submits
-            pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_worker_init,
-                                       initargs=(queue, os.getpid()))
-            pending = {pool.submit(pool_task, job) for job in jobs}
-            processes = list(pool._processes.values())  # noqa: SLF001 -- to name how a dead one died
-        for future in _finished(pending, stop):
-            record(_pool_result(future, pool, processes, len(pending), stop))
-        pool.shutdown()
-    finally:
-        if pool is not None:
-            _stop_pool(pool)
-        done.set()
-        relay.join(timeout=5)
-        # The pool's workers are stopped (and joined) by now: their half-written shards can go.
-        for task in todo:
-            files.remove_stale_temporaries(out / task.name)
-
-
-def _finished(pending: set, stop: StopFlag | None):
-    """Yield the futures of ``pending`` as they finish (removing them), checking ``stop``
-    every 0.1 s meanwhile (a plain wait would sleep through the signal)."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    while pending:
-        stopping.check(stop)
-        done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-        for future in done:
-            pending.discard(future)
-            yield future
-
-
-def _pool_result(future, pool, processes: list, left: int, stop: StopFlag | None = None) -> dict:
-    """The result of a pool's finished ``future``; SynthError, in one line, if a worker
-    died under it (the pool then fails every shard in progress).  ``processes``: the
-    pool's workers, whose exit status names how the dead one died.  A worker killed by
-    a stop signal (Ctrl-C or SIGTERM to the process group, which can reach a worker
-    still starting, before it leaves the group) is the run's stop: Interrupted."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        _stop_pool(pool)  # the others (SIGTERM), and every exit status known
-        stopping.check(stop)
-        signals = {-p.exitcode for p in processes if p.exitcode is not None and p.exitcode < 0}
-        if signals and signals <= set(stopping.SIGNALS):
-            raise stopping.Interrupted(max(signals)) from None
-        codes = [p.exitcode for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]
-        how = (f"killed by {signal.Signals(-codes[0]).name}" if codes and codes[0] < 0 and -codes[0] in
-               signal.valid_signals() else f"exit status {codes[0]}" if codes else "it vanished")
-        raise SynthError(f"a worker process died ({how}: the out-of-memory killer, or kill -9?); "
-                         f"{left + 1} shard(s) not finished; finished shards are kept: run the same "
-                         "command again to resume (with fewer --workers if memory ran out)") from None
-
-
-def _stop_pool(pool) -> None:
-    """End a pool however the run ends: its workers are killed (SIGTERM: at once, in
-    C, printing nothing) if any still runs, then joined."""
-    for process in list((pool._processes or {}).values()):  # noqa: SLF001 -- ProcessPoolExecutor has no terminate()
-        if process.is_alive():
-            process.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _synthesize_locked(cfg: SynthConfig, out: Path, images: list[str], workers: int, overwrite: bool,
-                       progress: Callable[[int, int], None] | None, on_start: Callable[[int], None] | None,
-                       stop: StopFlag | None, repair: bool, append: bool = False, space_check: bool = True,
-                       on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
-    """The run of :func:`synthesize`, once it holds the output's lock."""
+def shard_job(cfg: SynthConfig, append: bool = False) -> shard_run.ShardJob:
+    """``synthesize``'s description for the shard-run engine: each photo gives its crops
+    (:func:`build_shard`); the photo sets (``--append``) and the size estimate are its own."""
     bank = None if cfg.kernel_bank is None else shards.file_checksum(cfg.kernel_bank)
-    manifest = prepare_output(out, cfg, overwrite, plan_shards(len(images), cfg))
-    manifest_file, report_file = output_names(cfg.part)
-    fresh = not (manifest["shards"] or manifest.get("photo_sets"))  # --append on nothing: a plain start
-    images, tasks, appended = photo_sets(out, cfg, images, manifest, bank, append)
-    for task in tasks:  # those of appended sets too (prepare_output saw only the first set's)
-        files.remove_stale_temporaries(out / task.name)
-    manifest["planned"] = len(tasks)
-    summary = Summary(images=sum(t.stop_image - t.first_image for t in tasks), shards_total=len(tasks),
-                      appended=None if fresh or not append else appended)
-    todo, summary.shards_redone = needs_building(out, tasks, manifest, repair)
-    recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
-    summary.shards_done_before = len(tasks) - len(todo)
-    summary.pairs_planned = sum((t.stop_image - t.first_image) * cfg.samples_per_image for t in todo)
-    summary.bytes_estimate = estimate_bytes(cfg, [images[i] for t in todo for i in range(t.first_image, t.stop_image)],
-                                            len(todo))
-    free = free_bytes(out)
-    if space_check and summary.bytes_estimate > free:
-        raise SynthError(f"{out}: the {summary.pairs_planned:,} pairs planned need about "
-                         f"{_size(summary.bytes_estimate)} (an estimate) and its file system has {_size(free)} free; "
-                         "free some space, choose another --out, or pass --no-space-check")
-    if on_plan:
-        on_plan(summary.pairs_planned, summary.bytes_estimate, free)
-    # Written before any work: the arguments are on record, and the parts of a
-    # job array see each other.
-    shards.write_manifest(out, manifest, manifest_file)
-    if on_start:
-        on_start(summary.pairs_planned)
-    started = time.perf_counter()
-    jobs = [(t, images, cfg, out) for t in todo]
 
-    def record(result: dict) -> None:
-        name, skipped = result.pop("name"), result.pop("skipped")
-        if recorded.get(name) and result["checksum"] != recorded[name]:
-            summary.repair_differs.append(name)
-        manifest["shards"][name] = result
-        if skipped:
-            manifest["skipped"][name] = skipped
-        shards.write_manifest(out, manifest, manifest_file)
-        write_skip_report(out, manifest, report_file)
-        summary.shards_built += 1
+    def settle(out: Path, manifest: dict, images: list[str]) -> tuple[list[str], list, int | None]:
+        fresh = not (manifest["shards"] or manifest.get("photo_sets"))  # --append on nothing: a plain start
+        images, tasks, appended = photo_sets(out, cfg, images, manifest, bank, append, job.plan)
+        return images, tasks, None if fresh or not append else appended
 
-    run_jobs(jobs, build_shard, _run_task, out, todo, workers, progress, stop, record)
-    if not (out / report_file).exists():
-        write_skip_report(out, manifest, report_file)
-    summary.seconds = time.perf_counter() - started
-    for _name, entry in manifest["shards"].items():
-        summary.samples += entry["count"]
-        summary.bytes += entry["bytes"]
-        summary.upscaled += entry.get("upscaled", 0)
-    for rows in manifest["skipped"].values():
-        summary.skipped.update(reason for _, reason, _ in rows)
-    return summary
-
+    job = shard_run.ShardJob(arguments=cfg.arguments(), part=cfg.part, samples_per_item=cfg.samples_per_image,
+                             items_per_shard=cfg.images_per_shard, build=build_shard, config=cfg, settle=settle,
+                             estimate=lambda photos, n_shards: estimate_bytes(cfg, photos, n_shards))
+    return job

@@ -30,18 +30,17 @@ import json
 import math
 import os
 import re
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from blurgen import blur, camera, files, shards, stopping, synthesize
+from blurgen import blur, camera, files, shard_run, shards, stopping
 from blurgen.modes import crop_box
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, check_name, load_rgb, name_bytes
 from blurgen.stopping import StopFlag
-from blurgen.synthesize import ShardTask, Summary, SynthError
+from blurgen.shard_run import ShardTask, Summary, SynthError
 
 #: Recorded in each sample's ``blur_model``: the pair comes from averaged video
 #: frames, so its ``kernel`` is a 1x1 placeholder, not the blur (docs/video.md).
@@ -417,21 +416,19 @@ class AverageConfig:
             raise SynthError(f"--crop must be >= 4, got {self.crop}")
         if self.crops_per_window < 1:
             raise SynthError(f"--crops-per-window must be >= 1, got {self.crops_per_window}")
-        synthesize.check_run_settings(self.shard_size, self.seed, self.part)
+        shard_run.check_run_settings(self.shard_size, self.seed, self.part)
 
     @property
     def samples_per_window(self) -> int:
         return 1 if self.full else self.crops_per_window
 
     @property
-    def samples_per_image(self) -> int:
-        """Samples per clip (the name ``synthesize.plan_shards`` reads)."""
+    def samples_per_clip(self) -> int:
         return self.windows_per_clip * self.samples_per_window
 
     @property
-    def images_per_shard(self) -> int:
-        """Clips per shard (the name ``synthesize.plan_shards`` reads)."""
-        return max(1, self.shard_size // self.samples_per_image)
+    def clips_per_shard(self) -> int:
+        return max(1, self.shard_size // self.samples_per_clip)
 
     def arguments(self) -> dict:
         """The settings that decide the output, as JSON values (recorded in the manifest)."""
@@ -565,7 +562,7 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
     skipped = []
     attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
     path = out / task.name
-    count = (task.stop_image - task.first_image) * cfg.samples_per_image
+    count = (task.stop_image - task.first_image) * cfg.samples_per_clip
     with shards.ShardWriter(path, crop=None if cfg.full else (cfg.crop, cfg.crop), attrs=attrs, kernel_size=1,
                             fields=_EMPTY_FIELDS, expected=count) as writer:
         for c in range(task.first_image, task.stop_image):
@@ -584,7 +581,7 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
             for blurred, sharp, meta in samples:
                 writer.add(blurred, sharp, PLACEHOLDER_KERNEL, meta)
             if progress is not None:  # pairs made, and those a skipped clip will never give
-                progress(len(samples), cfg.samples_per_image - len(samples))
+                progress(len(samples), cfg.samples_per_clip - len(samples))
         if writer.count == 0:  # every clip skipped: no file, as synthesize (an empty shard verified OK)
             writer.discard()
     if writer.count == 0:
@@ -593,8 +590,6 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
             "skipped": skipped}
 
 
-def _run_task(args):
-    return build_shard(*args, progress=synthesize._report_progress)
 
 
 # --- the whole run -------------------------------------------------------------------------------
@@ -605,11 +600,11 @@ def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwr
             repair: bool = False, stop: StopFlag | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``; ``Summary.images`` counts clips.
 
-    The same contract as :func:`blurgen.synthesize.synthesize`: one run per
-    part (the manifest's lock), resume, ``repair``, ``--overwrite``, stop
-    flags, workers (any number: the same bytes), SynthError for a user error.
+    The shard-run engine (:func:`blurgen.shard_run.run`: one run per part, resume,
+    ``repair``, ``--overwrite``, stop flags, workers: any number gives the same bytes)
+    with each clip's windows as its samples; SynthError for a user error, and for
+    clips under ``--src`` that changed since the run started.
     """
-    out = Path(out)
     src = Path(cfg.src)
     if not src.is_dir():
         raise SynthError(f"{src}: no such folder")
@@ -617,57 +612,24 @@ def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwr
     if not clips:
         raise SynthError(f"{src}: no videos ({', '.join(e.lstrip('.') for e in VIDEO_EXTENSIONS[:6])}, …) "
                          f"and no folders of frames ({', '.join(e.lstrip('.') for e in EXTENSIONS)})")
-    synthesize.make_output_folder(out)
-    return synthesize.locked_run(out, cfg.part, overwrite,
-                                 lambda: _average_locked(cfg, out, clips, workers, overwrite, progress, on_start,
-                                                         stop, repair))
+
+    def settle(out: Path, manifest: dict, found: list[Clip]) -> tuple[list[Clip], list[ShardTask], None]:
+        return found, job.plan(len(found)), _check_clips(cfg, out, manifest, found)
+
+    job = shard_run.ShardJob(arguments=cfg.arguments(), part=cfg.part, samples_per_item=cfg.samples_per_clip,
+                             items_per_shard=cfg.clips_per_shard, build=build_shard, config=cfg, settle=settle)
+    return shard_run.run(job, out, clips, workers=workers, overwrite=overwrite, repair=repair, progress=progress,
+                         on_start=on_start, stop=stop)
 
 
-def _average_locked(cfg: AverageConfig, out: Path, clips: list[Clip], workers: int, overwrite: bool,
-                    progress, on_start, stop, repair: bool) -> Summary:
+def _check_clips(cfg: AverageConfig, out: Path, manifest: dict, clips: list[Clip]) -> None:
+    """The clips under ``--src`` are the run's: recorded by a new run, checked by a resume."""
     inputs = {"sources": clips_digest(Path(cfg.src), clips), "kernel_bank": None}
-    tasks = synthesize.plan_shards(len(clips), cfg)
-    manifest = synthesize.prepare_output(out, cfg, overwrite, tasks)
-    manifest_file, report_file = synthesize.output_names(cfg.part)
     if not manifest["shards"]:  # nothing built yet: the clips under --src now are the run's (issue 22.22)
         manifest["inputs"] = inputs
-    before = manifest["inputs"]
-    if before != inputs:
+    if manifest["inputs"] != inputs:
         raise SynthError(f"the clips under --src changed since {out} was started; pass --overwrite to start "
                          "afresh, or choose another --out")
-    manifest["planned"] = len(tasks)
-    shards.write_manifest(out, manifest, manifest_file)
-    summary = Summary(images=sum(t.stop_image - t.first_image for t in tasks), shards_total=len(tasks))
-    todo, summary.shards_redone = synthesize.needs_building(out, tasks, manifest, repair)
-    recorded = {name: manifest["shards"][name].get("checksum") for name in summary.shards_redone}
-    summary.shards_done_before = len(tasks) - len(todo)
-    if on_start:
-        on_start(sum((t.stop_image - t.first_image) * cfg.samples_per_image for t in todo))
-    started = time.perf_counter()
-
-    def record(result: dict) -> None:
-        name, skipped = result.pop("name"), result.pop("skipped")
-        if recorded.get(name) and result["checksum"] != recorded[name]:
-            summary.repair_differs.append(name)
-        manifest["shards"][name] = result
-        manifest["skipped"].pop(name, None)
-        if skipped:
-            manifest["skipped"][name] = skipped
-        shards.write_manifest(out, manifest, manifest_file)
-        synthesize.write_skip_report(out, manifest, report_file)
-        summary.shards_built += 1
-
-    jobs = [(t, clips, cfg, out) for t in todo]
-    synthesize.run_jobs(jobs, build_shard, _run_task, out, todo, workers, progress, stop, record)
-    if not (out / report_file).exists():
-        synthesize.write_skip_report(out, manifest, report_file)
-    summary.seconds = time.perf_counter() - started
-    for entry in manifest["shards"].values():
-        summary.samples += entry["count"]
-        summary.bytes += entry["bytes"]
-    for rows in manifest["skipped"].values():
-        summary.skipped.update(reason for _, reason, _ in rows)
-    return summary
 
 
 # --- descriptions (blurgen inspect) ----------------------------------------------------------------

@@ -12,7 +12,8 @@ from blurgen import shards as shard_format
 from blurgen.kernels import KernelSpec
 from blurgen.online import OnlineBlur, kernel_size_for_crop
 from blurgen.pictures import write_png
-from blurgen.synthesize import SynthConfig, SynthError, synthesize
+from blurgen.shard_run import SynthError
+from blurgen.synthesize import SynthConfig, synthesize
 from trainer.data import (GOPRO, SYNTHETIC, DataConfig, DataError, build_dataset, mix_pattern,
                           train_batches, val_pairs)
 

@@ -392,7 +392,7 @@ def test_terminated_pool_run_stops_cleanly_and_resumes(tmp_path):
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
 def test_default_workers_follow_the_cpu_allocation():
     # A batch scheduler (or taskset) may grant fewer cores than the machine has.
-    from blurgen.synthesize import available_cores
+    from blurgen.shard_run import available_cores
 
     before = os.sched_getaffinity(0)
     try:

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from blurgen import shards
+from blurgen import shard_run
 from blurgen import synthesize as synth
 from blurgen.kernels import KernelSpec
 from blurgen.sources import find_images, load_rgb
@@ -128,7 +129,7 @@ def test_whole_image_size_is_estimated_from_the_photos_headers(tmp_path):
 def test_too_little_free_space_is_refused_in_one_line(tmp_path, monkeypatch):
     src = photos(tmp_path / "src", ["a.png", "b.png"])
     out = tmp_path / "out"
-    monkeypatch.setattr(synth, "free_bytes", lambda path: 10_000)
+    monkeypatch.setattr(shard_run, "free_bytes", lambda path: 10_000)
     res = run("synthesize", "--src", src, "--out", out, *SMALL)
     assert res.exit_code == 2, res.output
     assert len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output

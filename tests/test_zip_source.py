@@ -124,6 +124,7 @@ def test_whole_images_from_a_zip_are_counted_by_the_space_check(tmp_path, monkey
     """Issue 22.25: `--src photos.zip --full` estimated 0 bytes (the photos' headers were looked
     for as files beside the zip), so the free-space check never refused it.  Now the headers are
     read in the zip, and the estimate is the folder's."""
+    from blurgen import shard_run
     from blurgen import synthesize as synth
 
     folder = write_photos(tmp_path / "photos", 6)
@@ -133,6 +134,6 @@ def test_whole_images_from_a_zip_are_counted_by_the_space_check(tmp_path, monkey
         cfg = synth.SynthConfig(src=src, full=True, kernel_spec=synth.KernelSpec(size=15, iters=200, max_len=10))
         estimates[name] = synth.estimate_bytes(cfg, open_source(src).names(), 1)
     assert estimates["zip"] == estimates["folder"] > 6 * 6 * 58 * 46
-    monkeypatch.setattr(synth, "free_bytes", lambda path: 10_000)
+    monkeypatch.setattr(shard_run, "free_bytes", lambda path: 10_000)
     res = run("synthesize", "--src", archive, "--out", tmp_path / "out", "--full", *SMALL)
     assert res.exit_code == 2 and "free some space" in res.output
