@@ -302,15 +302,11 @@ class ShardSource(ShardIndex):
     """Synthetic pairs from HDF5 shards (a blurgen.shard_index.ShardIndex: each process
     opens its own readers lazily) for the draws.
 
-    ``shards`` are blurgen.shards.ShardInfo (path, count); ``sizes``, their
-    samples' sizes as ``_check_shards`` found them (read on first need
-    otherwise).  Read errors are raised as DataError naming the shard file and
+    Built from blurgen.shards.ShardInfo (path, count) and, from ``_check_shards``,
+    their samples' sizes (read on first need otherwise).  Read errors are raised as DataError naming the shard file and
     sample, pixels that fail their hash as blurgen.shards.DamagedSample.
     ``verify`` False skips the hash check (for benchmarks).
     """
-
-    def __init__(self, shards: Sequence, verify: bool = True, sizes: Sequence | None = None):
-        super().__init__(shards, verify=verify, sizes=sizes)
 
     def size(self, i: int) -> tuple[int, int]:
         try:
