@@ -4,7 +4,7 @@ For training code of any kind (BasicSR, NAFNet, a hand-written loop) that
 wants this project's pairs without the ``trainer`` package::
 
     from torch.utils.data import DataLoader
-    from blurgen.shards import PairDataset
+    from blurgen.dataset import PairDataset
 
     data = PairDataset(["shards/"], crop=256, seed=0)
     for blurred, sharp in DataLoader(data, batch_size=16, shuffle=True, num_workers=4):
@@ -12,14 +12,17 @@ wants this project's pairs without the ``trainer`` package::
 
 Item i is a pure function of (seed, epoch, i) and the data on disk: its crop
 box and flips come from ``numpy.random.default_rng([seed, PAIR_TAG, epoch,
-i])``, whatever process reads it, so a loader with any ``num_workers`` gives
-the same pairs.  HDF5 files are opened lazily by the process that reads them;
-the dataset pickles without its handles, and a worker forked from a parent
-that had already read drops the inherited handles and opens its own (h5py
-handles must not cross a fork).
+i])`` (:func:`blurgen.augment.draw_crop_flip`, order ``UNIFORMS``), whatever
+process reads it, so a loader with any ``num_workers`` gives the same pairs.
+HDF5 files are opened lazily by the process that reads them; the dataset
+pickles without its handles, and a worker forked from a parent that had
+already read drops the inherited handles and opens its own (h5py handles
+must not cross a fork).
 
-torch is imported here only: ``import blurgen.shards`` stays light and
-re-exports this class on first use.
+torch is imported here only: ``import blurgen.shards`` stays light (and
+does not import this module).  The shard bookkeeping -- numbering, sizes,
+readers, the check of each shard -- is :mod:`blurgen.shard_index`, shared
+with the trainer.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ import torch
 from torch.utils.data import Dataset
 
 from blurgen import shards
+from blurgen.augment import UNIFORMS, draw_crop_flip, flip_pair
+from blurgen.shard_index import ShardIndex, check_shard
 
 #: Stream tag of the crop and flip draws ("pair"), kept apart from other streams of the same seed.
 PAIR_TAG = 0x70616972
@@ -82,28 +87,27 @@ class PairDataset(Dataset):
         self.hflip, self.vflip = bool(hflip), bool(vflip)
         self.seed, self.output, self.verify = int(seed), output, bool(verify)
         self.epoch = 0
-        self.infos = [info for folder in self.folders for info in shards.find_shards(folder)]
-        self.offsets = shards.sample_offsets(self.infos)
-        # (H, W) of the crops of each crops-layout shard; None: whole images of their own sizes.
-        self._shapes: list[np.ndarray | None] = [self._check(info) for info in self.infos]
-        self.readers = shards.ShardReaders([info.path for info in self.infos], verify=self.verify)
+        infos = [info for folder in self.folders for info in shards.find_shards(folder)]
+        sizes = [self._check(info) for info in infos]
+        self.index = ShardIndex(infos, verify=self.verify, sizes=sizes)
 
-    def _check(self, info: shards.ShardInfo) -> np.ndarray | None:
-        """Open one shard, check it against its manifest entry and ``crop``, close it;
-        returns its samples' (H, W) for whole images, None for crops."""
-        with shards.ShardReader(info.path, verify=False) as reader:
-            if len(reader) < info.count:
-                raise shards.ShardError(f"{info.path}: holds {len(reader)} samples, its manifest lists {info.count}")
-            sizes = reader.image_shapes()[:info.count] if info.count else np.zeros((0, 2), np.int64)
-            layout = reader.layout
+    def _check(self, info: shards.ShardInfo) -> np.ndarray:
+        """Check one shard (:func:`blurgen.shard_index.check_shard`) and its samples
+        against ``crop``; returns its samples' (H, W)."""
+        sizes = check_shard(info, verify=False).sizes
         if self.crop is not None and len(sizes) and sizes.min() < self.crop:
             j = int(np.flatnonzero(sizes.min(axis=1) < self.crop)[0])
             raise shards.ShardError(f"{info.path}: sample {j} is {sizes[j, 1]}x{sizes[j, 0]}, "
                                     f"smaller than the {self.crop}x{self.crop} crop")
-        return sizes if layout == "images" else None
+        return sizes
+
+    @property
+    def infos(self) -> list[shards.ShardInfo]:
+        """The shards read, in the order their samples are numbered."""
+        return self.index.infos
 
     def __len__(self) -> int:
-        return int(self.offsets[-1])
+        return len(self.index)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw other crops and flips for epoch ``epoch`` (as DistributedSampler's set_epoch):
@@ -113,41 +117,23 @@ class PairDataset(Dataset):
 
     def locate(self, index: int) -> tuple[Path, int]:
         """(shard path, sample index in it) of item ``index``."""
-        k, local = shards.locate_sample(self.offsets, index)
-        return self.infos[k].path, local
+        k, local = self.index.locate(index)
+        return self.index.paths[k], local
 
     def draw(self, index: int) -> tuple[tuple[int, int, int, int] | None, bool, bool]:
         """(crop box (y0, x0, y1, x1) or None for the whole sample, hflip, vflip) of item
         ``index``: a pure function of (seed, epoch, index) and the sample's size."""
-        k, local = shards.locate_sample(self.offsets, index)
+        self.index.locate(index)   # IndexError outside the dataset, crop or not
         rng = np.random.default_rng([self.seed, PAIR_TAG, self.epoch, int(index)])
-        # Drawn in a fixed order whatever is switched on: turning flips on or off
-        # leaves the crops as they were.
-        u = rng.random(4)
-        box = None
-        if self.crop is not None:
-            h, w = self._size(k, local)
-            y0, x0 = int(u[0] * (h - self.crop + 1)), int(u[1] * (w - self.crop + 1))
-            box = (y0, x0, y0 + self.crop, x0 + self.crop)
-        return box, self.hflip and bool(u[2] < 0.5), self.vflip and bool(u[3] < 0.5)
-
-    def _size(self, k: int, local: int) -> tuple[int, int]:
-        sizes = self._shapes[k]
-        if sizes is not None:
-            return int(sizes[local, 0]), int(sizes[local, 1])
-        return self.readers[k].image_shape(local)
+        size = None if self.crop is None else self.index.size(index)
+        return draw_crop_flip(rng, size, self.crop, hflip=self.hflip, vflip=self.vflip, order=UNIFORMS)
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(blurred, sharp) of item ``index`` as uint8 (H, W, 3) RGB arrays, cropped and flipped."""
         if index < 0:
             index += len(self)
         box, hflip, vflip = self.draw(index)
-        k, local = shards.locate_sample(self.offsets, index)
-        blurred, sharp = self.readers[k].read_pair(local, box=box)
-        if hflip:
-            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
-        if vflip:
-            blurred, sharp = blurred[::-1], sharp[::-1]
+        blurred, sharp = flip_pair(*self.index.read_pair(index, box=box), hflip, vflip)
         return np.ascontiguousarray(blurred), np.ascontiguousarray(sharp)
 
     def __getitem__(self, index: int):
@@ -158,7 +144,7 @@ class PairDataset(Dataset):
 
     def close(self) -> None:
         """Close the HDF5 files this process opened (they reopen on the next read)."""
-        self.readers.close()
+        self.index.close()
 
 
 def to_unit_tensor(image: np.ndarray) -> torch.Tensor:

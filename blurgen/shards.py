@@ -1015,12 +1015,3 @@ def verify_folder(folder: str | os.PathLike, progress=None) -> tuple[int, list[t
             progress(1)
     return len(listed), problems
 
-
-def __getattr__(name: str):
-    # PairDataset needs torch: imported on first use, so that reading and
-    # writing shards does not pay for (or need) torch.
-    if name == "PairDataset":
-        from blurgen.dataset import PairDataset
-
-        return PairDataset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

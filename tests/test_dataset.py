@@ -1,4 +1,4 @@
-"""blurgen.shards.PairDataset: shards from plain PyTorch (issue 13, item 1)."""
+"""blurgen.dataset.PairDataset: shards from plain PyTorch (issue 13, item 1)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from blurgen import shards
+from blurgen.dataset import PairDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def expected(content, data, i):
 def test_a_plain_conv_trains_one_step_through_a_dataloader_with_workers(tmp_path):
     make_folder(tmp_path / "a")
     make_folder(tmp_path / "b", n_shards=1)
-    data = shards.PairDataset([tmp_path / "a", tmp_path / "b"], crop=16, vflip=True, seed=3)
+    data = PairDataset([tmp_path / "a", tmp_path / "b"], crop=16, vflip=True, seed=3)
     assert len(data) == 15
     torch.manual_seed(0)
     net = nn.Conv2d(3, 3, 3, padding=1)
@@ -77,15 +78,15 @@ def test_a_plain_conv_trains_one_step_through_a_dataloader_with_workers(tmp_path
 
 def test_items_are_the_same_in_any_process_and_for_any_worker_count(tmp_path):
     make_folder(tmp_path / "s")
-    data = shards.PairDataset(tmp_path / "s", crop=12, seed=7)
+    data = PairDataset(tmp_path / "s", crop=12, seed=7)
     main = [data[i] for i in range(len(data))]   # opens handles in this process before the fork
     for workers in (0, 2):
         got = [pair for batch in DataLoader(data, batch_size=3, num_workers=workers) for pair in zip(*batch)]
         for (b, s), (b0, s0) in zip(got, main):
             assert torch.equal(b, b0) and torch.equal(s, s0)
-    again = shards.PairDataset(tmp_path / "s", crop=12, seed=7)
+    again = PairDataset(tmp_path / "s", crop=12, seed=7)
     assert all(torch.equal(again[i][0], main[i][0]) for i in range(len(data)))
-    other = shards.PairDataset(tmp_path / "s", crop=12, seed=8)
+    other = PairDataset(tmp_path / "s", crop=12, seed=8)
     assert [other.draw(i) for i in range(10)] != [data.draw(i) for i in range(10)]
     data.set_epoch(1)
     assert [data.draw(i) for i in range(10)] != [again.draw(i) for i in range(10)]
@@ -94,7 +95,7 @@ def test_items_are_the_same_in_any_process_and_for_any_worker_count(tmp_path):
 
 def test_crops_come_from_the_same_box_in_both_images(tmp_path):
     content = make_folder(tmp_path / "s")
-    data = shards.PairDataset(tmp_path / "s", crop=12, hflip=True, vflip=True, seed=1, output="uint8")
+    data = PairDataset(tmp_path / "s", crop=12, hflip=True, vflip=True, seed=1, output="uint8")
     boxes, flips = set(), set()
     for i in range(len(data)):
         blurred, sharp = data[i]
@@ -113,16 +114,16 @@ def test_crops_come_from_the_same_box_in_both_images(tmp_path):
 
 def test_whole_images_of_varied_sizes_and_their_crops(tmp_path):
     content = make_folder(tmp_path / "s", n_shards=1, n=3, side=20, full=True)
-    whole = shards.PairDataset(tmp_path / "s", hflip=False, output="uint8")
+    whole = PairDataset(tmp_path / "s", hflip=False, output="uint8")
     for i in range(3):
         np.testing.assert_array_equal(whole[i][1], content[i][1])
-    assert torch.equal(shards.PairDataset(tmp_path / "s", hflip=False)[2][1],
+    assert torch.equal(PairDataset(tmp_path / "s", hflip=False)[2][1],
                        torch.from_numpy(content[2][1].transpose(2, 0, 1).copy()).float() / 255)
-    cropped = shards.PairDataset(tmp_path / "s", crop=20, output="uint8", seed=4)
+    cropped = PairDataset(tmp_path / "s", crop=20, output="uint8", seed=4)
     for i in range(3):
         np.testing.assert_array_equal(cropped[i][1], expected(content, cropped, i)[1])
     with pytest.raises(shards.ShardError, match="sample 0 is 20x20, smaller than the 21x21 crop"):
-        shards.PairDataset(tmp_path / "s", crop=21)
+        PairDataset(tmp_path / "s", crop=21)
 
 
 def test_a_damaged_sample_raises_the_packages_error(tmp_path):
@@ -135,7 +136,7 @@ def test_a_damaged_sample_raises_the_packages_error(tmp_path):
         value = fh.read(1)[0]
         fh.seek(offset + 9)
         fh.write(bytes([value ^ 0xFF]))
-    data = shards.PairDataset(tmp_path / "s", crop=8)
+    data = PairDataset(tmp_path / "s", crop=8)
     data[1]
     with pytest.raises(shards.DamagedSample, match="sample 2 is damaged"):
         data[2]
@@ -143,6 +144,9 @@ def test_a_damaged_sample_raises_the_packages_error(tmp_path):
         list(DataLoader(data, batch_size=5, num_workers=1))
 
 
-def test_importing_blurgen_shards_does_not_import_torch():
-    code = "import sys, blurgen.shards; assert 'torch' not in sys.modules; blurgen.shards.PairDataset"
+def test_importing_blurgen_shards_imports_neither_torch_nor_the_dataset():
+    """Issue 21.5: shards.py re-exported PairDataset through a module __getattr__, an
+    import circle with dataset.py; the format module now knows nothing of datasets."""
+    code = ("import sys, blurgen.shards; assert 'torch' not in sys.modules; "
+            "assert 'blurgen.dataset' not in sys.modules; assert not hasattr(blurgen.shards, 'PairDataset')")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

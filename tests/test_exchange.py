@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from blurgen import shards
+from blurgen.dataset import PairDataset
 from blurgen.sources import load_rgb
 from cli import blurgen
 from trainer.benchmarks import folder_pairs
@@ -148,7 +149,7 @@ def test_import_skips_and_reports_unusable_pairs_and_mixes_with_training(tmp_pat
     # What `trainer fit --shards` reads, and the plain dataset.
     training = build_dataset(DataConfig(shards=(out, out), mix=(1, 0), crop=16, workers=0))
     assert training[0][0].shape == (16, 16, 3)
-    assert len(shards.PairDataset(out, crop=16)) == 4
+    assert len(PairDataset(out, crop=16)) == 4
     # A second run resumes (nothing to do); changed folders are refused.
     res = run("import-pairs", tmp_path / "blur", tmp_path / "sharp", "--out", out, "--shard-size", 2)
     assert res.exit_code == 0 and "built 0 shards now, 3 were already done" in res.output

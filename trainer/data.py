@@ -12,7 +12,7 @@ pure function of (seed, j) and the data on disk:
   (epoch e = c // n) is a permutation from
   ``default_rng([seed, PERMUTATION_TAG, source, e])``;
 * its crop offset and horizontal flip come from ``default_rng([seed,
-  DRAW_TAG, j])``.
+  DRAW_TAG, j])`` (:func:`blurgen.augment.draw_crop_flip`, order ``INTEGERS``).
 
 Generator step k of rank r (of ``world_size``) takes the draws
 ``(k * world_size + r) * B + t`` for t < B, so ranks read disjoint draws and
@@ -50,6 +50,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from blurgen.augment import INTEGERS, crop_pair, draw_crop_flip, flip_pair
+from blurgen.shard_index import ShardIndex, check_shard
+from blurgen.shards import DamagedSample, ShardError
 from blurgen.stopping import ignore_in_worker
 from trainer.errors import TrainerError
 from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
@@ -75,12 +78,8 @@ class DataError(TrainerError):
     """Unusable data settings or data (one line, meant for the user)."""
 
 
-class DamagedSample(DataError):
-    """A sample whose stored pixels fail their hash; training skips it."""
-
-
 def _shards():
-    """blurgen.shards, imported on first use: GoPro-only training needs no HDF5."""
+    """The module blurgen.shards (``shards`` names lists of shards in this module)."""
     from blurgen import shards
     return shards
 
@@ -299,74 +298,38 @@ class DrawPlan:
 # --- the sources ---------------------------------------------------------------------
 
 
-class ShardSource:
-    """Synthetic pairs from HDF5 shards; each process opens its own readers lazily.
+class ShardSource(ShardIndex):
+    """Synthetic pairs from HDF5 shards (a blurgen.shard_index.ShardIndex: each process
+    opens its own readers lazily) for the draws.
 
-    ``shards`` are blurgen.shards.ShardInfo (path, count).  Read errors are
-    raised as DataError naming the shard file and sample, pixels that fail
-    their hash as DamagedSample.  ``verify`` False skips the hash check (for
-    benchmarks).
+    Built from blurgen.shards.ShardInfo (path, count) and, from ``_check_shards``,
+    their samples' sizes (read on first need otherwise).  Read errors are raised as DataError naming the shard file and
+    sample, pixels that fail their hash as blurgen.shards.DamagedSample.
+    ``verify`` False skips the hash check (for benchmarks).
     """
 
-    def __init__(self, shards: Sequence, verify: bool = True):
-        self.verify = verify
-        self.paths = [Path(s.path) for s in shards]
-        self.offsets = _shards().sample_offsets(shards)
-        self.readers = _shards().ShardReaders(self.paths, verify=verify)
-        self._crop_shapes: dict = {}  # shard number -> (H, W) of every sample, crops layout
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def locate(self, i: int) -> tuple[int, int]:
-        """(shard number, sample index in that shard) of global sample index i."""
-        return _shards().locate_sample(self.offsets, i)
-
-    def _reader(self, k: int, local: int):
-        reader = self.readers[k]
-        count = int(self.offsets[k + 1] - self.offsets[k])
-        if local >= len(reader):  # a manifest that lists more samples than the shard holds
-            raise DataError(f"{self.paths[k]}: the manifest lists {count} samples, the shard holds {len(reader)}")
-        return reader
-
-    def name(self, i: int) -> str:
-        k, local = self.locate(i)
-        return f"{self.paths[k]}#{local}"
-
     def size(self, i: int) -> tuple[int, int]:
-        k, local = self.locate(i)
-        if k in self._crop_shapes:  # saves two HDF5 attribute reads per draw
-            return self._crop_shapes[k]
         try:
-            reader = self._reader(k, local)
-            shape = tuple(reader.image_shape(local))
-            if reader.layout == "crops":
-                self._crop_shapes[k] = shape
-            return shape
-        except (_shards().ShardError, OSError, KeyError) as exc:
+            return super().size(i)
+        except (ShardError, OSError, KeyError) as exc:
             raise _shard_problem(self.name(i), exc) from None
 
     def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        k, local = self.locate(i)
         try:
-            return self._reader(k, local).read_pair(local, box=box)
-        except _shards().DamagedSample as exc:
-            raise DamagedSample(str(exc)) from None
-        except (_shards().ShardError, OSError, KeyError) as exc:
+            return self.read_pair(i, box)
+        except DamagedSample:
+            raise
+        except (ShardError, OSError, KeyError) as exc:
             raise _shard_problem(self.name(i), exc) from None
 
     def read_sharp(self, i: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """The window ``box`` of sample i's sharp image (online blur; any shard)."""
-        k, local = self.locate(i)
         try:
-            return self._reader(k, local).read_sharp(local, box=box)
-        except _shards().DamagedSample as exc:
-            raise DamagedSample(str(exc)) from None
-        except (_shards().ShardError, OSError, KeyError) as exc:
+            return super().read_sharp(i, box)
+        except DamagedSample:
+            raise
+        except (ShardError, OSError, KeyError) as exc:
             raise _shard_problem(self.name(i), exc) from None
-
-    def close(self) -> None:
-        self.readers.close()
 
 
 class GoProSource:
@@ -386,9 +349,7 @@ class GoProSource:
         return scaled_size(self.pairs[i].size, self.scale)
 
     def read(self, i: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        y0, x0, y1, x1 = box
-        blurred, sharp = read_gopro_pair(self.pairs[i], self.scale)
-        return blurred[y0:y1, x0:x1], sharp[y0:y1, x0:x1]
+        return crop_pair(*read_gopro_pair(self.pairs[i], self.scale), box)
 
     def close(self) -> None:
         pass
@@ -453,12 +414,9 @@ class DrawDataset(Dataset):
                             f"smaller than the {self.crop}x{self.crop} crop"
                             + (f" plus the online kernel's {side - self.crop} px margin" if side > self.crop else ""))
         seeds = [self.seed, DRAW_TAG, int(j)] + ([attempt] if attempt else [])
-        rng = np.random.default_rng(seeds)
-        y0 = int(rng.integers(0, height - side + 1))
-        x0 = int(rng.integers(0, width - side + 1))
-        # Drawn whether or not flips are on, so that flip=False keeps the same crops.
-        flip = bool(rng.random() < 0.5) and self.flip
-        return Draw(int(j), source, sample, (y0, x0, y0 + side, x0 + side), flip, int(attempt), side > self.crop)
+        box, flip, _ = draw_crop_flip(np.random.default_rng(seeds), (height, width), side,
+                                      hflip=self.flip, order=INTEGERS)
+        return Draw(int(j), source, sample, box, flip, int(attempt), side > self.crop)
 
     def _read(self, j: int):
         """(draw, images, damaged reports) of draw j, or a one-line error: images are
@@ -503,8 +461,7 @@ class DrawDataset(Dataset):
                 continue
             if self.is_sharp(d.index):
                 blurred = sharp
-            if d.flip:
-                blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+            blurred, sharp = flip_pair(blurred, sharp, d.flip)
             items.append((blurred, sharp, damaged))
         return items
 
@@ -571,33 +528,32 @@ def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
     return folders[0][:-1] + [s for f in folders[1:] for s in f], held_out
 
 
-def _check_shards(infos: Sequence, crop: int | None, margin: int = 0, pairs: bool = True) -> None:
-    """Open every shard of ``infos`` and look at its first sample: catches
+def _check_shards(infos: Sequence, crop: int | None, margin: int = 0, pairs: bool = True) -> list[np.ndarray]:
+    """Check every shard of ``infos`` (blurgen.shard_index.check_shard): catches
     unreadable and truncated files (HDF5 checks the file's stored end), shards
-    holding fewer samples than their manifest lists, (``crop`` given) samples
-    smaller than the crop plus ``margin`` (online blur's k - 1), and
+    holding fewer samples than their manifest lists, (``crop`` given) a first
+    sample smaller than the crop plus ``margin`` (online blur's k - 1), and
     (``pairs``) sharp-only shards, before any step or worker starts.  Opened
-    and closed here; DataError names the shard."""
-    shards = _shards()
+    and closed here; DataError names the shard.  Returns each shard's (count, 2)
+    sample sizes (H, W), for ShardSource."""
+    sizes = []
     for info in infos:
-        reader = shards.ShardReader(info.path)
         try:
-            count = len(reader)
-            height, width = reader.image_shape(0)
-            sharp_only = reader.sharp_only
-        except (shards.ShardError, OSError, KeyError, IndexError) as exc:
+            facts = check_shard(info)
+        except (ShardError, OSError, KeyError, IndexError) as exc:
             raise _shard_problem(str(info.path), exc) from None
-        finally:
-            reader.close()
-        if count < info.count:
-            raise DataError(f"{info.path}: holds {count} samples, its manifest lists {info.count}")
-        if pairs and sharp_only:
+        if pairs and facts.sharp_only:
             raise DataError(f"{info.path}: holds sharp images only (synthesize --sharp-only): "
                             + ("train on it with --online" if crop is not None else
                                "validation needs fixed pairs; give --val-shards or --gopro"))
-        if crop is not None and (height < crop + margin or width < crop + margin):
-            raise DataError(f"{info.path}: samples are {width}x{height}, smaller than the {crop}x{crop} crop"
-                            + (f" plus the online kernel's {margin} px margin" if margin else ""))
+        # The other samples are checked as they are drawn (DrawDataset.draw).
+        if crop is not None and len(facts.sizes):
+            height, width = (int(v) for v in facts.sizes[0])
+            if height < crop + margin or width < crop + margin:
+                raise DataError(f"{info.path}: samples are {width}x{height}, smaller than the {crop}x{crop} crop"
+                                + (f" plus the online kernel's {margin} px margin" if margin else ""))
+        sizes.append(facts.sizes)
+    return sizes
 
 
 def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource | None]:
@@ -617,8 +573,8 @@ def training_sources(cfg: DataConfig) -> tuple[ShardSource | None, GoProSource |
                    "or give GoPro data to validate on)" if held_out else "")
             raise DataError(f"no synthetic training pairs in {', '.join(map(str, cfg.shards))}{why}")
         online = cfg.online_blur()
-        _check_shards(shards, cfg.crop, margin=online.margin if online else 0, pairs=online is None)
-        synthetic = ShardSource(shards)
+        sizes = _check_shards(shards, cfg.crop, margin=online.margin if online else 0, pairs=online is None)
+        synthetic = ShardSource(shards, sizes=sizes)
     if b:
         if cfg.gopro is None:
             raise DataError(f"mix {a}:{b} draws GoPro pairs but no GoPro folder was given")
