@@ -47,12 +47,20 @@ def dataset_names(f: h5py.File) -> list[str]:
 
 
 def folder_hash(folder: Path) -> str:
+    """sha256 of every dataset and attribute of every shard in ``folder`` (the attributes'
+    JSON as written, so their key order counts: it decides the file's bytes and so its
+    checksum; the test's own folder replaced by ``ROOT``)."""
+    root = str(folder.parent.resolve())
     digest = hashlib.sha256()
     shards = sorted(folder.glob("shard-*.h5"))
     made = sum(entry["count"] for entry in json.loads((folder / "manifest.json").read_text())["shards"].values())
     assert made >= 3, f"{folder}: {made} samples"  # every case must make some
     for path in shards:
         with h5py.File(path) as f:
+            for key in sorted(f.attrs):
+                value = f.attrs[key]
+                text = value.replace(root, "ROOT") if isinstance(value, str) else repr(value)
+                digest.update(f"{path.name}@{key}={text}\n".encode())
             for name in dataset_names(f):
                 value = f[name][()]
                 digest.update(f"{path.name}/{name}:{value.dtype}:{value.shape}\n".encode())
@@ -80,19 +88,19 @@ CASES = {
 }
 
 RECORDED = {
-    "average": "cab4c1bffc970f88d96eb13efa13c7c978734766f367acbfc49a01b91114f777",
-    "average-camera": "2a1b4299663aa3254a6fa530132dada5b0d4a895c8d0018b04c0b3ba8ea7900a",
-    "bank": "557b5ddae99c89df44747526cf7eea57af699b37684661f65e57ec4c3ef91dae",
-    "camera-a7r3-jpeg": "a11ff22c0785c378df3359a17e04747aa8442b4116be2f08053731b37c3c30b3",
-    "camera-a7r3-rsblur-jpeg": "282e73d956e751e1346571ea816f50bfc12ab0496cdd46da7a2d7e154697dad8",
-    "full": "2510ba6bd7c0f5bda8bbdf3a2b0e1633d58ffa9b29bbe9cd80d8b706f1e3dd7f",
-    "full-upscale": "ff014584050c5566b45c083fb815136f46bce5219294d6867e237d057f90f45a",
-    "objects": "a7091ad03fb5b27ca744619dfc6ac2cf644fc51f358579e6e0663a345ac76a8c",
-    "plain": "59df2d7c869d2aa0c4f4627d64900e6a51f2d9f37064b473730c8e8559204e5f",
-    "realism": "8e588a660db0c2443eddb436a3782918df073a5578ba630e3f939e0f407eabe2",
-    "shake": "beb536fce339bfe6d4bbd57043cc102a315a537fdd3d3418729d2a2271fa708a",
-    "shake-camera": "8ab4bca19d7ceaa071a6834eaace991d0f5f81ce32b500d4ce6d1c95ae955cc4",
-    "sharp-only": "4586f3dd1cbdba218c701dbb8a57b063597627e07678cbe13a6cd3277f573c7f",
+    "average": "4cf56f86cc2e337c6375a9f22905136db30cd39cda663b0153b5849e33f62f01",
+    "average-camera": "8fcc7990f528d731c372142f00a744512a9f384207068f7a713fff66313ac854",
+    "bank": "6a5d1f45c173d42cc6a67533ed74fe9aea1f5065fa5eff72bbabd96156dff759",
+    "camera-a7r3-jpeg": "0543595762f1cf8a24d51f3d52f57afe69f1cb3c8b9200ca1ef7213c8958a103",
+    "camera-a7r3-rsblur-jpeg": "4bb0f07bcad93b0528e961dda40cdeab2a0b66c4d906692a8d62feebca5ae4d5",
+    "full": "9cd57ceef3a70b1dc486efe0b2b01b624e368d56dd152b16f111c6c13c24c897",
+    "full-upscale": "a66c25897cb161ef3e8cb1bea51c8d696acf6060bac5e54d6ab769981654921b",
+    "objects": "38ca2ec33ab1379d6003d8d0188b3b6cc34e304c0bd3ed76c5ffd1c8fe812afc",
+    "plain": "eea8d855c15e537d706db258e8f3824ef63d5be8ce6719559172bda6dd9caff8",
+    "realism": "6ffc96ee84facc74fa7a07273bf3e7a0e2c8583502b079c6b9a05a7903f74742",
+    "shake": "a6de36e36c15fece353c0adc183032e4b61aab85154668c8c55563c070832368",
+    "shake-camera": "1117b3f13a19902e52730ffa683bc8f524a27afe3ddbfa17c810d34a44a3ce08",
+    "sharp-only": "f980e0b17d7e9ac003781161836f507616de850be6e55d78e16ce4b66a6656f3",
 }
 
 
