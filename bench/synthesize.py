@@ -38,13 +38,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "data"))
 import h5py  # noqa: E402
 
-from blurgen import camera, shards  # noqa: E402
+from blurgen import camera, cameras, shards  # noqa: E402
 from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.objects import ObjectSpec  # noqa: E402
 from blurgen.shake import ShakeSpec  # noqa: E402
 from blurgen.sources import find_images, load_rgb  # noqa: E402
 from blurgen.shard_run import _single_threaded, available_cores  # noqa: E402
-from blurgen.synthesize import SynthConfig, blur_sample, synthesize  # noqa: E402
+from blurgen.realism import Realism  # noqa: E402
+from blurgen.synthesize import SynthConfig, synthesize  # noqa: E402
 from blurgen.video import AverageConfig, average  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
 
@@ -131,12 +132,12 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
     for name, options in (("plain (DeblurGAN)", {}), ("--linear", {"linear": True}), ("--saturate", {"saturate": True}),
                           ("--noise", {"noise": True}), ("--jpeg-quality 85", {"jpeg_quality": (85, 85)}),
                           ("all four", {"linear": True, "saturate": True, "noise": True, "jpeg_quality": (85, 85)})):
-        cfg = SynthConfig(src=Path("."), crop=crop, **options)
+        realism = Realism(**options)
         started = time.perf_counter()
         for window, psf in zip(windows, kernels.psf):
-            blur_sample(window, psf, cfg, rng, effects)
+            realism.blur(window, psf, rng, effects)
         rows.append((name, (time.perf_counter() - started) / len(windows) * 1e3))
-    cam = camera.get_camera(camera.DEFAULT_CAMERA)
+    cam = cameras.get_camera(cameras.DEFAULT_CAMERA)
     started = time.perf_counter()
     for window, psf in zip(windows, kernels.psf):
         camera.simulate(window, psf, cam, camera.draw_parameters(cam, rng), rng)
@@ -175,7 +176,9 @@ def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str,
             out = tmp / "out-mode"
             if options.get("objects") is True:
                 options = {**options, "objects": ObjectSpec(write_annotations(src, tmp / "instances.json"))}
-            cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, n // 2), **options)
+            realism = Realism(**{k: v for k, v in options.items() if k in Realism.__dataclass_fields__})
+            mode = {k: v for k, v in options.items() if k not in Realism.__dataclass_fields__}
+            cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, n // 2), realism=realism, **mode)
             started = time.perf_counter()
             synthesize(cfg, out, workers=1)
             rates[name].append(n / (time.perf_counter() - started))

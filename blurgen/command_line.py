@@ -131,3 +131,32 @@ def interrupted(exc, what: str):
 
 def megabytes(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
+
+
+def realism_options(prefix: str = "", default=False, fields: tuple[str, ...] | None = None):
+    """Decorator: the options of the realism spec (``blurgen.realism.OPTIONS``), one per field,
+    each with the spec's one help text: ``--linear --saturate --noise --jpeg-quality LO-HI
+    --camera [NAME]``, or with ``prefix`` ``online-`` ``--online-linear ...`` (``trainer
+    fit``).  Parameters are named after the fields (with the prefix, ``online_noise``);
+    ``default``: the flags' default (None where a command must tell "not given" apart,
+    as ``trainer fit`` does for presets and ``--resume``); ``fields``: only these (``average``
+    takes the camera alone)."""
+    from blurgen.cameras import DEFAULT_CAMERA
+    from blurgen.realism import OPTIONS
+
+    def option(name: str):
+        flag = f"--{prefix}{name.replace('_', '-')}"
+        dest = f"{prefix.replace('-', '_')}{name}"
+        if name == "jpeg_quality":
+            return click.option(flag, dest, default=None, metavar="LO-HI", help=OPTIONS[name])
+        if name == "camera":
+            return click.option(flag, dest, default=None, is_flag=False, flag_value=DEFAULT_CAMERA,
+                                metavar="[NAME]", help=OPTIONS[name])
+        return click.option(flag, dest, is_flag=True, default=default, help=OPTIONS[name])
+
+    def decorate(command):
+        for name in reversed([n for n in OPTIONS if fields is None or n in fields]):
+            command = option(name)(command)
+        return command
+
+    return decorate

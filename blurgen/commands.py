@@ -15,6 +15,7 @@ from blurgen.command_line import (
     megabytes,
     package_version,
     plural,
+    realism_options,
     save_png,
     say,
     warn_ignored,
@@ -147,16 +148,6 @@ def _parse_part(text: str) -> tuple[int, int]:
     return i, n
 
 
-def _parse_quality(text: str | None):
-    if text is None:
-        return None
-    try:
-        lo, _, hi = text.partition("-")
-        return int(lo), int(hi or lo)
-    except ValueError:
-        raise UserError(f"--jpeg-quality must look like LO-HI (e.g. 60-95), got {text!r}") from None
-
-
 @blurgen.command("synthesize")
 @click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively), or a .zip of them (read in place).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
@@ -192,13 +183,7 @@ def _parse_quality(text: str | None):
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of every random draw (kernels, crops and effects): the same seed gives the same bytes.")
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n), for job arrays; the parts may share --out.")
-@click.option("--linear", is_flag=True, help="Blur in linear light (undo the sRGB curve, blur, redo it).")
-@click.option("--saturate", is_flag=True, help="Boost clipped highlights, blur, clip, in linear light (implies --linear).")
-@click.option("--noise", is_flag=True, help="Add Poisson-Gaussian sensor noise of a random level.")
-@click.option("--jpeg-quality", default=None, help="Re-compress the blurred image at a quality drawn in LO-HI.")
-@click.option("--camera", default=None, is_flag=False, flag_value="a7r3", metavar="[NAME]",
-              help="RSBlur's camera pipeline (saturation, raw noise, ISP; docs/camera.md) with camera NAME's "
-                   "calibration: a7r3 (the default) or a7r3-rsblur.")
+@realism_options()
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True,
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
@@ -213,6 +198,7 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 
     from blurgen.kernels import KernelSpec, default_max_len
     from blurgen.objects import ObjectSpec
+    from blurgen.realism import Realism, parse_range
     from blurgen.shake import ShakeSpec
     from blurgen.synthesize import UPSCALE_INTERPOLATION, SynthConfig, synthesize
 
@@ -227,8 +213,9 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                           max_len=default_max_len(kernel_size) if max_len is None else max_len)
         return SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                            shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
-                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec, linear=linear,
-                           saturate=saturate, noise=noise, jpeg_quality=_parse_quality(jpeg_quality), camera=camera,
+                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec,
+                           realism=Realism(linear=linear, saturate=saturate, noise=noise,
+                                           jpeg_quality=parse_range(jpeg_quality, "jpeg_quality"), camera=camera),
                            shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
                            objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
                                               max_len=object_len) if objects_json else None,
@@ -278,23 +265,21 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
 @click.option("--part", default="0/1", show_default=True, help="Build only shards s with s % n == i (i/n).")
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True, help="Verify the finished shards too and rebuild the bad ones.")
-@click.option("--camera", default=None, metavar="NAME",
-              help="Average in this camera's linear light, then its raw noise and development (docs/camera.md).")
+@realism_options(fields=("camera",))
 def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, crop, crops_per_window, full,
                 shard_size, workers, seed, part, overwrite, repair, camera):
     """Average consecutive video frames in linear light into blurred/sharp pairs, as GoPro and REDS (docs/video.md)."""
     from pathlib import Path
 
+    from blurgen.realism import parse_range
     from blurgen.video import AverageConfig, average
 
-    try:
-        lo, _, hi = frame_range.partition("-")
-        frames = (int(lo), int(hi or lo))
-    except ValueError:
-        raise UserError(f"--frames must look like LO-HI (e.g. 7-13), got {frame_range!r}") from None
-    make = lambda: AverageConfig(src=Path(src), frames=frames, interpolate=interpolate, response=response,  # noqa: E731
-                                 windows_per_clip=windows_per_clip, crop=crop, crops_per_window=crops_per_window,
-                                 full=full, shard_size=shard_size, seed=seed, part=_parse_part(part), camera=camera)
+    def make():  # a RealismError is a ValueError: one line
+        return AverageConfig(src=Path(src), frames=parse_range(frame_range, "frames", "7-13"), interpolate=interpolate,
+                             response=response, windows_per_clip=windows_per_clip, crop=crop,
+                             crops_per_window=crops_per_window, full=full, shard_size=shard_size, seed=seed,
+                             part=_parse_part(part), camera=camera)
+
     _run_synthesis(make, average, out, workers, overwrite, repair, "clip", changed="the clips")
 
 

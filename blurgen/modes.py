@@ -4,10 +4,10 @@ Each mode makes one (blurred, sharp, kernel, meta) sample from a source photo
 and the sample's (image, crop) index, drawing everything from its own random
 stream — ``default_rng([seed, TAG, image, crop])`` with a tag per mode — so the
 uniform mode's draws (``default_rng([seed, image, crop])``) are untouched.
-The realism options (``--linear --saturate --noise --jpeg-quality``) apply as
-in the uniform mode (``synthesize.blur_sample``), and so does ``--camera``
-(RSBlur's pipeline: its linear light and saturation before the mode's blur,
-its raw noise and development after it, its tone curve on both images).
+The realism spec (``cfg.realism``, :mod:`blurgen.realism`: linear light,
+saturation, noise, JPEG, or RSBlur's camera pipeline) works around each mode's
+blur as around the uniform mode's: its working space before, its finish after,
+the camera's settings and noise from a stream of their own.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from blurgen import blur
-from blurgen import camera as _camera
 from blurgen import objects as _objects
 from blurgen import shake as _shake
 from blurgen.kernels import make_kernels
@@ -43,55 +42,6 @@ SHAKE_TAG = 0x5348414B
 OBJECTS_TAG = 0x4F424A53
 
 
-def camera_draw(cfg, stream: list[int]):
-    """With ``--camera``: (camera, its drawn settings, the generator of its noise) from
-    ``default_rng([*stream, CAMERA_STREAM])`` -- a stream of its own, so the mode's other
-    draws are the same with and without the camera; else None."""
-    if cfg.camera is None:
-        return None
-    from blurgen.synthesize import CAMERA_STREAM
-
-    rng = np.random.default_rng([*stream, CAMERA_STREAM])
-    cam = _camera.get_camera(cfg.camera)
-    return cam, _camera.draw_parameters(cam, rng), rng
-
-
-def to_working(region: np.ndarray, cfg, effects: dict, boost: bool = True, cam=None) -> np.ndarray:
-    """uint8 sRGB pixels -> float32 in the space the blur works in: linear light with
-    ``--linear``/``--saturate`` (highlights boosted with ``--saturate`` and ``boost``), else code values / 255;
-    with ``--camera`` (``cam`` from :func:`camera_draw`) the camera pipeline's linear light and saturation."""
-    if cam is not None:
-        return _camera.working(region, cam[1], boost)
-    if cfg.linear or cfg.saturate:
-        image = blur.LINEAR_LUT[region]
-    else:
-        image = region.astype(np.float32) * np.float32(1 / 255)
-    if cfg.saturate and boost:
-        image = blur.boost_highlights(image, effects["saturation_gain"])
-    return image
-
-
-def finish(blurred: np.ndarray, cfg, rng: np.random.Generator, effects: dict, cam=None) -> np.ndarray:
-    """The steps after the blur, for every mode that blurs a photo (``synthesize.blur_sample``
-    too): clip (``--saturate``), sensor noise in linear light, 8-bit sRGB, JPEG.  ``blurred``
-    is float32 in the working space (linear light with ``--linear`` or ``--saturate``).  With
-    ``--camera`` (``cam``): the camera pipeline's raw noise and development instead, then JPEG."""
-    if cam is not None:
-        out = _camera.develop(blurred, cam[0], cam[1], cam[2])
-        return blur.jpeg_roundtrip(out, effects["jpeg_quality"]) if cfg.jpeg_quality is not None else out
-    linear = cfg.linear or cfg.saturate
-    if cfg.saturate:
-        blurred = blur.saturate(blurred)
-    if cfg.noise:
-        # Noise arises on the sensor, in linear light, whatever space the blur used.
-        raw = blurred if linear else blur.srgb_to_linear(np.clip(blurred, 0.0, 1.0))
-        blurred = blur.add_sensor_noise(raw, effects["noise_shot"], effects["noise_read"], rng)
-    out = blur.encode_srgb8(blurred) if linear or cfg.noise else blur.to_uint8(blurred)
-    if cfg.jpeg_quality is not None:
-        out = blur.jpeg_roundtrip(out, effects["jpeg_quality"])
-    return out
-
-
 def shake_seeds(seed: int, image: int, crop: int) -> np.ndarray:
     """(3,) uint64 seeds of the three Boracchi & Foi walks of sample (image, crop)."""
     return np.random.SeedSequence([seed, SHAKE_TAG, image, crop, 1]).generate_state(3, np.uint64)
@@ -105,9 +55,7 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
     uint8, the (k, k) PSF at the crop's centre pixel, and the meta fields.  Raises
     :class:`SkipImage` ("too-small") when the photo cannot hold the crop plus the shake's margin.
     """
-    from blurgen.synthesize import _draw_effects
-
-    spec = cfg.shake
+    spec, realism = cfg.shake, cfg.realism
     rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
     seeds = shake_seeds(cfg.seed, image, crop)
     drawn = _shake.draw_shake(seeds, spec, rng)
@@ -119,14 +67,14 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
         raise SkipImage("too-small", f"{original[1]}x{original[0]} is smaller than {what} {m} px margin on each side"
                         + (f" (also upscaled {factor:.3g} times)" if factor != 1 else ""))
     y0, x0, y1, x1 = crop_box(rng, h, w, cfg.crop, cfg.full, m, m)
-    effects = _draw_effects(cfg, rng)
-    cam = camera_draw(cfg, [cfg.seed, SHAKE_TAG, image, crop])
-    region = to_working(photo[y0 - m : y1 + m, x0 - m : x1 + m], cfg, effects, cam=cam)
-    blurred = finish(_shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1)), cfg, rng, effects, cam)
+    effects = realism.draw(rng)
+    cam = realism.draw_camera(realism.camera_rng([cfg.seed, SHAKE_TAG, image, crop]))
+    region = realism.working(photo[y0 - m : y1 + m, x0 - m : x1 + m], effects, cam)
+    blurred = realism.finish(_shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1)), rng, effects, cam)
     centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)
     corners = _shake.probe_points(x0, y0, x1 - 1, y1 - 1)[[0, 2, 6, 8]]
     traj = np.concatenate([drawn.angles, drawn.shifts], axis=1).astype(np.float32)
-    meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "linear": bool(cfg.linear or cfg.saturate),
+    meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "linear": realism.in_linear_light,
             **effects,
             "shake_focal": focal, "shake_poses": len(H), "shake_margin": m,
             "shake_oop_angle": drawn.oop_angle, "shake_roll_angle": drawn.roll_angle,
@@ -135,10 +83,9 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg, kerne
             "shake_blur_centre": _shake.streak_length(H, centre),
             "shake_blur_corner": max(_shake.streak_length(H, tuple(p)) for p in corners),
             "shake_seeds": seeds, "shake_trajectory": traj}
-    sharp = photo[y0:y1, x0:x1]
-    if cam is not None:  # both images in the camera's tone curve
-        sharp = _camera.render_sharp(sharp, cam[0])
-        meta.update(cam[1].meta(), linear=True)
+    sharp = realism.sharp(photo[y0:y1, x0:x1], cam)
+    if cam is not None:
+        meta.update(cam.draw.meta())
     if cfg.small == "upscale":  # a field only then, as in the uniform mode
         meta["upscale"] = np.float32(factor)
     return blurred, sharp, _shake.point_psf(H, centre, kernel_size), meta
@@ -180,9 +127,7 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     uint8, the camera's (k, k) PSF, and the meta fields.  Raises :class:`SkipImage` ("too-small", or
     "object-..." when the instance's photo or mask cannot be used).
     """
-    from blurgen.synthesize import _draw_effects
-
-    spec, ks = cfg.objects, cfg.kernel_spec
+    spec, ks, realism = cfg.objects, cfg.kernel_spec, cfg.realism
     rng = np.random.default_rng([cfg.seed, OBJECTS_TAG, image, crop])
     cam_seed, own_seed = np.random.SeedSequence([cfg.seed, OBJECTS_TAG, image, crop, 1]).generate_state(2, np.uint64)
     kernel = make_kernels(np.array([cam_seed]), ks)
@@ -228,15 +173,15 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
                                   cfg.downscale)
     colours, alpha = _objects.cut_out(other, mask, scale)
     oy, ox = _objects.place(rng, alpha.shape, (y1 - y0, x1 - x0))
-    effects = _draw_effects(cfg, rng)
-    cam = camera_draw(cfg, [cfg.seed, OBJECTS_TAG, image, crop])
+    effects = realism.draw(rng)
+    cam = realism.draw_camera(realism.camera_rng([cfg.seed, OBJECTS_TAG, image, crop]))
     region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
     at = (slice(before + oy, before + oy + alpha.shape[0]), slice(before + ox, before + ox + alpha.shape[1]))
     layers = {}
     for boost in (True, False):  # the blur sees boosted highlights (--saturate), the sharp image does not
-        background = to_working(region, cfg, effects, boost, cam)
+        background = realism.working(region, effects, cam, boost)
         fore = np.zeros_like(background)
-        fore[at] = to_working(colours, cfg, effects, boost, cam)
+        fore[at] = realism.working(colours, effects, cam, boost)
         layers[boost] = (background, fore)
     matte = np.zeros(region.shape[:2], np.float32)
     matte[at] = alpha
@@ -245,12 +190,9 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     background, fore = (a[before : before + (y1 - y0), before : before + (x1 - x0)] for a in layers[False])
     m = matte[before : before + (y1 - y0), before : before + (x1 - x0), None]
     sharp = background * (1 - m) + fore * m
-    if cam is not None:  # both images in the camera's tone curve
-        sharp = _camera.tone_map(sharp, cam[0])
-    else:
-        sharp = blur.encode_srgb8(sharp) if cfg.linear or cfg.saturate else blur.to_uint8(sharp)
+    sharp = realism.encode(sharp, cam)  # both images in the camera's tone curve with one
     meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "kernel_index": -1,
-            "linear": bool(cfg.linear or cfg.saturate),
+            "linear": realism.in_linear_light,
             **{f"kernel_{name}": v[0] for name, v in kernel.params().items()}, **effects,
             "object_id": inst.id, "object_image": inst.file_name,
             "object_box": np.array([oy, ox, oy + alpha.shape[0], ox + alpha.shape[1]], np.int32),
@@ -258,10 +200,10 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
             "object_length": float(np.abs(np.diff(own)).sum()),
             "object_kernel": _objects.object_kernel(camera, own, k)}
     if cam is not None:
-        meta.update(cam[1].meta(), linear=True)
+        meta.update(cam.draw.meta())
     if cfg.small == "upscale":  # a field only then, as in the uniform mode
         meta["upscale"] = np.float32(factor)
-    return finish(blurred, cfg, rng, effects, cam), sharp, kernel.psf[0], meta
+    return realism.finish(blurred, rng, effects, cam), sharp, kernel.psf[0], meta
 
 
 def describe_sample(sample: dict, width: int = 100) -> str:

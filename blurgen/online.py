@@ -13,14 +13,12 @@ a pure function of (seed, j, attempt):
   out the same whatever batch it is made in, and a batch of kernels is made
   in one vectorised call (about 6 ms a 21-px kernel in batches of six here,
   against 22 ms one at a time);
-* the effect levels and the noise come from ``default_rng([seed, ONLINE_TAG,
-  j, attempt])``, drawn as ``synthesize`` draws them (``_draw_effects``).
+* the effect levels, then the camera's settings (with one), and the noise
+  come from ``default_rng([seed, ONLINE_TAG, j, attempt])``, drawn as
+  ``synthesize`` draws them (:meth:`blurgen.realism.Realism.draw`).
 
-The blur itself is :func:`blurgen.synthesize.blur_sample`, the one
-``synthesize`` writes shards with: one code path for both.  Another blur mode
-plugs in as another entry of :data:`BLUR_MODES`: a function that draws the
-mode's effect levels from a Generator and one that turns (sharp window, PSF,
-Generator, effects) into the blurred crop.
+The blur itself is :meth:`blurgen.realism.Realism.blur`, the one ``synthesize``
+writes shards with: one code path for both.
 """
 from __future__ import annotations
 
@@ -28,16 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blurgen import blur, camera, streams
+from blurgen import blur, streams
 from blurgen.kernels import KernelBatch, KernelSpec, make_kernels
 from blurgen.psf import max_extent
-from blurgen.synthesize import _draw_effects, blur_sample
+from blurgen.realism import Realism
 
 #: Keeps the online streams apart from every other stream of the same seed.
 ONLINE_TAG = 0x6F6E6C6E
-
-#: mode -> (draw_effects(cfg, rng) -> dict, blur(window, psf, cfg, rng, effects) -> (c, c, 3) uint8).
-BLUR_MODES = {"plain": (_draw_effects, blur_sample)}
 
 
 def kernel_size_for_crop(crop: int) -> int:
@@ -53,39 +48,17 @@ class OnlineBlur:
     kernel_size : PSF side k in pixels (>= 3); trajectories up to
         ``max_extent(k)`` px (k - 2 for odd k), anxiety and exposure fraction
         drawn per kernel as DeblurGAN draws them.
-    linear, saturate, noise, jpeg_quality : the sensor effects of
-        ``synthesize`` (same meaning, same ranges; see docs/shards.md).
-    mode : an entry of :data:`BLUR_MODES`.
-    camera : a camera of ``blurgen.camera.CAMERAS``: blur through RSBlur's
-        camera pipeline instead (``synthesize --camera``; docs/camera.md).
-        It models linear light, saturation and noise itself, so excludes
-        ``linear``, ``saturate`` and ``noise``; ``jpeg_quality`` applies after
-        it.  Both crops come back in the camera's tone curve.
+    realism : linear light, saturation, noise, JPEG or RSBlur's camera pipeline
+        around the blur, as ``synthesize`` applies them (:mod:`blurgen.realism`);
+        with a camera both crops come back in its tone curve.
     """
 
     kernel_size: int
-    linear: bool = False
-    saturate: bool = False
-    noise: bool = False
-    jpeg_quality: tuple[int, int] | None = None
-    mode: str = "plain"
-    camera: str | None = None
+    realism: Realism = Realism()
 
     def __post_init__(self):
         if int(self.kernel_size) != self.kernel_size or self.kernel_size < 3:
             raise ValueError(f"online kernel size must be an integer >= 3, got {self.kernel_size}")
-        if self.jpeg_quality is not None:
-            lo, hi = self.jpeg_quality
-            if not 1 <= lo <= hi <= 100:
-                raise ValueError(f"online JPEG quality must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
-        if self.mode not in BLUR_MODES:
-            raise ValueError(f"unknown online blur mode {self.mode!r} (choose from {', '.join(BLUR_MODES)})")
-        if self.camera is not None:
-            camera.get_camera(self.camera)   # ValueError naming the cameras there are
-            clash = [name for name in ("linear", "saturate", "noise") if getattr(self, name)]
-            if clash:
-                raise ValueError(f"the online camera pipeline models linear light, saturation and noise itself: "
-                                 f"leave out online-{clash[0]}")
 
     @property
     def spec(self) -> KernelSpec:
@@ -123,17 +96,12 @@ class OnlineBlur:
 
         Returns the (c, c, 3) uint8 blurred and sharp crops, aligned, and the drawn effect levels.
         """
-        draw_effects, blur_window = BLUR_MODES[self.mode]
-        effects = draw_effects(self, rng)
+        realism = self.realism
+        effects = realism.draw(rng)
         before, after = blur.margins(psf.shape[0])
         sharp = np.ascontiguousarray(window[before:window.shape[0] - after, before:window.shape[1] - after])
-        if self.camera is None:
-            return blur_window(window, psf, self, rng, effects), sharp, effects
         # The camera's settings and noise come after the effect levels, from the same generator:
         # draw j stays a pure function of (seed, j, attempt).
-        cam = camera.get_camera(self.camera)
-        draw = camera.draw_parameters(cam, rng)
-        blurred = camera.simulate(window, psf, cam, draw, rng)
-        if self.jpeg_quality is not None:
-            blurred = blur.jpeg_roundtrip(blurred, effects["jpeg_quality"])
-        return blurred, camera.render_sharp(sharp, cam), {**effects, **draw.meta()}
+        cam = realism.draw_camera(rng)
+        blurred = realism.blur(window, psf, rng, effects, cam)
+        return blurred, realism.sharp(sharp, cam), {**effects, **({} if cam is None else cam.draw.meta())}

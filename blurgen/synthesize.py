@@ -22,24 +22,14 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, camera, modes, shard_run, shards, stopping
+from blurgen import blur, modes, shard_run, shards, stopping
 from blurgen.shard_run import ShardTask, Summary, SynthError
 from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
 from blurgen.objects import ObjectsError, ObjectSpec, instances
+from blurgen.realism import Realism
 from blurgen.shake import ShakeSpec
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, name_bytes, open_source
 from blurgen.stopping import StopFlag
-
-# Ranges of the realism options, drawn per sample (log-uniform for noise:
-# from a clean daylight shot to a dim indoor one).
-SATURATION_GAIN = (1.5, 4.0)
-NOISE_SHOT = (1e-4, 1e-2)  # variance per unit of signal, signal in [0, 1]
-NOISE_READ = (1e-3, 2e-2)  # standard deviation
-# --camera draws its settings and noise from a stream of its own,
-# default_rng([seed, i, c, CAMERA_STREAM]), so that the draws of the other
-# modes stay exactly as they were.
-CAMERA_STREAM = 0x63616D  # "cam"
-
 
 #: ``--small``: what becomes of photos smaller than a crop (plus the kernel's margin).
 SMALL_POLICIES = ("skip", "upscale")
@@ -68,16 +58,9 @@ class SynthConfig:
     part : (i, n) — build only shards s with s % n == i.
     kernel_bank : a bank from ``blurgen make-kernels`` to draw kernels from, or
         None to draw a fresh kernel per sample with ``kernel_spec``.
-    linear : blur in linear light (undo the sRGB curve, blur, redo it).
-    saturate : boost clipped highlights, blur, clip (in linear light).
-    noise : add Poisson-Gaussian sensor noise of a random level.
-    jpeg_quality : (lo, hi) — re-compress the blurred image at a quality drawn
-        in [lo, hi], or None.
+    realism : linear light, saturation, noise, JPEG or the camera pipeline around
+        every mode's blur (:class:`blurgen.realism.Realism`).
     max_pixels : larger images are skipped (decompression bomb guard).
-    camera : name of a camera of ``blurgen.camera.CAMERAS``: RSBlur's camera
-        pipeline with its calibration (docs/camera.md), or None.  It models
-        linear light, saturation and noise itself, so excludes ``linear``,
-        ``saturate`` and ``noise``; the sharp image gets the camera's tone curve.
     shake : non-uniform camera shake (``blurgen.shake.ShakeSpec``, ``--shake nonuniform``)
         instead of one kernel per sample, or None.
     objects : moving objects pasted from COCO annotations (``blurgen.objects.ObjectSpec``,
@@ -97,12 +80,8 @@ class SynthConfig:
     part: tuple[int, int] = (0, 1)
     kernel_bank: Path | None = None
     kernel_spec: KernelSpec = field(default_factory=KernelSpec)
-    linear: bool = False
-    saturate: bool = False
-    noise: bool = False
-    jpeg_quality: tuple[int, int] | None = None
+    realism: Realism = field(default_factory=Realism)
     max_pixels: int = MAX_PIXELS
-    camera: str | None = None
     shake: ShakeSpec | None = None
     objects: ObjectSpec | None = None
     sharp_only: bool = False
@@ -117,28 +96,17 @@ class SynthConfig:
         if self.small not in SMALL_POLICIES:
             raise SynthError(f"--small must be one of {', '.join(SMALL_POLICIES)}, got {self.small!r}")
         shard_run.check_run_settings(self.shard_size, self.seed, self.part)
-        if self.jpeg_quality is not None:
-            lo, hi = self.jpeg_quality
-            if not 1 <= lo <= hi <= 100:
-                raise SynthError(f"--jpeg-quality must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
-        if self.camera is not None:
-            try:
-                camera.get_camera(self.camera)
-            except ValueError as exc:
-                raise SynthError(f"--camera: {exc}") from None
-            clash = [f"--{name}" for name in ("linear", "saturate", "noise") if getattr(self, name)]
-            if clash:
-                raise SynthError(f"--camera models linear light, saturation and noise itself: leave out {' '.join(clash)}")
         if self.shake is not None and self.kernel_bank is not None:
             raise SynthError("--kernels does not apply to --shake nonuniform (its blur is drawn per sample)")
         if self.objects is not None and (self.kernel_bank is not None or self.shake is not None):
             raise SynthError("--objects draws the camera's trajectory afresh: it cannot be combined with "
                              + ("--kernels" if self.kernel_bank is not None else "--shake"))
         if self.sharp_only:
-            blur_options = [name for name, on in (("--kernels", self.kernel_bank is not None), ("--linear", self.linear),
-                                                  ("--saturate", self.saturate), ("--noise", self.noise),
-                                                  ("--jpeg-quality", self.jpeg_quality is not None),
-                                                  ("--camera", self.camera is not None), ("--shake", self.shake is not None),
+            r = self.realism
+            blur_options = [name for name, on in (("--kernels", self.kernel_bank is not None), ("--linear", r.linear),
+                                                  ("--saturate", r.saturate), ("--noise", r.noise),
+                                                  ("--jpeg-quality", r.jpeg_quality is not None),
+                                                  ("--camera", r.camera is not None), ("--shake", self.shake is not None),
                                                   ("--objects", self.objects is not None)) if on]
             if blur_options:
                 raise SynthError(f"--sharp-only stores no blurred image: {blur_options[0]} does not apply "
@@ -154,15 +122,24 @@ class SynthConfig:
 
     def arguments(self) -> dict:
         """The settings that decide the output, as JSON values (recorded in the manifest)."""
-        args = asdict(self)
+        args = {}
+        for name, value in asdict(self).items():
+            if name == "realism":  # flat and in the order of earlier versions (camera after max_pixels):
+                continue           # the JSON in each shard, and so its bytes, stay as they were
+            if name == "max_pixels":
+                realism = self.realism.arguments()
+                camera_name = realism.pop("camera", None)
+                args.update(realism, max_pixels=value)
+                if camera_name is not None:
+                    args["camera"] = camera_name
+                continue
+            args[name] = value
         args["src"] = str(Path(self.src).resolve())
         args["kernel_bank"] = None if self.kernel_bank is None else str(Path(self.kernel_bank).resolve())
         if self.kernel_bank is not None:
             args["kernel_spec"] = None
         if self.full:
             args["crop"] = args["crops_per_image"] = None
-        if self.camera is None:  # the arguments (and so the bytes) of runs without it stay as they were
-            del args["camera"]
         for mode in ("shake", "objects"):  # recorded only when on: the manifests of other runs stay as they were
             if args[mode] is None:
                 del args[mode]
@@ -179,72 +156,6 @@ class SynthConfig:
 
 
 # --- one sample ------------------------------------------------------------------
-
-
-def blur_sample(region: np.ndarray, psf: np.ndarray, cfg: SynthConfig, rng: np.random.Generator,
-                effects: dict) -> np.ndarray:
-    """Blur one source window and apply the sensor effects.
-
-    ``cfg`` is read for ``linear``, ``saturate``, ``noise`` and
-    ``jpeg_quality`` only (a SynthConfig, or blurgen.online.OnlineBlur for
-    blur on the fly in training).
-
-    region : (h + k - 1, w + k - 1, 3) uint8 RGB — the output window plus the
-        PSF's margins (``blur.margins``).
-    psf : (k, k) float32, centred on pixel (k // 2, k // 2).
-    effects : the sample's drawn settings (saturation_gain, noise_shot,
-        noise_read, jpeg_quality); 0 where an option is off.
-
-    Returns (h, w, 3) uint8 RGB.
-    """
-    region, psf = blur.trim_to_support(region, psf)  # convert only the pixels the blur reads
-    linear = cfg.linear or cfg.saturate
-    if linear:
-        image = blur.LINEAR_LUT[region]
-    else:
-        image = region.astype(np.float32) * np.float32(1 / 255)
-    if cfg.saturate:
-        image = blur.boost_highlights(image, effects["saturation_gain"])
-    return modes.finish(blur.convolve_valid(image, psf), cfg, rng, effects)
-
-
-def camera_rng(seed: int, image: int, crop: int) -> np.random.Generator:
-    """The generator of sample (image, crop)'s camera settings and noise (``--camera``)."""
-    return np.random.default_rng([seed, image, crop, CAMERA_STREAM])
-
-
-def camera_sample(region: np.ndarray, sharp: np.ndarray, psf: np.ndarray, cfg: SynthConfig, effects: dict,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One ``--camera`` pair: (blurred, sharp, meta fields of the camera's settings).
-
-    region : (h + k - 1, w + k - 1, 3) uint8 sRGB, the output window plus the
-        PSF's margins; sharp : (h, w, 3) uint8 sRGB, the window itself.
-    rng : :func:`camera_rng` of the sample.  Both images come back (h, w, 3)
-    uint8 in the camera's tone curve; the blurred one re-compressed at
-    ``effects["jpeg_quality"]`` when ``cfg.jpeg_quality`` is set.
-    """
-    cam = camera.get_camera(cfg.camera)
-    draw = camera.draw_parameters(cam, rng)
-    blurred = camera.simulate(region, psf, cam, draw, rng)
-    if cfg.jpeg_quality is not None:
-        blurred = blur.jpeg_roundtrip(blurred, effects["jpeg_quality"])
-    return blurred, camera.render_sharp(sharp, cam), draw.meta()
-
-
-def _draw_effects(cfg: SynthConfig, rng: np.random.Generator) -> dict:
-    # Drawn in a fixed order whatever is switched on, so turning one option on
-    # leaves the others' draws as they were.
-    gain = rng.uniform(*SATURATION_GAIN)
-    shot = math.exp(rng.uniform(*np.log(NOISE_SHOT)))
-    read = math.exp(rng.uniform(*np.log(NOISE_READ)))
-    lo, hi = cfg.jpeg_quality or (0, 0)
-    quality = int(rng.integers(lo, hi + 1))
-    return {
-        "saturation_gain": gain if cfg.saturate else 0.0,
-        "noise_shot": shot if cfg.noise else 0.0,
-        "noise_read": read if cfg.noise else 0.0,
-        "jpeg_quality": quality,
-    }
 
 
 # --- one shard -------------------------------------------------------------------
@@ -426,14 +337,13 @@ def _pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, 
     :func:`_draw_kernel`'s; the effects are drawn from ``rng`` now; ``factor``: ``--small
     upscale``'s."""
     psf, params, bank_index = kernel
-    effects = _draw_effects(cfg, rng)
-    if cfg.camera is None:
-        blurred, extra = blur_sample(region, psf, cfg, rng, effects), {}
-    else:
-        blurred, sharp, extra = camera_sample(region, sharp, psf, cfg, effects, camera_rng(cfg.seed, i, c))
+    realism = cfg.realism
+    effects = realism.draw(rng)
+    cam = realism.draw_camera(realism.camera_rng([cfg.seed, i, c]))
+    blurred, sharp = realism.blur(region, psf, rng, effects, cam), realism.sharp(sharp, cam)
     meta = {"source": rel, "crop_box": np.array(box, np.int32), "kernel_index": bank_index,
-            "linear": cfg.linear or cfg.saturate or cfg.camera is not None,
-            **{f"kernel_{k}": v for k, v in params.items()}, **effects, **extra}
+            "linear": realism.in_linear_light, **{f"kernel_{k}": v for k, v in params.items()}, **effects,
+            **({} if cam is None else cam.draw.meta())}
     if cfg.small == "upscale":  # a field only then: other runs keep their bytes
         meta["upscale"] = np.float32(factor)
     return blurred, sharp, psf, meta

@@ -36,8 +36,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from blurgen import blur, camera, files, shard_run, shards, stopping
+from blurgen import blur, files, shard_run, shards, stopping
 from blurgen.modes import crop_box
+from blurgen.realism import Realism
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, check_name, load_rgb, name_bytes
 from blurgen.stopping import StopFlag
 from blurgen.shard_run import ShardTask, Summary, SynthError
@@ -396,10 +397,7 @@ class AverageConfig:
 
     def __post_init__(self):
         if self.camera is not None:
-            try:
-                camera.get_camera(self.camera)
-            except ValueError as exc:
-                raise SynthError(f"--camera: {exc}") from None
+            Realism(camera=self.camera)  # RealismError naming the cameras there are
             if parse_response(self.response) != "srgb":
                 raise SynthError("--camera reads the frames as sRGB: leave out --response")
         lo, hi = self.frames
@@ -507,16 +505,11 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
     if not cfg.full and (h < cfg.crop or wd < cfg.crop):
         raise SkipImage("too-small", f"{wd}x{h} frames are smaller than a {cfg.crop} crop")
     middle = first + n // 2
-    linear, cam = None, None
-    if cfg.camera is not None:
-        # One camera setting per window, from a stream of its own: the windows and crops
-        # are those of a run without --camera.
-        from blurgen.synthesize import CAMERA_STREAM
-
-        crng = np.random.default_rng([cfg.seed, clip_index, w, CAMERA_STREAM])
-        cam = camera.get_camera(cfg.camera)
-        draw = camera.draw_parameters(cam, crng)
-        linear = lambda frame: camera.working(frame, draw)  # noqa: E731
+    # One camera setting per window, from a stream of its own: the windows and crops
+    # are those of a run without --camera.
+    realism = Realism(camera=cfg.camera)
+    cam = realism.draw_camera(realism.camera_rng([cfg.seed, clip_index, w]))
+    linear = None if cam is None else lambda frame: realism.working(frame, {}, cam)
     whole = None
     if cfg.full or cfg.interpolate:
         whole = average_frames(stack, cfg.response, cfg.interpolate, linear=linear, encoded=cam is None, stop=stop)
@@ -532,9 +525,8 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
                 "window": w, "first_frame": first, "frames": n, "sharp_frame": middle,
                 "interpolate": cfg.interpolate, "response": cfg.response}
         if cam is not None:  # the camera's raw noise on the long exposure, both images in its tone curve
-            blurred = camera.develop(blurred, cam, draw, crng)
-            sharp = camera.render_sharp(sharp, cam)
-            meta.update(draw.meta())
+            blurred, sharp = realism.finish(blurred, cam.rng, {}, cam), realism.sharp(sharp, cam)
+            meta.update(cam.draw.meta())
         out.append((np.ascontiguousarray(blurred), np.ascontiguousarray(sharp), meta))
     return out
 

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from blurgen import blur, camera, shards
+from blurgen import blur, camera, cameras, shards
 from blurgen.sources import load_rgb
-from blurgen.synthesize import SynthConfig, camera_rng, synthesize
+from blurgen.realism import Realism
+from blurgen.synthesize import SynthConfig, synthesize
 from cli import blurgen
 
 from test_synthesize import SMALL, datasets, write_photos
 
-CAM = camera.get_camera("a7r3")
+CAM = cameras.get_camera("a7r3")
 DELTA = np.ones((1, 1), np.float32)
 # RSBlur's a7r3_xyz2cam.mat ("final_xyz2cam"), as loaded with scipy.io.loadmat.
 RSBLUR_XYZ2CAM = np.array([[1.69541757, -0.47160184, -0.12843299],
@@ -45,7 +46,7 @@ def smooth_image(lo=60, hi=190) -> np.ndarray:
 
 def test_colour_matrix_is_rsblurs_a7r3_and_keeps_white():
     np.testing.assert_allclose(CAM.xyz_to_camera, RSBLUR_XYZ2CAM, atol=1e-7)
-    for cam in camera.CAMERAS.values():
+    for cam in cameras.CAMERAS.values():
         np.testing.assert_allclose(cam.rgb_to_camera @ np.ones(3), np.ones(3), atol=1e-12)
 
 
@@ -147,13 +148,13 @@ def test_no_blur_and_no_noise_give_the_sharp_image():
 def test_tone_curves():
     codes = np.arange(256, dtype=np.uint8)
     # sRGB camera: the sharp image comes back unchanged.
-    assert np.array_equal(camera.render_sharp(codes, camera.get_camera("a7r3-rsblur")), codes)
+    assert np.array_equal(camera.render_sharp(codes, cameras.get_camera("a7r3-rsblur")), codes)
     # A7R3: RSBlur's polynomial, evaluated independently in float64.
     linear = blur.srgb_to_linear(codes / 255.0).astype(np.float64)
     want = np.rint(np.clip(np.polynomial.polynomial.polyval(linear, CAM.tone), 0, 1) * 255)
     assert np.abs(camera.render_sharp(codes, CAM).astype(int) - want).max() <= 1
     with pytest.raises(ValueError, match="known: a7r3, a7r3-rsblur"):
-        camera.get_camera("nikon")
+        cameras.get_camera("nikon")
 
 
 # --- synthesize --camera ------------------------------------------------------------------
@@ -177,7 +178,7 @@ def test_camera_runs_are_deterministic_resumable_and_record_their_parameters(tmp
             for k in range(len(r)):
                 s = r.read_sample(k)
                 i = images.index(s["source"])
-                draw = camera.draw_parameters(CAM, camera_rng(0, i, 0))  # the sample's own stream
+                draw = camera.draw_parameters(CAM, Realism.camera_rng([0, i, 0]))  # the sample's own stream
                 assert s["camera_saturation_alpha"] == draw.saturation_alpha
                 assert (s["camera_red_gain"], s["camera_blue_gain"]) == (draw.red_gain, draw.blue_gain)
                 assert (s["camera_shot"], s["camera_read"]) == (draw.shot, draw.read)
@@ -242,13 +243,13 @@ def test_non_uniform_shake_develops_through_the_camera(tmp_path):
     from test_shake import write_photos as write_shake_photos
 
     src = write_shake_photos(tmp_path / "src", 2)
-    base = dict(src=src, crop=32, crops_per_image=2, shard_size=10, camera="a7r3")
+    base = dict(src=src, crop=32, crops_per_image=2, shard_size=10, realism=Realism(camera="a7r3"))
     synthesize(SynthConfig(**base, shake=shake.ShakeSpec(max_angle=0.0)), tmp_path / "still", workers=1)
     data = _shards(tmp_path / "still")
     for n, (rel, box) in enumerate(zip(data["source"], data["crop_box"])):
         photo = cv2.cvtColor(cv2.imread(str(src / rel.decode())), cv2.COLOR_BGR2RGB)
         crop = photo[box[0]:box[2], box[1]:box[3]]
-        cam, draw, rng = modes.camera_draw(SynthConfig(**base), [0, modes.SHAKE_TAG, n // 2, n % 2])
+        cam, draw, rng = base["realism"].draw_camera(Realism.camera_rng([0, modes.SHAKE_TAG, n // 2, n % 2]))
         # The identity warps average to the crop up to float32 rounding, which the Poisson draw
         # and the 8-bit rounding turn into a rare difference of one code.
         expected = camera.develop(camera.working(crop, draw), cam, draw, rng).astype(int)
@@ -258,7 +259,7 @@ def test_non_uniform_shake_develops_through_the_camera(tmp_path):
         assert data["camera_bayer"][n].decode() == draw.bayer and data["camera_shot"][n] == draw.shot
     # With rotation: the same crops and trajectories as without the camera (its draws are its own).
     synthesize(SynthConfig(**base, shake=shake.ShakeSpec(max_angle=2.0)), tmp_path / "cam", workers=1)
-    synthesize(SynthConfig(**{**base, "camera": None}, linear=True, shake=shake.ShakeSpec(max_angle=2.0)),
+    synthesize(SynthConfig(**{**base, "realism": Realism(linear=True)}, shake=shake.ShakeSpec(max_angle=2.0)),
                tmp_path / "plain", workers=1)
     cam, plain = _shards(tmp_path / "cam"), _shards(tmp_path / "plain")
     np.testing.assert_array_equal(cam["shake_trajectory"], plain["shake_trajectory"])

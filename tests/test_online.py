@@ -13,6 +13,7 @@ from blurgen.kernels import KernelSpec
 from blurgen.online import OnlineBlur, kernel_size_for_crop
 from blurgen.pictures import write_png
 from blurgen.shard_run import SynthError
+from blurgen.realism import Realism
 from blurgen.synthesize import SynthConfig, synthesize
 from trainer.data import (GOPRO, SYNTHETIC, DataConfig, DataError, build_dataset, mix_pattern,
                           train_batches, val_pairs)
@@ -64,9 +65,10 @@ def test_default_kernel_is_a_quarter_of_the_crop_rounded_to_odd():
     assert DataConfig(crop=80, online=True, online_kernel_size=31).online_kernel_size == 31
     with pytest.raises(DataError, match="add --online"):
         DataConfig(crop=80, online_noise=True)
-    with pytest.raises(DataError, match="JPEG"):
+    # One realism spec: the messages of the blurgen options, spelled as fit's (issue 21.2).
+    with pytest.raises(DataError, match="--online-jpeg-quality must be LO-HI with 1 <= LO <= HI <= 100, got 90-10"):
         DataConfig(crop=80, online=True, online_jpeg_quality="90-10")
-    with pytest.raises(DataError, match="bad online JPEG quality 'x'"):
+    with pytest.raises(DataError, match=r"--online-jpeg-quality must look like LO-HI \(e.g. 60-95\), got 'x'"):
         DataConfig(crop=80, online=True, online_jpeg_quality="x")
     # The CLI's text and a checkpoint's list read as the same setting (--resume compares them).
     assert DataConfig(online=True, online_jpeg_quality="60-95").online_jpeg_quality == \
@@ -210,7 +212,7 @@ def test_sharp_only_whole_images_and_damage(photos, tmp_path):
 
 def test_sharp_only_refuses_blur_options_and_keeps_other_modes_arguments(photos):
     with pytest.raises(SynthError, match="--sharp-only stores no blurred image: --noise"):
-        SynthConfig(src=photos, sharp_only=True, noise=True)
+        SynthConfig(src=photos, sharp_only=True, realism=Realism(noise=True))
     assert "sharp_only" not in SynthConfig(src=photos).arguments()
     assert SynthConfig(src=photos, sharp_only=True).arguments()["sharp_only"] is True
 
@@ -265,13 +267,12 @@ def test_a_damaged_sample_is_replaced_by_a_draw_with_its_own_kernel(sharp_shards
 def test_online_camera_blurs_through_rsblurs_pipeline_per_draw(sharp_shards):
     """Issue 9.2: --online-camera runs the camera pipeline of `synthesize --camera` on each draw:
     the draw's effect levels, then its camera settings and noise, all from the draw's generator."""
-    from blurgen import camera
-    from blurgen.synthesize import _draw_effects
+    from blurgen import camera, cameras
 
     cfg = _cfg(sharp_shards, flip=False, online_kernel_size=7, online_camera="a7r3")
     dataset, again = build_dataset(cfg), build_dataset(cfg)
     plain = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=7))
-    cam = camera.get_camera("a7r3")
+    cam = cameras.get_camera("a7r3")
     for j in range(3):
         d = dataset.draw(j)
         blurred, sharp, _ = dataset[j]
@@ -282,7 +283,7 @@ def test_online_camera_blurs_through_rsblurs_pipeline_per_draw(sharp_shards):
         window = whole[y0:y1, x0:x1]
         psf = dataset.online.kernels(cfg.seed, [(j, 0)]).psf[0]
         rng = dataset.online.rng(cfg.seed, j)
-        _draw_effects(dataset.online, rng)
+        dataset.online.realism.draw(rng)
         expected = camera.simulate(window, psf, cam, camera.draw_parameters(cam, rng), rng)
         np.testing.assert_array_equal(blurred, expected)
         np.testing.assert_array_equal(sharp, camera.render_sharp(window[3:-3, 3:-3], cam))

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from test_synthesize import datasets
 
 from blurgen import modes, shake
+from blurgen.realism import Realism
 from blurgen.synthesize import SynthConfig, synthesize
 from cli import blurgen
 
@@ -117,7 +118,7 @@ def test_the_trajectory_is_centred_and_bounded_by_max_angle():
 
 def test_zero_rotation_gives_blurred_equal_to_sharp(tmp_path):
     src = write_photos(tmp_path / "src", 2)
-    cfg = SynthConfig(src=src, crop=32, crops_per_image=2, shard_size=10, linear=True,
+    cfg = SynthConfig(src=src, crop=32, crops_per_image=2, shard_size=10, realism=Realism(linear=True),
                       shake=shake.ShakeSpec(max_angle=0.0))
     synthesize(cfg, tmp_path / "out")
     data = datasets(tmp_path / "out")

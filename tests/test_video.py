@@ -335,8 +335,8 @@ def test_camera_develops_the_long_exposure(tmp_path):
     saturation boost included), then its raw noise and development; both images in its tone
     curve.  A static clip's long exposure is its frame, so the pair is the camera pipeline of
     that frame, unblurred; the windows and crops are those of a run without --camera."""
-    from blurgen import camera
-    from blurgen.synthesize import CAMERA_STREAM
+    from blurgen import camera, cameras
+    from blurgen.realism import Realism
 
     frame = texture(40, 48, seed=3)
     src = tmp_path / "src"
@@ -346,12 +346,12 @@ def test_camera_develops_the_long_exposure(tmp_path):
     assert run(*args, "--camera", "a7r3", "--out", tmp_path / "cam").exit_code == 0
     assert run(*args, "--out", tmp_path / "plain").exit_code == 0
     cam_samples, plain = samples(tmp_path / "cam"), samples(tmp_path / "plain")
-    cam = camera.get_camera("a7r3")
+    cam = cameras.get_camera("a7r3")
     last = None
     for s, p in zip(cam_samples, plain):
         assert np.array_equal(s["crop_box"], p["crop_box"]) and s["first_frame"] == p["first_frame"]
         if s["window"] != last:   # one camera setting per window, its noise drawn crop after crop
-            rng = np.random.default_rng([0, 0, int(s["window"]), CAMERA_STREAM])
+            rng = Realism.camera_rng([0, 0, int(s["window"])])
             draw, last = camera.draw_parameters(cam, rng), s["window"]
         y0, x0, y1, x1 = s["crop_box"]
         crop = frame[y0:y1, x0:x1]

@@ -6,7 +6,7 @@ that ``trainer --help`` starts fast.
 """
 import click
 
-from blurgen.command_line import HELP, Commands, UserError, check_output, package_version
+from blurgen.command_line import HELP, Commands, UserError, check_output, package_version, realism_options
 
 
 @click.group(cls=Commands, context_settings=HELP)
@@ -71,14 +71,9 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--online", is_flag=True, default=None,
               help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
 @click.option("--online-kernel-size", type=int, default=None, help="Online PSF side.  [default: crop/4, odd]")
-@click.option("--online-linear", is_flag=True, default=None, help="Online blur in linear light.")
-@click.option("--online-saturate", is_flag=True, default=None, help="Online: boost clipped highlights, blur, clip.")
-@click.option("--online-noise", is_flag=True, default=None, help="Online: Poisson-Gaussian sensor noise.")
-@click.option("--online-jpeg-quality", default=None, help="Online: JPEG at a quality drawn in LO-HI.")
+@realism_options(prefix="online-", default=None)
 @click.option("--sharp-fraction", type=float, default=None,
               help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0; tiny 0.2]")
-@click.option("--online-camera", default=None, metavar="NAME",
-              help="Online: RSBlur's camera pipeline with this camera (as synthesize --camera; docs/camera.md).")
 @click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual; tiny psnr]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100; tiny 10]")
@@ -133,7 +128,8 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     from blurgen.command_line import say
     from trainer.cluster import distributed_from_env
     from trainer.config import PRESETS, TrainConfig, adam_betas, make_configs
-    from trainer.data import DataConfig, parse_quality
+    from blurgen.realism import RealismError, parse_range
+    from trainer.data import DataConfig
     from trainer.loop import fit, resume_configs
     from trainer.run_folder import check_free
 
@@ -147,7 +143,10 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     if beta1 is not None or beta2 is not None:
         train["betas"] = adam_betas(beta1, beta2)
     try:
-        data["online_jpeg_quality"] = parse_quality(data["online_jpeg_quality"])  # compared on --resume
+        try:
+            data["online_jpeg_quality"] = parse_range(data["online_jpeg_quality"], "jpeg_quality")  # compared on --resume
+        except RealismError as exc:
+            raise UserError(exc.spelled(prefix="online-")) from None
         if resume:   # the same command plus --resume continues the run (a requeued job)
             if distributed_from_env().main:
                 check_free(out)   # a live run's settings are not this command's to read

@@ -52,6 +52,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from blurgen.augment import INTEGERS, crop_pair, draw_crop_flip, flip_pair
 from blurgen.shard_index import ShardIndex, check_shard
+from blurgen.realism import Realism, RealismError, parse_range
 from blurgen.shards import DamagedSample, ShardError
 from blurgen.stopping import ignore_in_worker
 from trainer.errors import TrainerError
@@ -99,18 +100,6 @@ def parse_mix(text: str) -> tuple[int, int]:
     except ValueError:
         raise DataError(f"bad mix {text!r}: expected SYNTHETIC:GOPRO, e.g. 2:1, 1:0 or 0:1") from None
     return _check_mix((a, b))
-
-
-def parse_quality(value) -> tuple[int, int] | None:
-    """``"60-95"`` (or ``"90"``, or a pair, or None) -> (60, 95) / (90, 90) / None; DataError on bad text."""
-    if value is None:
-        return None
-    try:
-        lo, hi = (value.partition("-")[0], value.partition("-")[2] or value) if isinstance(value, str) else value
-        lo, hi = int(lo), int(hi)
-    except (TypeError, ValueError):
-        raise DataError(f"bad online JPEG quality {value!r}: expected LO-HI, e.g. 60-95") from None
-    return lo, hi
 
 
 def _check_mix(mix) -> tuple[int, int]:
@@ -210,7 +199,10 @@ class DataConfig:
         self._check_online()
 
     def _check_online(self) -> None:
-        self.online_jpeg_quality = parse_quality(self.online_jpeg_quality)
+        try:
+            self.online_jpeg_quality = parse_range(self.online_jpeg_quality, "jpeg_quality")
+        except RealismError as exc:
+            raise DataError(exc.spelled(prefix="online-")) from None
         self.online = bool(self.online)
         extras = [name for name in ("online_kernel_size", "online_linear", "online_saturate", "online_noise",
                                     "online_jpeg_quality", "online_camera") if getattr(self, name) not in (None, False)]
@@ -223,18 +215,23 @@ class DataConfig:
             self.online_kernel_size = kernel_size_for_crop(self.crop)
         try:
             self.online_blur()
+        except RealismError as exc:
+            raise DataError(exc.spelled(prefix="online-")) from None
         except ValueError as exc:
             raise DataError(str(exc)) from None
         self.online_kernel_size = int(self.online_kernel_size)
 
     def online_blur(self):
-        """The blurgen.online.OnlineBlur of these settings, or None without ``online``."""
+        """The blurgen.online.OnlineBlur of these settings, or None without ``online``.  The
+        realism settings are flat fields here, one per option of ``fit`` (as a run's config
+        records them), and become one :class:`blurgen.realism.Realism`, validated there."""
         if not self.online:
             return None
         from blurgen.online import OnlineBlur
-        return OnlineBlur(kernel_size=self.online_kernel_size, linear=self.online_linear,
-                          saturate=self.online_saturate, noise=self.online_noise,
-                          jpeg_quality=self.online_jpeg_quality, camera=self.online_camera)
+        return OnlineBlur(kernel_size=self.online_kernel_size,
+                          realism=Realism(linear=self.online_linear, saturate=self.online_saturate,
+                                          noise=self.online_noise, jpeg_quality=self.online_jpeg_quality,
+                                          camera=self.online_camera))
 
 
 # --- the draw schedule (pure) ----------------------------------------------------
@@ -598,12 +595,7 @@ def describe_sources(cfg: DataConfig, sources: tuple) -> list[str]:
         if online is None:
             blur = "fixed pairs"
         else:
-            effects = [name for name, on in (("linear light", online.linear), ("saturation", online.saturate),
-                                              ("noise", online.noise)) if on]
-            if online.jpeg_quality:
-                effects.append("JPEG {}-{}".format(*online.jpeg_quality))
-            if online.camera:
-                effects.append(f"camera {online.camera}")
+            effects = online.realism.labels()
             blur = ", ".join([f"blurred on the fly by a fresh {online.kernel_size}-px kernel per draw", *effects])
         n = len(synthetic.paths)
         lines.append(f"  synthetic: {len(synthetic)} pairs in {n} shard{'' if n == 1 else 's'} of "
