@@ -145,6 +145,7 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
     return rows
 
 
+MODE_NAMES = ("shake", "objects")  # keys of MODES' options that name a blur mode (blurgen.modes)
 MODES = (("plain (DeblurGAN)", {}), ("--linear", {"linear": True}), ("--saturate", {"saturate": True}),
          ("--noise", {"noise": True}), ("--jpeg-quality 60-95", {"jpeg_quality": (60, 95)}),
          ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}),
@@ -177,8 +178,9 @@ def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str,
             if options.get("objects") is True:
                 options = {**options, "objects": ObjectSpec(write_annotations(src, tmp / "instances.json"))}
             realism = Realism(**{k: v for k, v in options.items() if k in Realism.__dataclass_fields__})
-            mode = {k: v for k, v in options.items() if k not in Realism.__dataclass_fields__}
-            cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, n // 2), realism=realism, **mode)
+            mode = next(((name, spec) for name, spec in options.items() if name in MODE_NAMES), ("uniform", None))
+            cfg = SynthConfig(src=src, crop=crop, shard_size=max(1, n // 2), realism=realism, mode=mode[0],
+                              spec=mode[1])
             started = time.perf_counter()
             synthesize(cfg, out, workers=1)
             rates[name].append(n / (time.perf_counter() - started))

@@ -20,6 +20,7 @@ from blurgen.command_line import (
     say,
     warn_ignored,
 )
+from blurgen.modes import mode_options
 
 
 @click.group(cls=Commands, context_settings=HELP)
@@ -159,20 +160,10 @@ def _parse_part(text: str) -> tuple[int, int]:
               help="Fresh kernels: trajectory length, px. [default: 60, or what --kernel-size fits]")
 @click.option("--expl", type=float, default=None, help="Fresh kernels: anxiety. [default: drawn]")
 @click.option("--fraction", type=float, default=None, help="Fresh kernels: exposure fraction. [default: drawn]")
-@click.option("--shake", type=click.Choice(["nonuniform"]), default=None,
-              help="Non-uniform camera shake: rotations averaged as homographies (Whyte et al.), docs/modes.md.")
-@click.option("--max-angle", type=float, default=1.0, show_default=True, help="--shake: largest rotation path, degrees.")
-@click.option("--focal", type=float, default=None, help="--shake: focal length, px. [default: the photo's longer side]")
-@click.option("--max-shift", type=float, default=0.0, show_default=True, help="--shake: largest translation path, px.")
-@click.option("--objects", "objects_json", type=click.Path(dir_okay=False), default=None,
-              help="Paste moving objects cut out with these COCO instance masks (layered model), docs/modes.md.")
-@click.option("--objects-images", type=click.Path(file_okay=False), default=None,
-              help="--objects: folder of the annotations' file_name. [default: --src]")
-@click.option("--object-len", type=float, default=30.0, show_default=True, help="--objects: largest own path, px.")
+@mode_options
 @click.option("--crop", type=int, default=256, show_default=True, help="Side of the square crops.")
 @click.option("--crops-per-image", type=int, default=1, show_default=True, help="Crops taken from each photo.")
 @click.option("--full", is_flag=True, help="Keep whole images (less the kernel's margin) instead of crops.")
-@click.option("--sharp-only", is_flag=True, help="Store sharp images only (no blur, no kernel) for `trainer fit --online`.")
 @click.option("--downscale", type=float, default=1.0, show_default=True, help="Resize photos by this factor first.")
 @click.option("--small", type=click.Choice(["skip", "upscale"]), default="skip", show_default=True,
               help="Photos smaller than a crop: skip them, or upscale them (bicubic) until they fit.")
@@ -189,37 +180,31 @@ def _parse_part(text: str) -> tuple[int, int]:
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names), byte for byte.")
 @click.option("--append", is_flag=True, help="Put photos added to --src since the run into new shards; the old stay as they are.")
 @click.option("--no-space-check", is_flag=True, help="Start even if the estimated size exceeds the free disk space.")
-def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, shake, max_angle, focal, max_shift,
-                   objects_json, objects_images, object_len, crop, crops_per_image, full, downscale, shard_size, workers,
-                   seed, part, linear, saturate, noise, jpeg_quality, overwrite, repair, camera, small, append,
-                   no_space_check, sharp_only):
+def synthesize_cmd(src, out, crop, crops_per_image, full, downscale, small, shard_size, workers, seed, part,
+                   overwrite, repair, append, no_space_check, **grouped):
     """Blur a folder of photos with random camera-shake kernels into HDF5 shards of (blurred, sharp) pairs."""
     from pathlib import Path
 
-    from blurgen.kernels import KernelSpec, default_max_len
-    from blurgen.objects import ObjectSpec
-    from blurgen.realism import Realism, parse_range
-    from blurgen.shake import ShakeSpec
-    from blurgen.synthesize import UPSCALE_INTERPOLATION, SynthConfig, synthesize
+    from blurgen.modes import SHARP_ONLY, mode_from_options
+    from blurgen.modes.base import UPSCALE_INTERPOLATION
+    from blurgen.synthesize import SynthConfig, synthesize
 
     if append and overwrite:
         raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
+    bank = grouped.pop("bank")
     if bank:
         warn_ignored(["kernel_size", "iters", "max_len", "expl", "fraction"],
                      "with --kernels (the bank's kernels are used as they are)")
+    try:
+        mode, spec = mode_from_options(grouped)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
     def make():
-        spec = KernelSpec(size=kernel_size, iters=iters, fraction=fraction, expl=expl,
-                          max_len=default_max_len(kernel_size) if max_len is None else max_len)
         return SynthConfig(src=Path(src), crop=crop, crops_per_image=crops_per_image, full=full, downscale=downscale,
                            shard_size=shard_size, seed=seed, part=_parse_part(part), small=small,
-                           kernel_bank=Path(bank) if bank else None, kernel_spec=spec,
-                           realism=Realism(linear=linear, saturate=saturate, noise=noise,
-                                           jpeg_quality=parse_range(jpeg_quality, "jpeg_quality"), camera=camera),
-                           shake=ShakeSpec(max_angle=max_angle, focal=focal, max_shift=max_shift) if shake else None,
-                           objects=ObjectSpec(Path(objects_json), Path(objects_images) if objects_images else None,
-                                              max_len=object_len) if objects_json else None,
-                           sharp_only=sharp_only)
+                           kernel_bank=Path(bank) if bank else None, kernel_spec=_kernel_spec(grouped),
+                           realism=_realism(grouped), mode=mode, spec=spec)
 
     def plan(pairs, size, free):
         if pairs:
@@ -240,10 +225,28 @@ def synthesize_cmd(src, out, bank, kernel_size, iters, max_len, expl, fraction, 
                 "each sample records its factor in `upscale`)"] if summary.upscaled else []
 
     _run_synthesis(make, synthesize, out, workers, overwrite, repair, "image",
-                   sample="sharp image" if sharp_only else "pair", changed="the photos or the bank",
+                   sample="sharp image" if mode == SHARP_ONLY.name else "pair", changed="the photos or the bank",
                    skip_hints={"too-small": "--small upscale keeps the too-small ones"} if small == "skip" else {},
                    options=dict(append=append, space_check=not no_space_check, on_plan=plan),
                    before=append_lines, after=upscale_lines)
+
+
+def _kernel_spec(options: dict):
+    """The fresh kernels' KernelSpec from ``--kernel-size --iters --max-len --expl --fraction``."""
+    from blurgen.kernels import KernelSpec, default_max_len
+
+    size, max_len = options["kernel_size"], options["max_len"]
+    return KernelSpec(size=size, iters=options["iters"], fraction=options["fraction"], expl=options["expl"],
+                      max_len=default_max_len(size) if max_len is None else max_len)
+
+
+def _realism(options: dict, prefix: str = ""):
+    """The realism spec of the options :func:`realism_options` added (RealismError: one line)."""
+    from blurgen.realism import OPTIONS, Realism, parse_range
+
+    values = {name: options[prefix + name] for name in OPTIONS}
+    values["jpeg_quality"] = parse_range(values["jpeg_quality"], "jpeg_quality")
+    return Realism(**values)
 
 
 @blurgen.command("average")
@@ -368,6 +371,15 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
         raise UserError(f"{out}: nothing made: {why}")
 
 
+def _describe_folder(args: dict) -> str:
+    """How a shard folder was made, by the command that made it (its manifest's arguments)."""
+    from blurgen import exchange, modes, video
+
+    describe = {"average": video.describe_arguments,
+                "blurgen import-pairs": exchange.describe_arguments}.get(args.get("command"), modes.describe_arguments)
+    return describe(args)
+
+
 @blurgen.command("inspect")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.option("--samples", type=int, default=3, show_default=True, help="Samples to draw.")
@@ -379,7 +391,7 @@ def inspect_cmd(folder, samples, seed, png):
 
     import numpy as np
 
-    from blurgen import modes, shards, terminal
+    from blurgen import shards, terminal
     from blurgen.camera import describe_draw
     from blurgen.kernel_view import display_crops
     from blurgen.modes import describe_sample
@@ -407,7 +419,7 @@ def inspect_cmd(folder, samples, seed, png):
         raise UserError(f"{exc} (run `blurgen verify {folder}`)") from None
     click.echo(f"layout {layout}, images uint8 RGB, compression {codec or 'none'}, format version {version}"
                + (", sharp images only" if sharp_only else ""))
-    say(modes.describe_arguments(args))
+    say(_describe_folder(args))
     if len(manifests) > 1 or "part" in next(iter(manifests)):
         click.echo(f"parts: {', '.join(sorted(manifests))}")
     unit = "images" if args.get("sharp_only") else "pairs"  # a sharp-only shard holds no pair

@@ -291,3 +291,9 @@ def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out:
                    build=build_import_shard, config=cfg, settle=settle)
     return shard_run.run(job, out, pairs, overwrite=overwrite, repair=repair, progress=progress,
                          on_start=on_start, stop=stop)
+
+
+def describe_arguments(args: dict) -> str:
+    """How an ``import-pairs`` folder was made, in a few lines (from its manifest's arguments)."""
+    return (f"imported pairs: blurred from {args.get('blur_dir')}, sharp from {args.get('sharp_dir')}; "
+            f"whole images, shards of {args.get('shard_size')}\nkernels unknown (1x1 placeholders)")

@@ -22,23 +22,18 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import blur, modes, shard_run, shards, stopping
+from blurgen import shard_run, shards, stopping
 from blurgen.shard_run import ShardTask, Summary, SynthError
-from blurgen.kernels import BankError, KernelBatch, KernelSpec, check_bank, kernel_seeds, make_kernels, read_bank
-from blurgen.objects import ObjectsError, ObjectSpec, instances
+from blurgen.kernels import BankError, KernelSpec, check_bank
 from blurgen.realism import Realism
-from blurgen.shake import ShakeSpec
+from blurgen.caches import FileCache
+from blurgen.modes import DEFAULT_MODE, BlurMode, Photo, get_mode
+from blurgen.modes.sharp_only import SHARP_ONLY
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, name_bytes, open_source
 from blurgen.stopping import StopFlag
 
 #: ``--small``: what becomes of photos smaller than a crop (plus the kernel's margin).
 SMALL_POLICIES = ("skip", "upscale")
-#: How ``--small upscale`` enlarges a photo: bicubic (Keys 1981), the interpolation
-#: super-resolution data sets (DIV2K's bicubic track) and most image tools use; it keeps edges
-#: sharper than bilinear without Lanczos' wider ringing.  The sharp target of such a
-#: photo is still softer than a real photo of that size: its samples record their
-#: factor (``upscale``) so that they can be told apart or left out.
-UPSCALE_INTERPOLATION = "bicubic"
 
 
 @dataclass(frozen=True)
@@ -52,7 +47,7 @@ class SynthConfig:
     downscale : resize factor applied to each photo first (area averaging).
     small : what becomes of a photo smaller than a crop plus the kernel's
         margin: ``"skip"`` it (listed in the skip report), or ``"upscale"`` it
-        (bicubic, see :data:`UPSCALE_INTERPOLATION`) until its short side fits.
+        (bicubic, see :data:`blurgen.modes.base.UPSCALE_INTERPOLATION`) until its short side fits.
     shard_size : samples per shard.
     seed : seed of every random draw.
     part : (i, n) — build only shards s with s % n == i.
@@ -61,12 +56,10 @@ class SynthConfig:
     realism : linear light, saturation, noise, JPEG or the camera pipeline around
         every mode's blur (:class:`blurgen.realism.Realism`).
     max_pixels : larger images are skipped (decompression bomb guard).
-    shake : non-uniform camera shake (``blurgen.shake.ShakeSpec``, ``--shake nonuniform``)
-        instead of one kernel per sample, or None.
-    objects : moving objects pasted from COCO annotations (``blurgen.objects.ObjectSpec``,
-        ``--objects``), blurred by the layered model over the camera's fresh kernel, or None.
-    sharp_only : store the sharp crops (or images) alone -- no blur, no
-        kernel -- for ``trainer fit --online``, which blurs them itself.
+    mode : the blur mode, a name of ``blurgen.modes.MODES``: ``uniform`` (one kernel per
+        sample, fresh or from ``kernel_bank``), ``shake``, ``objects``, ``sharp-only``, ...
+    spec : the mode's own settings (``shake``: a ``blurgen.shake.ShakeSpec``; ``objects``: a
+        ``blurgen.objects.ObjectSpec``; None for modes without any).
     """
 
     src: Path
@@ -82,9 +75,8 @@ class SynthConfig:
     kernel_spec: KernelSpec = field(default_factory=KernelSpec)
     realism: Realism = field(default_factory=Realism)
     max_pixels: int = MAX_PIXELS
-    shake: ShakeSpec | None = None
-    objects: ObjectSpec | None = None
-    sharp_only: bool = False
+    mode: str = DEFAULT_MODE
+    spec: object = None
 
     def __post_init__(self):
         if self.crop < 4 and not self.full:
@@ -96,21 +88,11 @@ class SynthConfig:
         if self.small not in SMALL_POLICIES:
             raise SynthError(f"--small must be one of {', '.join(SMALL_POLICIES)}, got {self.small!r}")
         shard_run.check_run_settings(self.shard_size, self.seed, self.part)
-        if self.shake is not None and self.kernel_bank is not None:
-            raise SynthError("--kernels does not apply to --shake nonuniform (its blur is drawn per sample)")
-        if self.objects is not None and (self.kernel_bank is not None or self.shake is not None):
-            raise SynthError("--objects draws the camera's trajectory afresh: it cannot be combined with "
-                             + ("--kernels" if self.kernel_bank is not None else "--shake"))
-        if self.sharp_only:
-            r = self.realism
-            blur_options = [name for name, on in (("--kernels", self.kernel_bank is not None), ("--linear", r.linear),
-                                                  ("--saturate", r.saturate), ("--noise", r.noise),
-                                                  ("--jpeg-quality", r.jpeg_quality is not None),
-                                                  ("--camera", r.camera is not None), ("--shake", self.shake is not None),
-                                                  ("--objects", self.objects is not None)) if on]
-            if blur_options:
-                raise SynthError(f"--sharp-only stores no blurred image: {blur_options[0]} does not apply "
-                                 "(give the blur settings to `trainer fit --online`)")
+        get_mode(self.mode).check(self)
+
+    @property
+    def blur_mode(self) -> BlurMode:
+        return get_mode(self.mode)
 
     @property
     def samples_per_image(self) -> int:
@@ -124,8 +106,11 @@ class SynthConfig:
         """The settings that decide the output, as JSON values (recorded in the manifest)."""
         args = {}
         for name, value in asdict(self).items():
-            if name == "realism":  # flat and in the order of earlier versions (camera after max_pixels):
-                continue           # the JSON in each shard, and so its bytes, stay as they were
+            # The realism spec flat and in the order of earlier versions (camera after
+            # max_pixels), the mode's own keys last: the JSON in each shard, and so its bytes,
+            # stay as they were.
+            if name in ("realism", "mode", "spec"):
+                continue
             if name == "max_pixels":
                 realism = self.realism.arguments()
                 camera_name = realism.pop("camera", None)
@@ -140,18 +125,9 @@ class SynthConfig:
             args["kernel_spec"] = None
         if self.full:
             args["crop"] = args["crops_per_image"] = None
-        for mode in ("shake", "objects"):  # recorded only when on: the manifests of other runs stay as they were
-            if args[mode] is None:
-                del args[mode]
-        if self.objects is not None:
-            args["objects"]["annotations"] = str(Path(self.objects.annotations).resolve())
-            args["objects"]["images"] = str(Path(self.objects.images or self.src).resolve())
         if self.small == "skip":  # the default: recorded only when not, so that older runs resume
             del args["small"]
-        if self.sharp_only:
-            args["kernel_spec"] = None
-        else:  # absent, so that the manifests and shards of the other modes stay as they were
-            del args["sharp_only"]
+        args.update(self.blur_mode.arguments(self))
         return json.loads(json.dumps(args))
 
 
@@ -161,35 +137,19 @@ class SynthConfig:
 # --- one shard -------------------------------------------------------------------
 
 
-_BANK_CACHE: dict[str, KernelBatch] = {}
-
-
-def _bank(path: Path) -> KernelBatch:
-    # One read per worker process, not per shard.
-    key = str(path)
-    if key not in _BANK_CACHE:
-        _BANK_CACHE[key] = read_bank(path)[0]
-    return _BANK_CACHE[key]
-
-
-_SOURCE_CACHE: dict[tuple, PhotoSource] = {}
+_SOURCES = FileCache(size=1)
 
 
 def _photo_source(src: Path) -> PhotoSource:
-    # One per worker process: a zip's member list is read once, not per shard
-    # (keyed by size and time too, so a zip replaced in place is read afresh).
-    info = Path(src).stat()
-    key = (str(src), info.st_mtime_ns, info.st_size)
-    if key not in _SOURCE_CACHE:
-        _SOURCE_CACHE.clear()
-        _SOURCE_CACHE[key] = open_source(src)
-    return _SOURCE_CACHE[key]
+    """The photos under ``src``, opened once per worker process: a zip's member list is read
+    once, not per shard."""
+    return _SOURCES.get(src, lambda: open_source(src))
 
 
 def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
-                progress: Callable[[int], None] | None = None, stop: StopFlag | None = None) -> dict:
-    """Synthesize one shard and write it atomically.  Returns its manifest entry
-    plus ``skipped``: [(relative path, reason, detail)].  A shard whose photos
+                progress: Callable[[int, int], None] | None = None, stop: StopFlag | None = None) -> dict:
+    """Synthesize one shard with the run's blur mode and write it atomically.  Returns its
+    manifest entry plus ``skipped``: [(relative path, reason, detail)].  A shard whose photos
     were all skipped is not written: its entry is ``{"count": 0, "bytes": 0}``
     (``shards.is_fileless``).
 
@@ -199,22 +159,9 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     before each sample: once set, the shard's temporary file is removed and
     :class:`~blurgen.stopping.Interrupted` raised.
     """
-    import cv2
-
-    k_per = cfg.samples_per_image
+    mode, k_per = cfg.blur_mode, cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
-    fresh = bank = None
-    if cfg.sharp_only:
-        kernel_size = 1  # no blur, no margin
-    elif cfg.shake is not None or cfg.objects is not None:  # their blur is drawn per sample (blurgen.modes); the kernel stored is its PSF at the centre
-        kernel_size = cfg.kernel_spec.size
-    elif cfg.kernel_bank is None:
-        fresh = make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * k_per), cfg.kernel_spec)
-        kernel_size = cfg.kernel_spec.size
-    else:
-        bank = _bank(cfg.kernel_bank)
-        kernel_size = bank.psf.shape[-1]
-    before, after = blur.margins(kernel_size)
+    shared = mode.shard(cfg, task)
     source = _photo_source(cfg.src)
     skipped, upscaled = [], 0
     attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
@@ -223,88 +170,33 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     # Samples go to disk as they are made: a worker holds one photo and a few
     # crops, not a whole shard (1000 crops of 256x256 would be 400 MB).
     with shards.ShardWriter(path, crop=None if cfg.full else (cfg.crop, cfg.crop), attrs=attrs,
-                            kernel_size=kernel_size, fields=empty, expected=count,
-                            sharp_only=cfg.sharp_only) as writer:
+                            kernel_size=mode.kernel_size(cfg), fields=empty, expected=count,
+                            sharp_only=mode is SHARP_ONLY) as writer:
         for i in range(task.first_image, task.stop_image):
             stopping.check(stop)
-            rel = images[i]
             try:
-                photo = source.load(rel, cfg.max_pixels)
+                photo = mode.prepare(_load(source, images[i], i, cfg), cfg, shared)
             except SkipImage as exc:
-                skipped.append((rel, exc.reason, exc.detail))
+                skipped.append((images[i], exc.reason, exc.detail))
                 if progress is not None:
                     progress(0, k_per)
                 continue
-            if cfg.downscale != 1:
-                h, w = photo.shape[:2]
-                size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
-                photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
-            if cfg.shake is not None or cfg.objects is not None:
-                made, failed, enlarged = 0, [], False
-                for c in range(k_per):
-                    stopping.check(stop)
-                    try:
-                        if cfg.shake is not None:
-                            sample = modes.shake_pair(photo, rel, i, c, cfg, kernel_size)
-                        else:
-                            sample = modes.objects_pair(photo, rel, i, c, cfg)
-                    except SkipImage as exc:
-                        failed.append((c, exc))
-                        continue
-                    writer.add(*sample)
-                    made += 1
-                    enlarged = enlarged or bool(sample[3].get("upscale", 1) != 1)
-                if failed:
-                    skipped.append(photo_skip(rel, failed, k_per))
-                upscaled += int(enlarged)
-                if progress is not None:
-                    progress(made, k_per - made)
-                continue
-            h, w = photo.shape[:2]
-            side = None if cfg.full else cfg.crop
-            need = (kernel_size - 1) + (side or 1)
-            factor = 1.0
-            if (h < need or w < need) and cfg.small == "upscale":
-                photo, factor = upscale_to(photo, need)
-                upscaled += 1
-                h, w = photo.shape[:2]
-            if (h < need or w < need) and _within_reach(cfg, h, w):
-                made, failed = 0, []
-                for c in range(k_per):
-                    stopping.check(stop)
-                    j = (i - task.first_image) * k_per + c
-                    try:
-                        writer.add(*_reach_sample(photo, rel, i, c, j, cfg, fresh, bank, before, after))
-                        made += 1
-                    except SkipImage as exc:
-                        failed.append((c, exc))
-                if failed:
-                    skipped.append(photo_skip(rel, failed, k_per))
-                if progress is not None:
-                    progress(made, k_per - made)
-                continue
-            if h < need or w < need:
-                what = "the kernel" if cfg.full else f"a {cfg.crop} crop plus the kernel's {kernel_size - 1} px margin"
-                if cfg.sharp_only:
-                    what = "one pixel" if cfg.full else f"a {cfg.crop} crop"
-                skipped.append((rel, "too-small", f"{w}x{h} is smaller than {what}"))
-                if progress is not None:
-                    progress(0, k_per)
-                continue
+            made, failed, enlarged = 0, [], photo.factor != 1
             for c in range(k_per):
                 stopping.check(stop)
-                rng = np.random.default_rng([cfg.seed, i, c])
-                y0, x0, y1, x1 = modes.crop_box(rng, h, w, cfg.crop, cfg.full, before, after)
-                if cfg.sharp_only:
-                    writer.add(None, photo[y0:y1, x0:x1], None,
-                               {"source": rel, "crop_box": np.array([y0, x0, y1, x1], np.int32)})
+                try:
+                    sample = mode.sample(photo, c, (i - task.first_image) * k_per + c, cfg, shared)
+                except SkipImage as exc:
+                    failed.append((c, exc))
                     continue
-                j = (i - task.first_image) * k_per + c
-                kernel = _draw_kernel(rng, j, fresh, bank)
-                region = photo[y0 - before : y1 + after, x0 - before : x1 + after]
-                writer.add(*_pair(region, photo[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, i, c, rel, factor))
+                writer.add(*sample)
+                made += 1
+                enlarged = enlarged or bool(sample[3].get("upscale", 1) != 1)
+            if failed:
+                skipped.append(photo_skip(photo.rel, failed, k_per))
+            upscaled += int(enlarged)
             if progress is not None:
-                progress(k_per, 0)
+                progress(made, k_per - made)
         if writer.count == 0:
             writer.discard()
     if writer.count == 0:
@@ -318,67 +210,16 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     return {**entry, "skipped": skipped}
 
 
-def _draw_kernel(rng: np.random.Generator, j: int, fresh: KernelBatch | None,
-                 bank: KernelBatch | None) -> tuple[np.ndarray, dict, int]:
-    """(psf (k, k) float32, its parameters, its bank index or -1) of the shard's sample ``j``:
-    the fresh kernel ``fresh.psf[j]``, or one drawn from ``bank`` with ``rng``.  One draw
-    either way, so that the later draws (the effects) are the same in both modes."""
-    if bank is None:
-        rng.integers(0, 1)
-        return fresh.psf[j], {k: v[j] for k, v in fresh.params().items()}, -1
-    index = int(rng.integers(0, len(bank)))
-    return bank.psf[index], {k: v[index] for k, v in bank.params().items()}, index
+def _load(source: PhotoSource, rel: str, index: int, cfg: SynthConfig) -> Photo:
+    """Photo ``index`` of the run, decoded (SkipImage if it cannot be) and downscaled."""
+    import cv2
 
-
-def _pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, int, int, int], cfg: SynthConfig,
-          rng: np.random.Generator, i: int, c: int, rel: str, factor: float) -> tuple:
-    """(blurred, sharp, psf, meta) of photo i's crop c in the uniform mode.  ``region``: the
-    window ``box`` (y0, x0, y1, x1) plus the PSF's margins (``blur.margins``); ``kernel``:
-    :func:`_draw_kernel`'s; the effects are drawn from ``rng`` now; ``factor``: ``--small
-    upscale``'s."""
-    psf, params, bank_index = kernel
-    realism = cfg.realism
-    effects = realism.draw(rng)
-    cam = realism.draw_camera(realism.camera_rng([cfg.seed, i, c]))
-    blurred, sharp = realism.blur(region, psf, rng, effects, cam), realism.sharp(sharp, cam)
-    meta = {"source": rel, "crop_box": np.array(box, np.int32), "kernel_index": bank_index,
-            "linear": realism.in_linear_light, **{f"kernel_{k}": v for k, v in params.items()}, **effects,
-            **({} if cam is None else cam.draw.meta())}
-    if cfg.small == "upscale":  # a field only then: other runs keep their bytes
-        meta["upscale"] = np.float32(factor)
-    return blurred, sharp, psf, meta
-
-
-def _within_reach(cfg: SynthConfig, h: int, w: int) -> bool:
-    """Whether an h x w photo smaller than a crop plus the kernel's whole margin (k - 1 px) may
-    still give crops with the margin its drawn kernels reach (:func:`_reach_sample`): in the
-    uniform mode's crops, with ``--small skip`` (``upscale`` enlarges such photos, as before),
-    when it holds a crop at all."""
-    return not (cfg.full or cfg.sharp_only or cfg.small != "skip") and min(h, w) >= cfg.crop
-
-
-def _reach_sample(photo: np.ndarray, rel: str, i: int, c: int, j: int, cfg: SynthConfig,
-                  fresh: KernelBatch | None, bank: KernelBatch | None, before: int, after: int) -> tuple:
-    """Crop c of a photo too small for a crop plus the kernel's whole k - 1 px margin: the
-    kernel is drawn first, and the crop placed where the pixels its taps reach
-    (``blur.support_margins``) lie inside the photo (issue 22.3).  Photos that hold the whole
-    margin never come here: their samples stay as they were.  SkipImage("too-small") if the
-    photo cannot hold the crop plus that reach."""
-    rng = np.random.default_rng([cfg.seed, i, c])
-    kernel = _draw_kernel(rng, j, fresh, bank)
-    top, bottom, left, right = blur.support_margins(kernel[0])
-    h, w = photo.shape[:2]
-    if h < cfg.crop + top + bottom or w < cfg.crop + left + right:
-        raise SkipImage("too-small", f"{w}x{h} is smaller than a {cfg.crop} crop plus its kernel's reach "
-                                     f"({top}+{bottom} px tall, {left}+{right} px wide)")
-    y0 = top + int(rng.integers(0, h - top - bottom - cfg.crop + 1))
-    x0 = left + int(rng.integers(0, w - left - right - cfg.crop + 1))
-    y1, x1 = y0 + cfg.crop, x0 + cfg.crop
-    # The blur reads only the taps' reach (blur.trim_to_support): the rest of the k - 1 px
-    # margin that `region` must span is padding it never reads.
-    padded = np.pad(photo, ((before, after), (before, after), (0, 0)), mode="edge")
-    region = padded[y0 : y1 + before + after, x0 : x1 + before + after]
-    return _pair(region, photo[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, i, c, rel, 1.0)
+    pixels = source.load(rel, cfg.max_pixels)
+    if cfg.downscale != 1:
+        h, w = pixels.shape[:2]
+        size = (max(1, round(w * cfg.downscale)), max(1, round(h * cfg.downscale)))
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return Photo(pixels, rel, index)
 
 
 #: The skip report's reason for a photo that gave some of its crops, not all (the modes
@@ -398,22 +239,6 @@ def photo_skip(rel: str, failed: list[tuple[int, SkipImage]], crops: int) -> tup
         return rel, first.reason, f"every crop ({crops}); crop {failed[0][0]}: {first.detail}"
     reasons = ", ".join(sorted({exc.reason for _, exc in failed}))
     return rel, SOME_CROPS, f"crop(s) {which} of {crops} not made ({reasons}); crop {failed[0][0]}: {first.detail}"
-
-
-def upscale_to(photo: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """Enlarge ``photo`` ((h, w, 3) uint8) with bicubic interpolation so that
-    its short side is ``side`` px, keeping its aspect ratio (each side rounded
-    up, so neither falls short).  Returns (the photo, the factor)."""
-    import cv2
-
-    h, w = photo.shape[:2]
-    factor = side / min(h, w)
-    size = (max(side, math.ceil(w * factor - 1e-9)), max(side, math.ceil(h * factor - 1e-9)))
-    # cv2's bicubic saturates to 0..255 on uint8: its overshoot at edges is clipped, not wrapped.
-    return cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC), factor
-
-
-# --- the whole run ---------------------------------------------------------------------
 
 
 def sources_digest(src: Path | PhotoSource, images: list[str]) -> str:
@@ -446,8 +271,7 @@ def photo_sets(out: Path, cfg: SynthConfig, images: list[str], manifest: dict, b
     later = {p for entry in sets[1:] for p in entry["photos"]}
     first = [p for p in images if p not in later]
     inputs = {"sources": sources_digest(src, first), "kernel_bank": bank}
-    if cfg.objects is not None:  # only then: the inputs of other runs are recorded as before
-        inputs["objects"] = shards.file_checksum(cfg.objects.annotations)
+    inputs.update(cfg.blur_mode.inputs(cfg))  # only the modes that read files: the inputs of others stay as they were
     started = bool(manifest["shards"] or sets)
     if not started:  # nothing built yet: the folder's current photos are the run's
         manifest["inputs"] = inputs
@@ -525,13 +349,6 @@ IMAGE_OVERHEAD = 6_000
 SIZE_SAMPLE = 64
 
 
-def kernel_side(cfg: SynthConfig) -> int:
-    """Side of the run's PSFs: the bank's, or ``cfg.kernel_spec.size``."""
-    if cfg.kernel_bank is None:
-        return cfg.kernel_spec.size
-    return int(read_bank(cfg.kernel_bank, slice(0, 1))[0].psf.shape[-1])
-
-
 def estimate_bytes(cfg: SynthConfig, photos: list[str], n_shards: int = 0) -> int:
     """About how many bytes the shards of ``photos`` take: an estimate, and
     an upper one where photos are skipped (they give no pairs).
@@ -545,7 +362,7 @@ def estimate_bytes(cfg: SynthConfig, photos: list[str], n_shards: int = 0) -> in
     shared = n_shards * SHARD_OVERHEAD
     if not cfg.full:
         return shared + len(photos) * cfg.crops_per_image * (6 * cfg.crop ** 2 + PAIR_OVERHEAD)
-    k = kernel_side(cfg)
+    k = cfg.blur_mode.kernel_size(cfg)
     source = _photo_source(cfg.src)  # a folder or a zip (a zip's photos were not found by path: issue 22.25)
     picks = sorted({round(x) for x in np.linspace(0, len(photos) - 1, min(len(photos), SIZE_SAMPLE))}) if photos else []
     areas = []
@@ -595,11 +412,7 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
             check_bank(cfg.kernel_bank)  # every PSF, before any work: a NaN would blacken whole shards
         except BankError as exc:
             raise SynthError(str(exc)) from None
-    if cfg.objects is not None:
-        try:
-            instances(cfg.objects, src)  # the whole file, before any work
-        except ObjectsError as exc:
-            raise SynthError(str(exc)) from None
+    cfg.blur_mode.check_inputs(cfg)
     if append and cfg.part[1] > 1:
         raise SynthError("--append adds to a whole run, not to a --part of one")
     job = shard_job(cfg, append)

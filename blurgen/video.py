@@ -37,7 +37,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from blurgen import blur, files, shard_run, shards, stopping
-from blurgen.modes import crop_box
+from blurgen.modes.base import crop_box, too_small
 from blurgen.realism import Realism
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, check_name, load_rgb, name_bytes
 from blurgen.stopping import StopFlag
@@ -503,7 +503,7 @@ def _window_samples(clip: Clip, w: int, window: tuple, frames: dict, cfg: Averag
     stack = [frames[f] for f in range(first, first + n)]
     h, wd = stack[0].shape[:2]
     if not cfg.full and (h < cfg.crop or wd < cfg.crop):
-        raise SkipImage("too-small", f"{wd}x{h} frames are smaller than a {cfg.crop} crop")
+        raise too_small(wd, h, f"a {cfg.crop} crop", things="frames")
     middle = first + n // 2
     # One camera setting per window, from a stream of its own: the windows and crops
     # are those of a run without --camera.

@@ -239,17 +239,18 @@ def test_non_uniform_shake_develops_through_the_camera(tmp_path):
     """Issue 10: `--shake nonuniform --camera`: the camera's linear light and saturation before
     the warps, its raw noise and development after them, its tone curve on both images.  With no
     rotation the warps are the identity, so the pair is the camera pipeline of an unblurred crop."""
-    from blurgen import modes, shake
+    from blurgen import shake
+    from blurgen.modes.shake import SHAKE_TAG
     from test_shake import write_photos as write_shake_photos
 
     src = write_shake_photos(tmp_path / "src", 2)
     base = dict(src=src, crop=32, crops_per_image=2, shard_size=10, realism=Realism(camera="a7r3"))
-    synthesize(SynthConfig(**base, shake=shake.ShakeSpec(max_angle=0.0)), tmp_path / "still", workers=1)
+    synthesize(SynthConfig(**base, mode="shake", spec=shake.ShakeSpec(max_angle=0.0)), tmp_path / "still", workers=1)
     data = _shards(tmp_path / "still")
     for n, (rel, box) in enumerate(zip(data["source"], data["crop_box"])):
         photo = cv2.cvtColor(cv2.imread(str(src / rel.decode())), cv2.COLOR_BGR2RGB)
         crop = photo[box[0]:box[2], box[1]:box[3]]
-        cam, draw, rng = base["realism"].draw_camera(Realism.camera_rng([0, modes.SHAKE_TAG, n // 2, n % 2]))
+        cam, draw, rng = base["realism"].draw_camera(Realism.camera_rng([0, SHAKE_TAG, n // 2, n % 2]))
         # The identity warps average to the crop up to float32 rounding, which the Poisson draw
         # and the 8-bit rounding turn into a rare difference of one code.
         expected = camera.develop(camera.working(crop, draw), cam, draw, rng).astype(int)
@@ -258,8 +259,8 @@ def test_non_uniform_shake_develops_through_the_camera(tmp_path):
         np.testing.assert_array_equal(data["sharp"][n], camera.render_sharp(crop, cam))
         assert data["camera_bayer"][n].decode() == draw.bayer and data["camera_shot"][n] == draw.shot
     # With rotation: the same crops and trajectories as without the camera (its draws are its own).
-    synthesize(SynthConfig(**base, shake=shake.ShakeSpec(max_angle=2.0)), tmp_path / "cam", workers=1)
-    synthesize(SynthConfig(**{**base, "realism": Realism(linear=True)}, shake=shake.ShakeSpec(max_angle=2.0)),
+    synthesize(SynthConfig(**base, mode="shake", spec=shake.ShakeSpec(max_angle=2.0)), tmp_path / "cam", workers=1)
+    synthesize(SynthConfig(**{**base, "realism": Realism(linear=True)}, mode="shake", spec=shake.ShakeSpec(max_angle=2.0)),
                tmp_path / "plain", workers=1)
     cam, plain = _shards(tmp_path / "cam"), _shards(tmp_path / "plain")
     np.testing.assert_array_equal(cam["shake_trajectory"], plain["shake_trajectory"])

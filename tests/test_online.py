@@ -42,7 +42,7 @@ def photos(tmp_path_factory):
 def sharp_shards(photos, tmp_path_factory):
     """Sharp-only shards: 2 crops of 40x40 per photo, 4 per shard."""
     out = tmp_path_factory.mktemp("sharp") / "shards"
-    synthesize(SynthConfig(src=photos, crop=40, crops_per_image=2, shard_size=4, seed=3, sharp_only=True), out)
+    synthesize(SynthConfig(src=photos, crop=40, crops_per_image=2, shard_size=4, seed=3, mode="sharp-only"), out)
     return out
 
 
@@ -181,7 +181,7 @@ def test_sharp_only_shards_round_trip(photos, sharp_shards, tmp_path):
     assert shard_format.verify_folder(sharp_shards) == (3, [])
     # Deterministic: a second run writes the same bytes; pairs take twice the room.
     again = tmp_path / "again"
-    synthesize(SynthConfig(src=photos, crop=40, crops_per_image=2, shard_size=4, seed=3, sharp_only=True), again)
+    synthesize(SynthConfig(src=photos, crop=40, crops_per_image=2, shard_size=4, seed=3, mode="sharp-only"), again)
     assert [i.checksum for i in shard_format.find_shards(again)] == [i.checksum for i in infos]
     pairs = tmp_path / "pairs"
     synthesize(SynthConfig(src=photos, crop=40, crops_per_image=2, shard_size=4, seed=3,
@@ -195,7 +195,7 @@ def test_sharp_only_shards_round_trip(photos, sharp_shards, tmp_path):
 
 def test_sharp_only_whole_images_and_damage(photos, tmp_path):
     out = tmp_path / "full"
-    synthesize(SynthConfig(src=photos, full=True, shard_size=8, seed=0, sharp_only=True), out)
+    synthesize(SynthConfig(src=photos, full=True, shard_size=8, seed=0, mode="sharp-only"), out)
     info = shard_format.find_shards(out)[0]
     with shard_format.ShardReader(info.path) as reader:
         assert reader.sharp_only and reader.layout == "images" and reader.image_shape(0) == (56, 64)
@@ -212,9 +212,9 @@ def test_sharp_only_whole_images_and_damage(photos, tmp_path):
 
 def test_sharp_only_refuses_blur_options_and_keeps_other_modes_arguments(photos):
     with pytest.raises(SynthError, match="--sharp-only stores no blurred image: --noise"):
-        SynthConfig(src=photos, sharp_only=True, realism=Realism(noise=True))
+        SynthConfig(src=photos, mode="sharp-only", realism=Realism(noise=True))
     assert "sharp_only" not in SynthConfig(src=photos).arguments()
-    assert SynthConfig(src=photos, sharp_only=True).arguments()["sharp_only"] is True
+    assert SynthConfig(src=photos, mode="sharp-only").arguments()["sharp_only"] is True
 
 
 def test_fit_refuses_sharp_only_shards_without_online_and_takes_them_with_it(sharp_shards, gopro, tmp_path):

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from test_synthesize import datasets
 
 from blurgen import modes, shake
+from blurgen.modes.shake import shake_seeds
 from blurgen.realism import Realism
 from blurgen.synthesize import SynthConfig, synthesize
 from cli import blurgen
@@ -94,7 +95,7 @@ def test_a_small_yaw_moves_the_principal_point_by_f_tan_theta():
 def test_the_stored_psf_is_the_blur_of_a_dot_at_the_crop_centre():
     side = 71
     K = shake.intrinsics(70.0, side, side)
-    drawn = shake.draw_shake(modes.shake_seeds(3, 0, 0), shake.ShakeSpec(max_angle=4.0), np.random.default_rng(1))
+    drawn = shake.draw_shake(shake_seeds(3, 0, 0), shake.ShakeSpec(max_angle=4.0), np.random.default_rng(1))
     H = shake.poses(drawn, K, side, side, 0.5)
     point = (45, 28)
     out = blur_points([point], side, H)
@@ -107,7 +108,7 @@ def test_the_stored_psf_is_the_blur_of_a_dot_at_the_crop_centre():
 
 def test_the_trajectory_is_centred_and_bounded_by_max_angle():
     spec = shake.ShakeSpec(max_angle=2.0, max_shift=5.0)
-    drawn = shake.draw_shake(modes.shake_seeds(0, 4, 1), spec, np.random.default_rng(0))
+    drawn = shake.draw_shake(shake_seeds(0, 4, 1), spec, np.random.default_rng(0))
     np.testing.assert_allclose(drawn.angles.mean(axis=0), 0, atol=1e-12)
     np.testing.assert_allclose(drawn.shifts.mean(axis=0), 0, atol=1e-12)
     oop = np.abs(np.diff(drawn.angles[:, 0] + 1j * drawn.angles[:, 1])).sum()
@@ -119,7 +120,7 @@ def test_the_trajectory_is_centred_and_bounded_by_max_angle():
 def test_zero_rotation_gives_blurred_equal_to_sharp(tmp_path):
     src = write_photos(tmp_path / "src", 2)
     cfg = SynthConfig(src=src, crop=32, crops_per_image=2, shard_size=10, realism=Realism(linear=True),
-                      shake=shake.ShakeSpec(max_angle=0.0))
+                      mode="shake", spec=shake.ShakeSpec(max_angle=0.0))
     synthesize(cfg, tmp_path / "out")
     data = datasets(tmp_path / "out")
     assert np.array_equal(data[("shard-00000.h5", "blurred")], data[("shard-00000.h5", "sharp")])
@@ -156,7 +157,7 @@ def test_uniform_mode_records_no_shake_arguments(tmp_path):
     # Manifests of the existing modes are as before (a resumed run compares them).
     args = SynthConfig(src=tmp_path).arguments()
     assert "shake" not in args
-    assert SynthConfig(src=tmp_path, shake=shake.ShakeSpec()).arguments()["shake"]["max_angle"] == 1.0
+    assert SynthConfig(src=tmp_path, mode="shake", spec=shake.ShakeSpec()).arguments()["shake"]["max_angle"] == 1.0
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -18,6 +18,7 @@ from blurgen import shards
 from blurgen import shard_run
 from blurgen import synthesize as synth
 from blurgen.kernels import KernelSpec
+from blurgen.modes.base import upscale_to
 from blurgen.sources import find_images, load_rgb
 from cli import blurgen
 
@@ -236,7 +237,7 @@ def test_a_photo_that_gives_some_of_its_crops_is_one_row_and_not_a_skipped_photo
 
 def test_upscale_to_keeps_the_aspect_ratio_and_fits():
     image = np.zeros((30, 61, 3), np.uint8)
-    out, factor = synth.upscale_to(image, 46)
+    out, factor = upscale_to(image, 46)
     assert out.shape == (46, 94, 3) and factor == pytest.approx(46 / 30)
 
 
