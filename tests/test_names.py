@@ -147,6 +147,14 @@ def test_a_new_preset_is_offered_and_described_by_fit(monkeypatch):
     assert config.make_configs("medium")[0].ngf == 32
 
 
+def test_eval_help_lists_the_benchmarks_it_knows(monkeypatch):
+    from trainer import benchmarks
+
+    assert "scored as its paper does: gopro GOPRO_Large, realblur-j ROOT or realblur-r ROOT (docs" in _help("eval")
+    monkeypatch.setitem(benchmarks.BENCHMARKS, "hide", "HIDE_ROOT")
+    assert "realblur-r ROOT or hide HIDE_ROOT (docs/metrics.md)" in _help("eval")
+
+
 def test_bad_choices_still_say_what_to_choose():
     result = CliRunner().invoke(cli.trainer, ["fit", "--out", "x", "--gradient-penalty", "x"])
     assert result.exit_code == 2

@@ -56,6 +56,14 @@ def _metrics_help() -> str:
             "See docs/metrics.md.")
 
 
+def _benchmarks_help() -> str:
+    from trainer.benchmarks import BENCHMARKS
+
+    named = [f"{name} {root}" for name, root in BENCHMARKS.items()]
+    return (f"A published test set scored as its paper does: {', '.join(named[:-1])} or {named[-1]} "
+            "(docs/metrics.md).")
+
+
 @trainer.command("fit")
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Run folder: checkpoints (last.pt, best.pt), scalars.csv, tensorboard/, preview.png, curves.png.")
@@ -231,8 +239,7 @@ def launch_cmd(arguments):
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
               help="last.pt or best.pt of a run.")
 @click.option("--benchmark", type=(str, click.Path(file_okay=False)), default=None, metavar="NAME ROOT",
-              help="A published test set scored as its paper does: gopro GOPRO_Large, "
-                   "realblur-j ROOT or realblur-r ROOT (docs/metrics.md).")
+              cls=ListingOption, help=_benchmarks_help)
 @click.option("--pairs", "folders", type=(click.Path(file_okay=False), click.Path(file_okay=False)), default=None,
               metavar="BLUR_DIR SHARP_DIR", help="Any folder of blurred images against sharp ones of the same stem.")
 @click.option("--gopro", type=click.Path(file_okay=False), default=None,
