@@ -208,7 +208,8 @@ def test_inference_commands_resolve_their_device_without_the_training_code(tmp_p
             f"r = CliRunner().invoke(cli.trainer, ['deblur', {str(image)!r}, '--checkpoint', {str(ck)!r}, "
             f"'--out', {str(tmp_path / 'out')!r}, '--device', 'cpu']); "
             "assert r.exit_code == 0, r.output; "
-            "import trainer.evaluate, trainer.export, trainer.benchmarks, trainer.eval_settings; "
+            "import trainer.evaluate, trainer.export, trainer.benchmarks, trainer.eval_settings, trainer.heldout, "
+            "trainer.report; "
             "bad = {'trainer.loop', 'trainer.cluster'} & set(sys.modules); assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
