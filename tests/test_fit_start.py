@@ -182,7 +182,7 @@ def test_every_tiny_preset_value_is_in_fit_help():
     from trainer.config import PRESETS
 
     helps = {p.name: p.help or "" for p in fit_cmd.params}
-    train, data = PRESETS["tiny"]
+    train, data = PRESETS["tiny"].train, PRESETS["tiny"].data
     for name, value in {**train, **data}.items():
         shown = {str(value), f"{value:g}" if isinstance(value, float) else str(value),
                  f"{value:.0e}".replace("e-0", "e-") if isinstance(value, float) else str(value),

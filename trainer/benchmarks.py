@@ -35,7 +35,8 @@ from trainer.data import DataConfig, ValPairs, val_pairs
 from trainer.errors import TrainerError
 from trainer.metrics import psnr, ssim_gopro
 
-BENCHMARKS = ("gopro", "realblur-j", "realblur-r")
+#: Every benchmark by name -> what its ROOT is, in the order `trainer eval --benchmark` lists them.
+BENCHMARKS = {"gopro": "GOPRO_Large", "realblur-j": "ROOT", "realblur-r": "ROOT"}
 
 #: What each benchmark's numbers are, for reports.
 PROTOCOLS = {

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from blurgen.stopping import StopFlag, die_with_parent, stop_on_signals
+from trainer import device
 from trainer.errors import TrainerError
 
 
@@ -64,17 +65,8 @@ def check_not_slurm_copies(env=None) -> None:
 
 
 def resolve_device(name: str, dist_info: Distributed) -> torch.device:
-    """'auto' -> CUDA if available; under torchrun each rank takes GPU LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ClusterError("--device cuda: no CUDA device is available (use --device cpu)")
-        if name == "cuda":
-            name = f"cuda:{dist_info.local_rank if dist_info.world_size > 1 else torch.cuda.current_device()}"
-    elif name != "cpu":
-        raise ClusterError(f"unknown device {name!r} (auto, cpu, cuda or cuda:N)")
-    return torch.device(name)
+    """``trainer.device.resolve_device``, where under torchrun each rank takes GPU LOCAL_RANK."""
+    return device.resolve_device(name, dist_info.local_rank if dist_info.world_size > 1 else None)
 
 
 def die_with_launcher(signum: int = signal.SIGTERM) -> None:

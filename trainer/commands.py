@@ -7,6 +7,7 @@ that ``trainer --help`` starts fast.
 import click
 
 from blurgen.command_line import HELP, Commands, UserError, check_output, package_version, realism_options
+from trainer.listed import ListingOption, Names
 
 
 @click.group(cls=Commands, context_settings=HELP)
@@ -35,11 +36,32 @@ def _trainer_message(exc: Exception) -> str:
 
 def _generator_on(checkpoint_path, device_name):
     from trainer.checkpoint import load_generator
-    from trainer.cluster import distributed_from_env, resolve_device
+    from trainer.device import resolve_device
 
-    device = resolve_device(device_name, distributed_from_env())
+    device = resolve_device(device_name)
     generator, state = load_generator(checkpoint_path, device)
     return generator, state, device
+
+
+def _presets_help() -> str:
+    from trainer.config import DEFAULT_PRESET, PRESETS
+
+    return "; ".join(f"{name}: {preset.help}" for name, preset in PRESETS.items()) + f".  [default: {DEFAULT_PRESET}]"
+
+
+def _metrics_help() -> str:
+    from trainer.metrics import ALWAYS, METRICS
+
+    return (f"Comma-separated metrics ({', '.join(METRICS)}) or all; {' and '.join(ALWAYS)} always. "
+            "See docs/metrics.md.")
+
+
+def _benchmarks_help() -> str:
+    from trainer.benchmarks import BENCHMARKS
+
+    named = [f"{name} {root}" for name, root in BENCHMARKS.items()]
+    return (f"A published test set scored as its paper does: {', '.join(named[:-1])} or {named[-1]} "
+            "(docs/metrics.md).")
 
 
 @trainer.command("fit")
@@ -53,8 +75,8 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--allow-partial", is_flag=True, default=None,
               help="Use shard folders that `blurgen synthesize` has not finished (refused otherwise).")
 @click.option("--mix", default=None, help="Synthetic:GoPro draws, exact in every window.  [default: 2:1]")
-@click.option("--preset", type=click.Choice(["paper", "tiny"]), default=None,
-              help="paper: the published settings; tiny: small nets that learn in minutes on a CPU (docs/training.md).  [default: paper]")
+@click.option("--preset", cls=ListingOption, type=Names("trainer.config:PRESETS"), default=None,
+              help=_presets_help)
 @click.option("--steps", type=int, default=None, help="Train for N generator steps (the lr schedule spans them).")
 @click.option("--epochs", type=int, default=None, help="Train for N epochs if --steps is not given.  [default: 300]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last checkpoint stopped.")
@@ -66,7 +88,7 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--batch-size", type=int, default=None, help="Pairs per step and process.  [default: 1; tiny 6]")
 @click.option("--flip/--no-flip", default=None, help="Random horizontal flips.  [default: on]")
 @click.option("--gopro-scale", type=float, default=None, help="Resize GoPro frames by this first.  [default: 0.5]")
-@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None, help="GoPro's blurred frames: blur, or blur_gamma (averaged in linear light).  [default: blur]")
+@click.option("--gopro-blur", type=Names("trainer.gopro:BLUR_FOLDERS"), default=None, help="GoPro's blurred frames: blur, or blur_gamma (averaged in linear light).  [default: blur]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes.  [default: 2]")
 @click.option("--online", is_flag=True, default=None,
               help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
@@ -74,17 +96,17 @@ def _generator_on(checkpoint_path, device_name):
 @realism_options(prefix="online-", default=None)
 @click.option("--sharp-fraction", type=float, default=None,
               help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0; tiny 0.2]")
-@click.option("--content-loss", type=click.Choice(["perceptual", "l1", "l2", "psnr"]), default=None,
+@click.option("--content-loss", type=Names("trainer.losses:CONTENT_LOSSES"), default=None,
               help="perceptual: MSE of VGG19 conv3_3 features (paper); l1/l2: on pixels; psnr: -PSNR per image.  [default: perceptual; tiny psnr]")
 @click.option("--content-weight", type=float, default=None, help="lambda of L_GAN + lambda L_X.  [default: 100; tiny 10]")
 @click.option("--adversarial-weight", type=float, default=None,
               help="Weight of L_GAN; 0 trains on the content loss alone, without a critic.  [default: 1]")
 @click.option("--gp-weight", type=float, default=None, help="Gradient-penalty weight lambda_gp.  [default: 10]")
-@click.option("--gradient-penalty", type=click.Choice(["per-pixel", "per-image"]), default=None,
+@click.option("--gradient-penalty", type=Names("trainer.losses:GRADIENT_PENALTIES", default_first="trainer.config:TrainConfig.gradient_penalty"), default=None,
               help="per-pixel: DeblurGAN's code; per-image: Gulrajani et al. (docs/training.md).  [default: per-pixel]")
 @click.option("--psnr-ceiling", type=float, default=None,
               help="dB: --content-loss psnr counts no image as closer than this (docs/training.md).  [default: 40]")
-@click.option("--init", type=click.Choice(["paper", "identity"]), default=None,
+@click.option("--init", type=Names("trainer.models:GENERATOR_INITS"), default=None,
               help="Generator start: paper N(0, 0.02), or identity (last conv zero: G(x) = x).  [default: paper; tiny identity]")
 @click.option("--critic-steps", type=int, default=None, help="Critic steps per generator step.  [default: 5; tiny 1]")
 @click.option("--lr", type=float, default=None, help="Adam learning rate of both nets.  [default: 1e-4; tiny 1e-3]")
@@ -94,7 +116,7 @@ def _generator_on(checkpoint_path, device_name):
 @click.option("--blocks", "n_blocks", type=int, default=None, help="Generator ResBlocks.  [default: 9; tiny 2]")
 @click.option("--ndf", type=int, default=None, help="Critic base width.  [default: 64; tiny 16]")
 @click.option("--dropout", type=float, default=None, help="Dropout in the ResBlocks.  [default: 0.5; tiny 0]")
-@click.option("--norm", type=click.Choice(["instance", "none"]), default=None,
+@click.option("--norm", type=Names("trainer.models:GENERATOR_NORMS"), default=None,
               help="Generator normalisation (none: He init, no InstanceNorm).  [default: instance; tiny none]")
 @click.option("--skips/--no-skips", default=None,
               help="U-Net skips: the encoder's full- and half-resolution features added to the decoder's "
@@ -127,8 +149,8 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
 
     from blurgen.command_line import say
     from trainer.cluster import distributed_from_env
-    from trainer.config import PRESETS, TrainConfig, adam_betas, make_configs
     from blurgen.realism import RealismError, parse_range
+    from trainer.config import DEFAULT_PRESET, PRESETS, TrainConfig, adam_betas, make_configs
     from trainer.data import DataConfig
     from trainer.loop import fit, resume_configs
     from trainer.run_folder import check_free
@@ -152,14 +174,14 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
                 check_free(out)   # a live run's settings are not this command's to read
             train_cfg, data_cfg = resume_configs(out, train, data, preset)
         else:
-            train_cfg, data_cfg = make_configs(preset or "paper", train, data)
+            train_cfg, data_cfg = make_configs(preset or DEFAULT_PRESET, train, data)
         notes = []
-        tuned_for = PRESETS[preset or "paper"][0].get("content_loss", TrainConfig.content_loss)
+        tuned_for = PRESETS[preset or DEFAULT_PRESET].train.get("content_loss", TrainConfig.content_loss)
         if not resume and options.get("content_loss") not in (None, tuned_for) and options.get("content_weight") is None:
             # The weight is the balance of two losses of different scales; tuned for one, it is
             # another balance with another (the tiny preset's lambda = 10 with L1: -3.85 dB held-out).
             notes.append(f"warning: --content-loss {train_cfg.content_loss} keeps the content weight "
-                         f"{train_cfg.content_weight:g} that --preset {preset or 'paper'} tuned for its "
+                         f"{train_cfg.content_weight:g} that --preset {preset or DEFAULT_PRESET} tuned for its "
                          f"{tuned_for} loss; set --content-weight for {train_cfg.content_loss} (docs/training.md, "
                          "'Content loss')")
         if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
@@ -216,8 +238,7 @@ def launch_cmd(arguments):
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
               help="last.pt or best.pt of a run.")
 @click.option("--benchmark", type=(str, click.Path(file_okay=False)), default=None, metavar="NAME ROOT",
-              help="A published test set scored as its paper does: gopro GOPRO_Large, "
-                   "realblur-j ROOT or realblur-r ROOT (docs/metrics.md).")
+              cls=ListingOption, help=_benchmarks_help)
 @click.option("--pairs", "folders", type=(click.Path(file_okay=False), click.Path(file_okay=False)), default=None,
               metavar="BLUR_DIR SHARP_DIR", help="Any folder of blurred images against sharp ones of the same stem.")
 @click.option("--gopro", type=click.Path(file_okay=False), default=None,
@@ -227,15 +248,14 @@ def launch_cmd(arguments):
 @click.option("--gopro-scale", type=float, default=None,
               help="Resize GoPro test frames first (1: full resolution, as published results).  "
                    "[default: the run's validation setting, else 1]")
-@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default=None,
+@click.option("--gopro-blur", type=Names("trainer.gopro:BLUR_FOLDERS"), default=None,
               help="[default: the run's validation setting, else blur]")
 @click.option("--limit", type=int, default=0, show_default=True, help="Pairs to score, spread over the set; 0: all.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
 @click.option("--overlap", type=int, default=128, show_default=True, help="Overlap of tiles in pixels.")
-@click.option("--metrics", "metric_names", default="all", show_default=True,
-              help="Comma-separated metrics (psnr, psnr_y, ssim_skimage, ssim_gopro, ssim_matlab, cw_ssim) "
-                   "or all; psnr and ssim_skimage always. See docs/metrics.md.")
+@click.option("--metrics", "metric_names", cls=ListingOption, default="all", show_default=True,
+              help=_metrics_help)
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write per-image scores (restored and blurred) to this CSV.")
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), default=None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from trainer.errors import TrainerError
 from trainer.losses import CONTENT_LOSSES, GRADIENT_PENALTIES
@@ -37,7 +38,7 @@ class TrainConfig:
     ndf: int = 64                           # critic base width (64-128-256-512)
     critic_layers: int = 3                  # stride-2 layers of the PatchGAN critic
     # losses (trainer.losses)
-    content_loss: str = "perceptual"        # perceptual | l1 | l2
+    content_loss: str = "perceptual"        # a name of trainer.losses.CONTENT_LOSSES
     content_weight: float = 100.0           # lambda of the paper's eq. 1
     psnr_ceiling: float = 40.0              # dB: the psnr content loss counts no image as closer (PSNRLoss)
     adversarial_weight: float = 1.0         # weight of L_GAN; 0: content loss alone, no critic
@@ -110,9 +111,18 @@ class TrainConfig:
             raise ConfigError(f"Adam betas must be in [0, 1), not {self.betas}")
 
 
-# name -> (TrainConfig changes, DataConfig changes)
-PRESETS: dict[str, tuple[dict, dict]] = {
-    "paper": ({}, {}),
+class Preset(NamedTuple):
+    train: dict     # TrainConfig changes
+    data: dict      # DataConfig changes
+    help: str       # what it is for: its part of `trainer fit --preset`'s help
+
+
+#: The preset of a run that names none.
+DEFAULT_PRESET = "paper"
+
+#: Every preset by name, in the order `trainer fit --preset` lists them.
+PRESETS: dict[str, Preset] = {
+    "paper": Preset({}, {}, "the published settings"),
     # Learns in minutes on a laptop CPU (bench/learning.py; docs/training.md
     # has each change and what it measured): a quarter of the widths, two
     # ResBlocks; the identity start (the untrained generator returns its
@@ -138,10 +148,11 @@ PRESETS: dict[str, tuple[dict, dict]] = {
     # at the same steps (+0.87 -> +0.18 dB at 800 steps), and one fold's
     # nearly sharp flat crops fared worse (docs/training.md, "Do no harm").
     # Raising the 40 dB cap to 50 dB did not protect sharp input (28.1 dB).
-    "tiny": (dict(ngf=16, n_blocks=2, ndf=16, init="identity", dropout=0.0, norm="none", skips=True, lr=1e-3,
+    "tiny": Preset(dict(ngf=16, n_blocks=2, ndf=16, init="identity", dropout=0.0, norm="none", skips=True, lr=1e-3,
                   content_loss="psnr", content_weight=10.0, critic_steps=1,
                   checkpoint_every=100, val_limit=8, log_every=5),
-             dict(crop=80, batch_size=6, sharp_fraction=0.2)),
+             dict(crop=80, batch_size=6, sharp_fraction=0.2),
+             "small nets that learn in minutes on a CPU (docs/training.md)"),
 }
 
 
@@ -150,7 +161,7 @@ PRESETS: dict[str, tuple[dict, dict]] = {
 PRE_VERSION_2 = {"init": "paper", "gradient_penalty": "per-image", "norm": "instance"}
 
 
-def make_configs(preset: str = "paper", train: dict | None = None, data: dict | None = None):
+def make_configs(preset: str = DEFAULT_PRESET, train: dict | None = None, data: dict | None = None):
     """(TrainConfig, DataConfig) of ``preset`` with the non-None values of
     ``train`` and ``data`` on top.  Raises ConfigError on an unknown preset or
     field, or a bad value (ConfigError)."""
@@ -158,7 +169,7 @@ def make_configs(preset: str = "paper", train: dict | None = None, data: dict | 
 
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
-    train_changes, data_changes = PRESETS[preset]
+    train_changes, data_changes = PRESETS[preset].train, PRESETS[preset].data
     train_changes = {**train_changes, **{k: v for k, v in (train or {}).items() if v is not None}}
     data_changes = {**data_changes, **{k: v for k, v in (data or {}).items() if v is not None}}
     try:
@@ -169,11 +180,35 @@ def make_configs(preset: str = "paper", train: dict | None = None, data: dict | 
     return train_cfg, data_cfg
 
 
+class Architecture(NamedTuple):
+    field: str      # TrainConfig field
+    keyword: str    # the argument of the network's class (trainer.models) it sets
+    flag: str       # how `trainer fit` names it, in messages
+
+
+#: The settings that make each network what it is: the shapes of its weights, or what
+#: it computes with them (--norm, --skips change no shape).  The one list of them:
+#: networks are built from it, and a warm start compares checkpoints by it.
+ARCHITECTURE_FIELDS: dict[str, tuple[Architecture, ...]] = {
+    "generator": (Architecture("ngf", "ngf", "--ngf"), Architecture("n_blocks", "n_blocks", "--blocks"),
+                  Architecture("norm", "norm", "--norm"), Architecture("skips", "skips", "--skips")),
+    "critic": (Architecture("ndf", "ndf", "--ndf"), Architecture("critic_layers", "n_layers", "critic layers")),
+}
+
+
+def _settings(network: str, cfg: TrainConfig) -> dict:
+    return {a.keyword: getattr(cfg, a.field) for a in ARCHITECTURE_FIELDS[network]}
+
+
 def generator_settings(cfg: TrainConfig) -> dict:
-    """The keyword arguments of ``trainer.models.Generator`` that ``cfg`` sets, bar ``init``
-    (which only matters for a new run)."""
-    return dict(ngf=cfg.ngf, n_blocks=cfg.n_blocks, dropout=cfg.dropout, norm=cfg.norm,
-                skips=cfg.skips)
+    """The keyword arguments of ``trainer.models.Generator`` that ``cfg`` sets: its
+    architecture and dropout, bar ``init`` (which only matters for a new run)."""
+    return {**_settings("generator", cfg), "dropout": cfg.dropout}
+
+
+def critic_settings(cfg: TrainConfig) -> dict:
+    """The keyword arguments of ``trainer.models.Critic`` that ``cfg`` sets."""
+    return _settings("critic", cfg)
 
 
 def adam_betas(beta1: float | None = None, beta2: float | None = None,

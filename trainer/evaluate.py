@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from trainer.errors import TrainerError
-from trainer.metrics import METRICS
+from trainer.metrics import ALWAYS, METRICS
 from trainer.output import naming
 from trainer.tensors import to_tensor, to_uint8
 
@@ -106,7 +106,7 @@ def restore(generator: nn.Module, blurred: np.ndarray, *, device: str | torch.de
 
 def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.device = "cpu",
                 tile: int = 2048, overlap: int = 128, progress: bool = False,
-                metrics: Sequence[str] = ("psnr", "ssim_skimage"), extra=None, sharp_input: bool = False):
+                metrics: Sequence[str] = ALWAYS, extra=None, sharp_input: bool = False):
     """Metrics of restored vs sharp and of blurred vs sharp, pair by pair.
 
     pairs: sequence of (name, blurred uint8 (H, W, 3), sharp uint8 (H, W, 3)),
@@ -125,7 +125,7 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
 
     from blurgen.progress import progress_bar
 
-    names = list(dict.fromkeys(["psnr", "ssim_skimage", *metrics]))
+    names = list(dict.fromkeys([*ALWAYS, *metrics]))
     was_training = generator.training
     generator.eval()
     rows, example = [], None

@@ -43,7 +43,7 @@ from trainer import checkpoint
 from trainer.checkpoint import unwrap
 from blurgen.terminal import fit_to_terminal
 from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
-from trainer.config import ConfigError, TrainConfig, generator_settings, make_configs, train_config_from
+from trainer.config import ConfigError, TrainConfig, critic_settings, generator_settings, make_configs, train_config_from
 from trainer.curves import sparkline
 from trainer.data import DataConfig, describe_sources, epoch_length, train_batches, training_sources, val_pairs
 from trainer.determinism import deterministic_padding, make_deterministic
@@ -144,7 +144,7 @@ def build_gan(cfg: TrainConfig, device: torch.device, content_loss: nn.Module, *
     ``make_deterministic``'s).
     """
     generator = Generator(**generator_settings(cfg), init=cfg.init).to(device)
-    critic = Critic(ndf=cfg.ndf, n_layers=cfg.critic_layers).to(device)
+    critic = Critic(**critic_settings(cfg)).to(device)
     content_loss = content_loss.to(device)
     if deterministic:
         deterministic_padding(generator)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -48,8 +49,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The file torchvision's VGG19_Weights.IMAGENET1K_V1 downloads into its hub cache.
 VGG19_CACHE_NAME = "vgg19-dcbb9e9d.pth"
 
-CONTENT_LOSSES = ("perceptual", "l1", "l2", "psnr")
+#: Content loss name -> its maker, f(*, vgg_weights, psnr_ceiling) -> nn.Module taking
+#: (restored, sharp) of (B, 3, H, W) in [-1, 1] to a scalar; in the order `trainer fit
+#: --content-loss` lists them.  Filled by ``@content_loss`` only.
+CONTENT_LOSSES: dict[str, Callable[..., nn.Module]] = {}
 GRADIENT_PENALTIES = ("per-image", "per-pixel")
+
+
+def content_loss(name: str):
+    """Register the decorated function as the maker of content loss ``name`` (see
+    ``CONTENT_LOSSES``): a new content loss is one maker and this decorator;
+    ``make_content_loss``, TrainConfig's check and ``trainer fit --content-loss``
+    read the registry."""
+    def register(maker):
+        if name in CONTENT_LOSSES:
+            raise ValueError(f"content loss {name!r} is registered twice")
+        CONTENT_LOSSES[name] = maker
+        return maker
+    return register
 
 
 class VGGWeightsError(TrainerError):
@@ -261,18 +278,37 @@ class PSNRLoss(nn.Module):
         return (10.0 / math.log(10.0) * torch.log(mse + floor)).mean()
 
 
+@content_loss("perceptual")
+def _perceptual(*, vgg_weights: str | os.PathLike | None = None, **_) -> nn.Module:
+    """The paper's: MSE of VGG19 conv3_3 features (``PerceptualLoss``)."""
+    return PerceptualLoss(load_vgg19_conv3_3(vgg_weights))
+
+
+@content_loss("l1")
+def _l1(**_) -> nn.Module:
+    """Mean absolute error of the pixels."""
+    return nn.L1Loss()
+
+
+@content_loss("l2")
+def _l2(**_) -> nn.Module:
+    """Mean squared error of the pixels."""
+    return nn.MSELoss()
+
+
+@content_loss("psnr")
+def _psnr(*, psnr_ceiling: float = 40.0, **_) -> nn.Module:
+    """Minus the per-image PSNR in dB, capped at ``psnr_ceiling`` (``PSNRLoss``)."""
+    return PSNRLoss(psnr_ceiling)
+
+
 def make_content_loss(kind: str, vgg_weights: str | os.PathLike | None = None,
                       psnr_ceiling: float = 40.0) -> nn.Module:
     """The content loss L_X(restored, sharp) -> scalar: 'perceptual' (VGG19 conv3_3
     MSE, the paper's), 'l1' or 'l2' (pixel-wise mean absolute / squared error),
     'psnr' (minus the per-image PSNR in dB, capped at ``psnr_ceiling`` dB, see
-    ``PSNRLoss``; the others ignore it)."""
-    if kind == "perceptual":
-        return PerceptualLoss(load_vgg19_conv3_3(vgg_weights))
-    if kind == "l1":
-        return nn.L1Loss()
-    if kind == "l2":
-        return nn.MSELoss()
-    if kind == "psnr":
-        return PSNRLoss(psnr_ceiling)
-    raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, not {kind!r}")
+    ``PSNRLoss``), or any other of ``CONTENT_LOSSES``; each maker ignores the
+    settings it does not use."""
+    if kind not in CONTENT_LOSSES:
+        raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, not {kind!r}")
+    return CONTENT_LOSSES[kind](vgg_weights=vgg_weights, psnr_ceiling=psnr_ceiling)

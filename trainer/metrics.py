@@ -19,10 +19,15 @@ ssim_matlab   MATLAB's ``ssim`` on an RGB array: the image is one 3-D volume
               BasicSR/NAFNet's ``ssim3d`` port).
 cw_ssim       complex-wavelet SSIM as ``pyssim`` 0.4 computes it, which is
               what DeblurGAN's reported 0.958 is.
+
+A new metric is one function here with ``@metric(name, description)`` above
+it: ``METRICS`` and ``DESCRIPTIONS`` are filled by that decorator only, and
+``trainer eval --metrics``, its help and its reports read them.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -30,6 +35,31 @@ from scipy import fft as sp_fft
 from skimage.metrics import structural_similarity
 
 DATA_RANGE = 255.0
+
+
+#: Every metric by name, in the order reports list them (the order of registration).
+#: Filled by ``@metric`` only.
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {}
+
+#: One line per metric for reports and JSON: what the number is.  Filled by ``@metric`` only.
+DESCRIPTIONS: dict[str, str] = {}
+
+#: Scored whatever ``--metrics`` asks for: the JSON keys ``psnr`` and ``ssim`` every report carries.
+ALWAYS = ("psnr", "ssim_skimage")
+
+
+def metric(name: str, description: str):
+    """Register the decorated function as metric ``name``: f(restored, sharp) -> float
+    of two uint8 (H, W, 3) RGB images.  ``description`` is its one line in reports and
+    JSON (what the number is: unit, convention).  A new metric is one function and this
+    decorator; ``trainer eval --metrics`` and its help read the registry."""
+    def register(function):
+        if name in METRICS:
+            raise ValueError(f"metric {name!r} is registered twice")
+        METRICS[name] = function
+        DESCRIPTIONS[name] = description
+        return function
+    return register
 
 
 def _check_pair(restored: np.ndarray, sharp: np.ndarray) -> None:
@@ -51,6 +81,8 @@ def _psnr_of(a: np.ndarray, b: np.ndarray) -> float:
     return 10.0 * math.log10(DATA_RANGE * DATA_RANGE / mse)
 
 
+@metric("psnr",
+        "PSNR, dB, RGB, whole image, range 255")
 def psnr(restored: np.ndarray, sharp: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB of two uint8 (H, W, 3) RGB images.
 
@@ -73,6 +105,8 @@ def luma_bt601(image: np.ndarray) -> np.ndarray:
     return 16.0 + rgb @ np.array([65.481, 128.553, 24.966])
 
 
+@metric("psnr_y",
+        "PSNR, dB, BT.601 luma (Y in [16, 235]), range 255")
 def psnr_y(restored: np.ndarray, sharp: np.ndarray) -> float:
     """PSNR in dB on the BT.601 luma channel (``luma_bt601``), data range 255.
 
@@ -83,6 +117,8 @@ def psnr_y(restored: np.ndarray, sharp: np.ndarray) -> float:
     return _psnr_of(luma_bt601(restored), luma_bt601(sharp))
 
 
+@metric("ssim_skimage",
+        "SSIM, skimage defaults (7x7 uniform window, sample covariance), per channel")
 def ssim_skimage(restored: np.ndarray, sharp: np.ndarray) -> float:
     """skimage's SSIM with its defaults, in [-1, 1].
 
@@ -99,6 +135,8 @@ def ssim_skimage(restored: np.ndarray, sharp: np.ndarray) -> float:
 ssim = ssim_skimage
 
 
+@metric("ssim_gopro",
+        "SSIM, 11-tap Gaussian sigma 1.5, population covariance, per channel (Nah et al.)")
 def ssim_gopro(restored: np.ndarray, sharp: np.ndarray) -> float:
     """SSIM as the GoPro dataset's authors recommend computing it, in [-1, 1].
 
@@ -117,6 +155,8 @@ def _gaussian_taps(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return cv2.getGaussianKernel(size, sigma).ravel().astype(np.float64)
 
 
+@metric("ssim_matlab",
+        "SSIM, MATLAB ssim on RGB: 11x11x11 Gaussian sigma 1.5 over rows, columns, channels")
 def ssim_matlab(restored: np.ndarray, sharp: np.ndarray) -> float:
     """SSIM of MATLAB's ``ssim`` called on two RGB arrays, in [-1, 1].
 
@@ -173,6 +213,8 @@ def ricker(points: int, width: float) -> np.ndarray:
     return amplitude * (1.0 - t * t / width ** 2) * np.exp(-t * t / (2.0 * width ** 2))
 
 
+@metric("cw_ssim",
+        "CW-SSIM, pyssim 0.4 (Ricker widths 1-30 on Pillow luma), as DeblurGAN reports")
 def cw_ssim(restored: np.ndarray, sharp: np.ndarray, *, widths: int = 30, k: float = 0.01) -> float:
     """Complex-wavelet SSIM as pyssim 0.4 computes it (DeblurGAN's "SSIM"), in [0, 1].
 
@@ -218,32 +260,11 @@ def cw_ssim(restored: np.ndarray, sharp: np.ndarray, *, widths: int = 30, k: flo
     return float(np.mean(magnitude * phase))
 
 
-#: Every metric by name, in the order reports list them.
-METRICS = {
-    "psnr": psnr,
-    "psnr_y": psnr_y,
-    "ssim_skimage": ssim_skimage,
-    "ssim_gopro": ssim_gopro,
-    "ssim_matlab": ssim_matlab,
-    "cw_ssim": cw_ssim,
-}
-
-#: One line per metric for reports and JSON: what the number is.
-DESCRIPTIONS = {
-    "psnr": "PSNR, dB, RGB, whole image, range 255",
-    "psnr_y": "PSNR, dB, BT.601 luma (Y in [16, 235]), range 255",
-    "ssim_skimage": "SSIM, skimage defaults (7x7 uniform window, sample covariance), per channel",
-    "ssim_gopro": "SSIM, 11-tap Gaussian sigma 1.5, population covariance, per channel (Nah et al.)",
-    "ssim_matlab": "SSIM, MATLAB ssim on RGB: 11x11x11 Gaussian sigma 1.5 over rows, columns, channels",
-    "cw_ssim": "CW-SSIM, pyssim 0.4 (Ricker widths 1-30 on Pillow luma), as DeblurGAN reports",
-}
-
-
 def parse_metrics(text: str) -> tuple[str, ...]:
     """``"all"`` or a comma-separated list of ``METRICS`` names -> names in ``METRICS`` order.
 
-    ``psnr`` and ``ssim_skimage`` are always included: they are the JSON keys
-    ``psnr`` and ``ssim`` every report carries.  Raises ValueError naming an
+    ``ALWAYS`` (``psnr`` and ``ssim_skimage``) are always included: they are the
+    JSON keys ``psnr`` and ``ssim`` every report carries.  Raises ValueError naming an
     unknown metric.
     """
     if text.strip() == "all":
@@ -252,5 +273,5 @@ def parse_metrics(text: str) -> tuple[str, ...]:
     unknown = sorted(wanted - set(METRICS))
     if unknown:
         raise ValueError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)} or all")
-    wanted |= {"psnr", "ssim_skimage"}
+    wanted |= set(ALWAYS)
     return tuple(name for name in METRICS if name in wanted)

@@ -18,13 +18,6 @@ from torch import nn
 from trainer import checkpoint
 from trainer.checkpoint import CheckpointError
 
-# Settings that decide the shapes of the weights (TrainConfig fields).
-# Some differ without changing a weight's shape (--norm, --skips), so they are compared
-# as settings, not left to load_state_dict.
-ARCHITECTURE = {"generator": ("ngf", "n_blocks", "norm", "skips"), "critic": ("ndf", "critic_layers")}
-FLAGS = {"ngf": "--ngf", "n_blocks": "--blocks", "norm": "--norm", "skips": "--skips", "ndf": "--ndf",
-         "critic_layers": "critic layers"}
-
 
 def load_initial_weights(path: str | os.PathLike, generator: nn.Module, critic: nn.Module, cfg) -> str:
     """Copy the weights of checkpoint ``path`` into ``generator`` and ``critic``
@@ -35,7 +28,7 @@ def load_initial_weights(path: str | os.PathLike, generator: nn.Module, critic: 
     holds networks of another architecture than ``cfg`` (a TrainConfig)
     builds: the line names the settings that differ.
     """
-    from trainer.config import train_config_from
+    from trainer.config import ARCHITECTURE_FIELDS, train_config_from
 
     state = checkpoint.load(path)
     theirs = train_config_from(state.get("config", {}))
@@ -43,8 +36,9 @@ def load_initial_weights(path: str | os.PathLike, generator: nn.Module, critic: 
     for name, module in (("generator", generator), ("critic", critic)):
         if name not in state:
             continue
-        differ = [f"{FLAGS[k]} {getattr(theirs, k)} (this run: {getattr(cfg, k)})"
-                  for k in ARCHITECTURE[name] if getattr(theirs, k) != getattr(cfg, k)]
+        # Compared as settings, not left to load_state_dict: --norm and --skips change no shape.
+        differ = [f"{a.flag} {getattr(theirs, a.field)} (this run: {getattr(cfg, a.field)})"
+                  for a in ARCHITECTURE_FIELDS[name] if getattr(theirs, a.field) != getattr(cfg, a.field)]
         try:
             if differ:
                 raise RuntimeError(", ".join(differ))
