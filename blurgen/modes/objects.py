@@ -14,14 +14,16 @@ from pathlib import Path
 import click
 import numpy as np
 
-from blurgen import blur, shards
-from blurgen import objects as _objects
+from blurgen import shards
 from blurgen.kernels import make_kernels
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
 from blurgen.psf import exposed_samples
 from blurgen.shard_run import SynthError
 from blurgen.sources import SkipImage, load_rgb
 from blurgen.trajectory import random_trajectories
+
+# blur and blurgen.objects (OpenCV, SciPy) are imported where they are used: the command lines
+# import the modes, for their options, as they start.
 
 #: Stream tag: ASCII "OBJS".
 OBJECTS_TAG = 0x4F424A53
@@ -43,6 +45,8 @@ class Objects(BlurMode):
     def spec_from(self, values: dict):
         if not values.get("objects_json"):
             return None
+        from blurgen import objects as _objects
+
         images = values.get("objects_images")
         return _objects.ObjectSpec(Path(values["objects_json"]), Path(images) if images else None,
                                    max_len=values["object_len"])
@@ -61,6 +65,8 @@ class Objects(BlurMode):
         return {"objects": shards.file_checksum(cfg.spec.annotations)}
 
     def check_inputs(self, cfg) -> None:
+        from blurgen import objects as _objects
+
         try:
             _objects.instances(cfg.spec, cfg.src)  # the whole file, before any work
         except _objects.ObjectsError as exc:
@@ -94,6 +100,9 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     uint8, the camera's (k, k) PSF, and the meta fields.  Raises :class:`SkipImage` ("too-small", or
     "object-..." when the instance's photo or mask cannot be used).
     """
+    from blurgen import blur
+    from blurgen import objects as _objects
+
     spec, ks, realism = cfg.spec, cfg.kernel_spec, cfg.realism
     rng = np.random.default_rng([cfg.seed, OBJECTS_TAG, image, crop])
     cam_seed, own_seed = np.random.SeedSequence([cfg.seed, OBJECTS_TAG, image, crop, 1]).generate_state(2, np.uint64)

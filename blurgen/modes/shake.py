@@ -13,9 +13,11 @@ from dataclasses import asdict
 import click
 import numpy as np
 
-from blurgen import shake as _shake
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
 from blurgen.shard_run import SynthError
+
+# blurgen.shake (OpenCV) is imported where it is used: the command lines import the modes,
+# for their options, as they start.
 
 #: Stream tag: ASCII "SHAK".
 SHAKE_TAG = 0x5348414B
@@ -39,6 +41,8 @@ class Shake(BlurMode):
     def spec_from(self, values: dict):
         if not values.get("shake"):
             return None
+        from blurgen import shake as _shake
+
         return _shake.ShakeSpec(max_angle=values["max_angle"], focal=values["focal"], max_shift=values["max_shift"])
 
     def check(self, cfg) -> None:
@@ -78,6 +82,8 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg) -> tu
     uint8, the (k, k) PSF at the crop's centre pixel, and the meta fields.  Raises
     :class:`SkipImage` ("too-small") when the photo cannot hold the crop plus the shake's margin.
     """
+    from blurgen import shake as _shake
+
     spec, realism = cfg.spec, cfg.realism
     rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
     seeds = shake_seeds(cfg.seed, image, crop)
@@ -125,6 +131,8 @@ def _fit_shake(photo: np.ndarray, drawn, cfg) -> tuple[np.ndarray, float, float,
     as it is if it holds the crop plus the margin its drawn shake needs, or with ``--small
     upscale`` enlarged (bicubic, :func:`~blurgen.modes.base.upscale_to`) until it does (at most
     :data:`SHAKE_UPSCALE_TRIES` tries; the caller skips a photo that still does not)."""
+    from blurgen import shake as _shake
+
     spec, original, factor = cfg.spec, photo, 1.0
     for _ in range(SHAKE_UPSCALE_TRIES):
         h, w = photo.shape[:2]
