@@ -29,6 +29,7 @@ import numpy as np
 from blurgen import blur, streams
 from blurgen.kernels import KernelBatch, KernelSpec, make_kernels
 from blurgen.psf import max_extent
+from blurgen.modes import DEFAULT_MODE, MODES, ONLINE_MODES
 from blurgen.realism import Realism
 
 #: Keeps the online streams apart from every other stream of the same seed.
@@ -51,17 +52,29 @@ class OnlineBlur:
     realism : linear light, saturation, noise, JPEG or RSBlur's camera pipeline
         around the blur, as ``synthesize`` applies them (:mod:`blurgen.realism`);
         with a camera both crops come back in its tone curve.
+    mode : a blur mode of ``blurgen.modes.ONLINE_MODES`` (one that blurs a window of one
+        photo): ``uniform``, the draw's kernel; ``shake``, non-uniform camera shake
+        inside the window (its margin is the kernel's, k - 1).
+    spec : the mode's settings (``blurgen.shake.ShakeSpec`` for ``shake``), None for its defaults.
     """
 
     kernel_size: int
     realism: Realism = Realism()
+    mode: str = DEFAULT_MODE
+    spec: object = None
 
     def __post_init__(self):
         if int(self.kernel_size) != self.kernel_size or self.kernel_size < 3:
             raise ValueError(f"online kernel size must be an integer >= 3, got {self.kernel_size}")
+        if self.mode not in ONLINE_MODES:
+            raise ValueError(f"online blur mode must be one of {', '.join(ONLINE_MODES)}, got {self.mode!r}")
 
     @property
-    def spec(self) -> KernelSpec:
+    def blur_mode(self):
+        return MODES[self.mode]
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
         return KernelSpec(size=self.kernel_size, max_len=max_extent(self.kernel_size))
 
     @property
@@ -79,9 +92,12 @@ class OnlineBlur:
             out[n] = streams.stream_u64(bases[attempt], int(j), 1)[0, 0]
         return out
 
-    def kernels(self, seed: int, draws) -> KernelBatch:
-        """The PSFs (n, k, k) float32 (and parameters) of ``draws`` [(j, attempt), ...]."""
-        return make_kernels(self.kernel_seeds(seed, draws), self.spec)
+    def kernels(self, seed: int, draws) -> KernelBatch | None:
+        """The PSFs (n, k, k) float32 (and parameters) of ``draws`` [(j, attempt), ...]; None
+        for a mode that draws its blur otherwise (it needs no kernel)."""
+        if not self.blur_mode.online_kernel:
+            return None
+        return make_kernels(self.kernel_seeds(seed, draws), self.kernel_spec)
 
     def rng(self, seed: int, j: int, attempt: int = 0) -> np.random.Generator:
         """The generator of draw j's effect levels and noise."""
@@ -91,17 +107,17 @@ class OnlineBlur:
         """(blurred, sharp, effects) of one draw.
 
         window : (c + k - 1, c + k - 1, 3) uint8 RGB, the sharp crop plus the PSF's margins.
-        psf : (k, k) float32, the draw's kernel.
+        psf : (k, k) float32, the draw's kernel (None for a mode that needs none).
         rng : the draw's generator (:meth:`rng`); the effect levels are drawn first.
 
         Returns the (c, c, 3) uint8 blurred and sharp crops, aligned, and the drawn effect levels.
         """
         realism = self.realism
         effects = realism.draw(rng)
-        before, after = blur.margins(psf.shape[0])
+        before, after = blur.margins(self.kernel_size)
         sharp = np.ascontiguousarray(window[before:window.shape[0] - after, before:window.shape[1] - after])
         # The camera's settings and noise come after the effect levels, from the same generator:
         # draw j stays a pure function of (seed, j, attempt).
         cam = realism.draw_camera(rng)
-        blurred = realism.blur(window, psf, rng, effects, cam)
-        return blurred, realism.sharp(sharp, cam), {**effects, **({} if cam is None else cam.draw.meta())}
+        blurred, meta = self.blur_mode.blur_window(window, psf, (before, after), self.spec, realism, rng, effects, cam)
+        return blurred, realism.sharp(sharp, cam), {**effects, **({} if cam is None else cam.draw.meta()), **meta}

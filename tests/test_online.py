@@ -1,6 +1,8 @@
 """Blur on the fly (``trainer fit --online``) and sharp-only shards (``synthesize --sharp-only``)."""
 import itertools
 
+import cli
+
 import h5py
 import numpy as np
 import pytest
@@ -59,7 +61,7 @@ def _cfg(shards, gopro=None, **kw):
 
 def test_default_kernel_is_a_quarter_of_the_crop_rounded_to_odd():
     assert [kernel_size_for_crop(c) for c in (256, 80, 64, 32, 16, 8)] == [65, 21, 17, 9, 5, 3]
-    spec = OnlineBlur(kernel_size=21).spec
+    spec = OnlineBlur(kernel_size=21).kernel_spec
     assert (spec.size, spec.max_len) == (21, 19.0)   # trajectories up to size - 2
     assert DataConfig(crop=80, online=True).online_kernel_size == 21
     assert DataConfig(crop=80, online=True, online_kernel_size=31).online_kernel_size == 31
@@ -295,3 +297,73 @@ def test_online_camera_blurs_through_rsblurs_pipeline_per_draw(sharp_shards):
         _cfg(sharp_shards, online_camera="no-such-camera")
     with pytest.raises(DataError, match="add --online"):
         _cfg(sharp_shards, online=False, online_camera="a7r3")
+
+
+# --- online blur modes (issue 21.3) -----------------------------------------------------------
+
+
+def test_online_offers_the_modes_that_blur_one_photo():
+    from blurgen.modes import MODES, ONLINE_MODES
+
+    assert ONLINE_MODES == ("uniform", "shake")   # objects needs other photos; sharp-only does not blur
+    assert all(MODES[name].online for name in ONLINE_MODES)
+    options = {opt: p for p in cli.trainer.commands["fit"].params for opt in p.opts}
+    assert tuple(options["--online-mode"].type.choices) == ONLINE_MODES
+
+
+def test_online_shake_without_motion_gives_the_sharp_crop(sharp_shards):
+    dataset = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=9, online_mode="shake",
+                                 online_mode_settings="max_angle=0"))
+    for j in range(4):
+        blurred, sharp, _ = dataset[j]
+        np.testing.assert_array_equal(blurred, sharp)
+
+
+def test_online_shake_is_a_pure_function_of_the_draw_and_stays_inside_its_window(sharp_shards):
+    cfg = _cfg(sharp_shards, flip=False, online_kernel_size=11, online_mode="shake",
+               online_mode_settings="max_angle=3,focal=300,max_shift=2")
+    dataset, again = build_dataset(cfg), build_dataset(cfg)
+    uniform = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=11))
+    changed, scales = 0, []
+    for j in range(6):
+        blurred, sharp, _ = dataset[j]
+        np.testing.assert_array_equal(blurred, again[j][0])
+        np.testing.assert_array_equal(sharp, uniform[j][1])            # the same crops as the uniform mode
+        changed += int(not np.array_equal(blurred, sharp))
+        d = dataset.draw(j)
+        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
+        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
+            window = reader.read_sharp(local)[d.box[0]:d.box[2], d.box[1]:d.box[3]]
+        _, _, meta = dataset.online.blur(window, None, dataset.online.rng(cfg.seed, j))
+        scales.append(meta["shake_scale"])
+        assert 0 < meta["shake_scale"] <= 1 and meta["shake_oop_angle"] <= 3 * meta["shake_scale"] + 1e-9
+    assert changed >= 5
+    # Up to 3 degrees at a focal length of 300 px reach beyond the 5-px margin: such draws are shrunk to fit.
+    assert min(scales) < 1
+
+
+def test_online_mode_errors_are_one_line(sharp_shards):
+    with pytest.raises(DataError, match="add --online"):
+        _cfg(sharp_shards, online=False, online_mode="shake")
+    with pytest.raises(DataError, match="no setting 'angle'"):
+        _cfg(sharp_shards, online_mode="shake", online_mode_settings="angle=2")
+    with pytest.raises(DataError, match="KEY=VALUE"):
+        _cfg(sharp_shards, online_mode="shake", online_mode_settings="max_angle")
+    with pytest.raises(DataError, match="uniform mode takes no settings"):
+        _cfg(sharp_shards, online_mode_settings="max_angle=2")
+    with pytest.raises(DataError, match="online blur mode must be one of uniform, shake"):
+        _cfg(sharp_shards, online_mode="objects")
+
+
+def test_fit_trains_with_online_shake_and_says_so(sharp_shards, photos, tmp_path):
+    pairs = tmp_path / "pairs"
+    synthesize(SynthConfig(src=photos, crop=16, shard_size=8, kernel_spec=KernelSpec(size=5, iters=50, max_len=3.0)),
+               pairs)
+    res = CliRunner().invoke(cli.trainer, ["fit", "--out", str(tmp_path / "run"), "--shards", str(sharp_shards),
+                                           "--val-shards", str(pairs),
+                                           "--mix", "1:0", "--preset", "tiny", "--crop", "16", "--workers", "0",
+                                           "--device", "cpu", "--no-preview", "--steps", "2", "--online",
+                                           "--online-mode", "shake", "--online-mode-settings", "max_angle=2"])
+    assert res.exit_code == 0, res.output
+    assert ("blurred on the fly by non-uniform camera shake: rotations averaged as homographies (Whyte et al.) "
+            "per draw, inside a 4-px margin") in res.stderr

@@ -94,6 +94,11 @@ def _benchmarks_help() -> str:
               help="Blur the shards' sharp crops in the workers, a fresh kernel per draw (docs/training.md).")
 @click.option("--online-kernel-size", type=int, default=None, help="Online PSF side.  [default: crop/4, odd]")
 @realism_options(prefix="online-", default=None)
+@click.option("--online-mode", type=Names("blurgen.modes:ONLINE_MODES"), default=None,
+              help="Online blur mode: uniform, a kernel per draw; shake, non-uniform camera shake (docs/modes.md).  "
+                   "[default: uniform]")
+@click.option("--online-mode-settings", default=None, metavar="KEY=VALUE,...",
+              help="The online mode's settings, e.g. max_angle=2,max_shift=1 for shake.")
 @click.option("--sharp-fraction", type=float, default=None,
               help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0; tiny 0.2]")
 @click.option("--content-loss", type=Names("trainer.losses:CONTENT_LOSSES"), default=None,

@@ -39,6 +39,7 @@ GoPro draws stay real pairs; validation pairs are never blurred online.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -102,6 +103,20 @@ def parse_mix(text: str) -> tuple[int, int]:
     return _check_mix((a, b))
 
 
+def parse_settings(text: str | None) -> dict:
+    """``"max_angle=2,max_shift=1"`` -> {"max_angle": "2", "max_shift": "1"} (a mode's settings,
+    ``--online-mode-settings``); the values are the mode's to read.  ValueError on bad text."""
+    out = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"online mode settings must look like KEY=VALUE[,KEY=VALUE], got {text!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 def _check_mix(mix) -> tuple[int, int]:
     try:
         a, b = (int(v) for v in mix)
@@ -143,6 +158,11 @@ class DataConfig:
         replaced by its sharp one (an identity pair: teaches the model to
         leave sharp input alone); drawn per draw from (seed, j), the
         validation pairs never.
+    online_mode: the blur mode of the online draws, one of ``blurgen.modes.ONLINE_MODES``
+        (``uniform``: the draw's kernel; ``shake``: non-uniform camera shake inside the
+        window the kernel's margin gives).
+    online_mode_settings: the mode's settings, ``KEY=VALUE[,KEY=VALUE]`` (``shake``: the
+        fields of ``blurgen.shake.ShakeSpec``, e.g. ``max_angle=2``); None: its defaults.
     """
 
     shards: tuple[Path, ...] = ()
@@ -164,6 +184,8 @@ class DataConfig:
     online_noise: bool = False
     online_jpeg_quality: tuple[int, int] | None = None
     online_camera: str | None = None
+    online_mode: str = "uniform"
+    online_mode_settings: str | None = None
     sharp_fraction: float = 0.0
 
     def __post_init__(self):
@@ -204,8 +226,10 @@ class DataConfig:
         except RealismError as exc:
             raise DataError(exc.spelled(prefix="online-")) from None
         self.online = bool(self.online)
+        self.online_mode = self.online_mode or "uniform"
         extras = [name for name in ("online_kernel_size", "online_linear", "online_saturate", "online_noise",
-                                    "online_jpeg_quality", "online_camera") if getattr(self, name) not in (None, False)]
+                                    "online_jpeg_quality", "online_camera", "online_mode_settings")
+                  if getattr(self, name) not in (None, False)] + (["online_mode"] if self.online_mode != "uniform" else [])
         if not self.online:
             if extras:
                 raise DataError(f"{extras[0].replace('_', '-')} applies to online blur only: add --online")
@@ -227,11 +251,16 @@ class DataConfig:
         records them), and become one :class:`blurgen.realism.Realism`, validated there."""
         if not self.online:
             return None
+        from blurgen.modes import MODES
         from blurgen.online import OnlineBlur
+
+        mode = MODES.get(self.online_mode)
+        spec = None if mode is None else mode.online_spec(parse_settings(self.online_mode_settings))
         return OnlineBlur(kernel_size=self.online_kernel_size,
                           realism=Realism(linear=self.online_linear, saturate=self.online_saturate,
                                           noise=self.online_noise, jpeg_quality=self.online_jpeg_quality,
-                                          camera=self.online_camera))
+                                          camera=self.online_camera),
+                          mode=self.online_mode, spec=spec)
 
 
 # --- the draw schedule (pure) ----------------------------------------------------
@@ -440,8 +469,8 @@ class DrawDataset(Dataset):
         reads = [self._read(int(j)) for j in indices]
         online = [r for r in reads if not isinstance(r, str) and r[0].online]
         # One call for the batch's kernels; each kernel depends on its own (seed, j, attempt) only.
-        psfs = iter(self.online.kernels(self.seed, [(d.index, d.attempt) for d, _, _ in online]).psf
-                    if online else ())
+        kernels = self.online.kernels(self.seed, [(d.index, d.attempt) for d, _, _ in online]) if online else None
+        psfs = iter(kernels.psf) if kernels is not None else itertools.repeat(None)
         items = []
         for read in reads:
             if isinstance(read, str):
@@ -596,7 +625,9 @@ def describe_sources(cfg: DataConfig, sources: tuple) -> list[str]:
             blur = "fixed pairs"
         else:
             effects = online.realism.labels()
-            blur = ", ".join([f"blurred on the fly by a fresh {online.kernel_size}-px kernel per draw", *effects])
+            how = (f"a fresh {online.kernel_size}-px kernel per draw" if online.mode == "uniform" else
+                   f"{online.blur_mode.summary} per draw, inside a {online.kernel_size - 1}-px margin")
+            blur = ", ".join([f"blurred on the fly by {how}", *effects])
         n = len(synthetic.paths)
         lines.append(f"  synthetic: {len(synthetic)} pairs in {n} shard{'' if n == 1 else 's'} of "
                      f"{', '.join(map(str, cfg.shards))} ({blur})")

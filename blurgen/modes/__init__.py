@@ -26,8 +26,10 @@ from blurgen.shard_run import SynthError
 #: Every mode by name, the default first, in the order ``synthesize --help`` lists their options.
 MODES: dict[str, BlurMode] = {mode.name: mode for mode in (UNIFORM, SHAKE, OBJECTS, SHARP_ONLY)}
 DEFAULT_MODE = UNIFORM.name
+#: The modes ``trainer fit --online`` offers: those that blur a window of one photo.
+ONLINE_MODES: tuple[str, ...] = tuple(name for name, mode in MODES.items() if mode.online)
 
-__all__ = ["MODES", "DEFAULT_MODE", "SHARP_ONLY", "BlurMode", "Photo", "get_mode", "mode_options",
+__all__ = ["MODES", "DEFAULT_MODE", "ONLINE_MODES", "SHARP_ONLY", "BlurMode", "Photo", "get_mode", "mode_options",
            "mode_from_options", "recorded_mode", "describe_arguments", "describe_sample"]
 
 

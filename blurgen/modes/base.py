@@ -59,6 +59,10 @@ class BlurMode:
     options: tuple[Callable, ...] = ()
     #: The option that asks for the mode (named when two are asked for).
     flag: str = ""
+    #: Whether ``trainer fit --online`` can blur a window of one photo with it (:meth:`blur_window`).
+    online: bool = False
+    #: Whether its online blur takes the draw's uniform kernel (made in batches, ``blurgen.online``).
+    online_kernel: bool = False
 
     def spec_from(self, values: dict):
         """The mode's settings from ``synthesize``'s option values (by parameter name), or
@@ -97,6 +101,21 @@ class BlurMode:
         """Sample ``crop`` of ``photo``, the shard's sample ``j``: (blurred (h, w, 3) uint8 or
         None, sharp (h, w, 3) uint8, kernel (k, k) float32 or None, meta dict).  SkipImage
         where this crop cannot be made."""
+        raise NotImplementedError
+
+    def online_spec(self, settings: dict):
+        """The mode's settings for online blur from ``KEY=VALUE`` pairs (``--online-mode-settings``);
+        ValueError naming an unknown key or a bad value."""
+        if settings:
+            raise ValueError(f"the {self.name} mode takes no settings, got {', '.join(settings)}")
+        return None
+
+    def blur_window(self, window: np.ndarray, psf: np.ndarray | None, margins: tuple[int, int], spec, realism,
+                    rng: np.random.Generator, effects: dict, cam) -> tuple[np.ndarray, dict]:
+        """``trainer fit --online``: (the blurred crop (c, c, 3) uint8, the draw's own meta) of a
+        sharp window (H, W, 3) uint8 that holds the crop plus ``margins`` (before, after) px on each
+        side; ``psf`` the draw's kernel where :attr:`online_kernel`; every draw from ``rng``
+        (after ``effects`` and the camera ``cam`` were drawn from it)."""
         raise NotImplementedError
 
     def recorded(self, args: dict) -> bool:

@@ -55,6 +55,23 @@ class Shake(BlurMode):
     def sample(self, photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
         return shake_pair(photo.pixels, photo.rel, photo.index, crop, cfg)
 
+    online = True
+
+    def online_spec(self, settings: dict):
+        from blurgen import shake as _shake
+
+        kinds = {"max_angle": float, "focal": float, "knots": int, "max_shift": float, "step": float}
+        unknown = sorted(set(settings) - set(kinds))
+        if unknown:
+            raise ValueError(f"the shake mode has no setting {unknown[0]!r} (it has {', '.join(kinds)})")
+        try:
+            return _shake.ShakeSpec(**{key: kinds[key](value) for key, value in settings.items()})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"shake setting: {exc}") from None
+
+    def blur_window(self, window, psf, margins, spec, realism, rng, effects, cam) -> tuple[np.ndarray, dict]:
+        return shake_window(window, margins, spec or self.online_spec({}), realism, rng, effects, cam)
+
     def recorded(self, args: dict) -> bool:
         return bool(args.get("shake"))
 
@@ -144,3 +161,45 @@ def _fit_shake(photo: np.ndarray, drawn, cfg) -> tuple[np.ndarray, float, float,
             break
         photo, factor = upscale_to(original, max(need, min(h, w) + 1))
     return photo, factor, focal, H, m
+
+
+#: Online shake (:func:`shake_window`): shrinks tried before a shake that reaches beyond the
+#: window is left to the edge replication of ``average_warps``.
+ONLINE_FITS = 4
+
+
+def shake_window(window: np.ndarray, margins: tuple[int, int], spec, realism, rng: np.random.Generator,
+                 effects: dict, cam) -> tuple[np.ndarray, dict]:
+    """Non-uniform camera shake of the crop inside a sharp ``window`` (``trainer fit --online``).
+
+    The window (H, W, 3) uint8 is all of the photo there is: the focal length is
+    ``spec.focal`` or its longer side, and a drawn shake that would read beyond it (more than
+    ``margins`` px, before and after, around the crop) is scaled down until it does not, so
+    that no pixel of the blurred crop comes from outside the window; the scale is recorded
+    (``shake_scale``, 1 if it fitted).  Draws from ``rng``: the three walks' seeds, then the
+    path lengths.  Returns the blurred crop (H - b - a, W - b - a, 3) uint8 and its meta.
+    """
+    from blurgen import shake as _shake
+
+    h, w = window.shape[:2]
+    before, after = margins
+    seeds = rng.integers(0, 2**63, size=3, dtype=np.uint64)
+    drawn = _shake.draw_shake(seeds, spec, rng)
+    K = _shake.intrinsics(float(spec.focal or max(h, w)), w, h)
+    box = (before, before, h - after, w - after)
+    probes = _shake.probe_points(box[1], box[0], box[3] - 1, box[2] - 1)
+    room, scale = min(before, after) - 2, 1.0  # margin_for's one pixel of bilinear and one of safety
+    H = _shake.poses(drawn, K, w, h, spec.step)
+    for _ in range(ONLINE_FITS):
+        reach = float(np.linalg.norm(_shake.apply(np.linalg.inv(H), probes) - probes, axis=-1).max())
+        if reach <= room:
+            break
+        shrink = max(room, 0) / reach * 0.95
+        scale *= shrink
+        drawn = _shake.Shake(drawn.angles * shrink, drawn.shifts * shrink, drawn.oop_angle * shrink,
+                             drawn.roll_angle * shrink, drawn.shift_length * shrink)
+        H = _shake.poses(drawn, K, w, h, spec.step)
+    region = realism.working(window, effects, cam)
+    blurred = realism.finish(_shake.average_warps(region, H, (0, 0), box), rng, effects, cam)
+    return blurred, {"shake_oop_angle": drawn.oop_angle, "shake_roll_angle": drawn.roll_angle,
+                     "shake_shift_length": drawn.shift_length, "shake_scale": scale}

@@ -37,6 +37,7 @@ def fresh_line(spec: dict) -> str:
 class Uniform(BlurMode):
     name = "uniform"
     summary = "one uniform kernel per sample, fresh (Boracchi & Foi) or from a --kernels bank (DeblurGAN)"
+    online = online_kernel = True
 
     def spec_from(self, values: dict):
         return None  # the default: chosen when no other mode is
@@ -81,6 +82,9 @@ class Uniform(BlurMode):
         kernel = draw_kernel(rng, j, *shared)
         region = pixels[y0 - before : y1 + after, x0 - before : x1 + after]
         return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo, crop)
+
+    def blur_window(self, window, psf, margins, spec, realism, rng, effects, cam) -> tuple[np.ndarray, dict]:
+        return realism.blur(window, psf, rng, effects, cam), {}
 
     def recorded(self, args: dict) -> bool:
         return True  # the mode of any synthesize folder that records no other
