@@ -269,8 +269,7 @@ def _realism(options: dict, prefix: str = ""):
 @click.option("--overwrite", is_flag=True, help="Delete what --out holds and start afresh.")
 @click.option("--repair", is_flag=True, help="Verify the finished shards too and rebuild the bad ones.")
 @realism_options(fields=("camera",))
-def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, crop, crops_per_window, full,
-                shard_size, workers, seed, part, overwrite, repair, camera):
+def average_cmd(src, out, frame_range, workers, part, overwrite, repair, **samples):
     """Average consecutive video frames in linear light into blurred/sharp pairs, as GoPro and REDS (docs/video.md)."""
     from pathlib import Path
 
@@ -278,10 +277,9 @@ def average_cmd(src, out, frame_range, interpolate, response, windows_per_clip, 
     from blurgen.video import AverageConfig, average
 
     def make():  # a RealismError is a ValueError: one line
-        return AverageConfig(src=Path(src), frames=parse_range(frame_range, "frames", "7-13"), interpolate=interpolate,
-                             response=response, windows_per_clip=windows_per_clip, crop=crop,
-                             crops_per_window=crops_per_window, full=full, shard_size=shard_size, seed=seed,
-                             part=_parse_part(part), camera=camera)
+        # The other options are AverageConfig's fields by name (what each sample is made of).
+        return AverageConfig(src=Path(src), frames=parse_range(frame_range, "frames", "7-13"),
+                             part=_parse_part(part), **samples)
 
     _run_synthesis(make, average, out, workers, overwrite, repair, "clip", changed="the clips")
 
@@ -389,13 +387,7 @@ def inspect_cmd(folder, samples, seed, png):
     """Totals, per-shard counts and sizes, and a few samples (blurred | sharp | kernel) drawn in the terminal."""
     import collections
 
-    import numpy as np
-
-    from blurgen import shards, terminal
-    from blurgen.camera import describe_draw
-    from blurgen.kernel_view import display_crops
-    from blurgen.modes import describe_sample
-    from blurgen.pictures import contact_sheet
+    from blurgen import shards
 
     if samples < 0:
         raise UserError(f"--samples must be >= 0, got {samples}")
@@ -433,8 +425,21 @@ def inspect_cmd(folder, samples, seed, png):
     note = shards.unfinished(manifests)
     if note:
         click.echo(f"note: {note}")
-    if total == 0 or samples < 1:
-        return
+    if total > 0 and samples >= 1:
+        _show_samples(folder, infos, total, samples, seed, sharp_only, png)
+
+
+def _show_samples(folder, infos, total: int, samples: int, seed: int, sharp_only: bool, png) -> None:
+    """``inspect``'s drawn samples: each in the terminal (blurred | sharp | kernel, or the sharp
+    image alone) with its parameters, and all of them as a PNG sheet with ``png``."""
+    import numpy as np
+
+    from blurgen import shards, terminal
+    from blurgen.camera import describe_draw
+    from blurgen.kernel_view import display_crops
+    from blurgen.modes import describe_sample
+    from blurgen.pictures import contact_sheet
+
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
     offsets = shards.sample_offsets(infos)

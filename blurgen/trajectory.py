@@ -153,6 +153,20 @@ def _rotate(v: np.ndarray, re: np.ndarray, im: np.ndarray) -> np.ndarray:
     return out
 
 
+def _walk_start(params: dict, step: float) -> tuple[np.ndarray, ...]:
+    """(big-shake threshold, kick scale, centripetal pull, initial velocity) per trajectory:
+    float32, float32, float32, complex64 (n,), from the drawn parameters and the step in px."""
+    e = params["expl"]
+    shake_threshold = (params["prob_big_shake"] * e).astype(np.float32)
+    kick_scale = (e * params["gaussian_shake"] * step).astype(np.float32)
+    pull = (e * params["centripetal"] * step).astype(np.float32)
+    direction = np.exp(1j * params["init_angle"])
+    # As in the reference: the initial speed is expl (not `step`) whenever expl > 0,
+    # which lets the first Gaussian kick weigh on the initial direction.
+    v = np.where(e > 0, direction * e, direction * step).astype(np.complex64)
+    return shake_threshold, kick_scale, pull, v
+
+
 def random_trajectories(
     seeds: np.ndarray,
     iters: int = 2000,
@@ -191,15 +205,7 @@ def random_trajectories(
         raise ValueError(f"samples must be in [2, iters], got {samples}")
     params = draw_parameters(seeds, expl)
     step = max_len / (iters - 1)
-    e = params["expl"]
-    shake_threshold = (params["prob_big_shake"] * e).astype(np.float32)
-    kick_scale = (e * params["gaussian_shake"] * step).astype(np.float32)
-    pull = (e * params["centripetal"] * step).astype(np.float32)
-
-    direction = np.exp(1j * params["init_angle"])
-    # As in the reference: the initial speed is expl (not `step`) whenever expl > 0,
-    # which lets the first Gaussian kick weigh on the initial direction.
-    v = np.where(e > 0, direction * e, direction * step).astype(np.complex64)
+    shake_threshold, kick_scale, pull, v = _walk_start(params, step)
     points = np.zeros((samples, len(seeds)), dtype=np.complex64)
     big_shake = np.zeros((samples - 1, len(seeds)), dtype=bool)
     speed = np.empty(len(seeds), dtype=np.float32)

@@ -126,26 +126,7 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     if h < need or w < need:
         raise too_small(w, h, f"a {cfg.crop} crop plus the kernel's {k - 1} px margin")
     y0, x0, y1, x1 = crop_box(rng, h, w, cfg.crop, cfg.full, before, after)
-    found = _objects.instances(spec, cfg.src)
-    inst = found[int(rng.integers(len(found)))]
-    folder = Path(spec.images or cfg.src)
-    try:
-        other = _objects.cached_photo(folder / inst.file_name, lambda p: load_rgb(p, cfg.max_pixels))
-    except SkipImage as exc:
-        raise SkipImage(f"object-{exc.reason}", f"instance {inst.id} ({inst.file_name}): {exc.detail}") from None
-    if other.shape[:2] != (inst.height, inst.width):
-        raise SkipImage("object-size", f"instance {inst.id}: {inst.file_name} decodes to {other.shape[1]}x{other.shape[0]}, "
-                                       f"the annotations say {inst.width}x{inst.height}")
-    try:
-        mask = _objects.decode_segmentation(inst.segmentation, inst.height, inst.width)
-    except _objects.ObjectsError as exc:
-        raise SkipImage("object-mask", f"instance {inst.id}: {exc}") from None
-    if not mask.any():
-        raise SkipImage("object-mask", f"instance {inst.id}: an empty mask")
-    ys, xs = np.nonzero(mask)
-    scale = _objects.object_scale(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1, min(y1 - y0, x1 - x0), spec.max_side,
-                                  cfg.downscale)
-    colours, alpha = _objects.cut_out(other, mask, scale)
+    inst, colours, alpha, scale = cut_out_instance(rng, cfg, min(y1 - y0, x1 - x0))
     oy, ox = _objects.place(rng, alpha.shape, (y1 - y0, x1 - x0))
     effects = realism.draw(rng)
     cam = realism.draw_camera(realism.camera_rng([cfg.seed, OBJECTS_TAG, image, crop]))
@@ -178,3 +159,33 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     if cfg.small == "upscale":  # a field only then, as in the uniform mode
         meta["upscale"] = np.float32(factor)
     return realism.finish(blurred, rng, effects, cam), sharp, kernel.psf[0], meta
+
+
+def cut_out_instance(rng: np.random.Generator, cfg, side: int) -> tuple:
+    """(instance, colours (h, w, 3) uint8, alpha (h, w) float32, scale) of an instance of
+    ``--objects`` drawn from ``rng`` (one draw), cut out of its photo with its mask and
+    resized for a crop of ``side`` px.  SkipImage ("object-...") when its photo or mask
+    cannot be used."""
+    from blurgen import objects as _objects
+
+    spec = cfg.spec
+    found = _objects.instances(spec, cfg.src)
+    inst = found[int(rng.integers(len(found)))]
+    folder = Path(spec.images or cfg.src)
+    try:
+        other = _objects.cached_photo(folder / inst.file_name, lambda p: load_rgb(p, cfg.max_pixels))
+    except SkipImage as exc:
+        raise SkipImage(f"object-{exc.reason}", f"instance {inst.id} ({inst.file_name}): {exc.detail}") from None
+    if other.shape[:2] != (inst.height, inst.width):
+        raise SkipImage("object-size", f"instance {inst.id}: {inst.file_name} decodes to {other.shape[1]}x{other.shape[0]}, "
+                                       f"the annotations say {inst.width}x{inst.height}")
+    try:
+        mask = _objects.decode_segmentation(inst.segmentation, inst.height, inst.width)
+    except _objects.ObjectsError as exc:
+        raise SkipImage("object-mask", f"instance {inst.id}: {exc}") from None
+    if not mask.any():
+        raise SkipImage("object-mask", f"instance {inst.id}: an empty mask")
+    ys, xs = np.nonzero(mask)
+    scale = _objects.object_scale(int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1, side, spec.max_side, cfg.downscale)
+    colours, alpha = _objects.cut_out(other, mask, scale)
+    return inst, colours, alpha, scale
