@@ -271,11 +271,10 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
              overlap, metric_names, csv_path, png_path, as_json):
     """Every metric of restored vs sharp, next to blurred vs sharp (whole image, range 255)."""
     import json
-    import math
 
     from trainer import eval_settings
     from trainer.benchmarks import open_eval_set
-    from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image, write_scores_csv
+    from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image
     from trainer.metrics import DESCRIPTIONS, parse_metrics
 
     if limit < 0:
@@ -299,14 +298,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
             raise UserError("no pairs to evaluate")
         rows, _ = score_pairs(generator, eval_set.pairs, device=dev, tile=tile, overlap=overlap, progress=True,
                               metrics=metrics, extra=eval_set.extra, sharp_input=True)
-        if csv_path:
-            write_scores_csv(csv_path, rows)
-        if png_path:
-            from trainer.evaluate import restore
-            from trainer.report import write_eval_report
-
-            write_eval_report(png_path, rows, eval_set.pairs,
-                              lambda image: restore(generator, image, device=dev, tile=tile, overlap=overlap))
+        _write_eval_files(csv_path, png_path, rows, eval_set.pairs, generator, dev, tile, overlap)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     scores, bands, seconds = mean_scores(rows), scores_by_band(rows), seconds_per_image(rows)
@@ -330,13 +322,37 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
                                "bands": [{k: b[k] for k in ("band", "count", "input_psnr", "psnr", "gain")}
                                          for b in bands]}))
         return
+    _echo_eval_report(scores, bands, seconds, described, eval_set.description, state["step"], dev,
+                      settings_line, held_out, len(rows), csv_path, png_path)
+
+
+def _write_eval_files(csv_path, png_path, rows, pairs, generator, dev, tile, overlap):
+    """``eval``'s --csv and --png: written once every pair is scored, with the
+    tiling that scored them (the PNG restores its best and worst pairs again)."""
+    from trainer.evaluate import restore, write_scores_csv
+
+    if csv_path:
+        write_scores_csv(csv_path, rows)
+    if png_path:
+        from trainer.report import write_eval_report
+
+        write_eval_report(png_path, rows, pairs,
+                          lambda image: restore(generator, image, device=dev, tile=tile, overlap=overlap))
+
+
+def _echo_eval_report(scores, bands, seconds, described, description, step, dev, settings_line, held_out, n_rows,
+                      csv_path, png_path):
+    """``eval``'s report without --json: a table of the metrics restored, blurred and
+    their gain, then one line each for what was scored, with what, and where it went."""
+    import math
+
     click.echo(f"{'metric':13s} {'restored':>9s} {'blurred':>9s} {'gain':>8s}  what it is")
     for metric in described:
         restored, blurred = scores[metric], scores["input_" + metric]
         digits = 2 if metric.startswith("psnr") else 4
         click.echo(f"{metric:13s} {restored:9.{digits}f} {blurred:9.{digits}f} {restored - blurred:+8.{digits}f}"
                    f"  {described[metric]}")
-    click.echo(f"{scores['count']} pairs: {eval_set.description}; generator of step {state['step']}; "
+    click.echo(f"{scores['count']} pairs: {description}; generator of step {step}; "
                "gain is restored minus blurred")
     click.echo(f"sharp inputs (each pair's sharp image put through the generator, PSNR vs itself): "
                f"mean {scores['sharp_psnr']:.2f} dB, worst {scores['sharp_psnr_min']:.2f} dB")
@@ -349,7 +365,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     click.echo("psnr gain by band of the blurred input's PSNR: " + "; ".join(
         f"{b['band']}: {b['gain']:+.2f} dB ({b['count']})" for b in bands))
     if not math.isnan(seconds):
-        click.echo(f"restoring took {seconds:.3f} s per image on {dev} (mean over {len(rows) - 1} images, "
+        click.echo(f"restoring took {seconds:.3f} s per image on {dev} (mean over {n_rows - 1} images, "
                    "the first, warm-up one excluded)")
     if csv_path:
         click.echo(f"per-image scores: {csv_path}")

@@ -371,15 +371,42 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     is not left behind).  ``amp_dtype``: as in ``restore``.
     """
     from blurgen import stopping
-    from blurgen.pictures import write_png
     from blurgen.progress import progress_bar
-    from blurgen.sources import VIDEO_EXTENSIONS
 
     if overwrite and skip_existing:
         raise DeblurError("--overwrite replaces existing outputs and --skip-existing keeps them: give one")
     check_tiling(tile, overlap)   # before any file is read
-    out_dir = Path(out_dir)
+    targets, existing = deblur_targets(inputs, Path(out_dir), overwrite or skip_existing)
+    generator.eval()
+    restore_image = _timed_restore(generator, device, tile, overlap, amp_dtype, seconds, side_by_side)
     report = DeblurReport()
+    skip = set(existing) if skip_existing else set()
+    for (source, _), target in progress_bar(list(zip(inputs, targets)), desc="deblur", unit="file",
+                                            disable=not progress):
+        if target in skip:
+            report.skipped.append(target)
+            continue
+        stopping.check(stop)
+        try:
+            note = _deblur_file(source, target, restore_image, side_by_side, stop)
+        except UnreadableInput as exc:   # the other inputs go on; the report lists this one
+            report.failed.append((source, str(exc)))
+            continue
+        if note:
+            report.notes.append(note)
+        report.written.append(target)
+    return report
+
+
+def deblur_targets(inputs: Sequence[tuple[Path, Path]], out_dir: Path,
+                   existing_allowed: bool) -> tuple[list[Path], list[Path]]:
+    """The output of each input (``out_dir/<relative>.png``, ``.mp4`` for a video)
+    and those already there.  Checked before anything is read or written, so
+    that a clash or an existing output costs no restorations: two inputs with
+    one output raise DeblurError, and so do existing outputs unless
+    ``existing_allowed`` (--overwrite or --skip-existing)."""
+    from blurgen.sources import VIDEO_EXTENSIONS
+
     targets = [out_dir / relative.with_name(relative.name + (".mp4" if source.suffix.lower() in VIDEO_EXTENSIONS
                                                                else ".png"))
                for source, relative in inputs]
@@ -391,12 +418,20 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
         seen[target] = source
         if target.exists():
             existing.append(target)
-    if existing and not (overwrite or skip_existing):
+    if existing and not existing_allowed:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise DeblurError(f"{existing[0]} exists{more}: pass --skip-existing to restore only the others, "
                          "or --overwrite to replace them")
-    generator.eval()
+    return targets, existing
 
+
+def _timed_restore(generator: nn.Module, device: str | torch.device, tile: int, overlap: int,
+                   amp_dtype: torch.dtype | None, seconds: list | None,
+                   side_by_side: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """``restore`` of one image or video frame as ``deblur_files`` writes it.  The
+    time goes to ``seconds`` with the device synchronised, so that it is the
+    restoration's and not the next file's read; the picture is blurred | restored
+    with ``side_by_side``."""
     def timed_restore(image: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         restored = restore(generator, image, device=device, tile=tile, overlap=overlap, amp_dtype=amp_dtype)
@@ -406,30 +441,25 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
             seconds.append(time.perf_counter() - start)
         return blurred_and_restored(image, restored) if side_by_side else restored
 
-    skip = set(existing) if skip_existing else set()
-    for (source, _), target in progress_bar(list(zip(inputs, targets)), desc="deblur", unit="file",
-                                            disable=not progress):
-        if target in skip:
-            report.skipped.append(target)
-            continue
-        stopping.check(stop)
-        with naming(target):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                if target.suffix == ".mp4":
-                    note = deblur_video(source, target, timed_restore, stop)[1]
-                    if note:
-                        report.notes.append(note)
-                else:
-                    restored = timed_restore(read_input_image(source))
-                    if not side_by_side:
-                        restored = in_input_channels(restored, *input_channels(source))
-                    write_png(target, restored)
-            except UnreadableInput as exc:
-                report.failed.append((source, str(exc)))
-                continue
-        report.written.append(target)
-    return report
+    return timed_restore
+
+
+def _deblur_file(source: Path, target: Path, restore_image: Callable[[np.ndarray], np.ndarray],
+                 side_by_side: bool, stop) -> str | None:
+    """Restore one input into ``target``; returns a video's note (or None).
+    UnreadableInput for an input that cannot be decoded; an OSError of writing
+    names ``target`` (a full disk says where)."""
+    from blurgen.pictures import write_png
+
+    with naming(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix == ".mp4":
+            return deblur_video(source, target, restore_image, stop)[1]
+        restored = restore_image(read_input_image(source))
+        if not side_by_side:   # a grey image comes back grey, alpha is kept
+            restored = in_input_channels(restored, *input_channels(source))
+        write_png(target, restored)
+    return None
 
 
 def deblur_video(source: str | os.PathLike, target: str | os.PathLike,

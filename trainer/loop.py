@@ -504,50 +504,27 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
 
 def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info, resume: bool,
               init_from: str | os.PathLike | None, notes: tuple[str, ...] = ()) -> dict:
-    """The run of :func:`fit` in ``run``, once it holds the folder (rank 0)."""
+    """The run of :func:`fit` in ``run``, once it holds the folder (rank 0):
+    set up, the step loop, the stop; the summary of :func:`fit`."""
     from blurgen.progress import progress_bar
 
     main, ddp = dist_info.main, dist_info.world_size > 1
     device = resolve_device(cfg.device, dist_info)
     run.check_start(resume, init_from)
-
-    # Everything that can fail on the user's input, before the first step.  The
-    # training sources are found and checked once, for the epoch length and the loader.
-    sources = training_sources(data_cfg)
-    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size, sources)
-    # The held-out set too (its shards opened and checked): found broken only at the
-    # first validation, it would end every retry an epoch later, before its checkpoint.
-    held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if main else None
-    content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights, cfg.psnr_ceiling)
+    sources, steps_per_epoch, held_out, content_loss, state = check_inputs(run, cfg, data_cfg, dist_info,
+                                                                           resume, device)
     total_steps = cfg.steps or cfg.epochs * steps_per_epoch
     schedule = {"lr": cfg.lr, "total_steps": total_steps, "decay_start": total_steps // 2}
-    state = run.read_last(device) if resume else None
-    if main:   # what the run trains on, kept in every checkpoint; a resume on changed data is refused
-        run.fingerprints = data_fingerprints(data_cfg)
-        if state is not None:
-            check_same_data(state["data"].get("fingerprints"), run.fingerprints, run.last)
 
-    own_group = ddp and not dist.is_initialized()
-    if own_group:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    # Where the ranks agree on stopping (StopRequest.agreed): on the CPU, whatever the training backend.
-    stop_group = dist.new_group(backend="gloo") if ddp else None
+    own_group, stop_group = join_process_group(ddp, device)
     gan = set_up_gan(cfg, device, content_loss, ddp)
-    warm_start = None
-    if init_from is not None:
-        from trainer.warmstart import load_initial_weights
-        warm_start = load_initial_weights(init_from, unwrap(gan.generator), unwrap(gan.critic), cfg)
+    warm_start = load_warm_start(gan, init_from, cfg)
     progress = Progress() if state is None else restore(gan, state, run.last, device.type == "cuda")
     start = progress.step
     if main:
         run.open_log(start)
-        say(opening_line(gan, cfg, total_steps, steps_per_epoch, device, dist_info.world_size,
-                         len(held_out), start, warm_start))
-        for line in [*describe_sources(data_cfg, sources), f"validation: {held_out.description}"]:
-            say(line)
-        warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
-        for line in [*notes, *([warning] if warning else [])]:
-            say(line)
+        say_opening(gan, cfg, data_cfg, sources, held_out, device, dist_info.world_size, total_steps,
+                    steps_per_epoch, start, warm_start, notes)
     pace = Pace(start, total_steps)
 
     batches = train_batches(data_cfg, start=start, rank=dist_info.rank, world_size=dist_info.world_size,
@@ -579,26 +556,13 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
                     progress.epoch += 1
                 if main and (done % cfg.log_every == 0 or done == total_steps):
                     bar.set_postfix(means.log(run.log, done, lr, batch.get("damaged_total", 0)), refresh=False)
-                # --val-every replaces the epoch ends (both gave validations at 96 and 100).
-                validation_due = main and (done == total_steps or (done % cfg.val_every == 0 if cfg.val_every
-                                                                   else end_of_epoch))
-                if validation_due or (main and done % cfg.checkpoint_every == 0):
-                    # Before validating: a validation that fails costs no training steps.
-                    run.save_checkpoint(progress, gan, schedule)
+                if main and checkpoint_and_validate(run, progress, gan, schedule, cfg, held_out, device,
+                                                    total_steps, end_of_epoch):
                     saved_at = done
-                if validation_due and validate(run, progress, unwrap(gan.generator), held_out, device,
-                                               cfg.preview):
-                    run.save_checkpoint(progress, gan, schedule)   # last.pt must know the new best.pt
             # Not stop.requested: a signal that reached one rank after its last step must not
-            # send it alone into the barrier below; the run is finished.
+            # send it alone into the barrier of stop_run; the run is finished.
             if interrupted:
-                stopped = signal.Signals(stop.signum).name
-                if main and saved_at != progress.step:
-                    run.save_checkpoint(progress, gan, schedule)
-                if ddp:   # no rank leaves before rank 0 has saved: a launcher kills the rest when one exits
-                    dist.barrier(group=stop_group)
-                if main:
-                    say(f"{stopped}: stopped at step {progress.step}; continue with --resume")
+                stopped = stop_run(stop, run, progress, gan, schedule, main, saved_at, stop_group)
     finally:
         bar.close()
         batches.close()
@@ -607,3 +571,95 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
             dist.destroy_process_group()
     return {"step": progress.step, "epoch": progress.epoch, "stopped": stopped, "total_steps": total_steps,
             "best": progress.best, "out": str(run.out), "rank": dist_info.rank}
+
+
+def check_inputs(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info, resume: bool,
+                 device: torch.device) -> tuple:
+    """Everything of the run that can fail on the user's input, before the
+    first step: (the training sources, the epoch length in steps, the held-out
+    pairs (rank 0; None elsewhere), the content loss, the state of last.pt to
+    resume from or None).  On rank 0 the data's fingerprints go into
+    ``run.fingerprints`` (kept in every checkpoint); a resume on changed data is refused."""
+    # The training sources are found and checked once, for the epoch length and the loader.
+    sources = training_sources(data_cfg)
+    steps_per_epoch = epoch_length(data_cfg, dist_info.world_size, sources)
+    # The held-out set too (its shards opened and checked): found broken only at the
+    # first validation, it would end every retry an epoch later, before its checkpoint.
+    held_out = val_pairs(data_cfg, limit=cfg.val_limit or None) if dist_info.main else None
+    content_loss = make_content_loss(cfg.content_loss, cfg.vgg_weights, cfg.psnr_ceiling)
+    state = run.read_last(device) if resume else None
+    if dist_info.main:
+        run.fingerprints = data_fingerprints(data_cfg)
+        if state is not None:
+            check_same_data(state["data"].get("fingerprints"), run.fingerprints, run.last)
+    return sources, steps_per_epoch, held_out, content_loss, state
+
+
+def join_process_group(ddp: bool, device: torch.device):
+    """(whether this run started the process group and must end it, the group in
+    which the ranks agree on stopping or None).  torchrun leaves the group to
+    the program; a caller that set one up keeps it.  The stop group is gloo, on
+    the CPU whatever the training backend: StopRequest.agreed reduces a CPU flag."""
+    own_group = ddp and not dist.is_initialized()
+    if own_group:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return own_group, dist.new_group(backend="gloo") if ddp else None
+
+
+def load_warm_start(gan: GAN, init_from: str | os.PathLike | None, cfg: TrainConfig) -> str | None:
+    """``init_from``'s weights in the new run's networks (trainer.warmstart); what
+    the opening line says of them, or None for a run from fresh weights."""
+    if init_from is None:
+        return None
+    from trainer.warmstart import load_initial_weights
+
+    return load_initial_weights(init_from, unwrap(gan.generator), unwrap(gan.critic), cfg)
+
+
+def say_opening(gan: GAN, cfg: TrainConfig, data_cfg: DataConfig, sources, held_out, device: torch.device,
+                world_size: int, total_steps: int, steps_per_epoch: int, start: int, warm_start: str | None,
+                notes: tuple[str, ...]) -> None:
+    """Rank 0's lines before the first step: the opening line, the data and the
+    held-out set, then the caller's notes and a warning of a slow CPU run, last,
+    so that they stand nearest the progress bar."""
+    say(opening_line(gan, cfg, total_steps, steps_per_epoch, device, world_size, len(held_out), start, warm_start))
+    for line in [*describe_sources(data_cfg, sources), f"validation: {held_out.description}"]:
+        say(line)
+    warning = cpu_warning(device, count_parameters(unwrap(gan.generator)))
+    for line in [*notes, *([warning] if warning else [])]:
+        say(line)
+
+
+def checkpoint_and_validate(run: RunFolder, progress: Progress, gan: GAN, schedule: dict, cfg: TrainConfig,
+                            held_out, device: torch.device, total_steps: int, end_of_epoch: bool) -> bool:
+    """Rank 0's checkpoint and validation after step ``progress.step``: last.pt every
+    ``cfg.checkpoint_every`` steps and before each validation (a validation that
+    fails then costs no training steps); a validation at each epoch end, or
+    every ``cfg.val_every`` steps, and at the last step; last.pt again when the
+    validation made a new best.pt, so that a resumed run knows it.  True when
+    last.pt was saved."""
+    done = progress.step
+    # --val-every replaces the epoch ends (both gave validations at 96 and 100).
+    validation_due = done == total_steps or (done % cfg.val_every == 0 if cfg.val_every else end_of_epoch)
+    if not (validation_due or done % cfg.checkpoint_every == 0):
+        return False
+    run.save_checkpoint(progress, gan, schedule)
+    if validation_due and validate(run, progress, unwrap(gan.generator), held_out, device, cfg.preview):
+        run.save_checkpoint(progress, gan, schedule)
+    return True
+
+
+def stop_run(stop: StopRequest, run: RunFolder, progress: Progress, gan: GAN, schedule: dict, main: bool,
+             saved_at: int, stop_group) -> str:
+    """The end of a run stopped by a signal before its last step: rank 0 saves the
+    last finished step (unless it just did), and says how to go on; the name of
+    the signal.  Under DDP no rank leaves before rank 0 has saved: a launcher
+    kills the rest when one exits."""
+    stopped = signal.Signals(stop.signum).name
+    if main and saved_at != progress.step:
+        run.save_checkpoint(progress, gan, schedule)
+    if stop_group is not None:   # DDP: other ranks wait for rank 0
+        dist.barrier(group=stop_group)
+    if main:
+        say(f"{stopped}: stopped at step {progress.step}; continue with --resume")
+    return stopped
