@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blurgen import shards  # noqa: E402
-from blurgen.exchange import export_folder, import_pairs  # noqa: E402
+from blurgen.runs.exchange import export_folder, import_pairs  # noqa: E402
 from blurgen.sources import FolderSource, ZipSource  # noqa: E402
 
 

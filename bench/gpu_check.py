@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from blurgen.kernels import KernelSpec  # noqa: E402
-from blurgen.pictures import write_png  # noqa: E402
-from blurgen.synthesize import SynthConfig, synthesize  # noqa: E402
+from blurgen.physics.kernels import KernelSpec  # noqa: E402
+from blurgen.plumbing.pictures import write_png  # noqa: E402
+from blurgen.runs.synthesize import SynthConfig, synthesize  # noqa: E402
 from trainer import checkpoint, loop  # noqa: E402
 from trainer.config import make_configs  # noqa: E402
 from trainer.losses import vgg19_to_conv3_3  # noqa: E402

@@ -17,9 +17,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from blurgen.kernels import KernelSpec, kernel_seeds, make_kernels  # noqa: E402
-from blurgen.trajectory import EXPL_CHOICES  # noqa: E402
 from test_kernels import reference_psf, reference_trajectory  # noqa: E402
+
+from blurgen.physics.kernels import KernelSpec, kernel_seeds, make_kernels  # noqa: E402
+from blurgen.physics.trajectory import EXPL_CHOICES  # noqa: E402
 
 
 def reference_kernels(n, spec, rng):

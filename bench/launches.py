@@ -36,8 +36,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.config import TrainConfig, make_configs  # noqa: E402
-from trainer.losses import PerceptualLoss, make_content_loss, vgg19_to_conv3_3  # noqa: E402
 from trainer.loop import build_gan, train_step  # noqa: E402
+from trainer.losses import PerceptualLoss, make_content_loss, vgg19_to_conv3_3  # noqa: E402
 from trainer.models import InstanceNorm  # noqa: E402
 
 

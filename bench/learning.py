@@ -69,9 +69,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from blurgen.kernels import KernelSpec  # noqa: E402
-from blurgen.pictures import write_png  # noqa: E402
-from blurgen.synthesize import SynthConfig, synthesize  # noqa: E402
+from blurgen.physics.kernels import KernelSpec  # noqa: E402
+from blurgen.plumbing.pictures import write_png  # noqa: E402
+from blurgen.runs.synthesize import SynthConfig, synthesize  # noqa: E402
 from trainer.checkpoint import load_generator  # noqa: E402
 from trainer.config import make_configs  # noqa: E402
 from trainer.curves import plot_curves, read_scalars  # noqa: E402
@@ -158,8 +158,9 @@ def build_fold_data(root: Path, kernel_size: int, seed: int, train_crops: int, h
 def sharp_photo_scores(generator, names) -> dict:
     """Do no harm on whole photos: {name: PSNR in dB of G(photo) vs the photo}, each
     scikit-image photo at its native size as ``write_photos`` writes it."""
-    from trainer.evaluate import sharp_input_psnr
     import skimage.data
+
+    from trainer.evaluate import sharp_input_psnr
 
     out = {}
     for name in names:

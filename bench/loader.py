@@ -72,6 +72,7 @@ def make_shards(folder: Path, builder, shards: int = 2, per_shard: int = 100, cr
     so reading speed does not depend on the content.
     """
     import cv2
+
     from blurgen.shards import shard_name, write_manifest, write_shard
 
     folder = folder / "shards"

@@ -37,17 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "data"))
 import h5py  # noqa: E402
-
-from blurgen import camera, cameras, shards  # noqa: E402
-from blurgen.kernels import kernel_seeds, make_kernels  # noqa: E402
-from blurgen.objects import ObjectSpec  # noqa: E402
-from blurgen.shake import ShakeSpec  # noqa: E402
-from blurgen.sources import find_images, load_rgb  # noqa: E402
-from blurgen.shard_run import _single_threaded, available_cores  # noqa: E402
-from blurgen.realism import Realism  # noqa: E402
-from blurgen.synthesize import SynthConfig, synthesize  # noqa: E402
-from blurgen.video import AverageConfig, average  # noqa: E402
 from make_sample_photos import main as make_photos  # noqa: E402
+
+from blurgen import shards  # noqa: E402
+from blurgen.physics import camera, cameras  # noqa: E402
+from blurgen.physics.kernels import kernel_seeds, make_kernels  # noqa: E402
+from blurgen.physics.objects import ObjectSpec  # noqa: E402
+from blurgen.physics.realism import Realism  # noqa: E402
+from blurgen.physics.shake import ShakeSpec  # noqa: E402
+from blurgen.runs.shard_run import _single_threaded, available_cores  # noqa: E402
+from blurgen.runs.synthesize import SynthConfig, synthesize  # noqa: E402
+from blurgen.runs.video import AverageConfig, average  # noqa: E402
+from blurgen.sources import find_images, load_rgb  # noqa: E402
 
 
 def io_floor(src: Path, out: Path, crop: int, shard_size: int) -> float:

@@ -46,10 +46,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.config import TrainConfig, make_configs  # noqa: E402
-from trainer.losses import PerceptualLoss, make_content_loss, vgg19_to_conv3_3  # noqa: E402
 from trainer.loop import build_gan, train_step  # noqa: E402
+from trainer.losses import PerceptualLoss, make_content_loss, vgg19_to_conv3_3  # noqa: E402
 from trainer.precision import set_tf32  # noqa: E402
-
 
 # name -> build_gan options on top of float32 eager; "tf32" None: full float32.
 VARIANTS = {

@@ -6,7 +6,8 @@ that ``blurgen --help`` starts fast.
 """
 import click
 
-from blurgen.command_line import (
+from blurgen.modes import mode_options
+from blurgen.plumbing.command_line import (
     HELP,
     Commands,
     UserError,
@@ -20,7 +21,6 @@ from blurgen.command_line import (
     say,
     warn_ignored,
 )
-from blurgen.modes import mode_options
 
 
 @click.group(cls=Commands, context_settings=HELP)
@@ -36,8 +36,9 @@ def _show_kernels(batch, index, png=None, echo=click.echo, above: int = 0) -> No
     """The kernels' table, then their drawings, last, so that they stay on the screen: one
     scale for the whole grid, as large as the terminal's height left after ``above``
     lines and the table allows (never below a legible minimum)."""
-    from blurgen import kernel_view, terminal
-    from blurgen.pictures import contact_sheet
+    from blurgen import kernel_view
+    from blurgen.plumbing import terminal
+    from blurgen.plumbing.pictures import contact_sheet
 
     crops = kernel_view.display_crops(batch.psf)
     size = terminal.shutil.get_terminal_size((100, 24))
@@ -68,10 +69,10 @@ def make_kernels_cmd(count, seed, out, overwrite, size, iters, max_len, expl, fr
     import sys
     import time
 
-    from blurgen.files import Busy, describe_os_error
-    from blurgen.kernels import KernelSpec, default_max_len, read_bank, write_bank
-    from blurgen.progress import progress_bar
-    from blurgen.stopping import Interrupted, stop_on_signals
+    from blurgen.physics.kernels import KernelSpec, default_max_len, read_bank, write_bank
+    from blurgen.plumbing.files import Busy, describe_os_error
+    from blurgen.plumbing.progress import progress_bar
+    from blurgen.plumbing.stopping import Interrupted, stop_on_signals
 
     max_len = default_max_len(size) if max_len is None else max_len
     if count < 1:
@@ -114,7 +115,7 @@ def show_kernels_cmd(bank, index, limit, png):
     import json
 
     from blurgen import kernel_view
-    from blurgen.kernels import BankError, read_bank
+    from blurgen.physics.kernels import BankError, read_bank
 
     if limit < 1:
         raise UserError(f"--limit must be >= 1, got {limit}")
@@ -126,7 +127,7 @@ def show_kernels_cmd(bank, index, limit, png):
         batch, _ = read_bank(bank, chosen)
     except (BankError, ValueError) as exc:
         raise UserError(str(exc)) from None
-    from blurgen.terminal import fit_to_terminal
+    from blurgen.plumbing.terminal import fit_to_terminal
 
     spec = json.loads(attrs["spec"])
     spec_text = ", ".join(f"{k} {'drawn' if v is None else v}" for k, v in spec.items())
@@ -187,7 +188,7 @@ def synthesize_cmd(src, out, crop, crops_per_image, full, downscale, small, shar
 
     from blurgen.modes import SHARP_ONLY, mode_from_options
     from blurgen.modes.base import UPSCALE_INTERPOLATION
-    from blurgen.synthesize import SynthConfig, synthesize
+    from blurgen.runs.synthesize import SynthConfig, synthesize
 
     if append and overwrite:
         raise UserError("--append keeps the finished shards and --overwrite deletes them: give one")
@@ -233,7 +234,7 @@ def synthesize_cmd(src, out, crop, crops_per_image, full, downscale, small, shar
 
 def _kernel_spec(options: dict):
     """The fresh kernels' KernelSpec from ``--kernel-size --iters --max-len --expl --fraction``."""
-    from blurgen.kernels import KernelSpec, default_max_len
+    from blurgen.physics.kernels import KernelSpec, default_max_len
 
     size, max_len = options["kernel_size"], options["max_len"]
     return KernelSpec(size=size, iters=options["iters"], fraction=options["fraction"], expl=options["expl"],
@@ -242,7 +243,7 @@ def _kernel_spec(options: dict):
 
 def _realism(options: dict, prefix: str = ""):
     """The realism spec of the options :func:`realism_options` added (RealismError: one line)."""
-    from blurgen.realism import OPTIONS, Realism, parse_range
+    from blurgen.physics.realism import OPTIONS, Realism, parse_range
 
     values = {name: options[prefix + name] for name in OPTIONS}
     values["jpeg_quality"] = parse_range(values["jpeg_quality"], "jpeg_quality")
@@ -273,8 +274,8 @@ def average_cmd(src, out, frame_range, workers, part, overwrite, repair, **sampl
     """Average consecutive video frames in linear light into blurred/sharp pairs, as GoPro and REDS (docs/video.md)."""
     from pathlib import Path
 
-    from blurgen.realism import parse_range
-    from blurgen.video import AverageConfig, average
+    from blurgen.physics.realism import parse_range
+    from blurgen.runs.video import AverageConfig, average
 
     def make():  # a RealismError is a ValueError: one line
         # The other options are AverageConfig's fields by name (what each sample is made of).
@@ -295,8 +296,8 @@ def _advance(bar, made: int, dropped: int) -> None:
 def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: str, *, sample: str = "pair",
                    changed: str, skip_hints: dict[str, str] | None = None, options: dict | None = None,
                    before=None, after=None) -> None:
-    """A shard-making run of ``run(cfg, out, ...)`` (``blurgen.synthesize.synthesize``,
-    ``blurgen.video.average``): the option checks, the progress bar, one-line errors,
+    """A shard-making run of ``run(cfg, out, ...)`` (``blurgen.runs.synthesize.synthesize``,
+    ``blurgen.runs.video.average``): the option checks, the progress bar, one-line errors,
     Ctrl-C, and the summary lines.  ``make_config()`` makes the config (a ValueError
     is the user's); ``inputs``/``sample`` name what is read and written ("image",
     "pair"); ``skip_hints`` add a hint to the skipped line for a reason (e.g.
@@ -305,10 +306,10 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
     import sys
     from pathlib import Path
 
-    from blurgen.progress import progress_bar
-    from blurgen.stopping import stop_on_signals
-    from blurgen.shard_run import SynthError, available_cores, output_names
-    from blurgen.synthesize import SOME_CROPS
+    from blurgen.plumbing.progress import progress_bar
+    from blurgen.plumbing.stopping import stop_on_signals
+    from blurgen.runs.shard_run import SynthError, available_cores, output_names
+    from blurgen.runs.synthesize import SOME_CROPS
 
     workers = available_cores() if workers is None else workers
     if workers < 1:
@@ -371,7 +372,8 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
 
 def _describe_folder(args: dict) -> str:
     """How a shard folder was made, by the command that made it (its manifest's arguments)."""
-    from blurgen import exchange, modes, video
+    from blurgen import modes
+    from blurgen.runs import exchange, video
 
     describe = {"average": video.describe_arguments,
                 "blurgen import-pairs": exchange.describe_arguments}.get(args.get("command"), modes.describe_arguments)
@@ -434,11 +436,12 @@ def _show_samples(folder, infos, total: int, samples: int, seed: int, sharp_only
     image alone) with its parameters, and all of them as a PNG sheet with ``png``."""
     import numpy as np
 
-    from blurgen import shards, terminal
-    from blurgen.camera import describe_draw
+    from blurgen import shards
     from blurgen.kernel_view import display_crops
     from blurgen.modes import describe_sample
-    from blurgen.pictures import contact_sheet
+    from blurgen.physics.camera import describe_draw
+    from blurgen.plumbing import terminal
+    from blurgen.plumbing.pictures import contact_sheet
 
     rng = np.random.default_rng(seed)
     picks = sorted(rng.choice(total, size=min(samples, total), replace=False))
@@ -463,7 +466,7 @@ def _show_samples(folder, infos, total: int, samples: int, seed: int, sharp_only
         zoom = max(1, side // kernel.shape[0])
         shown = np.kron(kernel, np.ones((zoom, zoom), np.float32))
         if sample.get("blur_model") == "video":  # no kernel to draw: the pair's parameters instead
-            from blurgen.video import describe_sample as describe_video_pair
+            from blurgen.runs.video import describe_sample as describe_video_pair
 
             shown, caption = np.full_like(sample["blurred"], 96), "no kernel: video"
             click.echo(terminal.render_images([sample["blurred"], sample["sharp"]], labels=["blurred", "sharp"]))
@@ -492,7 +495,7 @@ def verify_cmd(folder, partial):
     import sys
 
     from blurgen import shards
-    from blurgen.progress import progress_bar
+    from blurgen.plumbing.progress import progress_bar
 
     try:
         manifests = shards.folder_manifests(folder)
@@ -533,8 +536,8 @@ def _with_pair_bar(run, resume_hint: str):
     import sys
 
     from blurgen.errors import BlurgenError
-    from blurgen.progress import progress_bar
-    from blurgen.stopping import stop_on_signals
+    from blurgen.plumbing.progress import progress_bar
+    from blurgen.plumbing.stopping import stop_on_signals
 
     bars = []
     try:
@@ -561,7 +564,7 @@ def _with_pair_bar(run, resume_hint: str):
 @click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
 def export_shards_cmd(folder, older, target, split):
     """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
-    from blurgen.exchange import export_folder
+    from blurgen.runs.exchange import export_folder
 
     # `--to folder OUT`, the spelling of earlier versions, still works.
     if older and (target != "folder" or len(older) != 1):
@@ -583,7 +586,7 @@ def export_shards_cmd(folder, older, target, split):
               help="Verify the finished shards too and rebuild the bad ones (those `blurgen verify` names).")
 def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite, repair):
     """Real pairs (blurred and sharp images of the same file stem) into shards, to mix with synthetic ones."""
-    from blurgen.exchange import import_pairs
+    from blurgen.runs.exchange import import_pairs
 
     if repair and overwrite:
         raise UserError("--repair keeps the finished shards and --overwrite deletes them: give one")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blurgen.kernels import KernelBatch
+from blurgen.physics.kernels import KernelBatch
 
 _BAR = "\u2588"
 
@@ -141,7 +141,7 @@ def grid_blocks(crops: list[np.ndarray], labels: list[str], columns: int, lines:
     possible (``grid_layout``)."""
     import cv2
 
-    from blurgen.terminal import render_images
+    from blurgen.plumbing.terminal import render_images
 
     cell, per_row = grid_layout(len(crops), columns, lines, gap)
     # Resized here to exactly cell x cell, so that render_images draws every one at scale 1.

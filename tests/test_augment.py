@@ -1,18 +1,18 @@
-"""blurgen.augment, the one paired crop + flip draw (issue 21.5): the same numbers as the
+"""blurgen.shards.augment, the one paired crop + flip draw (issue 21.5): the same numbers as the
 draws it replaced, the same window and flips in both images."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from blurgen.augment import INTEGERS, UNIFORMS, crop_pair, draw_crop_flip, flip_pair, random_crop_flip
+from blurgen.shards.augment import INTEGERS, UNIFORMS, crop_pair, draw_crop_flip, flip_pair, random_crop_flip
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = [(40, 48), (12, 12), (300, 17), (17, 300)]
 
 
 def uniforms_by_hand(seed, size, side, hflip, vflip):
-    """PairDataset's draw as it was written before blurgen.augment: four uniforms at once."""
+    """PairDataset's draw as it was written before blurgen.shards.augment: four uniforms at once."""
     u = np.random.default_rng(seed).random(4)
     box = None
     if side is not None:
@@ -22,7 +22,7 @@ def uniforms_by_hand(seed, size, side, hflip, vflip):
 
 
 def integers_by_hand(seed, size, side, flip):
-    """The trainer's draw as it was written before blurgen.augment: two integers, one uniform."""
+    """The trainer's draw as it was written before blurgen.shards.augment: two integers, one uniform."""
     rng = np.random.default_rng(seed)
     y0 = int(rng.integers(0, size[0] - side + 1))
     x0 = int(rng.integers(0, size[1] - side + 1))
@@ -96,6 +96,6 @@ def test_impossible_draws_are_refused():
 
 def test_the_datasets_crop_and_flip_only_through_blurgen_augment():
     """One home: no dataset slices or mirrors a pair itself any more."""
-    for name in ("blurgen/dataset.py", "trainer/data.py", "trainer/gopro.py"):
+    for name in ("blurgen/shards/dataset.py", "trainer/data.py", "trainer/gopro.py"):
         text = (ROOT / name).read_text()
         assert "::-1" not in text and ".random(4)" not in text, name

@@ -11,8 +11,7 @@ from PIL import Image
 
 import cli
 from trainer import checkpoint
-from trainer.benchmarks import (BenchmarkError, folder_pairs, open_eval_set, realblur_benchmark,
-                                realblur_scores)
+from trainer.benchmarks import BenchmarkError, folder_pairs, open_eval_set, realblur_benchmark, realblur_scores
 from trainer.config import TrainConfig, to_primitive
 from trainer.metrics import psnr
 from trainer.models import Generator

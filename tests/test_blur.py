@@ -1,9 +1,9 @@
-"""blurgen.blur against independent references: scipy's convolve2d, the sRGB curve in float64, noise statistics."""
+"""blurgen.physics.blur against independent references: scipy's convolve2d, the sRGB curve in float64, noise statistics."""
 import numpy as np
 import pytest
 from scipy import signal
 
-from blurgen import blur
+from blurgen.physics import blur
 
 
 def srgb8_reference(linear):

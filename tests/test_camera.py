@@ -1,4 +1,4 @@
-"""RSBlur's camera pipeline (blurgen/camera.py) and `blurgen synthesize --camera`."""
+"""RSBlur's camera pipeline (blurgen/physics/camera.py) and `blurgen synthesize --camera`."""
 import json
 from pathlib import Path
 
@@ -7,14 +7,14 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
-from blurgen import blur, camera, cameras, shards
-from blurgen.sources import load_rgb
-from blurgen.realism import Realism
-from blurgen.synthesize import SynthConfig, synthesize
-from cli import blurgen
-
 from test_synthesize import SMALL, datasets, write_photos
+
+from blurgen import shards
+from blurgen.physics import blur, camera, cameras
+from blurgen.physics.realism import Realism
+from blurgen.runs.synthesize import SynthConfig, synthesize
+from blurgen.sources import load_rgb
+from cli import blurgen
 
 CAM = cameras.get_camera("a7r3")
 DELTA = np.ones((1, 1), np.float32)
@@ -239,9 +239,10 @@ def test_non_uniform_shake_develops_through_the_camera(tmp_path):
     """Issue 10: `--shake nonuniform --camera`: the camera's linear light and saturation before
     the warps, its raw noise and development after them, its tone curve on both images.  With no
     rotation the warps are the identity, so the pair is the camera pipeline of an unblurred crop."""
-    from blurgen import shake
-    from blurgen.modes.shake import SHAKE_TAG
     from test_shake import write_photos as write_shake_photos
+
+    from blurgen.modes.shake import SHAKE_TAG
+    from blurgen.physics import shake
 
     src = write_shake_photos(tmp_path / "src", 2)
     base = dict(src=src, crop=32, crops_per_image=2, shard_size=10, realism=Realism(camera="a7r3"))

@@ -100,8 +100,9 @@ def test_a_diverged_step_does_not_blank_the_curve():
 
 def test_curves_of_a_missing_or_empty_folder_name_the_folder(tmp_path):
     """Issue 22.13: `trainer curves nosuch` named nosuch/scalars.csv, a file the user never gave."""
-    import cli
     from click.testing import CliRunner
+
+    import cli
 
     missing = CliRunner().invoke(cli.trainer, ["curves", str(tmp_path / "nosuch")])
     assert missing.exit_code == 2 and missing.stderr == f"error: {tmp_path / 'nosuch'}: no such run folder\n"

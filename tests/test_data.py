@@ -10,11 +10,21 @@ import pytest
 import torch
 
 from blurgen.shards import ShardReader, find_shards, shard_name, write_manifest, write_shard
-from trainer.data import (GOPRO, SYNTHETIC, DataConfig, DataError, DrawPlan, DrawSampler,
-                          build_dataset, epoch_length, mix_pattern, parse_mix, train_batches,
-                          val_pairs)
+from trainer.data import (
+    GOPRO,
+    SYNTHETIC,
+    DataConfig,
+    DataError,
+    DrawPlan,
+    DrawSampler,
+    build_dataset,
+    epoch_length,
+    mix_pattern,
+    parse_mix,
+    train_batches,
+    val_pairs,
+)
 from trainer.gopro import read_gopro_pair, scan_gopro
-
 
 CROP = 16
 

@@ -1,4 +1,4 @@
-"""blurgen.dataset.PairDataset: shards from plain PyTorch (issue 13, item 1)."""
+"""blurgen.shards.dataset.PairDataset: shards from plain PyTorch (issue 13, item 1)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from blurgen import shards
-from blurgen.dataset import PairDataset
+from blurgen.shards.dataset import PairDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,5 +148,5 @@ def test_importing_blurgen_shards_imports_neither_torch_nor_the_dataset():
     """Issue 21.5: shards.py re-exported PairDataset through a module __getattr__, an
     import circle with dataset.py; the format module now knows nothing of datasets."""
     code = ("import sys, blurgen.shards; assert 'torch' not in sys.modules; "
-            "assert 'blurgen.dataset' not in sys.modules; assert not hasattr(blurgen.shards, 'PairDataset')")
+            "assert 'blurgen.shards.dataset' not in sys.modules; assert not hasattr(blurgen.shards, 'PairDataset')")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

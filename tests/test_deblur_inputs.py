@@ -3,13 +3,13 @@ lists them at the end, recurses into sub-folders keeping their layout, --skip-ex
 --side-by-side, and reads images with synthesize's reader (EXIF orientation, 16 bits)."""
 
 import numpy as np
-from blurgen.pictures import LABEL_BAND
 import pytest
 import torch
 from click.testing import CliRunner
 from PIL import Image
 
 import cli
+from blurgen.plumbing.pictures import LABEL_BAND
 from blurgen.sources import load_rgb
 from trainer import checkpoint
 from trainer.config import TrainConfig, to_primitive

@@ -19,7 +19,6 @@ from trainer.metrics import METRICS, psnr, ssim
 from trainer.models import Generator
 
 
-
 def image(h, w, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from blurgen import shards
-from blurgen.dataset import PairDataset
+from blurgen.shards.dataset import PairDataset
 from blurgen.sources import load_rgb
 from cli import blurgen
 from trainer.benchmarks import folder_pairs
@@ -168,7 +168,8 @@ def test_two_exports_into_one_folder_never_mix(tmp_path, monkeypatch):
     of ~35 tries: each checked the folder's record before the other wrote its own, and the PNGs
     of both data sets mixed.  Here the second export starts exactly in that window (while the
     first writes its record); it is refused, naming the first, and the folder holds one data set."""
-    from blurgen import exchange, files
+    from blurgen.plumbing import files
+    from blurgen.runs import exchange
 
     make_folder(tmp_path / "a")
     other = tmp_path / "b"

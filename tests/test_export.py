@@ -10,8 +10,8 @@ import cli
 from trainer import checkpoint
 from trainer.config import TrainConfig, to_primitive
 from trainer.evaluate import pad_for_generator
-from trainer.tensors import to_tensor
 from trainer.models import Generator
+from trainer.tensors import to_tensor
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,12 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_synthesize import SMALL, write_photos
 
 from blurgen import shards
-from blurgen.kernels import BankError, KernelSpec, check_bank, read_bank, write_bank
+from blurgen.physics.kernels import BankError, KernelSpec, check_bank, read_bank, write_bank
 from cli import blurgen, trainer
 from trainer.data import DataConfig, DataError, build_dataset, train_batches, val_pairs
-
-from test_synthesize import SMALL, write_photos
 
 SPEC = KernelSpec(size=9, iters=100, max_len=6.0)
 
@@ -432,7 +431,6 @@ def test_file_names_that_are_not_utf8_are_skipped_not_a_crash(tmp_path):
     import os
 
     from PIL import Image
-
     from test_video import _clips
 
     rng = np.random.default_rng(0)
@@ -467,9 +465,9 @@ def test_inspect_of_a_shard_with_a_damaged_compressed_field_is_one_line(tmp_path
     read") on 7 of 40 flips of a shard's bytes: a meta field read without the pixels' checks."""
     import h5py
     from click.testing import CliRunner
+    from test_faults_training import make_shards
 
     import cli
-    from test_faults_training import make_shards
 
     folder = make_shards(tmp_path / "shards", [3], side=40)
     shard = folder / "shard-00000.h5"

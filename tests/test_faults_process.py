@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from blurgen import files, shards
-from blurgen.kernels import KernelSpec, write_bank
+from blurgen import shards
+from blurgen.physics.kernels import KernelSpec, write_bank
+from blurgen.plumbing import files
 from cli import blurgen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -487,7 +488,7 @@ def test_one_stop_mechanism_for_both_command_lines():
     """Issue 21.4: blurgen's StopFlag and the trainer's StopRequest were two mechanisms (only the
     trainer's knew SIGUSR1 and the second Ctrl-C).  Now there is one: the first signal sets the
     flag, a repeated SIGTERM/SIGUSR1 changes nothing, a second Ctrl-C stops at once."""
-    from blurgen.stopping import SIGNALS, StopFlag
+    from blurgen.plumbing.stopping import SIGNALS, StopFlag
     from trainer.cluster import StopRequest
 
     assert set(SIGNALS) == {signal.SIGINT, signal.SIGTERM, signal.SIGUSR1}
@@ -501,7 +502,7 @@ def test_one_stop_mechanism_for_both_command_lines():
 
 
 def test_workers_ignore_the_stop_signals_but_those_kept():
-    code = ("import os, signal, time\nfrom blurgen.stopping import ignore_in_worker\n"
+    code = ("import os, signal, time\nfrom blurgen.plumbing.stopping import ignore_in_worker\n"
             "ignore_in_worker(keep=(signal.SIGTERM,))\n"
             "for s in (signal.SIGINT, signal.SIGUSR1):\n    os.kill(os.getpid(), s)\n"
             "time.sleep(0.1)\nprint('alive')\nos.kill(os.getpid(), signal.SIGTERM)\ntime.sleep(5)\n")

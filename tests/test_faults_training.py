@@ -317,7 +317,7 @@ def test_deblur_on_a_full_disk_is_one_line(small_disk, tmp_path, uninterrupted):
     """Issue 11.7: trainer deblur --out on a full disk: one line naming the PNG, exit 2."""
     import numpy as np
 
-    from blurgen.pictures import write_png
+    from blurgen.plumbing.pictures import write_png
 
     checkpoint.save(tmp_path / "last.pt", uninterrupted)
     photo = write_png(tmp_path / "photo.png", np.random.default_rng(0).integers(0, 256, (256, 256, 3), np.uint8))

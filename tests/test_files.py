@@ -1,8 +1,8 @@
-"""blurgen.files: a file is complete under its name or absent, whatever interrupts the write."""
+"""blurgen.plumbing.files: a file is complete under its name or absent, whatever interrupts the write."""
 
 import pytest
 
-from blurgen import files
+from blurgen.plumbing import files
 
 
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])

@@ -9,16 +9,15 @@ import socket
 
 import numpy as np
 import pytest
-from test_faults_training import assert_same_training_state
 import torch
 from click.testing import CliRunner
+from test_faults_training import assert_same_training_state
 
 from blurgen.shards import ShardWriter, shard_name, write_manifest
 from trainer import checkpoint, loop
 from trainer.config import TrainConfig, make_configs
-from trainer.losses import make_content_loss, vgg19_to_conv3_3
 from trainer.loop import build_gan, fit, learning_rate, resume_configs, train_step
-
+from trainer.losses import make_content_loss, vgg19_to_conv3_3
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from trainer import checkpoint, loop
 from trainer.models import Generator, count_parameters
 from trainer.pace import Pace, cpu_warning
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

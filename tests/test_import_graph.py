@@ -90,13 +90,13 @@ def test_blurgen_never_imports_trainer():
 
 
 def test_the_check_finds_a_circle_through_a_deferred_import(tmp_path):
-    """The check itself: the old circle synthesize -> modes -> synthesize, held by an import
-    inside a function, is found."""
+    """The check itself: a circle like the old synthesize -> modes -> synthesize, held by an
+    import inside a function, is found."""
     package = tmp_path / "blurgen"
     package.mkdir()
     (tmp_path / "trainer").mkdir()
     (package / "__init__.py").write_text("")
-    (package / "synthesize.py").write_text("from blurgen import modes\n")
-    (package / "modes.py").write_text("def shake_pair():\n    from blurgen.synthesize import draw\n")
+    (package / "making.py").write_text("from blurgen import sampling\n")
+    (package / "sampling.py").write_text("def shake_pair():\n    from blurgen.making import draw\n")
     (package / "blur.py").write_text("import numpy\n")
-    assert cycles(import_graph(tmp_path)) == [["blurgen.modes", "blurgen.synthesize"]]
+    assert cycles(import_graph(tmp_path)) == [["blurgen.making", "blurgen.sampling"]]

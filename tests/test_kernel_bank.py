@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from blurgen import terminal
-from blurgen.kernels import BankError, KernelSpec, kernel_seeds, make_kernels, read_bank, write_bank
+from blurgen.physics.kernels import BankError, KernelSpec, kernel_seeds, make_kernels, read_bank, write_bank
+from blurgen.plumbing import terminal
 from cli import blurgen
 
 SMALL = ["--size", "24", "--iters", "300", "--max-len", "20"]

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from blurgen import psf as psf_mod
-from blurgen.kernels import KernelSpec, kernel_seeds, make_kernels
-from blurgen.trajectory import EXPL_CHOICES, draw_parameters, draw_steps, draw_turns, random_trajectories
+from blurgen.physics import psf as psf_mod
+from blurgen.physics.kernels import KernelSpec, kernel_seeds, make_kernels
+from blurgen.physics.trajectory import EXPL_CHOICES, draw_parameters, draw_steps, draw_turns, random_trajectories
 
 
 def reference_trajectory(iters, max_len, expl, centripetal, prob_big_shake, gaussian_shake, init_angle, draw):

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from blurgen.lettering import put_text, text_size
+from blurgen.plumbing.lettering import put_text, text_size
 
 
 def enclosed_regions(text, size):
@@ -93,7 +93,7 @@ def test_grid_layout_shrinks_cells_to_fit_the_height_but_not_below_the_floor():
 
 
 def test_contact_sheet_labels_each_cell_and_keeps_a_common_scale():
-    from blurgen.pictures import LABEL_BAND, contact_sheet
+    from blurgen.plumbing.pictures import LABEL_BAND, contact_sheet
 
     crop = np.full((32, 32, 3), 200, np.uint8)
     kernel = np.ones((8, 8), np.float32)
@@ -116,7 +116,7 @@ def test_inspect_png_numbers_the_pairs_and_draws_kernels_magnified_by_a_stated_f
     from PIL import Image
 
     import cli
-    from blurgen.pictures import LABEL_BAND
+    from blurgen.plumbing.pictures import LABEL_BAND
 
     src = tmp_path / "photos"
     src.mkdir()
@@ -168,7 +168,7 @@ def test_every_option_of_every_command_has_help():
 def test_previews_say_what_they_show():
     """Issue 22.15: run/preview.png and deblur --side-by-side had no labels (no step, no
     PSNR, no "blurred/restored/sharp")."""
-    from blurgen.pictures import LABEL_BAND, side_by_side
+    from blurgen.plumbing.pictures import LABEL_BAND, side_by_side
     from trainer.run_folder import triplet_image
 
     rng = np.random.default_rng(0)

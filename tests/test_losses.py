@@ -5,9 +5,17 @@ import torch
 import torchvision
 
 from trainer import losses
-from trainer.losses import (VGG19_CONV3_3, PerceptualLoss, VGGWeightsError, critic_loss,
-                            generator_adversarial_loss, gradient_penalty, load_vgg19_conv3_3,
-                            make_content_loss, vgg19_to_conv3_3)
+from trainer.losses import (
+    VGG19_CONV3_3,
+    PerceptualLoss,
+    VGGWeightsError,
+    critic_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+    load_vgg19_conv3_3,
+    make_content_loss,
+    vgg19_to_conv3_3,
+)
 from trainer.models import Critic
 
 

@@ -7,8 +7,19 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from trainer.metrics import (METRICS, cw_ssim, luma_pil, parse_metrics, psnr, psnr_y, ricker, ssim,
-                             ssim_gopro, ssim_matlab, ssim_skimage)
+from trainer.metrics import (
+    METRICS,
+    cw_ssim,
+    luma_pil,
+    parse_metrics,
+    psnr,
+    psnr_y,
+    ricker,
+    ssim,
+    ssim_gopro,
+    ssim_matlab,
+    ssim_skimage,
+)
 
 
 def _images(seed=0, shape=(24, 31, 3)):

@@ -1,4 +1,4 @@
-"""Moving objects (`blurgen.objects`, `synthesize --objects`): COCO masks and the layered blur."""
+"""Moving objects (`blurgen.physics.objects`, `synthesize --objects`): COCO masks and the layered blur."""
 import json
 import re
 from pathlib import Path
@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from test_shake import write_photos
 from test_synthesize import datasets
 
-from blurgen import objects
-from blurgen.blur import convolve_valid
-from blurgen.psf import rasterize
-from blurgen.trajectory import random_trajectories
+from blurgen.physics import objects
+from blurgen.physics.blur import convolve_valid
+from blurgen.physics.psf import rasterize
+from blurgen.physics.trajectory import random_trajectories
 from cli import blurgen
 
 

@@ -3,8 +3,8 @@ slot each have one home; the draws are unchanged (checked against an independent
 re-implementation of the SplitMix64 stream)."""
 import numpy as np
 
-from blurgen import kernels, trajectory
-from blurgen.kernels import KernelSpec, kernel_seeds, make_kernels
+from blurgen.physics import kernels, trajectory
+from blurgen.physics.kernels import KernelSpec, kernel_seeds, make_kernels
 from trainer.config import TrainConfig, adam_betas
 
 MASK = (1 << 64) - 1

@@ -1,8 +1,6 @@
 """Blur on the fly (``trainer fit --online``) and sharp-only shards (``synthesize --sharp-only``)."""
 import itertools
 
-import cli
-
 import h5py
 import numpy as np
 import pytest
@@ -10,15 +8,15 @@ import torch
 from click.testing import CliRunner
 from scipy.signal import convolve2d
 
+import cli
 from blurgen import shards as shard_format
-from blurgen.kernels import KernelSpec
-from blurgen.online import OnlineBlur, kernel_size_for_crop
-from blurgen.pictures import write_png
-from blurgen.shard_run import SynthError
-from blurgen.realism import Realism
-from blurgen.synthesize import SynthConfig, synthesize
-from trainer.data import (GOPRO, SYNTHETIC, DataConfig, DataError, build_dataset, mix_pattern,
-                          train_batches, val_pairs)
+from blurgen.physics.kernels import KernelSpec
+from blurgen.physics.realism import Realism
+from blurgen.plumbing.pictures import write_png
+from blurgen.runs.online import OnlineBlur, kernel_size_for_crop
+from blurgen.runs.shard_run import SynthError
+from blurgen.runs.synthesize import SynthConfig, synthesize
+from trainer.data import GOPRO, SYNTHETIC, DataConfig, DataError, build_dataset, mix_pattern, train_batches, val_pairs
 
 CROP = 16
 
@@ -269,7 +267,7 @@ def test_a_damaged_sample_is_replaced_by_a_draw_with_its_own_kernel(sharp_shards
 def test_online_camera_blurs_through_rsblurs_pipeline_per_draw(sharp_shards):
     """Issue 9.2: --online-camera runs the camera pipeline of `synthesize --camera` on each draw:
     the draw's effect levels, then its camera settings and noise, all from the draw's generator."""
-    from blurgen import camera, cameras
+    from blurgen.physics import camera, cameras
 
     cfg = _cfg(sharp_shards, flip=False, online_kernel_size=7, online_camera="a7r3")
     dataset, again = build_dataset(cfg), build_dataset(cfg)

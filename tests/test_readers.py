@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from blurgen import sources
+from blurgen.runs.video import find_clips, read_clip_frames
 from blurgen.sources import EXTENSIONS, FolderSource, SkipImage, ZipSource, image_size, load_rgb
-from blurgen.video import find_clips, read_clip_frames
 from trainer.benchmarks import BenchmarkError, folder_pairs, read_image
 from trainer.evaluate import UnreadableInput, find_deblur_inputs, read_input_image
 from trainer.gopro import GoProError, read_frame, read_gopro_pair, scan_gopro

@@ -1,4 +1,4 @@
-"""Non-uniform camera shake (`blurgen.shake`, `synthesize --shake nonuniform`)."""
+"""Non-uniform camera shake (`blurgen.physics.shake`, `synthesize --shake nonuniform`)."""
 import math
 from pathlib import Path
 
@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 from test_synthesize import datasets
 
-from blurgen import modes, shake
+from blurgen import modes
 from blurgen.modes.shake import shake_seeds
-from blurgen.realism import Realism
-from blurgen.synthesize import SynthConfig, synthesize
+from blurgen.physics import shake
+from blurgen.physics.realism import Realism
+from blurgen.runs.synthesize import SynthConfig, synthesize
 from cli import blurgen
 
 

@@ -1,4 +1,4 @@
-"""blurgen.shard_index, what PairDataset and the trainer's ShardSource share (issue 21.5):
+"""blurgen.shards.index, what PairDataset and the trainer's ShardSource share (issue 21.5):
 one numbering, one size cache, one check of each shard, one DamagedSample."""
 import json
 import pickle
@@ -6,14 +6,13 @@ import pickle
 import h5py
 import numpy as np
 import pytest
+from test_dataset import make_folder
 
 import trainer.data
 from blurgen import shards
-from blurgen.dataset import PairDataset
-from blurgen.shard_index import ShardIndex, check_shard
+from blurgen.shards.dataset import PairDataset
+from blurgen.shards.index import ShardIndex, check_shard
 from trainer.data import DataError, ShardSource
-
-from test_dataset import make_folder
 
 
 def damage(path, sample):

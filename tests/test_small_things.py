@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import cli
-from blurgen.kernels import default_max_len
-from blurgen.psf import max_extent
+from blurgen.physics.kernels import default_max_len
+from blurgen.physics.psf import max_extent
 
 
 def run(group, args):

@@ -15,8 +15,8 @@ from trainer.config import ConfigError, make_configs
 from trainer.determinism import ReflectionPad, deterministic_padding
 from trainer.evaluate import restore
 from trainer.graphs import Undone
-from trainer.losses import make_content_loss
 from trainer.loop import build_gan, eager_train_step, set_up_gan, train_step
+from trainer.losses import make_content_loss
 from trainer.models import Generator
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,8 @@ from PIL import Image
 from scipy import signal as sps
 
 from blurgen import shards
-from blurgen.blur import convolve_valid, linear_to_srgb, srgb_to_linear
-from blurgen.kernels import KernelSpec, read_bank, write_bank
+from blurgen.physics.blur import convolve_valid, linear_to_srgb, srgb_to_linear
+from blurgen.physics.kernels import KernelSpec, read_bank, write_bank
 from blurgen.sources import load_rgb
 from cli import blurgen
 
@@ -392,7 +392,7 @@ def test_terminated_pool_run_stops_cleanly_and_resumes(tmp_path):
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this platform")
 def test_default_workers_follow_the_cpu_allocation():
     # A batch scheduler (or taskset) may grant fewer cores than the machine has.
-    from blurgen.shard_run import available_cores
+    from blurgen.runs.shard_run import available_cores
 
     before = os.sched_getaffinity(0)
     try:

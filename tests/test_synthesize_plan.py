@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from blurgen import shards
-from blurgen import shard_run
-from blurgen import synthesize as synth
-from blurgen.kernels import KernelSpec
 from blurgen.modes.base import upscale_to
+from blurgen.physics.kernels import KernelSpec
+from blurgen.runs import shard_run
+from blurgen.runs import synthesize as synth
 from blurgen.sources import find_images, load_rgb
 from cli import blurgen
 
@@ -327,7 +327,7 @@ def test_append_refuses_removed_or_changed_photos_and_unfinished_runs(tmp_path):
 
 
 def test_plain_progress_lines_give_count_rate_and_eta():
-    from blurgen import progress
+    from blurgen.plumbing import progress
 
     class Log:
         def __init__(self):
@@ -451,8 +451,8 @@ def test_photos_within_the_kernels_reach_are_used_and_the_others_keep_their_byte
     ~10 px.  Now a photo short of that margin gives the crops whose drawn kernel's reach fits
     (``blur.support_margins``), blurred exactly as from a large photo; the photos that held the
     whole margin give the same samples as before (digests taken with the code before the change)."""
-    from blurgen import blur
-    from blurgen.kernels import write_bank
+    from blurgen.physics import blur
+    from blurgen.physics.kernels import write_bank
 
     src = tmp_path / "src"
     photo(src / "a.png", 140, 150, seed=1)
@@ -481,7 +481,7 @@ def test_photos_within_the_kernels_reach_are_used_and_the_others_keep_their_byte
 
 
 def test_support_margins_are_the_reach_of_the_taps():
-    from blurgen import blur
+    from blurgen.physics import blur
 
     psf = np.zeros((9, 9), np.float32)
     psf[3:6, 4] = 1 / 3  # a vertical 3-px streak through the centre (4, 4)

@@ -1,4 +1,4 @@
-"""`blurgen average` (blurgen/video.py): pairs from video, on tiny clips the tests write."""
+"""`blurgen average` (blurgen/runs/video.py): pairs from video, on tiny clips the tests write."""
 import json
 from pathlib import Path
 
@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 from test_synthesize import datasets
 
-from blurgen import shards, video
-from blurgen.stopping import Interrupted, StopFlag
+from blurgen import shards
+from blurgen.plumbing.stopping import Interrupted, StopFlag
+from blurgen.runs import video
 from cli import blurgen
 
 
@@ -335,8 +336,8 @@ def test_camera_develops_the_long_exposure(tmp_path):
     saturation boost included), then its raw noise and development; both images in its tone
     curve.  A static clip's long exposure is its frame, so the pair is the camera pipeline of
     that frame, unblurred; the windows and crops are those of a run without --camera."""
-    from blurgen import camera, cameras
-    from blurgen.realism import Realism
+    from blurgen.physics import camera, cameras
+    from blurgen.physics.realism import Realism
 
     frame = texture(40, 48, seed=3)
     src = tmp_path / "src"

@@ -124,8 +124,8 @@ def test_whole_images_from_a_zip_are_counted_by_the_space_check(tmp_path, monkey
     """Issue 22.25: `--src photos.zip --full` estimated 0 bytes (the photos' headers were looked
     for as files beside the zip), so the free-space check never refused it.  Now the headers are
     read in the zip, and the estimate is the folder's."""
-    from blurgen import shard_run
-    from blurgen import synthesize as synth
+    from blurgen.runs import shard_run
+    from blurgen.runs import synthesize as synth
 
     folder = write_photos(tmp_path / "photos", 6)
     archive = zip_folder(folder, tmp_path / "photos.zip")

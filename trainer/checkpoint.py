@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blurgen import files
+from blurgen.plumbing import files
 from trainer.errors import TrainerError
 from trainer.output import naming
 

@@ -9,7 +9,7 @@ same step.
 
 Stop signals: Ctrl-C (SIGINT), a scheduler's preemption (SIGTERM; Slurm and
 Kubernetes send it, often to every process of the job) and Slurm's
-``--signal`` warning (SIGUSR1 unless told otherwise): ``blurgen.stopping.SIGNALS``.
+``--signal`` warning (SIGUSR1 unless told otherwise): ``blurgen.plumbing.stopping.SIGNALS``.
 DataLoader workers ignore them (trainer.data), so only the rank decides.
 """
 from __future__ import annotations
@@ -20,10 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from blurgen.stopping import StopFlag, die_with_parent, stop_on_signals
+from blurgen.plumbing.stopping import StopFlag, die_with_parent, stop_on_signals
 from trainer import device
 from trainer.errors import TrainerError
-
 
 
 class ClusterError(TrainerError):
@@ -74,13 +73,13 @@ def die_with_launcher(signum: int = signal.SIGTERM) -> None:
     this rank when its launcher dies, however it dies (a SIGUSR1 it does not
     handle, kill -9, the OOM killer): the rank then stops as on any stop signal,
     saving its step, instead of training on as an orphan
-    (blurgen.stopping.die_with_parent; Linux only)."""
+    (blurgen.plumbing.stopping.die_with_parent; Linux only)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         die_with_parent(os.getppid(), signum)
 
 
 class StopRequest(StopFlag):
-    """The training run's stop flag (:class:`blurgen.stopping.StopFlag`: its signals, its
+    """The training run's stop flag (:class:`blurgen.plumbing.stopping.StopFlag`: its signals, its
     second-Ctrl-C rule), agreed between ranks: a stop asks the run to finish its current
     step, save a checkpoint and end.
 

@@ -6,7 +6,7 @@ that ``trainer --help`` starts fast.
 """
 import click
 
-from blurgen.command_line import HELP, Commands, UserError, check_output, package_version, realism_options
+from blurgen.plumbing.command_line import HELP, Commands, UserError, check_output, package_version, realism_options
 from trainer.listed import ListingOption, Names
 
 
@@ -152,9 +152,9 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     import signal
     import sys
 
-    from blurgen.command_line import say
+    from blurgen.physics.realism import RealismError, parse_range
+    from blurgen.plumbing.command_line import say
     from trainer.cluster import distributed_from_env
-    from blurgen.realism import RealismError, parse_range
     from trainer.config import DEFAULT_PRESET, PRESETS, TrainConfig, adam_betas, make_configs
     from trainer.data import DataConfig
     from trainer.loop import fit, resume_configs
@@ -393,8 +393,8 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, s
     sub-folders), or OUT/<name>.mp4 at the video's frame rate.  Unreadable files are listed at the end (exit 1)."""
     import sys
 
-    from blurgen.command_line import interrupted
-    from blurgen.stopping import Interrupted, stop_on_signals
+    from blurgen.plumbing.command_line import interrupted
+    from blurgen.plumbing.stopping import Interrupted, stop_on_signals
     from trainer.evaluate import deblur_files, find_deblur_inputs
     from trainer.precision import autocast_dtype
 
@@ -476,7 +476,7 @@ def curves_cmd(run, png):
     """How a run is going: each logged scalar as a sparkline with its first, last, min and max."""
     from pathlib import Path
 
-    from blurgen.pictures import write_png
+    from blurgen.plumbing.pictures import write_png
     from trainer.curves import plot_curves, read_scalars, sparkline
     from trainer.output import naming
     from trainer.run_folder import SCALARS
@@ -495,7 +495,7 @@ def curves_cmd(run, png):
         raise UserError(f"{run}: nothing logged yet")
     import shutil
 
-    from blurgen.command_line import say
+    from blurgen.plumbing.command_line import say
 
     width = max(len(name) for name in series)
     # The sparkline gives way on a narrow terminal, so that name, curve and "first -> last" share a line.

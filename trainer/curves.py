@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blurgen.lettering import put_text, text_size
+from blurgen.plumbing.lettering import put_text, text_size
 from trainer.errors import TrainerError
 
 Series = dict[str, tuple[np.ndarray, np.ndarray]]  # name -> (steps int64, values float64), by step

@@ -12,7 +12,7 @@ pure function of (seed, j) and the data on disk:
   (epoch e = c // n) is a permutation from
   ``default_rng([seed, PERMUTATION_TAG, source, e])``;
 * its crop offset and horizontal flip come from ``default_rng([seed,
-  DRAW_TAG, j])`` (:func:`blurgen.augment.draw_crop_flip`, order ``INTEGERS``).
+  DRAW_TAG, j])`` (:func:`blurgen.shards.augment.draw_crop_flip`, order ``INTEGERS``).
 
 Generator step k of rank r (of ``world_size``) takes the draws
 ``(k * world_size + r) * B + t`` for t < B, so ranks read disjoint draws and
@@ -33,7 +33,7 @@ With ``online`` (``trainer fit --online``), a synthetic draw reads only the
 sharp image of its sample -- a window of side crop + k - 1, its position
 drawn as above so that the window fits -- and blurs it in the worker with a
 fresh Boracchi & Foi kernel of side k and fresh sensor effects
-(:mod:`blurgen.online`): kernel and effects are a pure function of (seed, j,
+(:mod:`blurgen.runs.online`): kernel and effects are a pure function of (seed, j,
 attempt) too, so an online run resumes exactly, and no blurred pair repeats.
 GoPro draws stay real pairs; validation pairs are never blurred online.
 """
@@ -51,11 +51,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from blurgen.augment import INTEGERS, crop_pair, draw_crop_flip, flip_pair
-from blurgen.shard_index import ShardIndex, check_shard
-from blurgen.realism import Realism, RealismError, parse_range
+from blurgen.physics.realism import Realism, RealismError, parse_range
+from blurgen.plumbing.stopping import ignore_in_worker
 from blurgen.shards import DamagedSample, ShardError
-from blurgen.stopping import ignore_in_worker
+from blurgen.shards.augment import INTEGERS, crop_pair, draw_crop_flip, flip_pair
+from blurgen.shards.index import ShardIndex, check_shard
 from trainer.errors import TrainerError
 from trainer.gopro import BLUR_FOLDERS, GoProError, GoProPair, read_gopro_pair, scaled_size, scan_gopro
 from trainer.tensors import to_tensor
@@ -162,7 +162,7 @@ class DataConfig:
         (``uniform``: the draw's kernel; ``shake``: non-uniform camera shake inside the
         window the kernel's margin gives).
     online_mode_settings: the mode's settings, ``KEY=VALUE[,KEY=VALUE]`` (``shake``: the
-        fields of ``blurgen.shake.ShakeSpec``, e.g. ``max_angle=2``); None: its defaults.
+        fields of ``blurgen.physics.shake.ShakeSpec``, e.g. ``max_angle=2``); None: its defaults.
     """
 
     shards: tuple[Path, ...] = ()
@@ -234,7 +234,7 @@ class DataConfig:
             if extras:
                 raise DataError(f"{extras[0].replace('_', '-')} applies to online blur only: add --online")
             return
-        from blurgen.online import kernel_size_for_crop
+        from blurgen.runs.online import kernel_size_for_crop
         if self.online_kernel_size is None:
             self.online_kernel_size = kernel_size_for_crop(self.crop)
         try:
@@ -246,13 +246,13 @@ class DataConfig:
         self.online_kernel_size = int(self.online_kernel_size)
 
     def online_blur(self):
-        """The blurgen.online.OnlineBlur of these settings, or None without ``online``.  The
+        """The blurgen.runs.online.OnlineBlur of these settings, or None without ``online``.  The
         realism settings are flat fields here, one per option of ``fit`` (as a run's config
-        records them), and become one :class:`blurgen.realism.Realism`, validated there."""
+        records them), and become one :class:`blurgen.physics.realism.Realism`, validated there."""
         if not self.online:
             return None
         from blurgen.modes import MODES
-        from blurgen.online import OnlineBlur
+        from blurgen.runs.online import OnlineBlur
 
         mode = MODES.get(self.online_mode)
         spec = None if mode is None else mode.online_spec(parse_settings(self.online_mode_settings))
@@ -325,7 +325,7 @@ class DrawPlan:
 
 
 class ShardSource(ShardIndex):
-    """Synthetic pairs from HDF5 shards (a blurgen.shard_index.ShardIndex: each process
+    """Synthetic pairs from HDF5 shards (a blurgen.shards.index.ShardIndex: each process
     opens its own readers lazily) for the draws.
 
     Built from blurgen.shards.ShardInfo (path, count) and, from ``_check_shards``,
@@ -405,7 +405,7 @@ class DrawDataset(Dataset):
 
     A sample that cannot be read yields a one-line error string instead, so
     that the calling process can raise a clean DataError rather than a
-    worker traceback.  ``online`` (a blurgen.online.OnlineBlur) blurs the
+    worker traceback.  ``online`` (a blurgen.runs.online.OnlineBlur) blurs the
     synthetic draws here; the DataLoader fetches a batch at once
     (``__getitems__``), so that its kernels are made in one vectorised call.
     """
@@ -555,7 +555,7 @@ def _shard_split(cfg: DataConfig) -> tuple[list, object | None]:
 
 
 def _check_shards(infos: Sequence, crop: int | None, margin: int = 0, pairs: bool = True) -> list[np.ndarray]:
-    """Check every shard of ``infos`` (blurgen.shard_index.check_shard): catches
+    """Check every shard of ``infos`` (blurgen.shards.index.check_shard): catches
     unreadable and truncated files (HDF5 checks the file's stored end), shards
     holding fewer samples than their manifest lists, (``crop`` given) a first
     sample smaller than the crop plus ``margin`` (online blur's k - 1), and
@@ -696,7 +696,7 @@ def train_batches(cfg: DataConfig, *, start: int = 0, rank: int = 0, world_size:
 
 def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader worker start-up: the stop signals are the main process's to act on
-    (``blurgen.stopping.ignore_in_worker``).  Workers still exit when the main process
+    (``blurgen.plumbing.stopping.ignore_in_worker``).  Workers still exit when the main process
     dies (torch's watchdog) and on SIGKILL."""
     ignore_in_worker()
 

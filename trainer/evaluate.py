@@ -123,7 +123,7 @@ def score_pairs(generator: nn.Module, pairs: Sequence, *, device: str | torch.de
     generator, dB; not in "seconds").
     """
 
-    from blurgen.progress import progress_bar
+    from blurgen.plumbing.progress import progress_bar
 
     names = list(dict.fromkeys([*ALWAYS, *metrics]))
     was_training = generator.training
@@ -197,7 +197,7 @@ def write_scores_csv(path: str | os.PathLike, rows: Sequence[dict]) -> None:
     row keys), atomically: a failed write leaves no partial file."""
     import csv
 
-    from blurgen.files import atomic_path
+    from blurgen.plumbing.files import atomic_path
 
     fields = list(rows[0]) if rows else ["name"]
     with naming(path), atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
@@ -326,8 +326,8 @@ def find_deblur_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, 
 
 def blurred_and_restored(blurred: np.ndarray, restored: np.ndarray, gap: int = 4) -> np.ndarray:
     """blurred | restored, a white gap between them, each labelled in a band below:
-    uint8 (H + blurgen.pictures.LABEL_BAND, 2W + gap, 3)."""
-    from blurgen.pictures import side_by_side
+    uint8 (H + blurgen.plumbing.pictures.LABEL_BAND, 2W + gap, 3)."""
+    from blurgen.plumbing.pictures import side_by_side
 
     return side_by_side([blurred, restored], labels=["blurred", "restored"], gap=gap)
 
@@ -366,12 +366,12 @@ def deblur_files(generator: nn.Module, inputs: Sequence[tuple[Path, Path]], out_
     written atomically.  ``seconds``, if given, receives the wall time of each
     restoration (per frame for videos; the device synchronised; reading and
     writing the files excluded).  A grey image comes back grey and an image with
-    alpha keeps it (``in_input_channels``).  ``stop``: a blurgen.stopping.StopFlag,
+    alpha keeps it (``in_input_channels``).  ``stop``: a blurgen.plumbing.stopping.StopFlag,
     checked between files and video frames (Interrupted; the file being written
     is not left behind).  ``amp_dtype``: as in ``restore``.
     """
-    from blurgen import stopping
-    from blurgen.progress import progress_bar
+    from blurgen.plumbing import stopping
+    from blurgen.plumbing.progress import progress_bar
 
     if overwrite and skip_existing:
         raise DeblurError("--overwrite replaces existing outputs and --skip-existing keeps them: give one")
@@ -449,7 +449,7 @@ def _deblur_file(source: Path, target: Path, restore_image: Callable[[np.ndarray
     """Restore one input into ``target``; returns a video's note (or None).
     UnreadableInput for an input that cannot be decoded; an OSError of writing
     names ``target`` (a full disk says where)."""
-    from blurgen.pictures import write_png
+    from blurgen.plumbing.pictures import write_png
 
     with naming(target):
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -474,11 +474,11 @@ def deblur_video(source: str | os.PathLike, target: str | os.PathLike,
     Raises UnreadableInput on a file that is not a readable video, or whose frames
     stop short of the count its header gives (a damaged file: nothing written);
     OSError naming ``target`` when the written video does not read back whole (a
-    full disk); blurgen.stopping.Interrupted between frames once ``stop`` is set.
+    full disk); blurgen.plumbing.stopping.Interrupted between frames once ``stop`` is set.
     """
     import cv2
 
-    from blurgen import stopping
+    from blurgen.plumbing import stopping
 
     source, target = Path(source), Path(target)
     capture = cv2.VideoCapture(str(source))

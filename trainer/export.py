@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blurgen.files import atomic_path
+from blurgen.plumbing.files import atomic_path
 from trainer.output import naming
 
 #: Largest side the ONNX graph is exported for (its dynamic dimensions need a bound).

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 from blurgen.sources import EXTENSIONS, SkipImage, image_size, load_rgb_as
-
 from trainer.errors import TrainerError
 
 BLUR_FOLDERS = ("blur", "blur_gamma")

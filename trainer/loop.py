@@ -39,11 +39,18 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from blurgen.plumbing.terminal import fit_to_terminal
 from trainer import checkpoint
 from trainer.checkpoint import unwrap
-from blurgen.terminal import fit_to_terminal
 from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
-from trainer.config import ConfigError, TrainConfig, critic_settings, generator_settings, make_configs, train_config_from
+from trainer.config import (
+    ConfigError,
+    TrainConfig,
+    critic_settings,
+    generator_settings,
+    make_configs,
+    train_config_from,
+)
 from trainer.curves import sparkline
 from trainer.data import DataConfig, describe_sources, epoch_length, train_batches, training_sources, val_pairs
 from trainer.determinism import deterministic_padding, make_deterministic
@@ -441,7 +448,7 @@ def validate(run: RunFolder, progress: Progress, generator: nn.Module, held_out,
                  "blurred (PSNR against sharp, RGB, range 255)")
     run.draw(series, done, example, title)
     if example is not None and preview:
-        from blurgen.terminal import render_images
+        from blurgen.plumbing.terminal import render_images
         # A quarter of the terminal's height: the log of a long run stays readable around it.
         rows = max(4, shutil.get_terminal_size().lines // 4 - 1)
         tqdm.write(render_images(list(example), labels=["blurred", "restored", "sharp"], max_rows=rows))
@@ -480,7 +487,7 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
         init_from: str | os.PathLike | None = None, notes: tuple[str, ...] = ()) -> dict:
     """Train DeblurGAN; everything goes to the run folder ``cfg.out``
     (trainer.run_folder).  Returns a summary dict (step, epoch, best scores,
-    paths; ``stopped``: None, or the name of the stop signal (``blurgen.stopping.SIGNALS``)
+    paths; ``stopped``: None, or the name of the stop signal (``blurgen.plumbing.stopping.SIGNALS``)
     that ended the run early, e.g. "SIGTERM", after the checkpoint of the last
     finished step was saved).  ``init_from``: a checkpoint whose generator (and
     critic) weights a new run starts from, with its own schedule and
@@ -506,7 +513,7 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
               init_from: str | os.PathLike | None, notes: tuple[str, ...] = ()) -> dict:
     """The run of :func:`fit` in ``run``, once it holds the folder (rank 0):
     set up, the step loop, the stop; the summary of :func:`fit`."""
-    from blurgen.progress import progress_bar
+    from blurgen.plumbing.progress import progress_bar
 
     main, ddp = dist_info.main, dist_info.world_size > 1
     device = resolve_device(cfg.device, dist_info)

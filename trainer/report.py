@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from blurgen.lettering import put_text
+from blurgen.plumbing.lettering import put_text
 
 _INK = (40, 40, 40)
 _PAPER = 255
@@ -122,7 +122,7 @@ def write_eval_report(path, rows: Sequence[dict], pairs: Sequence, restore: Call
                       **options) -> None:
     """Draw ``eval_report(rows, pairs, restore, **options)`` into the PNG ``path``, atomically;
     a failed write (a full disk) raises an OSError naming ``path``."""
-    from blurgen.pictures import write_png
+    from blurgen.plumbing.pictures import write_png
     from trainer.output import naming
 
     picture = eval_report(rows, pairs, restore, **options)

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from blurgen import files
-from blurgen.pictures import write_png
+from blurgen.plumbing import files
+from blurgen.plumbing.pictures import write_png
 from trainer.curves import Series, plot_curves
 from trainer.errors import TrainerError
 from trainer.output import naming
@@ -121,8 +121,8 @@ class ScalarLog:
 def triplet_image(blurred: np.ndarray, restored: np.ndarray, sharp: np.ndarray, title: str | None = None,
                   gap: int = 4) -> np.ndarray:
     """blurred | restored | sharp side by side, each labelled below, ``title`` above:
-    uint8 (H + 2 bands, 3W + 2 gap, 3) (blurgen.pictures.side_by_side)."""
-    from blurgen.pictures import side_by_side
+    uint8 (H + 2 bands, 3W + 2 gap, 3) (blurgen.plumbing.pictures.side_by_side)."""
+    from blurgen.plumbing.pictures import side_by_side
 
     return side_by_side([blurred, restored, sharp], labels=["blurred", "restored", "sharp"], title=title, gap=gap)
 
@@ -150,7 +150,7 @@ class RunFolder:
 
     @contextmanager
     def claimed(self) -> Iterator[None]:
-        """Hold the folder's lock (``.last.pt.lock``, blurgen.files.exclusive_lock) for the
+        """Hold the folder's lock (``.last.pt.lock``, blurgen.plumbing.files.exclusive_lock) for the
         block; a Busy error (one line naming the holder's PID and host) if another
         run holds it.  Creates the folder, and removes it again if the run left nothing
         in it (one refused at start-up)."""

@@ -5,7 +5,7 @@ the sample's (image, crop) index, drawing everything from its own random
 stream: ``default_rng([seed, image, crop])`` for the uniform mode,
 ``default_rng([seed, TAG, image, crop])`` with a tag per other mode, so that
 no mode's draws move another's.  The realism spec (``cfg.realism``,
-:mod:`blurgen.realism`) works around every mode's blur.  What a mode is:
+:mod:`blurgen.physics.realism`) works around every mode's blur.  What a mode is:
 :class:`blurgen.modes.base.BlurMode`; how to add one: docs/modes.md.
 
 ``synthesize`` (its options, the run), ``inspect`` and the docs read
@@ -20,8 +20,8 @@ from blurgen.modes.objects import OBJECTS
 from blurgen.modes.shake import SHAKE
 from blurgen.modes.sharp_only import SHARP_ONLY
 from blurgen.modes.uniform import UNIFORM
-from blurgen.realism import Realism
-from blurgen.shard_run import SynthError
+from blurgen.physics.realism import Realism
+from blurgen.runs.shard_run import SynthError
 
 #: Every mode by name, the default first, in the order ``synthesize --help`` lists their options.
 MODES: dict[str, BlurMode] = {mode.name: mode for mode in (UNIFORM, SHAKE, OBJECTS, SHARP_ONLY)}

@@ -61,7 +61,7 @@ class BlurMode:
     flag: str = ""
     #: Whether ``trainer fit --online`` can blur a window of one photo with it (:meth:`blur_window`).
     online: bool = False
-    #: Whether its online blur takes the draw's uniform kernel (made in batches, ``blurgen.online``).
+    #: Whether its online blur takes the draw's uniform kernel (made in batches, ``blurgen.runs.online``).
     online_kernel: bool = False
 
     def spec_from(self, values: dict):

@@ -1,6 +1,6 @@
 """The moving-objects mode (``--objects``): an instance cut out with its COCO mask, pasted on the
 photo and moving on its own path while the camera shakes, blurred by the layered model
-(:mod:`blurgen.objects`); the kernel stored is the camera's (the background's) PSF.
+(:mod:`blurgen.physics.objects`); the kernel stored is the camera's (the background's) PSF.
 
 Draws: the camera's and the object's walks from ``SeedSequence([seed, OBJECTS_TAG, i, c, 1])``;
 then from ``default_rng([seed, OBJECTS_TAG, i, c])``, in order, the object's own path length,
@@ -15,14 +15,14 @@ import click
 import numpy as np
 
 from blurgen import shards
-from blurgen.kernels import make_kernels
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
-from blurgen.psf import exposed_samples
-from blurgen.shard_run import SynthError
+from blurgen.physics.kernels import make_kernels
+from blurgen.physics.psf import exposed_samples
+from blurgen.physics.trajectory import random_trajectories
+from blurgen.runs.shard_run import SynthError
 from blurgen.sources import SkipImage, load_rgb
-from blurgen.trajectory import random_trajectories
 
-# blur and blurgen.objects (OpenCV, SciPy) are imported where they are used: the command lines
+# blur and blurgen.physics.objects (OpenCV, SciPy) are imported where they are used: the command lines
 # import the modes, for their options, as they start.
 
 #: Stream tag: ASCII "OBJS".
@@ -45,7 +45,7 @@ class Objects(BlurMode):
     def spec_from(self, values: dict):
         if not values.get("objects_json"):
             return None
-        from blurgen import objects as _objects
+        from blurgen.physics import objects as _objects
 
         images = values.get("objects_images")
         return _objects.ObjectSpec(Path(values["objects_json"]), Path(images) if images else None,
@@ -65,7 +65,7 @@ class Objects(BlurMode):
         return {"objects": shards.file_checksum(cfg.spec.annotations)}
 
     def check_inputs(self, cfg) -> None:
-        from blurgen import objects as _objects
+        from blurgen.physics import objects as _objects
 
         try:
             _objects.instances(cfg.spec, cfg.src)  # the whole file, before any work
@@ -91,7 +91,7 @@ OBJECTS = Objects()
 
 
 def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
-    """A moving-object sample (:mod:`blurgen.objects`): an instance of ``--objects`` pasted on ``photo``
+    """A moving-object sample (:mod:`blurgen.physics.objects`): an instance of ``--objects`` pasted on ``photo``
     (the background), blurred by the layered model with the camera's fresh kernel and its own motion.
 
     Draws: the camera's and the object's walks from ``SeedSequence([seed, OBJECTS_TAG, image, crop, 1])``;
@@ -100,8 +100,8 @@ def objects_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg):
     uint8, the camera's (k, k) PSF, and the meta fields.  Raises :class:`SkipImage` ("too-small", or
     "object-..." when the instance's photo or mask cannot be used).
     """
-    from blurgen import blur
-    from blurgen import objects as _objects
+    from blurgen.physics import blur
+    from blurgen.physics import objects as _objects
 
     spec, ks, realism = cfg.spec, cfg.kernel_spec, cfg.realism
     rng = np.random.default_rng([cfg.seed, OBJECTS_TAG, image, crop])
@@ -166,7 +166,7 @@ def cut_out_instance(rng: np.random.Generator, cfg, side: int) -> tuple:
     ``--objects`` drawn from ``rng`` (one draw), cut out of its photo with its mask and
     resized for a crop of ``side`` px.  SkipImage ("object-...") when its photo or mask
     cannot be used."""
-    from blurgen import objects as _objects
+    from blurgen.physics import objects as _objects
 
     spec = cfg.spec
     found = _objects.instances(spec, cfg.src)

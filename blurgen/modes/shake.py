@@ -1,5 +1,5 @@
 """The non-uniform camera-shake mode (``--shake nonuniform``): the camera's rotations (and
-translation) over the exposure averaged as homographies, Whyte et al. 2012 (:mod:`blurgen.shake`);
+translation) over the exposure averaged as homographies, Whyte et al. 2012 (:mod:`blurgen.physics.shake`);
 the blur differs across the image, the kernel stored is the PSF at the crop's centre pixel.
 
 Sample (image i, crop c) draws from ``default_rng([seed, SHAKE_TAG, i, c])``, in this order:
@@ -14,9 +14,9 @@ import click
 import numpy as np
 
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
-from blurgen.shard_run import SynthError
+from blurgen.runs.shard_run import SynthError
 
-# blurgen.shake (OpenCV) is imported where it is used: the command lines import the modes,
+# blurgen.physics.shake (OpenCV) is imported where it is used: the command lines import the modes,
 # for their options, as they start.
 
 #: Stream tag: ASCII "SHAK".
@@ -41,7 +41,7 @@ class Shake(BlurMode):
     def spec_from(self, values: dict):
         if not values.get("shake"):
             return None
-        from blurgen import shake as _shake
+        from blurgen.physics import shake as _shake
 
         return _shake.ShakeSpec(max_angle=values["max_angle"], focal=values["focal"], max_shift=values["max_shift"])
 
@@ -58,7 +58,7 @@ class Shake(BlurMode):
     online = True
 
     def online_spec(self, settings: dict):
-        from blurgen import shake as _shake
+        from blurgen.physics import shake as _shake
 
         kinds = {"max_angle": float, "focal": float, "knots": int, "max_shift": float, "step": float}
         unknown = sorted(set(settings) - set(kinds))
@@ -92,14 +92,14 @@ def shake_seeds(seed: int, image: int, crop: int) -> np.ndarray:
 
 
 def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg) -> tuple:
-    """A non-uniform camera-shake sample (:mod:`blurgen.shake`) of ``photo`` (H, W, 3) uint8.
+    """A non-uniform camera-shake sample (:mod:`blurgen.physics.shake`) of ``photo`` (H, W, 3) uint8.
 
     Draws, from ``default_rng([seed, SHAKE_TAG, image, crop])`` in this order: the three
     path lengths, the crop position, the realism levels.  Returns (blurred, sharp) (h, w, 3)
     uint8, the (k, k) PSF at the crop's centre pixel, and the meta fields.  Raises
     :class:`SkipImage` ("too-small") when the photo cannot hold the crop plus the shake's margin.
     """
-    from blurgen import shake as _shake
+    from blurgen.physics import shake as _shake
 
     spec, realism = cfg.spec, cfg.realism
     rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
@@ -148,7 +148,7 @@ def _fit_shake(photo: np.ndarray, drawn, cfg) -> tuple[np.ndarray, float, float,
     as it is if it holds the crop plus the margin its drawn shake needs, or with ``--small
     upscale`` enlarged (bicubic, :func:`~blurgen.modes.base.upscale_to`) until it does (at most
     :data:`SHAKE_UPSCALE_TRIES` tries; the caller skips a photo that still does not)."""
-    from blurgen import shake as _shake
+    from blurgen.physics import shake as _shake
 
     spec, original, factor = cfg.spec, photo, 1.0
     for _ in range(SHAKE_UPSCALE_TRIES):
@@ -179,7 +179,7 @@ def shake_window(window: np.ndarray, margins: tuple[int, int], spec, realism, rn
     (``shake_scale``, 1 if it fitted).  Draws from ``rng``: the three walks' seeds, then the
     path lengths.  Returns the blurred crop (H - b - a, W - b - a, 3) uint8 and its meta.
     """
-    from blurgen import shake as _shake
+    from blurgen.physics import shake as _shake
 
     h, w = window.shape[:2]
     before, after = margins

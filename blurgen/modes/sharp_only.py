@@ -10,7 +10,7 @@ import click
 import numpy as np
 
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
-from blurgen.shard_run import SynthError
+from blurgen.runs.shard_run import SynthError
 
 
 class SharpOnly(BlurMode):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from blurgen.caches import FileCache
-from blurgen.kernels import KernelBatch, kernel_seeds, make_kernels, read_bank
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
+from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, read_bank
+from blurgen.plumbing.caches import FileCache
 from blurgen.sources import SkipImage
 
 # blur (OpenCV, SciPy) is imported where a sample is made: the command lines import the
@@ -73,7 +73,7 @@ class Uniform(BlurMode):
     def sample(self, photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
         if photo.extra == "reach":
             return reach_sample(photo, crop, j, cfg, shared)
-        from blurgen import blur
+        from blurgen.physics import blur
 
         pixels, i = photo.pixels, photo.index
         before, after = blur.margins(self.kernel_size(cfg))
@@ -139,7 +139,7 @@ def reach_sample(photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
     (``blur.support_margins``) lie inside the photo (issue 22.3).  Photos that hold the whole
     margin never come here: their samples stay as they were.  SkipImage("too-small") if the
     photo cannot hold the crop plus that reach."""
-    from blurgen import blur
+    from blurgen.physics import blur
 
     pixels, side = photo.pixels, cfg.crop
     rng = np.random.default_rng([cfg.seed, photo.index, crop])

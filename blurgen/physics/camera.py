@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from blurgen import blur
-from blurgen.cameras import Camera
+from blurgen.physics import blur
+from blurgen.physics.cameras import Camera
 
 #: RSBlur's range of the saturation factor alpha (dataset_RealisticDeblur.py:
 #: ``random.uniform(0.25, 1.75)``).

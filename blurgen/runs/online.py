@@ -8,16 +8,16 @@ about draw j -- the kernel and the effect levels (and the noise itself) -- is
 a pure function of (seed, j, attempt):
 
 * the kernel's seed is number j of the counter-based stream (SplitMix64,
-  :mod:`blurgen.streams`) whose base is ``SeedSequence([seed, ONLINE_TAG,
+  :mod:`blurgen.physics.streams`) whose base is ``SeedSequence([seed, ONLINE_TAG,
   attempt])``, and its PSF ``make_kernels(seed, spec)`` -- so a kernel comes
   out the same whatever batch it is made in, and a batch of kernels is made
   in one vectorised call (about 6 ms a 21-px kernel in batches of six here,
   against 22 ms one at a time);
 * the effect levels, then the camera's settings (with one), and the noise
   come from ``default_rng([seed, ONLINE_TAG, j, attempt])``, drawn as
-  ``synthesize`` draws them (:meth:`blurgen.realism.Realism.draw`).
+  ``synthesize`` draws them (:meth:`blurgen.physics.realism.Realism.draw`).
 
-The blur itself is :meth:`blurgen.realism.Realism.blur`, the one ``synthesize``
+The blur itself is :meth:`blurgen.physics.realism.Realism.blur`, the one ``synthesize``
 writes shards with: one code path for both.
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blurgen import blur, streams
-from blurgen.kernels import KernelBatch, KernelSpec, make_kernels
-from blurgen.psf import max_extent
 from blurgen.modes import DEFAULT_MODE, MODES, ONLINE_MODES
-from blurgen.realism import Realism
+from blurgen.physics import blur, streams
+from blurgen.physics.kernels import KernelBatch, KernelSpec, make_kernels
+from blurgen.physics.psf import max_extent
+from blurgen.physics.realism import Realism
 
 #: Keeps the online streams apart from every other stream of the same seed.
 ONLINE_TAG = 0x6F6E6C6E
@@ -50,12 +50,12 @@ class OnlineBlur:
         ``max_extent(k)`` px (k - 2 for odd k), anxiety and exposure fraction
         drawn per kernel as DeblurGAN draws them.
     realism : linear light, saturation, noise, JPEG or RSBlur's camera pipeline
-        around the blur, as ``synthesize`` applies them (:mod:`blurgen.realism`);
+        around the blur, as ``synthesize`` applies them (:mod:`blurgen.physics.realism`);
         with a camera both crops come back in its tone curve.
     mode : a blur mode of ``blurgen.modes.ONLINE_MODES`` (one that blurs a window of one
         photo): ``uniform``, the draw's kernel; ``shake``, non-uniform camera shake
         inside the window (its margin is the kernel's, k - 1).
-    spec : the mode's settings (``blurgen.shake.ShakeSpec`` for ``shake``), None for its defaults.
+    spec : the mode's settings (``blurgen.physics.shake.ShakeSpec`` for ``shake``), None for its defaults.
     """
 
     kernel_size: int

@@ -11,7 +11,7 @@ Two draw orders are in use, and each caller keeps its own, so that every
 draw stays the number it always was (resumed training runs are compared
 bit for bit):
 
-* ``UNIFORMS`` (:class:`blurgen.dataset.PairDataset`): four uniforms in
+* ``UNIFORMS`` (:class:`blurgen.shards.dataset.PairDataset`): four uniforms in
   [0, 1) at once, ``u = rng.random(4)``; y0 = floor(u0 (H - side + 1)),
   x0 = floor(u1 (W - side + 1)), horizontal flip iff u2 < 1/2, vertical
   flip iff u3 < 1/2.  All four are drawn whatever is switched on.

@@ -1,8 +1,8 @@
 """Camera-shake blur kernels (PSFs) and the kernel-bank file.
 
 ``make_kernels`` turns seeds into normalised, centred PSFs by drawing random
-trajectories (:mod:`blurgen.trajectory`) and rasterising the exposed part
-(:mod:`blurgen.psf`).  A kernel bank is an HDF5 file of such PSFs with every
+trajectories (:mod:`blurgen.physics.trajectory`) and rasterising the exposed part
+(:mod:`blurgen.physics.psf`).  A kernel bank is an HDF5 file of such PSFs with every
 kernel's seed and parameters (layout in ``docs/kernel-bank.md``).
 """
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import files, stopping, streams
-from blurgen import psf as _psf
 from blurgen.errors import BlurgenError
-from blurgen.stopping import StopFlag
-from blurgen.trajectory import draw_fraction, random_trajectories
+from blurgen.physics import psf as _psf
+from blurgen.physics import streams
+from blurgen.physics.trajectory import draw_fraction, random_trajectories
+from blurgen.plumbing import files, stopping
+from blurgen.plumbing.stopping import StopFlag
 
 BANK_FORMAT = "blurgen.kernel-bank"
 BANK_VERSION = 1
@@ -192,10 +193,10 @@ def write_bank(
     when complete, so an interrupted run never leaves a half-written bank.
     ``progress(k)`` is called after each batch of ``k`` kernels; ``stop`` is
     checked between batches (and before the rename), raising
-    :class:`~blurgen.stopping.Interrupted` once set.
+    :class:`~blurgen.plumbing.stopping.Interrupted` once set.
 
     The run holds ``path``'s lock (a second writer of the same bank gets
-    :class:`~blurgen.files.Busy`) and first removes the temporaries that
+    :class:`~blurgen.plumbing.files.Busy`) and first removes the temporaries that
     killed runs left beside ``path``.  A write that fails (a full disk) is
     raised as OSError after the HDF5 file is closed and the temporary removed.
     """

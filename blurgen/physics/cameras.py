@@ -1,4 +1,4 @@
-"""The cameras RSBlur's pipeline (:mod:`blurgen.camera`) can be: each one's calibration,
+"""The cameras RSBlur's pipeline (:mod:`blurgen.physics.camera`) can be: each one's calibration,
 registered by name.  Numbers only (NumPy, no image library), so that the command lines
 can list the names as they start.  Where each number comes from: ``docs/camera.md``.
 """

@@ -98,18 +98,18 @@ def check_output(path, overwrite: bool) -> None:
 
 def say(text: str, err: bool = False) -> None:
     """``click.echo`` of a message wrapped at words to the terminal's width when the
-    stream is a terminal (blurgen.terminal.fit_to_terminal); a log keeps its lines whole."""
+    stream is a terminal (blurgen.plumbing.terminal.fit_to_terminal); a log keeps its lines whole."""
     import sys
 
-    from blurgen.terminal import fit_to_terminal
+    from blurgen.plumbing.terminal import fit_to_terminal
 
     click.echo(fit_to_terminal(text, sys.stderr if err else sys.stdout), err=err)
 
 
 def save_png(path, image) -> None:
     """Write a PNG atomically; a full disk (or any failed write) is one line naming the path."""
-    from blurgen.files import describe_os_error
-    from blurgen.pictures import write_png
+    from blurgen.plumbing.files import describe_os_error
+    from blurgen.plumbing.pictures import write_png
 
     try:
         write_png(path, image)
@@ -118,7 +118,7 @@ def save_png(path, image) -> None:
 
 
 def interrupted(exc, what: str):
-    """End a run stopped by a stop signal (``blurgen.stopping.SIGNALS``): one line, exit 130
+    """End a run stopped by a stop signal (``blurgen.plumbing.stopping.SIGNALS``): one line, exit 130
     (as the shell does for Ctrl-C)."""
     import signal
     import sys
@@ -134,15 +134,15 @@ def megabytes(n: int) -> str:
 
 
 def realism_options(prefix: str = "", default=False, fields: tuple[str, ...] | None = None):
-    """Decorator: the options of the realism spec (``blurgen.realism.OPTIONS``), one per field,
+    """Decorator: the options of the realism spec (``blurgen.physics.realism.OPTIONS``), one per field,
     each with the spec's one help text: ``--linear --saturate --noise --jpeg-quality LO-HI
     --camera [NAME]``, or with ``prefix`` ``online-`` ``--online-linear ...`` (``trainer
     fit``).  Parameters are named after the fields (with the prefix, ``online_noise``);
     ``default``: the flags' default (None where a command must tell "not given" apart,
     as ``trainer fit`` does for presets and ``--resume``); ``fields``: only these (``average``
     takes the camera alone)."""
-    from blurgen.cameras import DEFAULT_CAMERA
-    from blurgen.realism import OPTIONS
+    from blurgen.physics.cameras import DEFAULT_CAMERA
+    from blurgen.physics.realism import OPTIONS
 
     def option(name: str):
         flag = f"--{prefix}{name.replace('_', '-')}"

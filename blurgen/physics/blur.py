@@ -2,7 +2,7 @@
 
 Images here are float32 (H, W, 3) RGB in [0, 1] unless a docstring says
 otherwise.  A PSF of side k has its centre of mass on pixel (k // 2, k // 2)
-(:mod:`blurgen.psf`), and :func:`convolve_valid` anchors the convolution on
+(:mod:`blurgen.physics.psf`), and :func:`convolve_valid` anchors the convolution on
 that pixel, so blurring moves nothing: a bright dot at p becomes the PSF
 centred at p.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from scipy import fft
-
 
 # Supports of up to this many taps (bounding box) are convolved directly with
 # OpenCV's filter2D, larger ones by FFT.  OpenCV itself switches to a slower

@@ -7,9 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blurgen import files
-from blurgen.terminal import to_rgb_float
-
+from blurgen.plumbing import files
+from blurgen.plumbing.terminal import to_rgb_float
 
 #: Height (px) of the caption band under each row of a labelled contact sheet, and its letters.
 LABEL_BAND, LABEL_SIZE = 16, 11
@@ -71,7 +70,7 @@ def contact_sheet(
 
 def _caption(sheet: np.ndarray, text: str, x: int, y: int, width: int) -> None:
     """``text`` in the caption band whose top left is (x, y), cut to ``width`` pixels."""
-    from blurgen.lettering import put_text, text_size
+    from blurgen.plumbing.lettering import put_text, text_size
 
     while len(text) > 1 and text_size(text, LABEL_SIZE)[0] > width:
         text = text[:-1]
@@ -96,7 +95,7 @@ def side_by_side(images: list[np.ndarray], labels: list[str] | None = None, titl
             x += im.shape[1] + gap
         row = np.concatenate([row, band], axis=0)
     if title:   # wrapped at words to the picture's width, a band a line
-        from blurgen.lettering import text_size
+        from blurgen.plumbing.lettering import text_size
 
         lines = [""]
         for word in title.split():

@@ -1,6 +1,6 @@
 """The samples of a list of shards as one numbered collection, for datasets over shards.
 
-Both shard datasets -- :class:`blurgen.dataset.PairDataset` and the
+Both shard datasets -- :class:`blurgen.shards.dataset.PairDataset` and the
 trainer's ``ShardSource`` -- stand on this: a :class:`ShardIndex` numbers the
 samples of its shards 0..N-1 in order and says where sample i lives, its
 size and its pixels; :func:`check_shard` is the one look a dataset takes at

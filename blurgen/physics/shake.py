@@ -20,7 +20,7 @@ a horizontal field of view of 53°).  An optional in-plane translation of the
 camera (a scene at one depth) adds a shift: H = T(t) K R K^-1.
 
 The rotation trajectory reuses Boracchi & Foi's random walk
-(:mod:`blurgen.trajectory`), which models the image-plane path of a shaking
+(:mod:`blurgen.physics.trajectory`), which models the image-plane path of a shaking
 hand: one 2-D walk, scaled from unit length to an angular path length, gives
 (yaw, pitch); a second walk's horizontal component gives the roll; a third,
 scaled to pixels, the translation.  The walks are sampled at ``knots`` poses
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from blurgen.trajectory import random_trajectories
+from blurgen.physics.trajectory import random_trajectories
 
 #: Most poses averaged per sample: a shake so large that it needs more is
 #: averaged over this many (the streaks then step by more than ``step`` px).

@@ -13,7 +13,7 @@ rest, once for every kind:
   size), written after each one; a shard not listed, missing or of another
   size is built again, and with ``repair`` every listed one is verified too;
 * the worker pool (spawned processes, one shard each; a worker that dies ends
-  the run in one line), the stop signals (``blurgen.stopping``), progress;
+  the run in one line), the stop signals (``blurgen.plumbing.stopping``), progress;
 * the skip report (``skipped.tsv``) and the run's :class:`Summary`.
 
 Every shard is a pure function of the job and its task, so the output is the
@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from blurgen import files, shards, stopping
+from blurgen import shards
 from blurgen.errors import BlurgenError
-from blurgen.stopping import StopFlag
+from blurgen.plumbing import files, stopping
+from blurgen.plumbing.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
 
@@ -486,7 +487,7 @@ def run(job: ShardJob, out: str | os.PathLike, items: list, workers: int = 1, ov
     ``progress(made, dropped)`` after each item (from a helper thread when
     ``workers`` > 1).  ``stop`` is checked between samples (one worker) or every
     0.1 s (a pool): once set, the shards in progress are dropped, finished ones
-    kept, and :class:`~blurgen.stopping.Interrupted` raised.
+    kept, and :class:`~blurgen.plumbing.stopping.Interrupted` raised.
 
     One run at a time per ``part`` of a folder: the run holds the lock of its
     manifest from start to end.  SynthError for an output folder that cannot be

@@ -31,7 +31,11 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import files, shard_run, shards, stopping
+from blurgen import shards
+from blurgen.plumbing import files, stopping
+from blurgen.plumbing.stopping import StopFlag
+from blurgen.runs import shard_run
+from blurgen.runs.shard_run import ShardJob, ShardTask, Summary, SynthError
 from blurgen.shards import ShardError
 from blurgen.sources import (
     EXTENSIONS,
@@ -43,8 +47,6 @@ from blurgen.sources import (
     match_by_stem,
     name_bytes,
 )
-from blurgen.stopping import StopFlag
-from blurgen.shard_run import ShardJob, ShardTask, Summary, SynthError
 
 #: Beside the sequence folders of an export: which shards it came from (a resume
 #: into an export of other shards is refused).  A file, so the GoPro readers,
@@ -70,7 +72,7 @@ def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str 
 
     ``on_start(pairs)`` is called once the shards are listed, ``progress(1)``
     after each pair; ``stop`` is checked before each pair
-    (:class:`~blurgen.stopping.Interrupted`; the files written are complete).
+    (:class:`~blurgen.plumbing.stopping.Interrupted`; the files written are complete).
     Raises ShardError for an unreadable shard folder or shard, an ``out`` that
     holds an export of other shards, and a failed write (a full disk).
     """
@@ -141,7 +143,7 @@ def _export_shard(info, sequence: Path, summary: ExportSummary, progress, stop) 
 
 
 def _write_pair(targets: list[Path], images: tuple[np.ndarray, np.ndarray]) -> None:
-    from blurgen.pictures import write_png
+    from blurgen.plumbing.pictures import write_png
 
     for target, image in zip(targets, images):
         write_png(target, image)
@@ -264,7 +266,7 @@ def import_pairs(blur_dir: str | os.PathLike, sharp_dir: str | os.PathLike, out:
                  progress: Callable[[int, int], None] | None = None, on_start: Callable[[int], None] | None = None,
                  stop: StopFlag | None = None, repair: bool = False) -> Summary:
     """Bring a paired set into shards in ``out`` (module doc) with the shard-run engine
-    (:func:`blurgen.shard_run.run`: resume, ``repair``, ``overwrite``, stop, progress).
+    (:func:`blurgen.runs.shard_run.run`: resume, ``repair``, ``overwrite``, stop, progress).
 
     Shard s holds the pairs s·shard_size … of the stem-sorted pair list (fewer
     when pairs are skipped); ``Summary.images`` counts the matched pairs.  The

@@ -31,8 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from blurgen import cameras
 from blurgen.errors import BlurgenError
+from blurgen.physics import cameras
 
 # blur and camera (OpenCV, SciPy) are imported where the spec is applied, not here: both
 # command lines read OPTIONS (and the camera names) as they start.
@@ -88,7 +88,7 @@ class CameraState(NamedTuple):
     """A sample's camera: the calibration, its drawn settings, the generator of its noise."""
 
     camera: cameras.Camera
-    draw: object  # blurgen.camera.CameraDraw
+    draw: object  # blurgen.physics.camera.CameraDraw
     rng: np.random.Generator
 
 
@@ -172,7 +172,7 @@ class Realism:
         """With ``camera``: its settings drawn from ``rng``, which then draws its noise; else None."""
         if self.camera is None:
             return None
-        from blurgen import camera
+        from blurgen.physics import camera
 
         cam = cameras.get_camera(self.camera)
         return CameraState(cam, camera.draw_parameters(cam, rng), rng)
@@ -191,7 +191,7 @@ class Realism:
         with ``linear``/``saturate`` (highlights boosted with ``saturate`` and ``boost``),
         else code values / 255; with a camera, its linear light and saturation.  ``boost``:
         False for what a sharp image is made of."""
-        from blurgen import blur, camera
+        from blurgen.physics import blur, camera
 
         if cam is not None:
             return camera.working(region, cam.draw, boost)
@@ -208,7 +208,7 @@ class Realism:
         """The steps after the blur: float32 (H, W, 3) in the working space -> uint8 sRGB.
         Clip (``saturate``), sensor noise in linear light (from ``rng``), 8-bit sRGB, JPEG;
         with a camera, its raw noise and development instead, then JPEG."""
-        from blurgen import blur, camera
+        from blurgen.physics import blur, camera
 
         if cam is not None:
             out = camera.develop(blurred, cam.camera, cam.draw, cam.rng)
@@ -227,13 +227,13 @@ class Realism:
 
     def sharp(self, sharp: np.ndarray, cam: CameraState | None = None) -> np.ndarray:
         """The sharp image of a pair from its uint8 sRGB pixels: as it is, or in the camera's tone curve."""
-        from blurgen import camera
+        from blurgen.physics import camera
 
         return sharp if cam is None else camera.render_sharp(sharp, cam.camera)
 
     def encode(self, image: np.ndarray, cam: CameraState | None = None) -> np.ndarray:
         """A noise-free image in the working space (a sharp composite) -> uint8, as :meth:`sharp` renders."""
-        from blurgen import blur, camera
+        from blurgen.physics import blur, camera
 
         if cam is not None:
             return camera.tone_map(image, cam.camera)
@@ -247,7 +247,7 @@ class Realism:
             margins (``blur.margins``); psf : (k, k) float32, centred on (k // 2, k // 2).
         Returns (h, w, 3) uint8 sRGB (the camera's tone curve with one).
         """
-        from blurgen import blur
+        from blurgen.physics import blur
 
         region, psf = blur.trim_to_support(region, psf)  # convert only the pixels the blur reads
         return self.finish(blur.convolve_valid(self.working(region, effects, cam), psf), rng, effects, cam)

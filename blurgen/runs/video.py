@@ -36,12 +36,15 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from blurgen import blur, files, shard_run, shards, stopping
+from blurgen import shards
 from blurgen.modes.base import crop_box, too_small
-from blurgen.realism import Realism
+from blurgen.physics import blur
+from blurgen.physics.realism import Realism
+from blurgen.plumbing import files, stopping
+from blurgen.plumbing.stopping import StopFlag
+from blurgen.runs import shard_run
+from blurgen.runs.shard_run import ShardTask, Summary, SynthError
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, VIDEO_EXTENSIONS, SkipImage, check_name, load_rgb, name_bytes
-from blurgen.stopping import StopFlag
-from blurgen.shard_run import ShardTask, Summary, SynthError
 
 #: Recorded in each sample's ``blur_model``: the pair comes from averaged video
 #: frames, so its ``kernel`` is a 1x1 placeholder, not the blur (docs/video.md).
@@ -175,7 +178,7 @@ def average_frames(frames: list[np.ndarray], response: str = "srgb", interpolate
     encoded : False returns the float32 linear average itself, not re-encoded.
     stop : checked before each frame averaged (interpolated ones included): a window
         of a large ``interpolate`` is a long piece of work, and a stop must not wait
-        for its end (:class:`~blurgen.stopping.Interrupted`).
+        for its end (:class:`~blurgen.plumbing.stopping.Interrupted`).
 
     Returns (h, w, 3) uint8 RGB: the window of the blurred image.
     """
@@ -376,7 +379,7 @@ class AverageConfig:
     crop, crops_per_window : side of the square crops and how many each window gives.
     full : keep whole frames instead of crops.
     shard_size, seed, part, max_pixels : as for ``synthesize``.
-    camera : a camera of ``blurgen.camera.CAMERAS``: the frames averaged in its
+    camera : a camera of ``blurgen.physics.camera.CAMERAS``: the frames averaged in its
         linear light with its saturation, then its raw noise and development;
         both images in its tone curve (docs/camera.md).  None: plain averaging.
     """
@@ -549,7 +552,7 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
     Returns its manifest entry plus ``skipped``: [(clip, reason, detail)].
     ``progress(made, dropped)`` after each clip (pairs made, pairs it will not give); ``stop`` checked
     before each clip and window (then the temporary file goes and
-    :class:`~blurgen.stopping.Interrupted` is raised).
+    :class:`~blurgen.plumbing.stopping.Interrupted` is raised).
     """
     skipped = []
     attrs = {"shard": task.index, "arguments": cfg.arguments(), "images": [task.first_image, task.stop_image]}
@@ -592,7 +595,7 @@ def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwr
             repair: bool = False, stop: StopFlag | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``; ``Summary.images`` counts clips.
 
-    The shard-run engine (:func:`blurgen.shard_run.run`: one run per part, resume,
+    The shard-run engine (:func:`blurgen.runs.shard_run.run`: one run per part, resume,
     ``repair``, ``--overwrite``, stop flags, workers: any number gives the same bytes)
     with each clip's windows as its samples; SynthError for a user error, and for
     clips under ``--src`` that changed since the run started.

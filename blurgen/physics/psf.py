@@ -48,7 +48,7 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
     ----------
     points : (samples, n) complex
         The exposed trajectory samples x + iy in pixels (step-major, as
-        :attr:`blurgen.trajectory.Trajectories.points`).
+        :attr:`blurgen.physics.trajectory.Trajectories.points`).
     size : int
         Side of the PSF in pixels.
 

@@ -22,15 +22,17 @@ from typing import Callable
 
 import numpy as np
 
-from blurgen import shard_run, shards, stopping
-from blurgen.shard_run import ShardTask, Summary, SynthError
-from blurgen.kernels import BankError, KernelSpec, check_bank
-from blurgen.realism import Realism
-from blurgen.caches import FileCache
+from blurgen import shards
 from blurgen.modes import DEFAULT_MODE, BlurMode, Photo, get_mode
 from blurgen.modes.sharp_only import SHARP_ONLY
+from blurgen.physics.kernels import BankError, KernelSpec, check_bank
+from blurgen.physics.realism import Realism
+from blurgen.plumbing import stopping
+from blurgen.plumbing.caches import FileCache
+from blurgen.plumbing.stopping import StopFlag
+from blurgen.runs import shard_run
+from blurgen.runs.shard_run import ShardTask, Summary, SynthError
 from blurgen.sources import EXTENSIONS, MAX_PIXELS, PhotoSource, SkipImage, name_bytes, open_source
-from blurgen.stopping import StopFlag
 
 #: ``--small``: what becomes of photos smaller than a crop (plus the kernel's margin).
 SMALL_POLICIES = ("skip", "upscale")
@@ -54,12 +56,12 @@ class SynthConfig:
     kernel_bank : a bank from ``blurgen make-kernels`` to draw kernels from, or
         None to draw a fresh kernel per sample with ``kernel_spec``.
     realism : linear light, saturation, noise, JPEG or the camera pipeline around
-        every mode's blur (:class:`blurgen.realism.Realism`).
+        every mode's blur (:class:`blurgen.physics.realism.Realism`).
     max_pixels : larger images are skipped (decompression bomb guard).
     mode : the blur mode, a name of ``blurgen.modes.MODES``: ``uniform`` (one kernel per
         sample, fresh or from ``kernel_bank``), ``shake``, ``objects``, ``sharp-only``, ...
-    spec : the mode's own settings (``shake``: a ``blurgen.shake.ShakeSpec``; ``objects``: a
-        ``blurgen.objects.ObjectSpec``; None for modes without any).
+    spec : the mode's own settings (``shake``: a ``blurgen.physics.shake.ShakeSpec``; ``objects``: a
+        ``blurgen.physics.objects.ObjectSpec``; None for modes without any).
     """
 
     src: Path
@@ -157,7 +159,7 @@ def build_shard(task: ShardTask, images: list[str], cfg: SynthConfig, out: Path,
     it gave, and the pairs it was planned to give but did not (skipped: the
     total to expect shrinks by that much).  ``stop`` is checked
     before each sample: once set, the shard's temporary file is removed and
-    :class:`~blurgen.stopping.Interrupted` raised.
+    :class:`~blurgen.plumbing.stopping.Interrupted` raised.
     """
     mode, k_per = cfg.blur_mode, cfg.samples_per_image
     count = (task.stop_image - task.first_image) * k_per
@@ -387,7 +389,7 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
                repair: bool = False, stop: StopFlag | None = None, append: bool = False,
                space_check: bool = True, on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``: the shard-run engine
-    (:func:`blurgen.shard_run.run`: lock, plan, resume, ``repair``, workers, stop,
+    (:func:`blurgen.runs.shard_run.run`: lock, plan, resume, ``repair``, workers, stop,
     progress, the size estimate and ``on_plan``) with each photo's crops as its samples.
 
     ``append``: photos under ``cfg.src`` that the run's photo set(s) do not

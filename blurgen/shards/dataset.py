@@ -4,7 +4,7 @@ For training code of any kind (BasicSR, NAFNet, a hand-written loop) that
 wants this project's pairs without the ``trainer`` package::
 
     from torch.utils.data import DataLoader
-    from blurgen.dataset import PairDataset
+    from blurgen.shards.dataset import PairDataset
 
     data = PairDataset(["shards/"], crop=256, seed=0)
     for blurred, sharp in DataLoader(data, batch_size=16, shuffle=True, num_workers=4):
@@ -12,7 +12,7 @@ wants this project's pairs without the ``trainer`` package::
 
 Item i is a pure function of (seed, epoch, i) and the data on disk: its crop
 box and flips come from ``numpy.random.default_rng([seed, PAIR_TAG, epoch,
-i])`` (:func:`blurgen.augment.draw_crop_flip`, order ``UNIFORMS``), whatever
+i])`` (:func:`blurgen.shards.augment.draw_crop_flip`, order ``UNIFORMS``), whatever
 process reads it, so a loader with any ``num_workers`` gives the same pairs.
 HDF5 files are opened lazily by the process that reads them; the dataset
 pickles without its handles, and a worker forked from a parent that had
@@ -21,7 +21,7 @@ must not cross a fork).
 
 torch is imported here only: ``import blurgen.shards`` stays light (and
 does not import this module).  The shard bookkeeping -- numbering, sizes,
-readers, the check of each shard -- is :mod:`blurgen.shard_index`, shared
+readers, the check of each shard -- is :mod:`blurgen.shards.index`, shared
 with the trainer.
 """
 from __future__ import annotations
@@ -35,8 +35,8 @@ import torch
 from torch.utils.data import Dataset
 
 from blurgen import shards
-from blurgen.augment import UNIFORMS, draw_crop_flip, flip_pair
-from blurgen.shard_index import ShardIndex, check_shard
+from blurgen.shards.augment import UNIFORMS, draw_crop_flip, flip_pair
+from blurgen.shards.index import ShardIndex, check_shard
 
 #: Stream tag of the crop and flip draws ("pair"), kept apart from other streams of the same seed.
 PAIR_TAG = 0x70616972
@@ -92,7 +92,7 @@ class PairDataset(Dataset):
         self.index = ShardIndex(infos, verify=self.verify, sizes=sizes)
 
     def _check(self, info: shards.ShardInfo) -> np.ndarray:
-        """Check one shard (:func:`blurgen.shard_index.check_shard`) and its samples
+        """Check one shard (:func:`blurgen.shards.index.check_shard`) and its samples
         against ``crop``; returns its samples' (H, W)."""
         sizes = check_shard(info, verify=False).sizes
         if self.crop is not None and len(sizes) and sizes.min() < self.crop:

@@ -16,7 +16,7 @@ all scaled by the anxiety ``expl``; the velocity is then renormalised to
 
 The model is vectorised over kernels: the loop runs over the ``iters`` time
 steps only, each step updating every kernel of the batch at once.  Random
-numbers come from per-kernel counter-based streams (:mod:`blurgen.streams`), so
+numbers come from per-kernel counter-based streams (:mod:`blurgen.physics.streams`), so
 a trajectory depends on its seed alone.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from blurgen import streams
+from blurgen.physics import streams
 
 #: DeblurGAN's values of the anxiety, drawn uniformly when not fixed.
 EXPL_CHOICES = (0.003, 0.005, 0.007, 0.008, 0.009, 0.01)
@@ -179,7 +179,7 @@ def random_trajectories(
     Parameters
     ----------
     seeds : (n,) uint64
-        One seed per trajectory (see :func:`blurgen.kernels.kernel_seeds`).
+        One seed per trajectory (see :func:`blurgen.physics.kernels.kernel_seeds`).
     iters : int
         Number of samples along the trajectory (>= 2).
     max_len : float

@@ -33,16 +33,16 @@ does).  Runs alternate 0 and 1, starting with 0, in column-major order.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from blurgen import blur
 from blurgen.errors import BlurgenError
-from blurgen.psf import centre
+from blurgen.plumbing.caches import FileCache
+from blurgen.physics import blur
+from blurgen.physics.psf import centre
 
 
 class ObjectsError(BlurgenError):
@@ -228,32 +228,20 @@ def read_instances(path: Path, images: Path, min_area: int) -> list[Instance]:
     return usable
 
 
-_INSTANCES: dict[tuple, list[Instance]] = {}
+_INSTANCES = FileCache(size=2)
+_PHOTOS = FileCache(size=8)  # an instance's photo is often drawn again
 
 
 def instances(spec: ObjectSpec, src: Path) -> list[Instance]:
-    """:func:`read_instances` of ``spec``, read once per process."""
+    """:func:`read_instances` of ``spec``, read once per process (while the file is unchanged)."""
     images = Path(spec.images or src)
-    key = (str(Path(spec.annotations).resolve()), str(images.resolve()), spec.min_area)
-    if key not in _INSTANCES:
-        _INSTANCES[key] = read_instances(spec.annotations, images, spec.min_area)
-    return _INSTANCES[key]
-
-
-_PHOTOS: OrderedDict = OrderedDict()
+    return _INSTANCES.get(spec.annotations, lambda: read_instances(spec.annotations, images, spec.min_area),
+                          str(images.resolve()), spec.min_area)
 
 
 def cached_photo(path: Path, load) -> np.ndarray:
-    """``load(path)``, keeping the last 8 photos (an instance's photo is often drawn again)."""
-    key = str(path)
-    if key in _PHOTOS:
-        _PHOTOS.move_to_end(key)
-        return _PHOTOS[key]
-    photo = load(path)
-    _PHOTOS[key] = photo
-    if len(_PHOTOS) > 8:
-        _PHOTOS.popitem(last=False)
-    return photo
+    """``load(path)``, keeping the last 8 photos read (while each file is unchanged)."""
+    return _PHOTOS.get(path, lambda: load(path))
 
 
 def cut_out(photo: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:

@@ -36,8 +36,8 @@ from typing import Sequence
 import numpy as np
 import xxhash
 
-from blurgen import files
 from blurgen.errors import BlurgenError
+from blurgen.plumbing import files
 
 FORMAT = "blurgen.shard"
 #: 2: per-sample (crops) or per-tile (whole images) xxh3-64 hashes of the pixels.
@@ -974,7 +974,7 @@ def verify_shard(path: str | os.PathLike, entry: dict) -> str | None:
                 kernels = reader._dataset(reader.file, "kernel")[()]
                 if kernels.shape[0] != n or kernels.dtype != np.float32:
                     return f"kernel dataset has shape {kernels.shape} {kernels.dtype}, expected ({n}, k, k) float32"
-                from blurgen.kernels import check_psfs
+                from blurgen.physics.kernels import check_psfs
 
                 problem = check_psfs(kernels)
                 if problem:

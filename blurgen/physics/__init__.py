@@ -1,0 +1,1 @@
+"""The physics of blur: random camera-shake trajectories (Boracchi & Foi), their PSFs and kernel banks, true convolution, linear light and sensor noise (the realism spec), RSBlur's camera pipeline and its calibrations, Whyte's non-uniform shake, layered moving objects.  Pure functions of arrays and random streams; no files."""

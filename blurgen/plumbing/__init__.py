@@ -1,0 +1,1 @@
+"""What both command lines and both packages share: atomic files and locks, progress, stopping on signals, pictures in the terminal and as PNG, lettering, the command-line helpers, the per-process file cache.  Nothing here knows about blur or training."""

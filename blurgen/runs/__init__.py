@@ -1,0 +1,1 @@
+"""The runs that make shards: the shard-run engine (lock, plan, resume, pool, stops, skip report), and the jobs handed to it (synthesize, average, import-pairs), plus export and blur on the fly for ``trainer fit --online``."""
