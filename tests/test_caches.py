@@ -37,3 +37,9 @@ def test_the_least_recently_used_entry_goes_first(tmp_path):
     cache.get(paths[0], loader(paths[0]))
     cache.get(paths[1], loader(paths[1]))
     assert reads == ["0.txt", "1.txt", "2.txt", "1.txt"]
+
+
+def test_a_missing_file_is_left_to_its_loader(tmp_path):
+    calls = []
+    value = FileCache().get(tmp_path / "none.json", lambda: calls.append(1) or "the loader's own answer")
+    assert value == "the loader's own answer" and calls == [1]

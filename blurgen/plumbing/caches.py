@@ -24,7 +24,10 @@ class FileCache:
         self._entries: OrderedDict = OrderedDict()
 
     def get(self, path: str | os.PathLike, load: Callable[[], object], *key: Hashable):
-        info = os.stat(path)
+        try:
+            info = os.stat(path)
+        except OSError:  # missing or unreadable: not cached, the loader says what is wrong, its own way
+            return load()
         full = (os.path.abspath(path), info.st_mtime_ns, info.st_size, *key)
         if full in self._entries:
             self._entries.move_to_end(full)
