@@ -137,7 +137,7 @@ def test_lock_is_not_stale_after_kill_9(tmp_path):
     """Issue 11.5: a run killed with kill -9 leaves its lock file, but not its lock: the next
     run goes ahead (and removes the file at its end)."""
     path = tmp_path / "bank.h5"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from blurgen import files\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from blurgen.plumbing import files\n"
                                "with files.exclusive_lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)",
                                str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "locked\n"
