@@ -161,13 +161,6 @@ def test_bad_choices_still_say_what_to_choose():
     assert "'x' is not one of 'per-pixel', 'per-image'" in result.output
 
 
-def test_trainer_help_imports_no_library():
-    code = ("import sys; from cli import trainer; "
-            "assert not {'torch', 'cv2', 'skimage'} & set(sys.modules), sorted(sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-
-
 # --- architecture settings -------------------------------------------------------------------
 def test_architecture_fields_are_config_fields_network_arguments_and_fit_flags():
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
