@@ -5,16 +5,32 @@ order: the crop position, the kernel (a bank index, or one draw that keeps
 the order the same with a fresh kernel), the realism levels.  Its fresh
 kernel is number ``i * crops_per_image + c`` of the run's counter-based kernel
 stream (``kernel_seeds(seed, ...)``), made for the whole shard at once.
+
+Defocus (``--defocus LO-HI``, issue 24.2) is a setting of this mode's blur, not a
+mode of its own: its option sits in :attr:`Uniform.options` and its settings, a
+:class:`blurgen.physics.defocus.DefocusSpec`, are the mode's ``cfg.spec`` (None
+without it), so the registry, ``SynthConfig`` and ``build_shard`` know nothing
+of it: an effect of one mode is that mode's module plus its physics.  With it,
+each sample's kernel is the motion PSF (fresh or from the bank) convolved with
+a disk of a radius drawn from the sample's own stream
+``default_rng([seed, DEFOCUS_TAG, i, c])`` (the draws above are untouched);
+the stored kernel, and so the crop's margin, grows by ``2 * ceil(HI)`` px, and
+the sample records ``defocus_radius``.  Without it nothing is drawn, stored or
+recorded that was not before.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import numpy as np
 
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
+from blurgen.physics.defocus import DefocusSpec
 from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, read_bank
+from blurgen.physics.realism import parse_range
 from blurgen.plumbing.caches import FileCache
+from blurgen.runs.shard_run import SynthError
 from blurgen.sources import SkipImage
 
 # blur (OpenCV, SciPy) is imported where a sample is made: the command lines import the
@@ -38,15 +54,34 @@ class Uniform(BlurMode):
     name = "uniform"
     summary = "one uniform kernel per sample, fresh (Boracchi & Foi) or from a --kernels bank (DeblurGAN)"
     online = online_kernel = True
+    options = (
+        click.option("--defocus", default=None, metavar="LO-HI",
+                     help="Defocus with the motion: each kernel convolved with a disk (circle of confusion) of a "
+                          "radius drawn in LO-HI px; the kernel grows by 2*HI px (docs/modes.md)."),
+    )
+    #: The option that asks for this mode's own settings (the mode is the default without it).
+    flag = "--defocus"
 
     def spec_from(self, values: dict):
-        return None  # the default: chosen when no other mode is
+        """A DefocusSpec with ``--defocus``, else None (the default mode all the same)."""
+        if values.get("defocus") is None:
+            return None
+        lo, hi = parse_range(values["defocus"], "defocus", "1-4")
+        return DefocusSpec(lo, hi)
+
+    def check(self, cfg) -> None:
+        if cfg.spec is not None and not isinstance(cfg.spec, DefocusSpec):
+            raise SynthError(f"the uniform mode's settings are a DefocusSpec or None, got {type(cfg.spec).__name__}")
 
     def arguments(self, cfg) -> dict:
-        return {"kernel_spec": None} if cfg.kernel_bank is not None else {}
+        args = {"kernel_spec": None} if cfg.kernel_bank is not None else {}
+        if cfg.spec is not None:  # a key only with --defocus: other manifests keep their bytes
+            args["defocus"] = [cfg.spec.lo, cfg.spec.hi]
+        return args
 
     def kernel_size(self, cfg) -> int:
-        return cfg.kernel_spec.size if cfg.kernel_bank is None else bank(cfg.kernel_bank).psf.shape[-1]
+        k = cfg.kernel_spec.size if cfg.kernel_bank is None else bank(cfg.kernel_bank).psf.shape[-1]
+        return k if cfg.spec is None else cfg.spec.grow(k)
 
     def shard(self, cfg, task) -> tuple[KernelBatch | None, KernelBatch | None]:
         """(the shard's fresh kernels, None) or (None, the bank)."""
@@ -79,7 +114,7 @@ class Uniform(BlurMode):
         before, after = blur.margins(self.kernel_size(cfg))
         rng = np.random.default_rng([cfg.seed, i, crop])
         y0, x0, y1, x1 = crop_box(rng, *pixels.shape[:2], cfg.crop, cfg.full, before, after)
-        kernel = draw_kernel(rng, j, *shared)
+        kernel = defocused(draw_kernel(rng, j, *shared), cfg, i, crop)
         region = pixels[y0 - before : y1 + after, x0 - before : x1 + after]
         return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo, crop)
 
@@ -91,8 +126,13 @@ class Uniform(BlurMode):
 
     def describe(self, args: dict) -> str:
         if args.get("kernel_bank"):
-            return f"kernels drawn from the bank {args['kernel_bank']}"
-        return fresh_line(args.get("kernel_spec") or {})
+            line = f"kernels drawn from the bank {args['kernel_bank']}"
+        else:
+            line = fresh_line(args.get("kernel_spec") or {})
+        if args.get("defocus") is not None:
+            lo, hi = args["defocus"]
+            line += f", each through a disk of defocus radius {lo}-{hi} px"
+        return line
 
 
 def draw_kernel(rng: np.random.Generator, j: int, fresh: KernelBatch | None,
@@ -107,12 +147,23 @@ def draw_kernel(rng: np.random.Generator, j: int, fresh: KernelBatch | None,
     return bank.psf[index], {k: v[index] for k, v in bank.params().items()}, index
 
 
+def defocused(kernel: tuple, cfg, image: int, crop: int) -> tuple:
+    """:func:`draw_kernel`'s ``kernel`` as the sample's blur, with its defocus radius appended:
+    with ``--defocus`` (``cfg.spec``) the motion PSF through the disk of the sample's radius
+    (drawn from its own stream) on the run's grid; else the kernel as it was, radius None."""
+    psf, params, index = kernel
+    if cfg.spec is None:
+        return psf, params, index, None
+    radius = cfg.spec.draw(cfg.seed, image, crop)
+    return cfg.spec.apply(psf, radius), params, index, radius
+
+
 def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, int, int, int], cfg,
          rng: np.random.Generator, photo: Photo, crop: int) -> tuple:
     """(blurred, sharp, psf, meta) of a crop.  ``region``: the window ``box`` (y0, x0, y1, x1)
-    plus the PSF's margins (``blur.margins``); ``kernel``: :func:`draw_kernel`'s; the realism
+    plus the PSF's margins (``blur.margins``); ``kernel``: :func:`defocused`'s; the realism
     levels are drawn from ``rng`` now, the camera's settings from the sample's camera stream."""
-    psf, params, bank_index = kernel
+    psf, params, bank_index, radius = kernel
     realism = cfg.realism
     effects = realism.draw(rng)
     cam = realism.draw_camera(realism.camera_rng([cfg.seed, photo.index, crop]))
@@ -122,6 +173,8 @@ def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, i
             **({} if cam is None else cam.draw.meta())}
     if cfg.small == "upscale":  # a field only then: other runs keep their bytes
         meta["upscale"] = np.float32(photo.factor)
+    if radius is not None:  # with --defocus only, likewise
+        meta["defocus_radius"] = np.float32(radius)
     return blurred, sharp, psf, meta
 
 
@@ -143,7 +196,7 @@ def reach_sample(photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
 
     pixels, side = photo.pixels, cfg.crop
     rng = np.random.default_rng([cfg.seed, photo.index, crop])
-    kernel = draw_kernel(rng, j, *shared)
+    kernel = defocused(draw_kernel(rng, j, *shared), cfg, photo.index, crop)
     before, after = blur.margins(kernel[0].shape[0])
     top, bottom, left, right = blur.support_margins(kernel[0])
     h, w = pixels.shape[:2]
