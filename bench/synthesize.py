@@ -41,6 +41,7 @@ from make_sample_photos import main as make_photos  # noqa: E402
 
 from blurgen import shards  # noqa: E402
 from blurgen.physics import camera, cameras  # noqa: E402
+from blurgen.physics.defocus import DefocusSpec  # noqa: E402
 from blurgen.physics.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.physics.objects import ObjectSpec  # noqa: E402
 from blurgen.physics.realism import Realism  # noqa: E402
@@ -146,8 +147,9 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
     return rows
 
 
-MODE_NAMES = ("shake", "objects")  # keys of MODES' options that name a blur mode (blurgen.modes)
-MODES = (("plain (DeblurGAN)", {}), ("--linear", {"linear": True}), ("--saturate", {"saturate": True}),
+MODE_NAMES = ("uniform", "shake", "objects")  # keys of MODES' options that name a blur mode (blurgen.modes)
+MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": DefocusSpec(1, 4)}), ("--linear", {"linear": True}),
+         ("--saturate", {"saturate": True}),
          ("--noise", {"noise": True}), ("--jpeg-quality 60-95", {"jpeg_quality": (60, 95)}),
          ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}),
          ("--shake nonuniform (1 deg)", {"shake": ShakeSpec(max_angle=1.0)}),

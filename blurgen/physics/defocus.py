@@ -82,11 +82,17 @@ def defocus_psf(motion_psf: np.ndarray, radius: float, size: int | None = None) 
         return motion.copy()
     k = motion.shape[0]
     out = np.zeros((k + d - 1, k + d - 1), np.float64)
-    m = motion.astype(np.float64)
-    # Full convolution as a sum of shifted copies, one per non-zero tap of the disk (symmetric:
-    # out[y, x] = sum_ij disk[i, j] * motion[y - i, x - j]).
-    for i, j in zip(*np.nonzero(disk)):
-        out[i : i + k, j : j + k] += float(disk[i, j]) * m
+    rows, cols = np.flatnonzero(motion.any(axis=1)), np.flatnonzero(motion.any(axis=0))
+    if rows.size:
+        # Only the motion's non-zero box is convolved (a 64-px kernel is mostly zeros), as a
+        # sum of shifted copies, one per non-zero tap of the disk:
+        # out[y, x] = sum_ij disk[i, j] * motion[y - i, x - j].
+        r0, c0 = rows[0], cols[0]
+        m = motion[r0 : rows[-1] + 1, c0 : cols[-1] + 1].astype(np.float64)
+        h, w = m.shape
+        box = out[r0 : r0 + h + d - 1, c0 : c0 + w + d - 1]
+        for i, j in zip(*np.nonzero(disk)):
+            box[i : i + h, j : j + w] += float(disk[i, j]) * m
     total = out.sum()
     return (out / total if total > 0 else out).astype(np.float32)
 
