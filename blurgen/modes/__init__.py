@@ -55,6 +55,9 @@ def mode_from_options(values: dict) -> tuple[str, object]:
     asked = [(mode, spec) for mode in MODES.values() if (spec := mode.spec_from(values)) is not None]
     if len(asked) > 1:
         (first, _), (second, _) = asked[:2]
+        if first.name == DEFAULT_MODE:  # asked for by a setting of the default mode (--defocus)
+            raise SynthError(f"{first.flag} is a setting of the {first.name} mode: it cannot be combined with "
+                             f"{second.flag}")
         raise SynthError(f"{second.flag} cannot be combined with {first.flag}: one blur mode per run")
     return (asked[0][0].name, asked[0][1]) if asked else (DEFAULT_MODE, None)
 
