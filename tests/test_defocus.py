@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from test_mode_hashes import SMALL as HASH_SMALL
 from test_mode_hashes import corpus, folder_hash
+from test_video import samples
 
-from blurgen import shards
 from blurgen.physics import blur
 from blurgen.physics.defocus import DefocusSpec, defocus_psf, disk_psf, disk_side
 from blurgen.physics.kernels import KernelSpec, make_kernels
@@ -24,15 +24,6 @@ SPEC = KernelSpec(size=15, iters=200, max_len=10.0)
 
 def run(*args):
     return CliRunner().invoke(blurgen, [str(a) for a in args], catch_exceptions=False)
-
-
-def samples(folder: Path) -> list[dict]:
-    """Every sample of every shard of ``folder``, in shard order."""
-    out = []
-    for info in shards.find_shards(folder):
-        with shards.ShardReader(info.path) as r:
-            out += [r.read_sample(i) for i in range(len(r))]
-    return out
 
 
 def moments(psf: np.ndarray) -> tuple[float, float, float]:
