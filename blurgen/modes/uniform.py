@@ -83,6 +83,14 @@ class Uniform(BlurMode):
         k = cfg.kernel_spec.size if cfg.kernel_bank is None else bank(cfg.kernel_bank).psf.shape[-1]
         return k if cfg.spec is None else cfg.spec.grow(k)
 
+    @staticmethod
+    def _side(cfg, shared) -> int:
+        """:meth:`kernel_size` from the shard's own kernels: per photo and per sample, without
+        asking the bank's cache (a stat of its file) again."""
+        fresh, from_bank = shared
+        k = (fresh if fresh is not None else from_bank).psf.shape[-1]
+        return k if cfg.spec is None else cfg.spec.grow(k)
+
     def shard(self, cfg, task) -> tuple[KernelBatch | None, KernelBatch | None]:
         """(the shard's fresh kernels, None) or (None, the bank)."""
         if cfg.kernel_bank is not None:
@@ -92,7 +100,7 @@ class Uniform(BlurMode):
         return make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * per), cfg.kernel_spec), None
 
     def prepare(self, photo: Photo, cfg, shared) -> Photo:
-        k = self.kernel_size(cfg)
+        k = self._side(cfg, shared)
         pixels, factor = photo.pixels, 1.0
         h, w = pixels.shape[:2]
         need = (k - 1) + (1 if cfg.full else cfg.crop)
@@ -111,7 +119,7 @@ class Uniform(BlurMode):
         from blurgen.physics import blur
 
         pixels, i = photo.pixels, photo.index
-        before, after = blur.margins(self.kernel_size(cfg))
+        before, after = blur.margins(self._side(cfg, shared))
         rng = np.random.default_rng([cfg.seed, i, crop])
         y0, x0, y1, x1 = crop_box(rng, *pixels.shape[:2], cfg.crop, cfg.full, before, after)
         kernel = defocused(draw_kernel(rng, j, *shared), cfg, i, crop)
