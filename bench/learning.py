@@ -24,11 +24,22 @@
    band of input PSNR.  Also writes validation.png (validation PSNR of every
    run against the step, dashed: the blurred input) and results.json.
 
---train-camera / --held-out-camera NAME make the training / held-out pairs
-with ``synthesize --camera NAME`` (RSBlur's camera pipeline, docs/camera.md)
-from the same photos, crops and kernels: with ``a7r3-rsblur`` (the sRGB tone
-curve) the sharp crops are the same bytes, so a model trained on plain pairs
-and one trained on camera pairs can be scored on the same held-out camera pairs.
+--train-mode / --held-out-mode "OPTIONS" make the training / held-out pairs
+with ``blurgen synthesize``'s blur-mode and realism options (any registered
+mode: ``"--shake nonuniform --max-angle 1"``, ``"--defocus 1-3"``, ``"--camera
+a7r3 --jpeg-quality 80-95"``) from the same photos and crops; --train-camera /
+--held-out-camera NAME are short for ``"--camera NAME"`` (RSBlur's camera
+pipeline, docs/camera.md: with ``a7r3-rsblur``, the sRGB tone curve, the sharp
+crops are the same bytes, so a model trained on plain pairs and one trained on
+camera pairs can be scored on the same held-out camera pairs).
+
+--cross NAME=OPTIONS ... is the cross-mode table: one training set and one
+held-out set per NAME (``plain=`` for DeblurGAN's plain blur), one run per
+NAME trained on its pairs, every run scored on every NAME's held-out pairs;
+it prints the gain of each (trained on, scored on) cell and writes cross.json
+(docs/modes.md, "Which synthesis trains best").  --repeat NAME trains NAME's
+run a second time with another seed and reports how far the two runs' gains
+differ: the run-to-run spread of one cell.
 
 --online trains on the same training photos blurred on the fly instead
 (``trainer fit --online``): the sharp images of the same training shards, a
@@ -59,6 +70,8 @@ import argparse
 import dataclasses
 import json
 import math
+import re
+import shlex
 import shutil
 import sys
 import time
@@ -69,7 +82,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from blurgen.commands import blur_settings  # noqa: E402
 from blurgen.physics.kernels import KernelSpec  # noqa: E402
+from blurgen.plumbing.command_line import UserError  # noqa: E402
 from blurgen.plumbing.pictures import write_png  # noqa: E402
 from blurgen.runs.synthesize import SynthConfig, synthesize  # noqa: E402
 from trainer.checkpoint import load_generator  # noqa: E402
@@ -105,20 +120,28 @@ def write_photos(folder: Path, names) -> None:
         write_png(folder / f"{name}.png", np.ascontiguousarray(image[..., :3]))
 
 
+def folder_name(part: str, options: str) -> str:
+    """The data folder of ``part`` ("train", "held-out") made with synthesize ``options``:
+    ``train-shards`` for plain blur, ``train-shards-camera-a7r3`` for "--camera a7r3"."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", options).strip("-")
+    return f"{part}-shards" + (f"-{slug}" if slug else "")
+
+
 def build_data(root: Path, kernel_size: int, seed: int, train_crops: int, held_out_crops: int,
-               train_camera: str | None = None, held_out_camera: str | None = None):
+               train_mode: str = "", held_out_mode: str = ""):
     """(training shard folder, held-out shard folder) under ``root``; reused if already built.
-    ``*_camera``: synthesize that part with ``--camera NAME`` (RSBlur's pipeline) instead."""
+    ``*_mode``: ``blurgen synthesize`` blur-mode and realism options that part is made
+    with ("" for plain DeblurGAN blur; :func:`blurgen.commands.blur_settings`)."""
     spec = KernelSpec(size=kernel_size, max_len=float(kernel_size - 2))
     folders = []
-    for name, photos, crop, crops, part_seed, camera in (
-            ("train", TRAIN_PHOTOS, 128, train_crops, seed, train_camera),
-            ("held-out", HELD_OUT_PHOTOS, 128, held_out_crops, seed + 1, held_out_camera)):
+    for name, photos, crop, crops, part_seed, options in (
+            ("train", TRAIN_PHOTOS, 128, train_crops, seed, train_mode),
+            ("held-out", HELD_OUT_PHOTOS, 128, held_out_crops, seed + 1, held_out_mode)):
         src = root / f"{name}-photos"
-        out = root / (f"{name}-shards" if camera is None else f"{name}-shards-camera-{camera}")
+        out = root / folder_name(name, options)
         write_photos(src, photos)
         cfg = SynthConfig(src=src, crop=crop, crops_per_image=crops, shard_size=256, seed=part_seed,
-                          kernel_spec=spec, camera=camera)
+                          kernel_spec=spec, **blur_settings(shlex.split(options)))
         synthesize(cfg, out, workers=2)   # resumes (does nothing) when already complete
         folders.append(out)
     return folders
@@ -232,7 +255,62 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
                   "val/input_psnr": logged["val/input_psnr"][1].tolist()}
     return {"name": name, "seconds": seconds, "steps": args.steps, "settings": settings,
             "scores": mean_scores(rows), "bands": scores_by_band(rows), "rows": rows,
-            "validation": validation, "generator": generator}
+            "validation": validation, "generator": generator, "data_config": data_cfg}
+
+
+def score_on(generator, data_cfg, held_out: Path) -> dict:
+    """Mean scores (``mean_scores``) of ``generator`` on every pair of the shard folder
+    ``held_out``, read as ``data_cfg`` reads its validation set."""
+    rows, _ = score_pairs(generator, val_pairs(dataclasses.replace(data_cfg, val_shards=held_out)))
+    return mean_scores(rows)
+
+
+def run_cross(args, names, modes: dict) -> int:
+    """The cross-mode table: for each NAME of ``modes`` ({NAME: synthesize options}) the
+    training and held-out pairs made with those options, one run per NAME trained on its
+    pairs, and every run scored on every NAME's held-out pairs (the same photos and crops).
+    ``--repeat NAME`` trains NAME's run again with seed + 1: the spread of one cell."""
+    data = {mode: build_data(args.out / "data", args.kernel_size, args.seed, args.train_crops,
+                             args.held_out_crops, options, options) for mode, options in modes.items()}
+    cells, runs = {}, []
+    trained = [(mode, args.seed) for mode in modes] + [(args.repeat, args.seed + 1)] * bool(args.repeat)
+    for name in names:
+        for mode, seed in trained:
+            train_shards, held_out = data[mode]
+            label = f"{mode}" + (f" (seed {seed})" if seed != args.seed else "")
+            folder = args.out / (f"{name}{args.tag}-cross-{mode}" + ("" if seed == args.seed else f"-seed{seed}"))
+            if folder.exists():
+                shutil.rmtree(folder)
+            r = train(name, folder, train_shards, held_out, argparse.Namespace(**{**vars(args), "seed": seed}),
+                      {**RUNS[name], **parse_sets(args.set)})
+            row = {other: score_on(r["generator"], r["data_config"], data[other][1]) for other in modes}
+            cells[f"{name}: {label}"] = {other: {"input_psnr": sc["input_psnr"], "psnr": sc["psnr"],
+                                                 "gain": sc["psnr"] - sc["input_psnr"], "pairs": sc["count"]}
+                                         for other, sc in row.items()}
+            runs.append({"name": name, "trained_on": mode, "seed": seed, "seconds": r["seconds"],
+                         "settings": r["settings"]})
+            print(f"{name}, trained on {label}: " + ", ".join(f"{o} {c['gain']:+.2f}" for o, c in
+                                                             cells[f'{name}: {label}'].items()) + " dB", flush=True)
+    print(f"\ncross-mode table: held-out gain in dB (PSNR of the last generator minus the blurred input's, "
+          f"RGB uint8, whole 128x128 crop, range 255) of a run trained on the row's pairs, scored on the "
+          f"column's held-out pairs ({', '.join(HELD_OUT_PHOTOS)}, never trained on); {args.steps} steps, "
+          f"tiny preset; input PSNR of each held-out set in the last line")
+    width = max(12, *(len(m) for m in modes))
+    print(f"{'trained on':{width + 6}s} " + " ".join(f"{m:>{width}s}" for m in modes))
+    for label, row in cells.items():
+        print(f"{label:{width + 6}s} " + " ".join(f"{row[m]['gain']:+{width}.2f}" for m in modes))
+    first = next(iter(cells.values()))
+    print(f"{'input dB':{width + 6}s} " + " ".join(f"{first[m]['input_psnr']:{width}.2f}" for m in modes))
+    if args.repeat:
+        a = next(row for label, row in cells.items() if label.endswith(f": {args.repeat}"))
+        b = next(row for label, row in cells.items() if label.endswith(f"(seed {args.seed + 1})"))
+        diffs = [abs(a[m]["gain"] - b[m]["gain"]) for m in modes]
+        print(f"run to run ({args.repeat}, seeds {args.seed} and {args.seed + 1}): the gains differ by "
+              f"{max(diffs):.2f} dB at most, {float(np.mean(diffs)):.2f} dB on average over the columns")
+    with open(args.out / f"cross{args.tag}.json", "w") as f:
+        json.dump({"modes": modes, "cells": cells, "runs": runs, "argv": sys.argv[1:]}, f, indent=1)
+    print(f"cells and runs: {args.out / f'cross{args.tag}.json'}")
+    return 0
 
 
 def draw_validation(results: list[dict], path: Path) -> None:
@@ -289,6 +367,7 @@ def run_folds(args, names, only) -> int:
             if folder.exists():
                 shutil.rmtree(folder)
             r = train(name, folder, train_shards, held_out, args, {**RUNS[name], **parse_sets(args.set)})
+            r.pop("data_config", None)
             fold = fold_record(k, held_photos, r, sharp_photo_scores(r.pop("generator"), held_photos))
             photos = fold["sharp_photos"]
             results[name].append(fold)
@@ -365,10 +444,20 @@ def main(argv=None) -> int:
     parser.add_argument("--online", action="store_true",
                         help="blur the training shards' sharp crops on the fly (trainer fit --online), "
                              "a fresh --kernel-size kernel per draw")
+    parser.add_argument("--train-mode", default="", metavar="OPTIONS",
+                        help='training pairs made with these synthesize blur-mode and realism options, '
+                             'e.g. "--shake nonuniform" (default: plain blur)')
+    parser.add_argument("--held-out-mode", default="", metavar="OPTIONS",
+                        help="held-out pairs made with these synthesize options")
     parser.add_argument("--train-camera", default=None, metavar="NAME",
-                        help="training pairs made with synthesize --camera NAME (RSBlur's pipeline)")
+                        help='short for --train-mode "--camera NAME" (RSBlur\'s pipeline)')
     parser.add_argument("--held-out-camera", default=None, metavar="NAME",
-                        help="held-out pairs made with synthesize --camera NAME")
+                        help='short for --held-out-mode "--camera NAME"')
+    parser.add_argument("--cross", nargs="+", default=None, metavar="NAME=OPTIONS",
+                        help='the cross-mode table: train on each NAME\'s pairs, score on each NAME\'s held-out '
+                             'pairs, e.g. plain= shake="--shake nonuniform"')
+    parser.add_argument("--repeat", default=None, metavar="NAME",
+                        help="with --cross: train NAME's run twice (seeds --seed and --seed + 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--folds", type=int, default=0, metavar="K",
                         help="rotate the held-out photos: K folds over all 17 photos, each held out once "
@@ -392,10 +481,26 @@ def main(argv=None) -> int:
 
     if args.table_from:
         return table_from(args.table_from, args.tag)
+    for part in ("train", "held_out"):
+        camera = getattr(args, f"{part}_camera")
+        if camera:
+            setattr(args, f"{part}_mode", f"{getattr(args, f'{part}_mode')} --camera {camera}".strip())
+    modes = dict(item.partition("=")[::2] for item in args.cross or ())
+    try:   # every options string checked before any work
+        for options in (args.train_mode, args.held_out_mode, *modes.values()):
+            blur_settings(shlex.split(options))
+    except UserError as exc:
+        parser.error(str(exc))
+    if args.repeat and args.repeat not in modes:
+        parser.error(f"--repeat {args.repeat}: not a name of --cross ({', '.join(modes) or 'none given'})")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.cross:
+        if args.folds or args.online or args.train_mode or args.held_out_mode:
+            parser.error("--cross makes its own pairs: no --folds, --online or --*-mode")
+        return run_cross(args, names, modes)
     if args.folds:
-        if args.online or args.train_camera or args.held_out_camera:
-            parser.error("--folds runs plain shard pairs: no --online or --*-camera")
+        if args.online or args.train_mode or args.held_out_mode:
+            parser.error("--folds runs plain shard pairs: no --online or --*-mode")
         only = [int(k) for k in args.only_folds.split(",") if k] or list(range(args.folds))
         try:
             for k in only:
@@ -404,8 +509,8 @@ def main(argv=None) -> int:
             parser.error(str(exc))
         return run_folds(args, names, only)
     train_shards, held_out = build_data(args.out / "data", args.kernel_size, args.seed,
-                                        args.train_crops, args.held_out_crops, args.train_camera,
-                                        args.held_out_camera)
+                                        args.train_crops, args.held_out_crops, args.train_mode,
+                                        args.held_out_mode)
     results = []
     for name in names:
         folder = args.out / f"{name}{args.tag}"
@@ -416,8 +521,8 @@ def main(argv=None) -> int:
                              {**RUNS[name], **online, **parse_sets(args.set)}))
 
     r0 = results[0]["scores"]
-    made = {"training": args.train_camera, "held-out": args.held_out_camera}
-    made = "; ".join(f"{part} pairs made with --camera {name}" for part, name in made.items() if name)
+    made = {"training": args.train_mode, "held-out": args.held_out_mode}
+    made = "; ".join(f"{part} pairs made with {options}" for part, options in made.items() if options)
     print(f"\nheld-out pairs: {r0['count']} (128x128 crops of {', '.join(HELD_OUT_PHOTOS)}, never trained on"
           + (f"; {made}" if made else "") + "); "
           "PSNR/SSIM on RGB uint8, whole image, range 255; SSIM skimage 7x7 uniform; last generator of each run")
@@ -433,7 +538,7 @@ def main(argv=None) -> int:
                                                          for b in r["bands"]))
     draw_validation(results, args.out / f"validation{args.tag}.png")
     for r in results:
-        del r["generator"]
+        del r["generator"], r["data_config"]
     with open(args.out / f"results{args.tag}.json", "w") as f:
         json.dump({"runs": results, "argv": sys.argv[1:]}, f, indent=1)
     print(f"curves: {args.out / f'validation{args.tag}.png'}; per-pair scores: {args.out / f'results{args.tag}.json'}")

@@ -241,6 +241,42 @@ def _kernel_spec(options: dict):
                       max_len=default_max_len(size) if max_len is None else max_len)
 
 
+def blur_settings(arguments: list[str]) -> dict:
+    """The blur mode, its settings and the realism spec that ``synthesize`` ARGUMENTS ask for,
+    as ``SynthConfig`` keywords {"mode", "spec", "realism"}: the one parser of those options
+    for code that builds its own ``SynthConfig`` (``bench/learning.py --train-mode``).
+    ``arguments``: e.g. ``["--shake", "2", "--camera", "a7r3"]``; an option of ``synthesize``
+    that is not a mode's or the realism spec's (``--crop``, ``--seed``) is refused: the
+    caller decides those.  UserError (one line) for a bad or misplaced option."""
+    from click.core import ParameterSource
+
+    from blurgen.modes import mode_from_options
+
+    allowed = {option.name for option in synthesize_cmd.params if _is_blur_option(option)}
+    try:
+        ctx = synthesize_cmd.make_context("synthesize", ["--src", ".", "--out", ".", *arguments])
+    except click.UsageError as exc:
+        raise UserError(f"{' '.join(arguments)}: {exc.format_message()}") from None
+    given = [name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    other = [name for name in given if name not in allowed | {"src", "out"}]
+    if other:
+        raise UserError(f"{' '.join(arguments)}: only blur-mode and realism options here, not "
+                        + ", ".join("--" + name.replace("_", "-") for name in other))
+    try:
+        mode, spec = mode_from_options(ctx.params)
+        return dict(mode=mode, spec=spec, realism=_realism(ctx.params))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _is_blur_option(option: click.Parameter) -> bool:
+    """Whether a ``synthesize`` parameter is a blur mode's or the realism spec's option."""
+    from blurgen.physics.realism import OPTIONS
+
+    modes = mode_options(click.Command("modes"))
+    return option.name in OPTIONS or any(option.name == p.name for p in modes.params)
+
+
 def _realism(options: dict, prefix: str = ""):
     """The realism spec of the options :func:`realism_options` added (RealismError: one line)."""
     from blurgen.physics.realism import OPTIONS, Realism, parse_range
