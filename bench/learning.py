@@ -39,7 +39,9 @@ NAME trained on its pairs, every run scored on every NAME's held-out pairs;
 it prints the gain of each (trained on, scored on) cell and writes cross.json
 (docs/modes.md, "Which synthesis trains best").  --repeat NAME trains NAME's
 run a second time with another seed and reports how far the two runs' gains
-differ: the run-to-run spread of one cell.
+differ: the run-to-run spread of one cell.  --reuse scores the runs that
+finished in --out before instead of training them again, so a mode can be added
+to a table.
 
 --online trains on the same training photos blurred on the fly instead
 (``trainer fit --online``): the sharp images of the same training shards, a
@@ -239,10 +241,17 @@ def train(name: str, out: Path, train_shards: Path, held_out: Path, args, change
         dict(dict(shards=tuple(train_shards) if isinstance(train_shards, tuple) else (train_shards,),
                   val_shards=held_out, mix=(1, 0), workers=1, seed=args.seed),
              **data_changes))
-    started = time.perf_counter()
-    fit(train_cfg, data_cfg)
-    seconds = time.perf_counter() - started
-    generator, _ = load_generator(out / "last.pt", torch.device("cpu"))
+    timing = out / "bench-seconds.json"
+    if getattr(args, "reuse", False) and timing.exists():   # a finished run of these settings: score it again
+        seconds = json.loads(timing.read_text())["seconds"]
+    else:
+        started = time.perf_counter()
+        fit(train_cfg, data_cfg)
+        seconds = time.perf_counter() - started
+        timing.write_text(json.dumps({"seconds": seconds}))
+    generator, state = load_generator(out / "last.pt", torch.device("cpu"))
+    if state["step"] != args.steps:
+        raise SystemExit(f"{out}: a run of {state['step']} steps, not --steps {args.steps}; drop --reuse")
     rows, _ = score_pairs(generator, val_pairs(data_cfg), sharp_input=True)
     settings = {k: v for k, v in dataclasses.asdict(train_cfg).items()
                 if k in ("init", "lr", "dropout", "ngf", "n_blocks", "skips", "adversarial_weight", "content_weight",
@@ -279,7 +288,7 @@ def run_cross(args, names, modes: dict) -> int:
             train_shards, held_out = data[mode]
             label = f"{mode}" + (f" (seed {seed})" if seed != args.seed else "")
             folder = args.out / (f"{name}{args.tag}-cross-{mode}" + ("" if seed == args.seed else f"-seed{seed}"))
-            if folder.exists():
+            if folder.exists() and not (args.reuse and (folder / "bench-seconds.json").exists()):
                 shutil.rmtree(folder)
             r = train(name, folder, train_shards, held_out, argparse.Namespace(**{**vars(args), "seed": seed}),
                       {**RUNS[name], **parse_sets(args.set)})
@@ -456,6 +465,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cross", nargs="+", default=None, metavar="NAME=OPTIONS",
                         help='the cross-mode table: train on each NAME\'s pairs, score on each NAME\'s held-out '
                              'pairs, e.g. plain= shake="--shake nonuniform"')
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --cross: score the finished runs already in --out again instead of training "
+                             "them (to add a mode to a table)")
     parser.add_argument("--repeat", default=None, metavar="NAME",
                         help="with --cross: train NAME's run twice (seeds --seed and --seed + 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
