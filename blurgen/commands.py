@@ -585,12 +585,11 @@ def _export_layout(target: str, older: tuple) -> tuple[str, str]:
             raise UserError(f"--to {target} needs the output folder after it: --to {target} OUT "
                             f"(for a folder named {target}, --to ./{target})")
         return "gopro", target
-    if len(older) == 1 and (target in LAYOUTS or target == "folder"):
+    named = target in LAYOUTS or target == "folder"
+    if named and len(older) == 1:
         return ("gopro" if target == "folder" else target), older[0]
-    if len(older) == 1:
-        raise UserError(f"unknown export layout {target!r} (--to LAYOUT OUT, LAYOUT one of {', '.join(LAYOUTS)}; "
-                        "or --to OUT for gopro)")
-    raise UserError(f"unexpected argument(s): {' '.join(older[1:])} (export FOLDER --to [LAYOUT] OUT)")
+    raise UserError(f"unexpected argument(s): {' '.join(older[1:] if named else older)} "
+                    f"(export FOLDER --to [LAYOUT] OUT, LAYOUT one of {', '.join(LAYOUTS)})")
 
 
 @blurgen.command("import-pairs")
