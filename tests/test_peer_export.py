@@ -18,7 +18,7 @@ import pytest
 from test_exchange import make_folder, run
 
 from blurgen.plumbing import basicsr_lmdb
-from blurgen.plumbing.stopping import Interrupted, StopFlag
+from blurgen.plumbing.stopping import StopFlag
 from blurgen.runs.exchange import EXPORT_RECORD, export_folder
 
 
@@ -144,8 +144,11 @@ def tree(root: Path) -> dict:
     return out
 
 
+@pytest.mark.parametrize("how", ["flag", "second Ctrl-C"])
 @pytest.mark.parametrize("layout", ["gopro", "basicsr", "lmdb"])
-def test_a_stopped_export_resumes_to_what_one_run_writes(tmp_path, layout):
+def test_a_stopped_export_resumes_to_what_one_run_writes(tmp_path, layout, how):
+    """Stopped after 2 pairs by the stop flag (checked before the next pair), or by a
+    KeyboardInterrupt outside the writer (in the progress bar): the 2 pairs are kept."""
     make_folder(tmp_path / "src", full=True)
     export_folder(tmp_path / "src", tmp_path / "once", layout=layout)
     stop, done = StopFlag(), []
@@ -153,9 +156,12 @@ def test_a_stopped_export_resumes_to_what_one_run_writes(tmp_path, layout):
     def progress(n):
         done.append(n)
         if len(done) == 2:
-            stop.set()
+            if how == "flag":
+                stop.set()
+            else:
+                raise KeyboardInterrupt
 
-    with pytest.raises(Interrupted):
+    with pytest.raises(KeyboardInterrupt):
         export_folder(tmp_path / "src", tmp_path / "twice", layout=layout, progress=progress, stop=stop)
     assert len(done) == 2
     if layout == "lmdb":

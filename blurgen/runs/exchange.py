@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -102,13 +103,15 @@ def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str 
             _claim(root, record, layout, LAYOUTS)
             if on_start:
                 on_start(summary.pairs)
-            for written in writer.write(infos, root, stop):
-                if written:
-                    summary.written += 1
-                else:
-                    summary.existing += 1
-                if progress:
-                    progress(1)
+            # closing: whatever stops the loop, the writer finishes (an LMDB commits) under the lock.
+            with closing(writer.write(infos, root, stop)) as pairs:
+                for written in pairs:
+                    if written:
+                        summary.written += 1
+                    else:
+                        summary.existing += 1
+                    if progress:
+                        progress(1)
     except files.Busy as exc:
         raise ShardError(str(exc)) from None
     except OSError as exc:
