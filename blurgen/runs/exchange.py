@@ -86,15 +86,15 @@ def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str 
 
     if layout not in LAYOUTS:
         raise ShardError(f"unknown export layout {layout!r} (choose from {', '.join(LAYOUTS)})")
-    writer = LAYOUTS[layout]
-    writer.require()
+    chosen = LAYOUTS[layout]
+    chosen.require()
     infos = shards.find_shards(folder)
     root = Path(out) / split
     if not split or Path(split).name != split or split.startswith("."):
         raise ShardError(f"bad split name {split!r}: a plain folder name such as train or test")
     _check_pairs(infos)  # before anything is written: a refused export leaves no trace
     record = {"source": str(Path(folder).resolve()), "shards": {i.path.name: i.checksum for i in infos}}
-    summary = ExportSummary(pairs=sum(i.count for i in infos), outputs=writer.outputs(root))
+    summary = ExportSummary(pairs=sum(i.count for i in infos), outputs=chosen.outputs(root))
     try:
         root.mkdir(parents=True, exist_ok=True)
         # One export per folder at a time: two of different shard folders would both pass the
@@ -104,7 +104,7 @@ def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str 
             if on_start:
                 on_start(summary.pairs)
             # closing: whatever stops the loop, the writer finishes (an LMDB commits) under the lock.
-            with closing(writer.write(infos, root, stop)) as pairs:
+            with closing(chosen.write(infos, root, stop)) as pairs:
                 for written in pairs:
                     if written:
                         summary.written += 1

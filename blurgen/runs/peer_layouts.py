@@ -1,15 +1,13 @@
 """The layouts ``blurgen export`` writes pairs in: one writer per layout, one registry line each.
 
-=========  ==================================================================  ==========================
-layout     under the split folder ``OUT/<split>/``                             read by
-=========  ==================================================================  ==========================
-gopro      ``<shard stem>/blur/NNNNNN.png`` and ``<shard stem>/sharp/NNNNNN.png``  GOPRO_Large readers:
-                                                                               ``trainer fit --gopro``,
-                                                                               DeblurGAN-v2
-basicsr    ``input/<shard stem>_NNNNNN.png`` and ``target/`` the same name      BasicSR's and NAFNet's
-                                                                               PairedImageDataset, disk
-lmdb       ``input.lmdb/`` and ``target.lmdb/`` (keys ``<shard stem>_NNNNNN``)  the same, io_backend lmdb
-=========  ==================================================================  ==========================
+Under the split folder ``OUT/<split>/``:
+
+* ``gopro``: ``<shard stem>/blur/NNNNNN.png`` and ``<shard stem>/sharp/NNNNNN.png``, the
+  GOPRO_Large layout (``trainer fit --gopro``, DeblurGAN-v2);
+* ``basicsr``: ``input/<shard stem>_NNNNNN.png`` and ``target/`` the same name, the paired
+  folders of BasicSR's and NAFNet's ``PairedImageDataset`` (``io_backend: disk``);
+* ``lmdb``: ``input.lmdb/`` and ``target.lmdb/``, keys ``<shard stem>_NNNNNN``, the same
+  dataset's ``io_backend: lmdb`` (:mod:`blurgen.plumbing.basicsr_lmdb`).
 
 ``input`` holds the blurred images (BasicSR's ``lq``) and ``target`` the sharp
 ones (``gt``): NAFNet's names for its GoPro folders (``datasets/GoPro/train/input``,
