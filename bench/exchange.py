@@ -1,4 +1,4 @@
-"""Rates of `blurgen export`, `blurgen import-pairs`, and of reading photos from a folder vs a zip.
+"""Rates of `blurgen export` (each layout), `blurgen import-pairs`, and of reading photos from a folder vs a zip.
 
     python bench/exchange.py [--pairs 200] [--photos 100]
 
@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blurgen import shards  # noqa: E402
 from blurgen.runs.exchange import export_folder, import_pairs  # noqa: E402
+from blurgen.runs.peer_layouts import LAYOUTS  # noqa: E402
 from blurgen.sources import FolderSource, ZipSource  # noqa: E402
 
 
@@ -42,14 +43,15 @@ def main():
         blurred = cv2.blur(sharp.reshape(-1, 256, 3), (5, 5)).reshape(sharp.shape)
         checksum = shards.write_shard(tmp / "s" / "shard-00000.h5", blurred, sharp, np.ones((n, 1, 1), np.float32))
         shards.write_manifest(tmp / "s", {"shards": {"shard-00000.h5": {"count": n, "checksum": checksum}}})
-        t = time.perf_counter()
-        export_folder(tmp / "s", tmp / "png")
-        export_rate = n / (time.perf_counter() - t)
-        seq = tmp / "png" / "train" / "shard-00000"
+        for layout in LAYOUTS:
+            t = time.perf_counter()
+            export_folder(tmp / "s", tmp / layout, layout=layout)
+            print(f"export --to {layout}: {n / (time.perf_counter() - t):,.0f} pairs/s (256x256, PNG)")
+        seq = tmp / "gopro" / "train" / "shard-00000"
         t = time.perf_counter()
         import_pairs(seq / "blur", seq / "sharp", tmp / "back", shard_size=1000)
         import_rate = n / (time.perf_counter() - t)
-        print(f"export: {export_rate:,.0f} pairs/s (256x256, PNG); import-pairs: {import_rate:,.0f} pairs/s")
+        print(f"import-pairs: {import_rate:,.0f} pairs/s")
 
         photos = tmp / "photos"
         photos.mkdir()

@@ -595,21 +595,37 @@ def _with_pair_bar(run, resume_hint: str):
 @blurgen.command("export")
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.argument("older", nargs=-1, metavar="")
-@click.option("--to", "target", type=click.Path(file_okay=False), required=True, metavar="OUT",
-              help="Write OUT/<split>/<shard>/blur/*.png and sharp/*.png (the GOPRO_Large layout).")
+@click.option("--to", "target", required=True, metavar="[LAYOUT] OUT",
+              help="LAYOUT gopro (the default): OUT/<split>/<shard>/blur/*.png and sharp/*.png (GOPRO_Large); "
+                   "basicsr: OUT/<split>/input/*.png and target/*.png (BasicSR, NAFNet); lmdb: "
+                   "OUT/<split>/input.lmdb and target.lmdb (BasicSR, NAFNet; pip install 'blurgen[lmdb]').")
 @click.option("--split", default="train", show_default=True, help="The split folder under OUT (train, test, ...).")
 def export_shards_cmd(folder, older, target, split):
-    """Shards as PNG pairs that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
+    """Shards as PNG pairs (or LMDB) that BasicSR, NAFNet, DeblurGAN-v2 and `trainer fit --gopro` read; resumable."""
     from blurgen.runs.exchange import export_folder
 
-    # `--to folder OUT`, the spelling of earlier versions, still works.
-    if older and (target != "folder" or len(older) != 1):
-        raise UserError(f"unexpected argument(s): {' '.join(older)} (export FOLDER --to OUT)")
-    target = older[0] if older else target
-    summary = _with_pair_bar(lambda **run: export_folder(folder, target, split, **run),
-                             "the files written are complete; run the same command again to resume")
-    click.echo(f"{target}/{split}: {summary.pairs:,} pairs; wrote {summary.written:,} now"
-               + (f", {summary.existing:,} were already there" if summary.existing else ""))
+    layout, out = _export_layout(target, older)
+    summary = _with_pair_bar(lambda **run: export_folder(folder, out, split, layout, **run),
+                             "what was written is complete; run the same command again to resume")
+    click.echo(f"{' and '.join(str(p) for p in summary.outputs)}: {summary.pairs:,} pairs; wrote "
+               f"{summary.written:,} now" + (f", {summary.existing:,} were already there" if summary.existing else ""))
+
+
+def _export_layout(target: str, older: tuple) -> tuple[str, str]:
+    """(layout, OUT) from ``--to`` and the words after it: ``--to OUT`` (gopro), ``--to LAYOUT OUT``,
+    or ``--to folder OUT``, the gopro spelling of earlier versions."""
+    from blurgen.runs.peer_layouts import LAYOUTS
+
+    if not older:
+        if target in LAYOUTS:
+            raise UserError(f"--to {target} needs the output folder after it: --to {target} OUT "
+                            f"(for a folder named {target}, --to ./{target})")
+        return "gopro", target
+    named = target in LAYOUTS or target == "folder"
+    if named and len(older) == 1:
+        return ("gopro" if target == "folder" else target), older[0]
+    raise UserError(f"unexpected argument(s): {' '.join(older[1:] if named else older)} "
+                    f"(export FOLDER --to [LAYOUT] OUT, LAYOUT one of {', '.join(LAYOUTS)})")
 
 
 @blurgen.command("import-pairs")

@@ -221,4 +221,5 @@ def test_export_takes_one_path_after_to(tmp_path):
     assert run("export", tmp_path / "src", "--to", "folder", tmp_path / "b").exit_code == 0
     assert (tmp_path / "b" / "train" / "shard-00001" / "sharp" / "000001.png").is_file()
     res = run("export", tmp_path / "src", "--to", tmp_path / "c", "extra")
-    assert res.exit_code == 2 and res.output == "error: unexpected argument(s): extra (export FOLDER --to OUT)\n"
+    assert res.exit_code == 2 and res.output == (
+        "error: unexpected argument(s): extra (export FOLDER --to [LAYOUT] OUT, LAYOUT one of gopro, basicsr, lmdb)\n")

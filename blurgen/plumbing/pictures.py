@@ -111,18 +111,29 @@ def side_by_side(images: list[np.ndarray], labels: list[str] | None = None, titl
     return row
 
 
-def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey uint8 image as PNG, atomically
-    (temp file, then rename)."""
-    path = Path(path)
+def encode_png(image: np.ndarray, level: int | None = None) -> bytes:
+    """The PNG file of an (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey image: uint8 as is
+    (lossless), float in [0, 1] rounded to uint8.  Encoded by OpenCV from BGR(A), as
+    ``cv2.imwrite`` would; ``level`` is zlib's compression level 0-9 (OpenCV's default if None).
+    OSError if OpenCV cannot encode it."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = np.rint(to_rgb_float(image) * 255).astype(np.uint8)
     bgr = image if image.ndim == 2 else cv2.cvtColor(
         image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", bgr)
+    ok, data = cv2.imencode(".png", bgr, [] if level is None else [cv2.IMWRITE_PNG_COMPRESSION, int(level)])
     if not ok:
-        raise OSError(f"{path}: could not encode PNG")
+        raise OSError("could not encode PNG")
+    return data.tobytes()
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an image (as :func:`encode_png` takes it) as PNG, atomically (temp file, then rename)."""
+    path = Path(path)
+    try:
+        data = encode_png(image)
+    except OSError:
+        raise OSError(f"{path}: could not encode PNG") from None
     with files.atomic_path(path) as tmp:
-        tmp.write_bytes(data.tobytes())
+        tmp.write_bytes(data)
     return path

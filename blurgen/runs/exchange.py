@@ -1,15 +1,16 @@
 """Pairs in and out of shards: ``blurgen export`` and ``blurgen import-pairs``.
 
-``export`` writes a shard folder as PNG pairs in the GOPRO_Large layout that
-BasicSR, NAFNet, DeblurGAN-v2 and ``trainer fit --gopro`` read::
+``export`` writes a shard folder's pairs into ``OUT/<split>/`` in one of the
+layouts of :mod:`blurgen.runs.peer_layouts`: by default the GOPRO_Large layout
+that DeblurGAN-v2 and ``trainer fit --gopro`` read::
 
     OUT/<split>/<shard stem>/blur/000000.png   (the blurred image)
     OUT/<split>/<shard stem>/sharp/000000.png  (the sharp image of the same name)
 
 one "sequence" folder per shard, one frame per sample (its index in the
-shard).  Every PNG is written atomically (temporary file, then rename), so an
-existing file is complete: an interrupted export resumes by writing only the
-pairs not there yet.
+shard); or BasicSR's and NAFNet's paired folders (``basicsr``) or LMDB
+environments (``lmdb``).  Every layout resumes: an interrupted export run again
+writes only the pairs not there yet.
 
 ``import-pairs`` reads a folder of blurred images and a folder of sharp ones,
 paired by file stem as ``trainer eval --pairs`` pairs them
@@ -25,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -63,40 +65,57 @@ class ExportSummary:
     pairs: int = 0       # pairs in the shard folder
     written: int = 0     # pairs written now
     existing: int = 0    # pairs already there (an earlier, interrupted export)
+    outputs: list = field(default_factory=list)  # the folders written, as the layout names them
 
 
-def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str = "train",
+def export_folder(folder: str | os.PathLike, out: str | os.PathLike, split: str = "train", layout: str = "gopro",
                   progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
                   stop: StopFlag | None = None) -> ExportSummary:
-    """Write every listed shard of ``folder`` as PNG pairs under ``out/split`` (module doc).
+    """Write every listed shard of ``folder`` as pairs under ``out/split`` in ``layout``, a key of
+    :data:`blurgen.runs.peer_layouts.LAYOUTS` (module doc).
 
     ``on_start(pairs)`` is called once the shards are listed, ``progress(1)``
     after each pair; ``stop`` is checked before each pair
-    (:class:`~blurgen.plumbing.stopping.Interrupted`; the files written are complete).
-    Raises ShardError for an unreadable shard folder or shard, an ``out`` that
-    holds an export of other shards, and a failed write (a full disk).
+    (:class:`~blurgen.plumbing.stopping.Interrupted`; what was written is complete).
+    Raises ShardError for an unknown layout, an unreadable shard folder or
+    shard, an ``out/split`` that holds an export of other shards or of a layout
+    that cannot share it, and a failed write (a full disk); the layout's
+    BlurgenError when a package it needs is missing.
     """
+    from blurgen.runs.peer_layouts import LAYOUTS
+
+    if layout not in LAYOUTS:
+        raise ShardError(f"unknown export layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    chosen = LAYOUTS[layout]
+    chosen.require()
     infos = shards.find_shards(folder)
     root = Path(out) / split
     if not split or Path(split).name != split or split.startswith("."):
         raise ShardError(f"bad split name {split!r}: a plain folder name such as train or test")
     _check_pairs(infos)  # before anything is written: a refused export leaves no trace
     record = {"source": str(Path(folder).resolve()), "shards": {i.path.name: i.checksum for i in infos}}
-    summary = ExportSummary(pairs=sum(i.count for i in infos))
+    summary = ExportSummary(pairs=sum(i.count for i in infos), outputs=chosen.outputs(root))
     try:
         root.mkdir(parents=True, exist_ok=True)
         # One export per folder at a time: two of different shard folders would both pass the
         # record check below before either wrote its record, and mix (issue 22.20).
         with files.exclusive_lock(root / EXPORT_RECORD, what=str(root)):
-            _claim(root, record)
+            _claim(root, record, layout, LAYOUTS)
             if on_start:
                 on_start(summary.pairs)
-            for info in infos:
-                _export_shard(info, root / info.path.stem, summary, progress, stop)
+            # closing: whatever stops the loop, the writer finishes (an LMDB commits) under the lock.
+            with closing(chosen.write(infos, root, stop)) as pairs:
+                for written in pairs:
+                    if written:
+                        summary.written += 1
+                    else:
+                        summary.existing += 1
+                    if progress:
+                        progress(1)
     except files.Busy as exc:
         raise ShardError(str(exc)) from None
     except OSError as exc:
-        raise ShardError(f"{root}: could not write ({files.describe_os_error(exc)}); the files written are "
+        raise ShardError(f"{root}: could not write ({files.describe_os_error(exc)}); what was written is "
                          "complete: run the same command again to resume") from None
     return summary
 
@@ -110,10 +129,12 @@ def _check_pairs(infos: list) -> None:
                                  "export; nothing written")
 
 
-def _claim(root: Path, record: dict) -> None:
-    """Write ``record`` as ``root``'s export record, or raise ShardError if ``root`` holds an
-    export of other shards.  Called holding the record's lock."""
+def _claim(root: Path, record: dict, layout: str, layouts: dict) -> None:
+    """Write ``record`` as ``root``'s export record, with the layouts written there so far plus
+    ``layout``; raise ShardError if ``root`` holds an export of other shards, or one of a layout
+    that cannot share its split folder with ``layout``.  Called holding the record's lock."""
     before = root / EXPORT_RECORD
+    written = set()
     if before.exists():
         try:
             old = json.loads(before.read_text())
@@ -121,32 +142,13 @@ def _claim(root: Path, record: dict) -> None:
             old = None
         if not isinstance(old, dict) or old.get("shards") != record["shards"]:
             raise ShardError(f"{root} holds an export of other shards ({before}); choose another folder")
-    files.write_text(before, json.dumps(record, indent=1, sort_keys=True))
-
-
-def _export_shard(info, sequence: Path, summary: ExportSummary, progress, stop) -> None:
-    """The pairs of one shard as ``sequence/blur/NNNNNN.png`` and ``sequence/sharp/NNNNNN.png``,
-    skipping the pairs already there (complete: each PNG is written atomically)."""
-    for sub in ("blur", "sharp"):
-        (sequence / sub).mkdir(parents=True, exist_ok=True)
-    with shards.ShardReader(info.path) as reader:
-        for i in range(info.count):
-            stopping.check(stop)
-            targets = [sequence / sub / f"{i:06d}.png" for sub in ("blur", "sharp")]
-            if all(t.is_file() for t in targets):
-                summary.existing += 1
-            else:
-                _write_pair(targets, reader.read_pair(i))
-                summary.written += 1
-            if progress:
-                progress(1)
-
-
-def _write_pair(targets: list[Path], images: tuple[np.ndarray, np.ndarray]) -> None:
-    from blurgen.plumbing.pictures import write_png
-
-    for target, image in zip(targets, images):
-        write_png(target, image)
+        written = set(old.get("layouts", ["gopro"]))  # records of earlier versions: the gopro layout
+    together = written | {layout}
+    alone = [name for name in sorted(together) if not getattr(layouts.get(name), "shares_split", False)]
+    if len(together) > 1 and alone:
+        raise ShardError(f"{root} holds an export in the {', '.join(sorted(written))} layout, and the {alone[0]} "
+                         "layout shares its split folder with no other; choose another folder")
+    files.write_text(before, json.dumps({**record, "layouts": sorted(together)}, indent=1, sort_keys=True))
 
 
 # --- import ------------------------------------------------------------------------
