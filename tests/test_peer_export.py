@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from test_exchange import make_folder, run
 
-from blurgen.plumbing import basicsr_lmdb
+from blurgen.runs import basicsr_lmdb
 from blurgen.plumbing.stopping import StopFlag
 from blurgen.runs.exchange import EXPORT_RECORD, export_folder
 

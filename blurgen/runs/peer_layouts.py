@@ -7,7 +7,7 @@ Under the split folder ``OUT/<split>/``:
 * ``basicsr``: ``input/<shard stem>_NNNNNN.png`` and ``target/`` the same name, the paired
   folders of BasicSR's and NAFNet's ``PairedImageDataset`` (``io_backend: disk``);
 * ``lmdb``: ``input.lmdb/`` and ``target.lmdb/``, keys ``<shard stem>_NNNNNN``, the same
-  dataset's ``io_backend: lmdb`` (:mod:`blurgen.plumbing.basicsr_lmdb`).
+  dataset's ``io_backend: lmdb`` (:mod:`blurgen.runs.basicsr_lmdb`).
 
 ``input`` holds the blurred images (BasicSR's ``lq``) and ``target`` the sharp
 ones (``gt``): NAFNet's names for its GoPro folders (``datasets/GoPro/train/input``,
@@ -19,7 +19,7 @@ A writer takes the shards, the split folder and a stop flag, and yields one
 bool per pair, in shard then index order: True if written now, False if
 already there (a resumed export).  The folder layouts write each PNG
 atomically, so a file present is complete; the LMDB layout commits in batches
-and skips the keys both environments hold (:mod:`blurgen.plumbing.basicsr_lmdb`).
+and skips the keys both environments hold (:mod:`blurgen.runs.basicsr_lmdb`).
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from blurgen import shards
-from blurgen.plumbing import basicsr_lmdb, stopping
+from blurgen.plumbing import stopping
+from blurgen.runs import basicsr_lmdb
 from blurgen.plumbing.stopping import StopFlag
 
 #: The peers' folders (and, with ``.lmdb``, environments) of blurred and of sharp images.
