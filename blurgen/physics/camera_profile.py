@@ -236,7 +236,19 @@ def save(camera: Camera, path: str | os.PathLike, source: dict | None = None) ->
     """Write ``camera``'s profile to ``path`` atomically (indented JSON, keys in the documented order)."""
     from blurgen.plumbing.files import write_text
 
-    write_text(path, json.dumps(to_dict(camera, source), indent=2) + "\n")
+    write_text(path, dumps(to_dict(camera, source)) + "\n")
+
+
+def dumps(value, indent: str = "") -> str:
+    """JSON of a profile for people to read: objects one key a line, a list of numbers (a
+    matrix row, a range, a pair) on one line.  ``json.loads`` gives ``value`` back."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(key)}: {dumps(item, inner)}" for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and value and not all(isinstance(v, (int, float)) for v in value):
+        return "[\n" + ",\n".join(f"{inner}{dumps(item, inner)}" for item in value) + f"\n{indent}]"
+    return json.dumps(value)
 
 
 # --- what --camera names ----------------------------------------------------------------------------
@@ -275,3 +287,23 @@ def camera_of(value: str | Camera) -> Camera:
 def recorded(value: str | Camera):
     """A :func:`resolve`\\ d camera as a manifest records it: a built-in's name, a profile's content."""
     return value if isinstance(value, str) else to_dict(value)
+
+
+def describe(camera: Camera) -> list[str]:
+    """A few lines of what a camera's calibration is (``blurgen camera-profile``)."""
+    def span(value) -> str:
+        return f"{value[0]:.4g}-{value[1]:.4g}" if isinstance(value, tuple) else f"{value:.4g} x 0.5-1.5"
+
+    if camera.gain_pairs is not None:
+        balance = f"{len(camera.gain_pairs)} measured (red, blue) pairs, one drawn per sample"
+    else:
+        balance = f"red {span(camera.red_gain)}, blue {span(camera.blue_gain)}"
+    if camera.noise_iso is not None:
+        noise = "per ISO, one drawn per sample: " + ", ".join(f"ISO {iso:g} shot {s:.3g} read {r:.3g}"
+                                                              for iso, s, r in camera.noise_iso)
+    else:
+        noise = f"shot {span(camera.shot)}, read {span(camera.read)}"
+    rows = "; ".join(" ".join(f"{v:+.4f}" for v in row) for row in np.asarray(camera.xyz_to_camera))
+    return [f"camera {camera.name!r}: {camera.description}", f"  XYZ (D65) -> camera: {rows}",
+            f"  white balance: {balance}", f"  noise: {noise}",
+            f"  tone curve: {'sRGB' if camera.tone is None else f'polynomial of degree {len(camera.tone) - 1}'}"]
