@@ -248,6 +248,10 @@ def test_trainer_online_camera_takes_a_profile_file(tmp_path):
 # --- blurgen camera-profile ------------------------------------------------------------------------
 
 
+def test_the_tag_numbers_are_tifffiles_names_for_them():
+    assert {name: tifffile.TIFF.TAGS[code] for name, code in dng.TAGS.items()} == {name: name for name in dng.TAGS}
+
+
 def test_a_dng_gives_its_matrix_gains_and_noise(tmp_path):
     photo = write_dng(tmp_path / "a.dng", matrices=((OTHER, 17), (A7R3_LIBRAW, 21)), neutral=(400, 1000, 625),
                       noise=NOISE, iso=400, baseline=-0.5, forward=True)

@@ -149,7 +149,7 @@ def read_tags(path: str | os.PathLike) -> DngTags:
             iso_tag = find("ISOSpeedRatings")
             if iso_tag is None:
                 exif = first_exif(sources)
-                iso_value = exif.get("ISOSpeedRatings") if exif else None
+                iso_value = (exif.get("ISOSpeedRatings", exif.get("PhotographicSensitivity")) if exif else None)
             else:
                 iso_value = iso_tag.value
             model = find("UniqueCameraModel")
