@@ -11,10 +11,10 @@ steps do, and is the same wherever realism settings appear: ``synthesize``,
   after it (in linear light; implies ``linear``);
 * ``noise``: Poisson-Gaussian sensor noise of a drawn level, in linear light;
 * ``jpeg_quality``: re-compress the blurred image at a quality drawn in LO-HI;
-* ``camera``: RSBlur's camera pipeline (docs/camera.md) with a camera's
-  calibration (a built-in camera's name, or a profile file's) instead of the three above: its linear light and saturation
-  before the blur, its raw noise and development after, its tone curve on both
-  images; ``jpeg_quality`` still applies after it.
+* ``camera``: RSBlur's camera pipeline (docs/camera.md) with a camera's calibration
+  (a built-in camera's name, or a camera profile file's) instead of the three above:
+  its linear light and saturation before the blur, its raw noise and development
+  after, its tone curve on both images; ``jpeg_quality`` still applies after it.
 
 Draws.  :meth:`Realism.draw` draws the effect levels from a sample's generator
 in a fixed order whatever is switched on (so turning one option on leaves the
