@@ -653,3 +653,39 @@ def import_pairs_cmd(blur_dir, sharp_dir, out, shard_size, overwrite, repair):
     if summary.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.skipped.items()))
         click.echo(f"skipped {sum(summary.skipped.values())} ({reasons}); see {out}/skipped.tsv")
+
+
+# --- blurgen: cameras (camera-profile) ----------------------------------------
+
+
+@blurgen.command("camera-profile")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="PHOTO.dng...")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Camera profile to write (JSON).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--name", default=None, help="The camera's name in the profile. [default: the DNG's UniqueCameraModel]")
+@click.option("--gain-spread", type=float, default=0.0, show_default=True,
+              help="One photo: widen its white-balance gains to gain x [1 - S, 1 + S] (several photos: their pairs).")
+@click.option("--shot", type=float, default=None,
+              help="Shot-noise scale beta1 (variance per unit of raw signal). [default: the DNG's NoiseProfile]")
+@click.option("--read", type=float, default=None,
+              help="Read-noise standard deviation beta2, raw units. [default: the DNG's NoiseProfile]")
+def camera_profile_cmd(photos, out, overwrite, name, gain_spread, shot, read):
+    """A camera profile for `--camera FILE.json` from DNGs' own tags: colour matrix, white balance, noise (docs/camera.md)."""
+    from blurgen.errors import BlurgenError
+    from blurgen.physics import camera_profile, dng
+
+    check_output(out, overwrite)
+    try:
+        camera, source = dng.camera_from_dngs([dng.read_tags(p) for p in photos], name=name, gain_spread=gain_spread,
+                                              shot=shot, read=read)
+        camera_profile.from_dict(camera_profile.to_dict(camera), "the profile made")  # the loader's own checks
+        camera_profile.save(camera, out, source)
+    except BlurgenError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        from blurgen.plumbing.files import describe_os_error
+
+        raise UserError(f"{out}: could not write ({describe_os_error(exc)})") from None
+    for line in camera_profile.describe(camera):
+        say(line)
+    say(f"wrote {out} ({source['colour_matrix']}); use it with --camera {out}")

@@ -81,14 +81,30 @@ def describe_draw(meta: dict) -> str:
 
 
 def draw_parameters(camera: Camera, rng: np.random.Generator) -> CameraDraw:
-    """Draw a sample's settings: alpha, gains and noise levels uniform in their ranges, a Bayer layout."""
+    """Draw a sample's settings, in this order: alpha; the gains (uniform in their ranges, or
+    one of the camera's measured pairs); a Bayer layout; an entry of the noise table (if
+    the camera has one); the shot and read levels (:func:`noise_level`)."""
     alpha = float(rng.uniform(*SATURATION_ALPHA))
-    red = float(rng.uniform(*camera.red_gain))
-    blue = float(rng.uniform(*camera.blue_gain))
+    if camera.gain_pairs is None:
+        red = float(rng.uniform(*camera.red_gain))
+        blue = float(rng.uniform(*camera.blue_gain))
+    else:  # as RSBlur's --cam_params_RealBlur, which draws one photo's gains from its list
+        red, blue = (float(g) for g in camera.gain_pairs[int(rng.integers(0, len(camera.gain_pairs)))])
     bayer = BAYER_PATTERNS[int(rng.integers(0, len(BAYER_PATTERNS)))]
-    shot = float(camera.shot * rng.uniform(*NOISE_SPREAD))
-    read = float(camera.read * rng.uniform(*NOISE_SPREAD))
+    shot, read = camera.shot, camera.read
+    if camera.noise_iso is not None:
+        _, shot, read = camera.noise_iso[int(rng.integers(0, len(camera.noise_iso)))]
+    shot = noise_level(shot, rng)
+    read = noise_level(read, rng)
     return CameraDraw(alpha, red, blue, bayer, shot, read)
+
+
+def noise_level(level, rng: np.random.Generator) -> float:
+    """One draw of a noise level: a number is a calibration ``beta``, drawn as ``beta * U(0.5, 1.5)``
+    (:data:`NOISE_SPREAD`, RSBlur's); a pair (lo, hi) is drawn as ``U(lo, hi)``.  One draw from ``rng``."""
+    if isinstance(level, tuple):
+        return float(rng.uniform(*level))
+    return float(level * rng.uniform(*NOISE_SPREAD))
 
 
 # --- the steps -----------------------------------------------------------------------

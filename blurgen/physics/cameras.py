@@ -4,7 +4,7 @@ can list the names as they start.  Where each number comes from: ``docs/camera.m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -22,36 +22,74 @@ def xyz_to_camera_matrix(coefficients) -> np.ndarray:
     (x 10000, row-major).  The scaling is dcraw's/LibRaw's: the camera's raw
     white is the scene's white once white-balanced.  Returns (3, 3) float64.
     """
-    matrix = np.asarray(coefficients, dtype=np.float64).reshape(3, 3) / 10000
-    white = matrix @ (SRGB_TO_XYZ @ np.ones(3))
-    return matrix / white[:, None]
+    return normalise_xyz_to_camera(np.asarray(coefficients, dtype=np.float64).reshape(3, 3) / 10000)
 
 
-@dataclass(frozen=True)
+def d65_response(matrix) -> np.ndarray:
+    """(3,) float64: what an XYZ -> camera ``matrix`` (3, 3) makes of D65 white (sRGB's (1, 1, 1))."""
+    return np.asarray(matrix, dtype=np.float64) @ (SRGB_TO_XYZ @ np.ones(3))
+
+
+def normalise_xyz_to_camera(matrix) -> np.ndarray:
+    """(3, 3) float64: ``matrix``'s rows scaled so that D65 white gives camera (1, 1, 1).
+
+    Any scale of an XYZ -> camera matrix (a DNG's ColorMatrix, LibRaw's
+    ``adobe_coeff`` / 10000) gives the same result; every row's response to D65
+    white must be > 0.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return matrix / d65_response(matrix)[:, None]
+
+
+@dataclass(frozen=True, eq=False)
 class Camera:
-    """A named camera's calibration.
+    """A camera's calibration: a built-in one (:data:`CAMERAS`) or a profile file's
+    (:mod:`blurgen.physics.camera_profile`, format in docs/camera.md).
 
-    xyz_to_camera : (3, 3) float64 — CIE XYZ (D65) -> camera RGB (columns).
-    red_gain, blue_gain : (lo, hi) — white-balance gains drawn per sample.
-    shot : Poisson scale ``beta1`` (variance per unit of raw signal).
-    read : standard deviation ``beta2`` of the Gaussian read noise (raw units).
+    xyz_to_camera : (3, 3) float64 — CIE XYZ (D65) -> camera RGB (columns), rows
+        scaled so that D65 white gives (1, 1, 1).
+    red_gain, blue_gain : (lo, hi) — white-balance gains drawn uniformly per sample;
+        None when ``gain_pairs`` is given.
+    gain_pairs : ((red, blue), ...) — measured gain pairs, one drawn per sample
+        (each entry equally likely); None: the two ranges.
+    shot : Poisson scale ``beta1`` (variance per unit of raw signal): a number is a
+        calibration, drawn as ``beta1 * U(0.5, 1.5)`` (RSBlur); a pair (lo, hi) is
+        drawn as ``U(lo, hi)``.  None when ``noise_iso`` is given.
+    read : standard deviation ``beta2`` of the Gaussian read noise (raw units), as ``shot``.
+    noise_iso : ((iso, shot, read), ...) ascending in ISO — a noise table, one entry
+        drawn per sample (each equally likely), its levels calibrations as above;
+        None: ``shot`` and ``read``.
     tone : ascending polynomial coefficients of the camera response
         (linear -> display value), or None for the sRGB curve.
+
+    Compared by value (the matrix element by element, exactly).
     """
 
     name: str
     description: str
     xyz_to_camera: np.ndarray
-    red_gain: tuple[float, float]
-    blue_gain: tuple[float, float]
-    shot: float
-    read: float
+    red_gain: tuple[float, float] | None
+    blue_gain: tuple[float, float] | None
+    shot: float | tuple[float, float] | None
+    read: float | tuple[float, float] | None
     tone: tuple[float, ...] | None = None
+    gain_pairs: tuple[tuple[float, float], ...] | None = None
+    noise_iso: tuple[tuple[float, float, float], ...] | None = None
 
     @property
     def rgb_to_camera(self) -> np.ndarray:
         """(3, 3) linear sRGB -> camera RGB; maps white (1, 1, 1) to (1, 1, 1)."""
         return self.xyz_to_camera @ SRGB_TO_XYZ
+
+    def _key(self) -> tuple:
+        others = tuple(getattr(self, f.name) for f in fields(self) if f.name != "xyz_to_camera")
+        return np.asarray(self.xyz_to_camera, np.float64).tobytes(), others
+
+    def __eq__(self, other):
+        return isinstance(other, Camera) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
 
 
 # LibRaw's colour matrix of the Sony ILCE-7RM3 (A7R III), the camera of the

@@ -11,10 +11,10 @@ steps do, and is the same wherever realism settings appear: ``synthesize``,
   after it (in linear light; implies ``linear``);
 * ``noise``: Poisson-Gaussian sensor noise of a drawn level, in linear light;
 * ``jpeg_quality``: re-compress the blurred image at a quality drawn in LO-HI;
-* ``camera``: RSBlur's camera pipeline (docs/camera.md) with a named camera's
-  calibration instead of the three above: its linear light and saturation
-  before the blur, its raw noise and development after, its tone curve on both
-  images; ``jpeg_quality`` still applies after it.
+* ``camera``: RSBlur's camera pipeline (docs/camera.md) with a camera's calibration
+  (a built-in camera's name, or a camera profile file's) instead of the three above:
+  its linear light and saturation before the blur, its raw noise and development
+  after, its tone curve on both images; ``jpeg_quality`` still applies after it.
 
 Draws.  :meth:`Realism.draw` draws the effect levels from a sample's generator
 in a fixed order whatever is switched on (so turning one option on leaves the
@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from blurgen.errors import BlurgenError
-from blurgen.physics import cameras
+from blurgen.physics import camera_profile, cameras
 
 # blur and camera (OpenCV, SciPy) are imported where the spec is applied, not here: both
 # command lines read OPTIONS (and the camera names) as they start.
@@ -53,7 +53,8 @@ OPTIONS = {
     "noise": "Add Poisson-Gaussian sensor noise of a random level.",
     "jpeg_quality": "Re-compress the blurred image at a quality drawn in LO-HI.",
     "camera": ("RSBlur's camera pipeline (saturation, raw noise, ISP; docs/camera.md) with camera NAME's "
-               f"calibration: {' or '.join(cameras.CAMERAS)} (the default {cameras.DEFAULT_CAMERA})."),
+               f"calibration: {' or '.join(cameras.CAMERAS)} (the default {cameras.DEFAULT_CAMERA}), or a "
+               "camera profile FILE.json's (blurgen camera-profile)."),
 }
 
 
@@ -101,7 +102,9 @@ class Realism:
     saturate: bool = False
     noise: bool = False
     jpeg_quality: tuple[int, int] | None = None
-    camera: str | None = None
+    #: A built-in camera's name, or (given as a profile file's path or a manifest's record
+    #: of one) the profile's Camera: read once, here, and carried to the workers.
+    camera: str | cameras.Camera | None = None
 
     def __post_init__(self):
         if self.jpeg_quality is not None:
@@ -111,9 +114,9 @@ class Realism:
                 raise RealismError("jpeg_quality", f"{{option}} must be LO-HI with 1 <= LO <= HI <= 100, got {lo}-{hi}")
         if self.camera is not None:
             try:
-                cameras.get_camera(self.camera)
-            except ValueError as exc:
-                raise RealismError("camera", f"{{option}}: {exc}") from None
+                object.__setattr__(self, "camera", camera_profile.resolve(self.camera))
+            except camera_profile.CameraProfileError as exc:  # the message may hold braces: escaped
+                raise RealismError("camera", "{option}: " + str(exc).replace("{", "{{").replace("}", "}}")) from None
             clash = [name for name in ("linear", "saturate", "noise") if getattr(self, name)]
             if clash:
                 raise RealismError("camera", "{option} models linear light, saturation and noise itself: leave out "
@@ -126,19 +129,21 @@ class Realism:
 
     def arguments(self) -> dict:
         """The settings as a manifest records them (``camera`` only when set: the manifests of
-        runs without it stay as they were)."""
+        runs without it stay as they were; a profile by its whole content, so that a run
+        resumed with an edited profile is refused)."""
         args = {"linear": self.linear, "saturate": self.saturate, "noise": self.noise,
                 "jpeg_quality": None if self.jpeg_quality is None else list(self.jpeg_quality)}
         if self.camera is not None:
-            args["camera"] = self.camera
+            args["camera"] = camera_profile.recorded(self.camera)
         return args
 
     def labels(self) -> list[str]:
         """What is switched on, in words (``blurgen inspect``, ``trainer fit``'s header)."""
         out = [label for label, on in (("linear light", self.linear), ("saturation", self.saturate),
                                        ("noise", self.noise)) if on]
-        if self.camera:
-            out.append(f"camera {self.camera} (RSBlur pipeline, docs/camera.md)")
+        if self.camera is not None:
+            name = self.camera if isinstance(self.camera, str) else f"profile {self.camera.name!r}"
+            out.append(f"camera {name} (RSBlur pipeline, docs/camera.md)")
         if self.jpeg_quality:
             out.append("JPEG {}-{}".format(*self.jpeg_quality))
         return out
@@ -174,7 +179,7 @@ class Realism:
             return None
         from blurgen.physics import camera
 
-        cam = cameras.get_camera(self.camera)
+        cam = camera_profile.camera_of(self.camera)
         return CameraState(cam, camera.draw_parameters(cam, rng), rng)
 
     @staticmethod

@@ -136,7 +136,7 @@ def megabytes(n: int) -> str:
 def realism_options(prefix: str = "", default=False, fields: tuple[str, ...] | None = None):
     """Decorator: the options of the realism spec (``blurgen.physics.realism.OPTIONS``), one per field,
     each with the spec's one help text: ``--linear --saturate --noise --jpeg-quality LO-HI
-    --camera [NAME]``, or with ``prefix`` ``online-`` ``--online-linear ...`` (``trainer
+    --camera [NAME|FILE.json]``, or with ``prefix`` ``online-`` ``--online-linear ...`` (``trainer
     fit``).  Parameters are named after the fields (with the prefix, ``online_noise``);
     ``default``: the flags' default (None where a command must tell "not given" apart,
     as ``trainer fit`` does for presets and ``--resume``); ``fields``: only these (``average``
@@ -151,7 +151,7 @@ def realism_options(prefix: str = "", default=False, fields: tuple[str, ...] | N
             return click.option(flag, dest, default=None, metavar="LO-HI", help=OPTIONS[name])
         if name == "camera":
             return click.option(flag, dest, default=None, is_flag=False, flag_value=DEFAULT_CAMERA,
-                                metavar="[NAME]", help=OPTIONS[name])
+                                metavar="[NAME|FILE.json]", help=OPTIONS[name])
         return click.option(flag, dest, is_flag=True, default=default, help=OPTIONS[name])
 
     def decorate(command):

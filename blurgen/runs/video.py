@@ -39,6 +39,7 @@ import numpy as np
 from blurgen import shards
 from blurgen.modes.base import crop_box, too_small
 from blurgen.physics import blur
+from blurgen.physics.cameras import Camera
 from blurgen.physics.realism import Realism
 from blurgen.plumbing import files, stopping
 from blurgen.plumbing.stopping import StopFlag
@@ -379,9 +380,10 @@ class AverageConfig:
     crop, crops_per_window : side of the square crops and how many each window gives.
     full : keep whole frames instead of crops.
     shard_size, seed, part, max_pixels : as for ``synthesize``.
-    camera : a camera of ``blurgen.physics.camera.CAMERAS``: the frames averaged in its
-        linear light with its saturation, then its raw noise and development;
-        both images in its tone curve (docs/camera.md).  None: plain averaging.
+    camera : a built-in camera's name (``blurgen.physics.cameras.CAMERAS``) or a camera
+        profile file's path (read here, once: the field then holds its Camera): the
+        frames averaged in its linear light with its saturation, then its raw noise and
+        development; both images in its tone curve (docs/camera.md).  None: plain averaging.
     """
 
     src: Path
@@ -396,11 +398,11 @@ class AverageConfig:
     seed: int = 0
     part: tuple[int, int] = (0, 1)
     max_pixels: int = MAX_PIXELS
-    camera: str | None = None
+    camera: str | Camera | None = None
 
     def __post_init__(self):
-        if self.camera is not None:
-            Realism(camera=self.camera)  # RealismError naming the cameras there are
+        if self.camera is not None:  # RealismError naming the cameras there are, or the profile's fault
+            object.__setattr__(self, "camera", Realism(camera=self.camera).camera)
             if parse_response(self.response) != "srgb":
                 raise SynthError("--camera reads the frames as sRGB: leave out --response")
         lo, hi = self.frames
@@ -439,6 +441,8 @@ class AverageConfig:
             args["crop"] = args["crops_per_window"] = None
         if self.camera is None:  # recorded only when on: earlier runs resume as they were
             del args["camera"]
+        else:  # a built-in's name, a profile's content
+            args["camera"] = Realism(camera=self.camera).arguments()["camera"]
         return json.loads(json.dumps(args))
 
 
