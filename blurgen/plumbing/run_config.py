@@ -189,6 +189,7 @@ def render(document: dict, header: list[str]) -> str:
     (key order kept; text that YAML would read as another type comes out quoted)."""
     import yaml
 
+    header = [*header, "null: the option was not given (its default in --help applies)."]
     comments = "".join(f"# {line}".rstrip() + "\n" for line in header)
     return comments + yaml.safe_dump(document, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
