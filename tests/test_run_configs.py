@@ -141,6 +141,13 @@ def test_a_run_folder_keeps_its_settings_and_repeats_from_them(tmp_path, gopro):
     assert repeated["generator"].keys() == state["generator"].keys()
     assert all(torch.equal(repeated["generator"][k], state["generator"][k]) for k in state["generator"])
     assert yaml.safe_load((again / "config.yaml").read_text()) == {**written, "out": str(again.resolve())}
+    # The comparison can fail: another seed on the command line, over the file's, gives other weights.
+    result = CliRunner().invoke(cli.trainer, ["fit", "--config", str(first / "config.yaml"), "--out",
+                                              str(tmp_path / "c"), "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    other = torch.load(tmp_path / "c" / "last.pt", weights_only=True)["generator"]
+    assert not all(torch.equal(other[k], state["generator"][k]) for k in state["generator"])
+    assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())["seed"] == 4
 
     # The file names its own folder: without --out the repeat is refused there, in one line.
     result = CliRunner().invoke(cli.trainer, ["fit", "--config", str(first / "config.yaml")])
@@ -150,6 +157,8 @@ def test_a_run_folder_keeps_its_settings_and_repeats_from_them(tmp_path, gopro):
     result = CliRunner().invoke(cli.trainer, [*args, "--resume"])
     assert result.exit_code == 0, result.output
     assert (first / "config.yaml").read_text() == before
+    result = CliRunner().invoke(cli.trainer, ["fit", "--config", str(first / "config.yaml"), "--resume"])
+    assert result.exit_code == 0, result.output                      # the file is the run's own command
 
 
 # --- blurgen synthesize and average: the shard folder's config.yaml --------------------------------
