@@ -25,6 +25,8 @@ test: $(STAMP)
 # 80-px crops -> synthetic pairs -> a short training of the tiny preset mixed
 # 2:1 with a GoPro-layout sample -> eval of the last generator on the held-out
 # frames (not best.pt, which validation on those same frames picked), deblur.
+# The run's settings are configs/tiny.yaml (preset tiny, mix 2:1, 300 steps,
+# validation every 100); the paths are given again so that DEMO=... moves them.
 # The tiny preset's content loss is on pixels (the per-image PSNR): the paper's
 # perceptual loss needs VGG19 ImageNet weights, which the demo does not download.
 demo: $(STAMP)
@@ -38,8 +40,8 @@ demo: $(STAMP)
 	$(VENV)/bin/blurgen inspect $(DEMO)/shards --samples 2 --png $(DEMO)/samples.png
 	$(PY) data/make_gopro_sample.py --out $(DEMO)/GOPRO_Large --seed 0 --overwrite
 	rm -rf $(DEMO)/run
-	$(VENV)/bin/trainer fit --preset tiny --shards $(DEMO)/shards --gopro $(DEMO)/GOPRO_Large --mix 2:1 \
-	    --steps 300 --val-every 100 --out $(DEMO)/run
+	$(VENV)/bin/trainer fit --config configs/tiny.yaml --shards $(DEMO)/shards --gopro $(DEMO)/GOPRO_Large \
+	    --out $(DEMO)/run
 	$(VENV)/bin/trainer curves $(DEMO)/run
 	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/last.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5 --png $(DEMO)/report.png
 	$(VENV)/bin/trainer deblur --checkpoint $(DEMO)/run/last.pt $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite

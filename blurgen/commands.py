@@ -21,6 +21,7 @@ from blurgen.plumbing.command_line import (
     say,
     warn_ignored,
 )
+from blurgen.plumbing.run_config import config_option
 
 
 @click.group(cls=Commands, context_settings=HELP)
@@ -151,6 +152,7 @@ def _parse_part(text: str) -> tuple[int, int]:
 
 
 @blurgen.command("synthesize")
+@config_option
 @click.option("--src", type=click.Path(), required=True, help="Folder of sharp photos (searched recursively), or a .zip of them (read in place).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
 @click.option("--kernels", "bank", type=click.Path(dir_okay=False), default=None,
@@ -287,6 +289,7 @@ def _realism(options: dict, prefix: str = ""):
 
 
 @blurgen.command("average")
+@config_option
 @click.option("--src", type=click.Path(), required=True, help="Folder of videos or of folders of numbered frames (recursive).")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Shard folder to write (or finish).")
 @click.option("--frames", "frame_range", default="7-13", show_default=True, help="Frames averaged per pair, LO-HI (odd N drawn).")
@@ -364,7 +367,8 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
     try:
         with stop_on_signals() as stop:
             summary = run(cfg, out, workers=workers, overwrite=overwrite, on_start=start, stop=stop, repair=repair,
-                          progress=lambda made, dropped: _advance(bars[0], made, dropped), **(options or {}))
+                          progress=lambda made, dropped: _advance(bars[0], made, dropped),
+                          settings=_shard_settings(out, cfg.part), **(options or {}))
     except SynthError as exc:
         raise UserError(str(exc)) from None
     except KeyboardInterrupt as exc:  # Interrupted, or a Ctrl-C before the handlers were in place
@@ -404,6 +408,27 @@ def _run_synthesis(make_config, run, out, workers, overwrite, repair, inputs: st
     if summary.samples == 0:
         why = f"every {inputs} was skipped (see {report})" if skipped else f"no {inputs} gave a {sample}"
         raise UserError(f"{out}: nothing made: {why}")
+
+
+#: Options of ``synthesize`` and ``average`` that act on the folder once, not settings of the shards.
+_ONE_OFF = ("overwrite", "repair", "append", "no_space_check")
+
+
+def _shard_settings(out, part: tuple[int, int]) -> str:
+    """The text of a shard folder's settings file (``shard_run.config_name``): the current
+    command's options as given, after --config (blurgen.plumbing.run_config), but the one-off ones."""
+    from pathlib import Path
+
+    from blurgen.plumbing.run_config import render, settings
+    from blurgen.runs.shard_run import config_name
+
+    ctx = click.get_current_context()
+    name, path = ctx.command_path, Path(out) / config_name(part)
+    what = "the shards" if part[1] == 1 else f"part {part[0]} of {part[1]} of the shards"
+    header = [f"The options of the `{name}` that made {what} in {out} (written by blurgen {package_version()}).",
+              f"Repeat the run, resume it, or --repair it: {name} --config {path}",
+              "(options on the command line override this file; a new --out makes a new copy)."]
+    return render(settings(ctx.command, ctx.params, leave_out=_ONE_OFF), header)
 
 
 def _describe_folder(args: dict) -> str:

@@ -354,8 +354,8 @@ def test_parts_of_a_job_array_share_one_folder(tmp_path):
     assert res.exit_code == 2 and "is a part of a --part run" in res.output
     res = run("synthesize", "--src", src, "--out", shared, "--overwrite", *args)
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in shared.iterdir()) == ["manifest.json", "shard-00000.h5", "shard-00001.h5",
-                                                        "shard-00002.h5", "skipped.tsv"]
+    assert sorted(p.name for p in shared.iterdir()) == ["config.yaml", "manifest.json", "shard-00000.h5",
+                                                        "shard-00001.h5", "shard-00002.h5", "skipped.tsv"]
 
 
 def test_kernel_length_defaults_to_what_a_small_kernel_fits(tmp_path):

@@ -4,9 +4,12 @@ Each command parses its options, calls the library and prints; the work
 lives in the trainer modules.  Library imports are inside the commands, so
 that ``trainer --help`` starts fast.
 """
+from pathlib import Path
+
 import click
 
 from blurgen.plumbing.command_line import HELP, Commands, UserError, check_output, package_version, realism_options
+from blurgen.plumbing.run_config import config_option
 from trainer.listed import ListingOption, Names
 
 
@@ -65,6 +68,7 @@ def _benchmarks_help() -> str:
 
 
 @trainer.command("fit")
+@config_option
 @click.option("--out", type=click.Path(file_okay=False), required=True,
               help="Run folder: checkpoints (last.pt, best.pt), scalars.csv, tensorboard/, preview.png, curves.png.")
 @click.option("--shards", multiple=True, type=click.Path(file_okay=False),
@@ -142,38 +146,24 @@ def _benchmarks_help() -> str:
 @click.option("--deterministic", is_flag=True, default=None,
               help="Deterministic GPU kernels, no cuDNN autotuner: bit-exact --resume on a GPU (docs/training.md).")
 @click.option("--preview/--no-preview", default=None, help="Draw a validation triplet in the terminal.  [default: on]")
-def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, compile_, **options):
+def fit_cmd(out, preset, resume, init_from, **options):
     """Train DeblurGAN (WGAN-GP + perceptual loss) on shards and/or GoPro frames.
 
     Single GPU or CPU: `trainer fit ...`; several GPUs: `torchrun --nproc-per-node N
     $(which trainer) fit ...` (each process reads its own share of the data).
     """
-    import dataclasses
     import signal
     import sys
 
-    from blurgen.physics.realism import RealismError, parse_range
     from blurgen.plumbing.command_line import say
     from trainer.cluster import distributed_from_env
-    from trainer.config import DEFAULT_PRESET, PRESETS, TrainConfig, adam_betas, make_configs
-    from trainer.data import DataConfig
+    from trainer.config import DEFAULT_PRESET, PRESETS, TrainConfig, make_configs
+    from trainer.fit_options import config_changes
     from trainer.loop import fit, resume_configs
     from trainer.run_folder import check_free
 
-    # Each option goes to the config that has a field of its name; --seed seeds both.
-    data_names = {f.name for f in dataclasses.fields(DataConfig)}
-    data = {k: options.pop(k) for k in list(options) if k in data_names}
-    data.update(shards=tuple(shards) or None, gopro=gopro, mix=mix)
-    train = dict(options, out=out, compile=compile_)
-    if data["seed"] is not None:
-        train["seed"] = data["seed"]
-    if beta1 is not None or beta2 is not None:
-        train["betas"] = adam_betas(beta1, beta2)
     try:
-        try:
-            data["online_jpeg_quality"] = parse_range(data["online_jpeg_quality"], "jpeg_quality")  # compared on --resume
-        except RealismError as exc:
-            raise UserError(exc.spelled(prefix="online-")) from None
+        train, data = config_changes({**options, "out": out})
         if resume:   # the same command plus --resume continues the run (a requeued job)
             if distributed_from_env().main:
                 check_free(out)   # a live run's settings are not this command's to read
@@ -192,13 +182,12 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
         if train_cfg.vgg_weights is not None and train_cfg.content_loss != "perceptual":
             click.echo(f"warning: --vgg-weights is ignored with --content-loss {train_cfg.content_loss} "
                        "(only the perceptual loss uses VGG19)", err=True)
-        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from, notes=tuple(notes))
+        settings = _fit_settings(train_cfg, data_cfg, None if resume else preset or DEFAULT_PRESET, init_from, out)
+        summary = fit(train_cfg, data_cfg, resume=resume, init_from=init_from, notes=tuple(notes), settings=settings)
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
     except KeyboardInterrupt:
         # A second Ctrl-C: the step in progress is dropped, last.pt is the previous checkpoint.
-        from pathlib import Path
-
         if (Path(out) / "last.pt").exists():
             click.echo(f"interrupted: {out}/last.pt keeps the last checkpoint; continue with --resume", err=True)
         else:
@@ -217,6 +206,20 @@ def fit_cmd(out, shards, gopro, mix, preset, resume, init_from, beta1, beta2, co
     if stopped:
         # Not 0: a script or scheduler must not take a preempted run for a finished one.
         sys.exit(128 + signal.Signals[stopped])
+
+
+def _fit_settings(train_cfg, data_cfg, preset, init_from, out) -> str:
+    """The text of the run folder's config.yaml: every option of ``fit`` with the value the
+    run uses (blurgen.plumbing.run_config), but the one-off --resume."""
+    from blurgen.plumbing.run_config import CONFIG, render, settings
+    from trainer.fit_options import ONE_OFF, final_options
+
+    values = final_options(train_cfg, data_cfg, preset, init_from)
+    header = [f"The options of the `trainer fit` that started the run in {out}, each with the value the run uses",
+              f"(after --preset, --config and the command line; written by trainer {package_version()}).",
+              "Repeat the run in a new folder (options on the command line override this file):",
+              f"  trainer fit --config {Path(out) / CONFIG} --out NEW_FOLDER"]
+    return render(settings(click.get_current_context().command, values, leave_out=ONE_OFF), header)
 
 
 @trainer.command("launch", context_settings=dict(ignore_unknown_options=True, allow_interspersed_args=False))

@@ -484,7 +484,7 @@ def absolute_paths(data_cfg: DataConfig) -> DataConfig:
 
 
 def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
-        init_from: str | os.PathLike | None = None, notes: tuple[str, ...] = ()) -> dict:
+        init_from: str | os.PathLike | None = None, notes: tuple[str, ...] = (), settings: str | None = None) -> dict:
     """Train DeblurGAN; everything goes to the run folder ``cfg.out``
     (trainer.run_folder).  Returns a summary dict (step, epoch, best scores,
     paths; ``stopped``: None, or the name of the stop signal (``blurgen.plumbing.stopping.SIGNALS``)
@@ -493,6 +493,9 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     critic) weights a new run starts from, with its own schedule and
     optimisers (trainer.warmstart).  ``notes``: lines the caller wants said
     with the run's header, once its start-up checks have passed (warnings).
+    ``settings``: the text of the run folder's config.yaml (the command's options,
+    blurgen.plumbing.run_config.render), written then too: by a new run, and by a
+    resumed one whose folder has none (a run of an earlier version).
 
     Errors a user can cause (missing VGG weights, bad data, a run folder that
     already holds a run, a broken checkpoint) are raised as TrainerError
@@ -506,11 +509,11 @@ def fit(cfg: TrainConfig, data_cfg: DataConfig, *, resume: bool = False,
     # One run per folder: two runs (or srun's copies of one) would interleave
     # their logs and overwrite each other's checkpoints.  Only rank 0 writes.
     with run.claimed() if dist_info.main else contextlib.nullcontext():
-        return train_run(run, cfg, data_cfg, dist_info, resume, init_from, notes)
+        return train_run(run, cfg, data_cfg, dist_info, resume, init_from, notes, settings)
 
 
 def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info, resume: bool,
-              init_from: str | os.PathLike | None, notes: tuple[str, ...] = ()) -> dict:
+              init_from: str | os.PathLike | None, notes: tuple[str, ...] = (), settings: str | None = None) -> dict:
     """The run of :func:`fit` in ``run``, once it holds the folder (rank 0):
     set up, the step loop, the stop; the summary of :func:`fit`."""
     from blurgen.plumbing.progress import progress_bar
@@ -530,6 +533,8 @@ def train_run(run: RunFolder, cfg: TrainConfig, data_cfg: DataConfig, dist_info,
     start = progress.step
     if main:
         run.open_log(start)
+        if settings is not None:
+            run.write_settings(settings, replace=not resume)
         say_opening(gan, cfg, data_cfg, sources, held_out, device, dist_info.world_size, total_steps,
                     steps_per_epoch, start, warm_start, notes)
     pace = Pace(start, total_steps)

@@ -7,6 +7,7 @@ it is started, resumed and read back.
     tensorboard/   the TensorBoard event files
     preview.png    blurred | restored | sharp of the latest validation
     curves.png     validation PSNR and the training losses so far
+    config.yaml    the options of the `trainer fit` that started the run (docs/training.md)
 
 The names are here, not in the training loop, so that code that only reads
 a run (``trainer curves``, ``trainer eval``) finds its files without importing
@@ -174,6 +175,15 @@ class RunFolder:
         if not resume and self.last.exists():
             raise RunError(f"{self.out} already holds a run ({LAST}): pass --resume to continue it, "
                              "or choose another --out")
+
+    def write_settings(self, text: str, replace: bool = True) -> None:
+        """Write config.yaml (atomically); unless ``replace``, only if the folder has none."""
+        from blurgen.plumbing.run_config import CONFIG, write_config
+
+        path = self.out / CONFIG
+        if replace or not path.exists():
+            with naming(path):
+                write_config(path, text)
 
     def read_last(self, map_location) -> dict:
         """The training state in last.pt (trainer.checkpoint.load_training); a

@@ -72,8 +72,9 @@ def plural(count: int, word: str) -> str:
 
 
 def warn_ignored(names: list[str], why: str) -> None:
-    """One warning line for options given on the command line that this run does not use."""
-    given = [n for n in names if click.get_current_context().get_parameter_source(n).name == "COMMANDLINE"]
+    """One warning line for options given (on the command line or in a --config file) that this run does not use."""
+    given = [n for n in names if click.get_current_context().get_parameter_source(n).name in ("COMMANDLINE",
+                                                                                                "DEFAULT_MAP")]
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
         click.echo(f"warning: {flags} {'is' if len(given) == 1 else 'are'} ignored {why}", err=True)

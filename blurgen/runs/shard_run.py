@@ -38,7 +38,7 @@ from typing import Callable
 
 from blurgen import shards
 from blurgen.errors import BlurgenError
-from blurgen.plumbing import files, stopping
+from blurgen.plumbing import files, run_config, stopping
 from blurgen.plumbing.stopping import StopFlag
 
 SKIP_REPORT = "skipped.tsv"
@@ -202,6 +202,14 @@ def output_names(part: tuple[int, int]) -> tuple[str, str]:
     return shards.manifest_name(part), SKIP_REPORT if n == 1 else f"skipped.part-{i}-of-{n}.tsv"
 
 
+def config_name(part: tuple[int, int]) -> str:
+    """The file a run's command settings go in (``--config`` reads it back): ``config.yaml``,
+    or ``config.part-I-of-N.yaml`` for part I of N, each written under its own part's lock
+    and naming that part, as its manifest does."""
+    i, n = part
+    return run_config.CONFIG if n == 1 else f"config.part-{i}-of-{n}.yaml"
+
+
 def make_output_folder(out: Path) -> None:
     """Create ``out`` (and its parents) if needed; SynthError if it cannot be, or is not writable."""
     try:
@@ -258,13 +266,14 @@ def prepare_output(out: Path, job: ShardJob, overwrite: bool, tasks: list[ShardT
             doomed.update(manifest["shards"])
         (out / name).unlink(missing_ok=True)
         (out / output_names(shards.manifest_part(name))[1]).unlink(missing_ok=True)
+        (out / config_name(shards.manifest_part(name))).unlink(missing_ok=True)
     if conflicts:
         for name in doomed:
             (out / name).unlink(missing_ok=True)
         (out / report).unlink(missing_ok=True)
     # Temporary files a killed run of this part left (never another part's,
     # nor those of a live process: see files.remove_stale_temporaries).
-    for name in [own, report, *(t.name for t in tasks)]:
+    for name in [own, report, config_name(job.part), *(t.name for t in tasks)]:
         files.remove_stale_temporaries(out / name)
     if own in conflicts or not (out / own).exists():
         return {"arguments": args, "shards": {}, "skipped": {}}
@@ -472,7 +481,7 @@ def _stop_pool(pool) -> None:
 def run(job: ShardJob, out: str | os.PathLike, items: list, workers: int = 1, overwrite: bool = False,
         repair: bool = False, progress: Callable[[int, int], None] | None = None,
         on_start: Callable[[int], None] | None = None, stop: StopFlag | None = None, space_check: bool = True,
-        on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
+        on_plan: Callable[[int, int, int], None] | None = None, settings: str | None = None) -> Summary:
     """Build (or finish) the shards of ``job`` over ``items`` in ``out``.
 
     A listed shard whose file is missing or not of its recorded size is built
@@ -493,16 +502,20 @@ def run(job: ShardJob, out: str | os.PathLike, items: list, workers: int = 1, ov
     manifest from start to end.  SynthError for an output folder that cannot be
     used, holds another data set or another live run, and for a full disk
     (finished shards are kept; the same command resumes).
+
+    ``settings``: the text of the command's settings file (:func:`config_name`,
+    blurgen.plumbing.run_config.render), written beside the manifest before any work,
+    on every run (a resume rewrites it with the resuming command's settings).
     """
     out = Path(out)
     make_output_folder(out)
     return locked_run(out, job.part, overwrite,
                       lambda: _run_locked(job, out, items, workers, overwrite, repair, progress, on_start, stop,
-                                          space_check, on_plan))
+                                          space_check, on_plan, settings))
 
 
 def _run_locked(job: ShardJob, out: Path, items: list, workers: int, overwrite: bool, repair: bool,
-                progress, on_start, stop, space_check: bool, on_plan) -> Summary:
+                progress, on_start, stop, space_check: bool, on_plan, settings: str | None = None) -> Summary:
     """The run of :func:`run`, once it holds the output's lock."""
     manifest = prepare_output(out, job, overwrite, job.plan(len(items)))
     manifest_file, report_file = output_names(job.part)
@@ -532,6 +545,12 @@ def _run_locked(job: ShardJob, out: Path, items: list, workers: int, overwrite: 
     # Written before any work: the arguments are on record, and the parts of a
     # job array see each other.
     shards.write_manifest(out, manifest, manifest_file)
+    if settings is not None:
+        try:
+            run_config.write_config(out / config_name(job.part), settings)
+        except OSError as exc:
+            raise SynthError(f"{out / config_name(job.part)}: could not write ({files.describe_os_error(exc)})") \
+                from None
     if on_start:
         on_start(summary.pairs_planned)
     started = time.perf_counter()

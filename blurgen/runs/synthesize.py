@@ -387,10 +387,12 @@ def _padded(side: int, tile: int = 128) -> int:
 def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
                progress: Callable[[int, int], None] | None = None, on_start: Callable[[int], None] | None = None,
                repair: bool = False, stop: StopFlag | None = None, append: bool = False,
-               space_check: bool = True, on_plan: Callable[[int, int, int], None] | None = None) -> Summary:
+               space_check: bool = True, on_plan: Callable[[int, int, int], None] | None = None,
+               settings: str | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``: the shard-run engine
     (:func:`blurgen.runs.shard_run.run`: lock, plan, resume, ``repair``, workers, stop,
-    progress, the size estimate and ``on_plan``) with each photo's crops as its samples.
+    progress, the size estimate, ``on_plan`` and the ``settings`` file) with each photo's
+    crops as its samples.
 
     ``append``: photos under ``cfg.src`` that the run's photo set(s) do not
     hold go into new shards after the existing ones (which stay as they are);
@@ -419,7 +421,7 @@ def synthesize(cfg: SynthConfig, out: str | os.PathLike, workers: int = 1, overw
         raise SynthError("--append adds to a whole run, not to a --part of one")
     job = shard_job(cfg, append)
     return shard_run.run(job, out, images, workers=workers, overwrite=overwrite, repair=repair, progress=progress,
-                         on_start=on_start, stop=stop, space_check=space_check, on_plan=on_plan)
+                         on_start=on_start, stop=stop, space_check=space_check, on_plan=on_plan, settings=settings)
 
 
 def shard_job(cfg: SynthConfig, append: bool = False) -> shard_run.ShardJob:

@@ -596,11 +596,12 @@ def build_shard(task: ShardTask, clips: list[Clip], cfg: AverageConfig, out: Pat
 
 def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwrite: bool = False,
             progress: Callable[[int], None] | None = None, on_start: Callable[[int], None] | None = None,
-            repair: bool = False, stop: StopFlag | None = None) -> Summary:
+            repair: bool = False, stop: StopFlag | None = None, settings: str | None = None) -> Summary:
     """Build (or finish) the shards of ``cfg`` in ``out``; ``Summary.images`` counts clips.
 
     The shard-run engine (:func:`blurgen.runs.shard_run.run`: one run per part, resume,
-    ``repair``, ``--overwrite``, stop flags, workers: any number gives the same bytes)
+    ``repair``, ``--overwrite``, stop flags, workers: any number gives the same bytes;
+    the ``settings`` file)
     with each clip's windows as its samples; SynthError for a user error, and for
     clips under ``--src`` that changed since the run started.
     """
@@ -618,7 +619,7 @@ def average(cfg: AverageConfig, out: str | os.PathLike, workers: int = 1, overwr
     job = shard_run.ShardJob(arguments=cfg.arguments(), part=cfg.part, samples_per_item=cfg.samples_per_clip,
                              items_per_shard=cfg.clips_per_shard, build=build_shard, config=cfg, settle=settle)
     return shard_run.run(job, out, clips, workers=workers, overwrite=overwrite, repair=repair, progress=progress,
-                         on_start=on_start, stop=stop)
+                         on_start=on_start, stop=stop, settings=settings)
 
 
 def _check_clips(cfg: AverageConfig, out: Path, manifest: dict, clips: list[Clip]) -> None:
