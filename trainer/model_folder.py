@@ -1,0 +1,437 @@
+"""The model folder: a generator's weights as a folder any loader can read without unpickling.
+
+``trainer export --model-folder DIR`` writes (docs/export.md)::
+
+    DIR/model.safetensors  the generator's state dict (safetensors: a JSON header and raw
+                           tensors; reading it runs no code, unlike a pickled torch.save file)
+    DIR/config.json        format name and version, the Generator's keyword arguments at the
+                           top level (huggingface_hub's PyTorchModelHubMixin passes config.json's
+                           keys to __init__), the weights' SHA-256, and what the run recorded:
+                           step, training settings, data settings, validation scores
+    DIR/README.md          the model card, made from config.json alone (``model_card``)
+
+``read`` gives back a dict laid out like a generator checkpoint (``kind ==
+"model-folder"``: ``step``, ``generator``, ``config``, ``scores``, ``data``),
+so that ``trainer eval`` and ``deblur`` treat both alike.  A folder that is
+not whole (a file missing, JSON that does not parse, weights whose SHA-256 is
+not the recorded one, values no Generator takes) is a CheckpointError of one line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+from trainer.checkpoint import CheckpointError
+from trainer.errors import TrainerError
+
+FORMAT = "deblurgan-model-folder"
+#: Raised when a key changes meaning or a reader must know a new one; readers refuse newer versions.
+VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+
+
+def _architecture_keys() -> tuple[str, ...]:
+    from trainer.config import TrainConfig, generator_settings
+
+    return tuple(generator_settings(TrainConfig()))
+
+
+# --- config.json ---------------------------------------------------------------------
+
+
+def _plain(value):
+    """``value`` with non-finite floats as the strings "inf", "-inf", "nan" (strict JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _number(value):
+    """Inverse of ``_plain`` for one score."""
+    return float(value) if isinstance(value, str) and value in ("inf", "-inf", "nan") else value
+
+
+def make_config(state: dict, checkpoint_path: str | os.PathLike, data_config: dict | None,
+                data_folders: dict[str, dict], weights_sha256: str) -> dict:
+    """config.json's dict for the checkpoint ``state`` read from ``checkpoint_path``.
+
+    ``data_config``: the run's DataConfig fields (``trainer.eval_settings.run_data_config``)
+    or None; ``data_folders``: ``describe_data_folders``'s result; ``weights_sha256``: hex
+    digest of model.safetensors.
+    """
+    from trainer.config import generator_settings, to_primitive, train_config_from
+
+    train_config = to_primitive(train_config_from(state.get("config", {})))
+    schedule = state.get("schedule") or {}
+    return _plain({
+        "format": FORMAT, "format_version": VERSION,
+        **generator_settings(train_config_from(state.get("config", {}))),
+        "weights_sha256": weights_sha256,
+        "step": int(state["step"]),
+        "planned_steps": schedule.get("total_steps", train_config.get("steps")),
+        "checkpoint": {"path": str(checkpoint_path), "kind": state.get("kind")},
+        "train_config": train_config,
+        "data_config": data_config,
+        "data_folders": data_folders,
+        "scores": state.get("scores"),
+        "best": state.get("best"),
+    })
+
+
+def parse_config(text: str, where: str) -> dict:
+    """config.json's dict from its text, checked: CheckpointError (naming ``where``) on JSON
+    that does not parse, another format, a newer version, or Generator arguments that no
+    Generator takes.  Scores stored as "inf" come back as floats."""
+    from trainer.config import TrainConfig
+    from trainer.data import DataConfig
+
+    try:
+        config = json.loads(text)
+    except ValueError as e:
+        raise CheckpointError(f"{where}: not valid JSON ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{where}: not the config.json of a model folder of this toolkit "
+                              f"(format {config.get('format') if isinstance(config, dict) else None!r})")
+    version = config.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{where}: format_version is {version!r}, not an integer")
+    if version > VERSION:
+        raise CheckpointError(f"{where}: model folder version {version} is newer than this toolkit reads ({VERSION})")
+    missing = [k for k in (*_architecture_keys(), "step", "weights_sha256") if k not in config]
+    if missing:
+        raise CheckpointError(f"{where}: missing {', '.join(missing)}")
+    kinds = {"ngf": int, "n_blocks": int, "norm": str, "skips": bool, "dropout": (int, float), "step": int,
+             "weights_sha256": str}
+    for key, kind in kinds.items():
+        value = config[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise CheckpointError(f"{where}: {key} is {value!r}, not what a Generator takes")
+    try:
+        TrainConfig(**{k: config[k] for k in _architecture_keys()})
+    except TrainerError as e:
+        raise CheckpointError(f"{where}: {e}") from None
+    data = config.get("data_config")
+    if data is not None:
+        known = {name for name in DataConfig.__dataclass_fields__}
+        try:
+            DataConfig(**{k: v for k, v in data.items() if k in known})
+        except (TrainerError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{where}: data_config is not one this toolkit reads ({e})") from None
+    for key in ("scores", "best"):
+        if isinstance(config.get(key), dict):
+            config[key] = {k: _number(v) for k, v in config[key].items()}
+    return config
+
+
+# --- what the data folders were --------------------------------------------------------
+
+
+def recorded_fingerprints(checkpoint_path: str | os.PathLike, state: dict) -> dict | None:
+    """{folder: fingerprint} the run recorded (trainer.provenance): the checkpoint's own
+    (last.pt), else those of the last.pt beside a best.pt, else None."""
+    from trainer import checkpoint
+    from trainer.run_folder import LAST
+
+    prints = (state.get("data") or {}).get("fingerprints")
+    if prints is not None:
+        return prints
+    beside = Path(checkpoint_path).with_name(LAST)
+    if state.get("kind") != "generator" or not beside.is_file():
+        return None
+    try:
+        return (checkpoint.load(beside).get("data") or {}).get("fingerprints")
+    except CheckpointError:
+        return None
+
+
+def describe_data_folders(data_config: dict | None, fingerprints: dict | None) -> dict[str, dict]:
+    """{shard folder: {"made_by", "blur", "realism", "matches_training", "note"}} for each
+    shard folder of ``data_config`` (training and validation), read from the folder's
+    manifests where it is readable here.  ``matches_training``: True / False when the
+    folder's fingerprint equals / differs from the one the run recorded, None when the run
+    recorded none or the folder cannot be read.  The checkpoint holds only the paths."""
+    from blurgen.errors import BlurgenError
+    from blurgen.shards import folder_manifests
+    from trainer.provenance import shard_fingerprint
+
+    if data_config is None:
+        return {}
+    folders = [*(data_config.get("shards") or []), *([data_config["val_shards"]] if data_config.get("val_shards")
+                                                     else [])]
+    out = {}
+    for folder in dict.fromkeys(str(f) for f in folders):
+        try:
+            manifests = folder_manifests(folder)
+            args = next(iter(manifests.values())).get("arguments") or {}
+            now = shard_fingerprint(folder)
+        except (BlurgenError, TrainerError, OSError) as e:
+            out[folder] = {"made_by": None, "blur": None, "realism": None, "matches_training": None,
+                           "note": f"not readable at export ({str(e).splitlines()[0]}): blur and realism unknown"}
+            continue
+        then = (fingerprints or {}).get(folder)
+        out[folder] = {**_made_by(args), "matches_training": None if then is None else then == now,
+                       "note": None}
+    return out
+
+
+def _made_by(args: dict) -> dict:
+    """The command, blur and realism a shard folder's manifest arguments record."""
+    from blurgen.modes import recorded_mode
+    from blurgen.physics.realism import Realism
+
+    command = args.get("command")
+    if command == "average":
+        blur = "frames of a video averaged (blurgen average; docs/video.md)"
+    elif command == "blurgen import-pairs":
+        blur = "imported pairs (blurgen import-pairs): the blur is whatever made them"
+    else:
+        mode = recorded_mode(args)
+        command = "blurgen synthesize"
+        blur = f"{mode.name}: {mode.describe(args)}"
+    return {"made_by": command or "blurgen synthesize", "blur": blur,
+            "realism": Realism.from_arguments(args).labels()}
+
+
+# --- the model card ---------------------------------------------------------------------
+
+
+def closest_preset(train_config: dict, data_config: dict | None) -> tuple[str, list[tuple[str, object, object]]]:
+    """(preset, [(setting, the run's value, the preset's)]) for the preset of
+    ``trainer.config.PRESETS`` that differs from the run's recorded settings in the fewest
+    of the settings any preset changes (the first listed on a tie).  Checkpoints do not
+    record ``--preset``; this is what their settings say."""
+    from trainer.config import PRESETS, make_configs, to_primitive
+
+    train_keys = {k for p in PRESETS.values() for k in p.train}
+    data_keys = {k for p in PRESETS.values() for k in p.data} if data_config is not None else set()
+    best = None
+    for name in PRESETS:
+        train, data = (to_primitive(c) for c in make_configs(name))
+        differences = [(k, train_config.get(k), train[k]) for k in sorted(train_keys) if train_config.get(k) != train[k]]
+        differences += [(k, data_config.get(k), data[k]) for k in sorted(data_keys) if data_config.get(k) != data[k]]
+        if best is None or len(differences) < len(best[1]):
+            best = (name, differences)
+    return best
+
+
+def _score_label(key: str) -> str | None:
+    """What the score ``key`` of ``trainer.evaluate.mean_scores`` is (metric, convention), or None."""
+    from trainer.metrics import DESCRIPTIONS
+
+    if key == "sharp_psnr":
+        return f"sharp inputs put through the generator vs themselves, mean ({DESCRIPTIONS['psnr']})"
+    if key == "sharp_psnr_min":
+        return f"sharp inputs put through the generator vs themselves, worst ({DESCRIPTIONS['psnr']})"
+    base = key.removeprefix("input_")
+    base = "ssim_skimage" if base == "ssim" else base
+    if base not in DESCRIPTIONS:
+        return None
+    return ("blurred input vs sharp" if key.startswith("input_") else "restored vs sharp") + f" ({DESCRIPTIONS[base]})"
+
+
+def validation_set(train_config: dict, data_config: dict | None) -> tuple[str, str, str]:
+    """(what ``trainer fit`` validated on, the scale of its images, whether it was held out
+    of training and why), from the run's recorded settings (trainer.data.val_pairs)."""
+    from trainer.heldout import shards_held_out
+
+    limit = train_config.get("val_limit")
+    spread = f"up to {limit} pairs spread over " if limit else "all pairs of "
+    if data_config is None:
+        unknown = "unknown: the checkpoint does not record its data settings"
+        return "the run's validation pairs (the checkpoint does not record which)", unknown, unknown
+    if data_config.get("val_shards"):
+        folder = data_config["val_shards"]
+        held = shards_held_out(data_config, folder)
+        return (f"{spread}the shard folder {folder} (--val-shards), whole samples",
+                "as stored in the shards (no resize)", ("yes: " if held[0] else "no: ") + held[1])
+    if data_config.get("gopro"):
+        return (f"{spread}GoPro test/ of {data_config['gopro']} ({data_config.get('gopro_blur')} frames)",
+                f"frames resized x{data_config.get('gopro_scale'):g} (area averaging; --gopro-scale)",
+                "yes: training draws GoPro pairs from train/ only (its best.pt was chosen on these pairs)")
+    shards = data_config.get("shards") or []
+    if not shards:
+        unknown = "unknown: the recorded data settings name no validation data"
+        return "unknown", unknown, unknown
+    held = shards_held_out(data_config, shards[0])
+    return (f"{spread}the last shard of {shards[0]}, whole samples", "as stored in the shards (no resize)",
+            ("yes: " if held[0] else "no: ") + held[1])
+
+
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def model_card(config: dict) -> str:
+    """README.md of a model folder: what the generator is, how it was trained (steps, preset,
+    losses, data) and the scores its checkpoint carries, each with its metric, protocol,
+    scale and whether it was held out.  ``config``: config.json's dict (``make_config``)."""
+    train, data = config.get("train_config") or {}, config.get("data_config")
+    arch = ", ".join(f"{k}={config[k]!r}" for k in _architecture_keys())
+    lines = [f"# DeblurGAN generator, step {config['step']}", "",
+             f"Exported by `trainer export --model-folder` from `{config['checkpoint']['path']}` "
+             f"(a {config['checkpoint']['kind']} checkpoint).  Files: `{WEIGHTS}` (the generator's "
+             f"state dict, safetensors), `{CONFIG}` (format `{FORMAT}` version {config['format_version']}: "
+             "Generator arguments, training settings, scores), this card.", "",
+             "## Use", "",
+             "```sh", "trainer deblur --model THIS_FOLDER photo.png --out restored/", "```", "",
+             "```python", "from trainer import load_generator", 'generator = load_generator("THIS_FOLDER")',
+             "```", "",
+             "Input and output: float32 (N, 3, H, W) RGB in [-1, 1], H and W multiples of 4 "
+             "(`trainer deblur` pads other sizes; docs/export.md).", "",
+             "## Model", "", f"`trainer.models.Generator({arch})`", "",
+             "## Training", ""]
+    planned = config.get("planned_steps")
+    lines.append(f"- steps: {config['step']} generator steps" + (f" of {planned} planned" if planned else ""))
+    preset, differences = closest_preset(train, data)
+    how = ("its recorded settings are the preset's" if not differences else "closest; differs in " + ", ".join(
+        f"{k} {v!r} (preset: {p!r})" for k, v, p in differences))
+    lines.append(f"- preset: {preset} ({how}; checkpoints do not record --preset, this is derived from the settings)")
+    lines.append(f"- content loss: {train.get('content_loss')}, weight {train.get('content_weight')}; adversarial "
+                 f"weight {train.get('adversarial_weight')} (WGAN-GP, {train.get('gradient_penalty')} penalty, "
+                 f"weight {train.get('gp_weight')})")
+    lines += _data_lines(data, config.get("data_folders") or {})
+    lines += ["", "## Scores", ""]
+    lines += _score_lines(config, train, data)
+    return "\n".join(lines) + "\n"
+
+
+def _data_lines(data: dict | None, folders: dict) -> list[str]:
+    if data is None:
+        return ["- data: not recorded by the checkpoint"]
+    a, b = data.get("mix") or (2, 1)
+    lines = [f"- data: synthetic:GoPro draws mixed {a}:{b}; {data.get('crop')}x{data.get('crop')} crops, "
+             f"batch {data.get('batch_size')}, flips {'on' if data.get('flip') else 'off'}; "
+             f"identity pairs (sharp in, sharp out): {data.get('sharp_fraction', 0):g} of the draws"]
+    gopro = (f"{data['gopro']} ({data.get('gopro_blur')} frames, resized x{data.get('gopro_scale'):g})"
+             if data.get("gopro") else "none")
+    lines.append(f"- GoPro: {gopro}" + ("" if b or not data.get("gopro") else " (validation only: mix share 0)"))
+    if data.get("online"):
+        from blurgen.physics.realism import Realism
+
+        realism = Realism(linear=bool(data.get("online_linear")), saturate=bool(data.get("online_saturate")),
+                          noise=bool(data.get("online_noise")), camera=data.get("online_camera"),
+                          jpeg_quality=None if data.get("online_jpeg_quality") is None
+                          else tuple(data["online_jpeg_quality"])).labels()
+        lines.append(f"- online blur: yes, mode {data.get('online_mode')}"
+                     + (f" ({data['online_mode_settings']})" if data.get("online_mode_settings") else "")
+                     + f", kernel size {data.get('online_kernel_size') or 'crop/4'}; realism: "
+                     + (", ".join(realism) or "none") + " (the shards' sharp images only are read)")
+    else:
+        lines.append("- online blur: no (the shards' stored pairs)")
+    for folder in data.get("shards") or []:
+        lines.append(f"- shard folder {folder}: " + _folder_line(folders.get(str(folder))))
+    if data.get("val_shards"):
+        lines.append(f"- validation shard folder {data['val_shards']}: " + _folder_line(folders.get(str(data['val_shards']))))
+    return lines
+
+
+def _folder_line(record: dict | None) -> str:
+    if record is None:
+        return "not described at export"
+    if record.get("made_by") is None:
+        return record.get("note") or "blur and realism unknown"
+    match = {True: "the folder matched the fingerprint the run recorded",
+             False: "the folder has CHANGED since the run recorded its fingerprint: described as it is now",
+             None: "not checked against the run (no fingerprint recorded)"}[record.get("matches_training")]
+    return (f"made by {record['made_by']}; blur {record['blur']}; realism: "
+            f"{', '.join(record.get('realism') or []) or 'none'} (read from its manifest at export; {match})")
+
+
+def _score_lines(config: dict, train: dict, data: dict | None) -> list[str]:
+    scored_on, scale, held_out = validation_set(train, data)
+
+    def protocol(step, count) -> str:
+        return (f"- protocol: trainer fit's validation at step {step}: mean over "
+                + (f"{int(count)} pairs: " if count else "") + f"{scored_on}; each image restored whole (tiles "
+                "of 2048 px beyond that), scored over the whole image, no border crop, data range 255")
+
+    scores, best = config.get("scores"), config.get("best")
+    if not scores and not best:
+        return ["The checkpoint carries no scores (no validation had run)."]
+    if scores:
+        lines = [protocol(config["step"], scores.get("count"))]
+        rows = [(k, v) for k, v in scores.items() if k != "count"
+                and not (k.endswith("ssim_skimage") and scores.get(k.replace("ssim_skimage", "ssim")) == v)]
+    else:
+        which = ("the same step" if best.get("step") == config["step"]
+                 else f"its last step, {config['step']}, not of the best")
+        lines = [protocol(best.get("step"), None) + " (the best validation the training checkpoint records; "
+                 f"its generator is that of {which})"]
+        rows = [(k, v) for k, v in best.items() if k != "step"]
+    lines += [f"- scale: {scale}", f"- held out: {held_out}", "",
+              "| score | value | metric |", "|---|---|---|"]
+    for key, value in rows:
+        label = _score_label(key) or "no description known for this key"
+        lines.append(f"| {key} | {_value(value)} | {label} |")
+    return lines
+
+
+# --- the folder -------------------------------------------------------------------------
+
+
+def write(folder: str | os.PathLike, state: dict, checkpoint_path: str | os.PathLike) -> dict:
+    """Write the model folder of checkpoint ``state`` (read from ``checkpoint_path``) at
+    ``folder``, atomically (blurgen.plumbing.files.atomic_folder: an existing folder is
+    replaced whole, so the caller decides whether it may be).  Returns config.json's dict."""
+    from safetensors.torch import save
+
+    from blurgen.plumbing.files import atomic_folder
+    from trainer.eval_settings import run_data_config
+    from trainer.output import naming
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state["generator"].items()}
+    weights = save(tensors, metadata={"format": FORMAT})
+    data_config = run_data_config(checkpoint_path, state)
+    folders = describe_data_folders(data_config, recorded_fingerprints(checkpoint_path, state))
+    config = make_config(state, checkpoint_path, data_config, folders, hashlib.sha256(weights).hexdigest())
+    with naming(folder), atomic_folder(folder) as tmp:
+        (tmp / WEIGHTS).write_bytes(weights)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        (tmp / CARD).write_text(model_card(config), encoding="utf-8")
+    return config
+
+
+def is_model_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a config.json naming this format (what ``--overwrite`` may replace)."""
+    try:
+        return json.loads((Path(folder) / CONFIG).read_text(encoding="utf-8")).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read(folder: str | os.PathLike) -> dict:
+    """A model folder as a generator checkpoint's dict (module doc), never unpickling:
+    config.json by ``json``, the weights by ``safetensors`` after their SHA-256 is checked
+    against config.json's.  CheckpointError (one line) on anything missing or damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    folder = Path(folder)
+    for name in (CONFIG, WEIGHTS):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{folder}: no {name} (not a whole model folder of `trainer export --model-folder`)")
+    config = parse_config((folder / CONFIG).read_text(encoding="utf-8", errors="replace"), str(folder / CONFIG))
+    weights = (folder / WEIGHTS).read_bytes()
+    if hashlib.sha256(weights).hexdigest() != config["weights_sha256"]:
+        raise CheckpointError(f"{folder / WEIGHTS}: damaged (its SHA-256 is not the one {CONFIG} records)")
+    try:
+        tensors = load(weights)
+    except (SafetensorError, ValueError) as e:
+        raise CheckpointError(f"{folder / WEIGHTS}: not a safetensors file ({str(e).splitlines()[0]})") from None
+    state = {"kind": "model-folder", "step": config["step"], "generator": tensors,
+             "config": {k: config[k] for k in _architecture_keys()},
+             "scores": config.get("scores"), "best": config.get("best"), "model_folder": config}
+    if config.get("data_config") is not None:
+        state["data"] = {"config": config["data_config"]}
+    return state
