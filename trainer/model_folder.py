@@ -395,10 +395,12 @@ def write(folder: str | os.PathLike, state: dict, checkpoint_path: str | os.Path
     data_config = run_data_config(checkpoint_path, state)
     folders = describe_data_folders(data_config, recorded_fingerprints(checkpoint_path, state))
     config = make_config(state, checkpoint_path, data_config, folders, hashlib.sha256(weights).hexdigest())
+    contents = {WEIGHTS: weights, CONFIG: (json.dumps(config, indent=1, allow_nan=False) + "\n").encode(),
+                CARD: model_card(config).encode()}
     with naming(folder), atomic_folder(folder) as tmp:
-        (tmp / WEIGHTS).write_bytes(weights)
-        (tmp / CONFIG).write_text(json.dumps(config, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        (tmp / CARD).write_text(model_card(config), encoding="utf-8")
+        for name, data in contents.items():
+            with naming(tmp / name):   # a full disk names the file (under ``folder``: atomic_folder)
+                (tmp / name).write_bytes(data)
     return config
 
 

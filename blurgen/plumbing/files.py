@@ -75,14 +75,17 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     tmp = temporary_name(path)
     shutil.rmtree(tmp, ignore_errors=True)   # a leftover of this pid's earlier, killed self
-    tmp.mkdir()
     try:
         try:
+            tmp.mkdir()
             yield tmp
         except OSError as exc:
-            if exc.filename is None or Path(exc.filename).parent != tmp:
+            named = None if exc.filename is None else Path(exc.filename)
+            if named == tmp:
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+            if named is None or named.parent != tmp:
                 raise
-            raise OSError(exc.errno, exc.strerror, str(path / Path(exc.filename).name)) from None
+            raise OSError(exc.errno, exc.strerror, str(path / named.name)) from None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
