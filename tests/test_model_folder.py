@@ -196,8 +196,8 @@ def test_the_model_card_names_steps_data_and_labelled_scores(run, shards):
     assert "synthetic:GoPro draws mixed 1:0; 32x32 crops, batch 6" in card
     assert (f"- shard folder {shards}: made by blurgen synthesize; blur uniform: " in card
             and "realism: noise (read from its manifest at export; not checked against the run" in card)
-    assert (f"- protocol: trainer fit's validation at step 7: mean over 2 pairs: up to 8 pairs spread over "
-            f"the last shard of {shards}, whole samples") in card
+    assert (f"- protocol: trainer fit's validation at step 7: mean over 2 pairs of the last shard of {shards}, "
+            "whole samples") in card
     assert "- scale: as stored in the shards (no resize)" in card
     assert "- held out: yes: held out from training: the run left this last shard out of training" in card
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in card.splitlines()

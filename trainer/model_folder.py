@@ -239,30 +239,28 @@ def _score_label(key: str) -> str | None:
 
 
 def validation_set(train_config: dict, data_config: dict | None) -> tuple[str, str, str]:
-    """(what ``trainer fit`` validated on, the scale of its images, whether it was held out
-    of training and why), from the run's recorded settings (trainer.data.val_pairs)."""
+    """(the set ``trainer fit`` validated on, the scale of its images, whether it was held
+    out of training and why), from the run's recorded settings (trainer.data.val_pairs)."""
     from trainer.heldout import shards_held_out
 
-    limit = train_config.get("val_limit")
-    spread = f"up to {limit} pairs spread over " if limit else "all pairs of "
     if data_config is None:
         unknown = "unknown: the checkpoint does not record its data settings"
         return "the run's validation pairs (the checkpoint does not record which)", unknown, unknown
     if data_config.get("val_shards"):
         folder = data_config["val_shards"]
         held = shards_held_out(data_config, folder)
-        return (f"{spread}the shard folder {folder} (--val-shards), whole samples",
-                "as stored in the shards (no resize)", ("yes: " if held[0] else "no: ") + held[1])
+        return (f"the shard folder {folder} (--val-shards), whole samples", "as stored in the shards (no resize)",
+                ("yes: " if held[0] else "no: ") + held[1])
     if data_config.get("gopro"):
-        return (f"{spread}GoPro test/ of {data_config['gopro']} ({data_config.get('gopro_blur')} frames)",
+        return (f"GoPro test/ of {data_config['gopro']} ({data_config.get('gopro_blur')} frames)",
                 f"frames resized x{data_config.get('gopro_scale'):g} (area averaging; --gopro-scale)",
                 "yes: training draws GoPro pairs from train/ only (its best.pt was chosen on these pairs)")
     shards = data_config.get("shards") or []
     if not shards:
         unknown = "unknown: the recorded data settings name no validation data"
-        return "unknown", unknown, unknown
+        return "unknown pairs", unknown, unknown
     held = shards_held_out(data_config, shards[0])
-    return (f"{spread}the last shard of {shards[0]}, whole samples", "as stored in the shards (no resize)",
+    return (f"the last shard of {shards[0]}, whole samples", "as stored in the shards (no resize)",
             ("yes: " if held[0] else "no: ") + held[1])
 
 
@@ -352,9 +350,12 @@ def _score_lines(config: dict, train: dict, data: dict | None) -> list[str]:
     scored_on, scale, held_out = validation_set(train, data)
 
     def protocol(step, count) -> str:
-        return (f"- protocol: trainer fit's validation at step {step}: mean over "
-                + (f"{int(count)} pairs: " if count else "") + f"{scored_on}; each image restored whole (tiles "
-                "of 2048 px beyond that), scored over the whole image, no border crop, data range 255")
+        limit = train.get("val_limit")
+        pairs = (f"{int(count)} pairs of" if count else f"up to {limit} pairs spread over" if limit
+                 else "all pairs of")
+        return (f"- protocol: trainer fit's validation at step {step}: mean over {pairs} {scored_on}; each image "
+                "restored whole (tiles of 2048 px beyond that), scored over the whole image, no border crop, "
+                "data range 255")
 
     scores, best = config.get("scores"), config.get("best")
     if not scores and not best:
