@@ -221,11 +221,13 @@ def test_a_card_without_data_settings_says_what_it_does_not_know():
 
 
 def test_the_last_pt_card_labels_its_best_validation_as_another_step(shards):
-    cfg, data = make_configs("tiny", data={"shards": (shards,), "gopro": "/data/GOPRO_Large", "crop": 32})
+    cfg, data = make_configs("tiny", data={"shards": (shards,), "gopro": "/data/GOPRO_Large", "crop": 32,
+                                           "online": True, "online_noise": True, "online_mode": "shake"})
     state = {"kind": "training", "step": 300, "config": to_primitive(cfg), "schedule": {"total_steps": 300},
              "best": {"psnr": 30.25, "ssim": 0.9, "step": 200}, "data": {"config": to_primitive(data)}}
     card = model_folder.model_card(model_folder.make_config(state, "run/last.pt", to_primitive(data), {}, "0" * 64))
     assert "- steps: 300 generator steps of 300 planned" in card
+    assert "- online blur: yes, mode shake, kernel size 9; realism: noise (the shards' sharp images only" in card
     assert "- GoPro: /data/GOPRO_Large (blur frames, resized x0.5)" in card
     assert ("trainer fit's validation at step 200: mean over up to 8 pairs spread over GoPro test/ of "
             "/data/GOPRO_Large (blur frames)") in card

@@ -24,7 +24,8 @@ Layout of a training checkpoint (``kind == "training"``)::
 A generator checkpoint (``kind == "generator"``, the run's best.pt) holds only
 generator, config, step, the validation scores and data {"config"} (since
 issue 12; ``trainer eval`` validates as the run did); ``trainer eval`` and
-``trainer deblur`` take either kind.
+``trainer deblur`` take either kind, and a model folder (``trainer.model_folder``:
+the generator as safetensors, for shipping; ``trainer.weights`` reads both forms).
 """
 from __future__ import annotations
 
