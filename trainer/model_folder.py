@@ -178,8 +178,14 @@ def describe_data_folders(data_config: dict | None, fingerprints: dict | None) -
                            "note": f"not readable at export ({str(e).splitlines()[0]}): blur and realism unknown"}
             continue
         then = (fingerprints or {}).get(folder)
-        out[folder] = {**_made_by(args), "matches_training": None if then is None else then == now,
-                       "note": None}
+        try:
+            made_by = _made_by(args)
+        except (KeyError, TypeError, ValueError) as e:   # a manifest of another version
+            out[folder] = {"made_by": None, "blur": None, "realism": None, "matches_training": None,
+                           "note": f"its manifest's arguments are not ones this toolkit reads ({e!r}): "
+                                   "blur and realism unknown"}
+            continue
+        out[folder] = {**made_by, "matches_training": None if then is None else then == now, "note": None}
     return out
 
 
