@@ -90,7 +90,7 @@ def test_config_json_round_trips_and_names_generator_arguments(run):
     architecture = {k: config[k] for k in ("ngf", "n_blocks", "norm", "skips", "dropout")}
     assert set(architecture) <= arguments and "init" not in config
     assert architecture == {"ngf": 16, "n_blocks": 2, "norm": "none", "skips": True, "dropout": 0.0}
-    assert model_folder.model_card(config) == (folder / "README.md").read_text()
+    assert model_folder.card_of(config) == (folder / "README.md").read_text()
 
 
 def test_loading_a_folder_never_unpickles(run, monkeypatch):
@@ -213,7 +213,7 @@ def test_a_card_without_data_settings_says_what_it_does_not_know():
     """A best.pt older than issue 12 records no data settings: the card invents no label."""
     cfg, _ = make_configs("paper", train={"ngf": 8, "n_blocks": 1})
     state = {"kind": "generator", "step": 3, "config": to_primitive(cfg), "scores": {"psnr": 20.0}}
-    card = model_folder.model_card(model_folder.make_config(state, "old/best.pt", None, {}, "0" * 64))
+    card = model_folder.card_of(model_folder.make_config(state, "old/best.pt", None, {}, "0" * 64))
     assert "- data: not recorded by the checkpoint" in card
     assert "the run's validation pairs (the checkpoint does not record which)" in card
     assert "- held out: unknown: the checkpoint does not record its data settings" in card
@@ -225,7 +225,7 @@ def test_the_last_pt_card_labels_its_best_validation_as_another_step(shards):
                                            "online": True, "online_noise": True, "online_mode": "shake"})
     state = {"kind": "training", "step": 300, "config": to_primitive(cfg), "schedule": {"total_steps": 300},
              "best": {"psnr": 30.25, "ssim": 0.9, "step": 200}, "data": {"config": to_primitive(data)}}
-    card = model_folder.model_card(model_folder.make_config(state, "run/last.pt", to_primitive(data), {}, "0" * 64))
+    card = model_folder.card_of(model_folder.make_config(state, "run/last.pt", to_primitive(data), {}, "0" * 64))
     assert "- steps: 300 generator steps of 300 planned" in card
     assert "- online blur: yes, mode shake, kernel size 9; realism: noise (the shards' sharp images only" in card
     assert "- GoPro: /data/GOPRO_Large (blur frames, resized x0.5)" in card
