@@ -154,7 +154,7 @@ def write(folder: str | os.PathLike, state: dict, checkpoint_path: str | os.Path
     from trainer.output import naming
 
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state["generator"].items()}
-    weights = save(tensors, metadata={"format": FORMAT})
+    weights = save(tensors, metadata={"format": "pt"})   # what safetensors.torch.save_model and transformers write
     data_config = run_data_config(checkpoint_path, state)
     folders = describe_data_folders(data_config, recorded_fingerprints(checkpoint_path, state))
     config = make_config(state, checkpoint_path, data_config, folders, hashlib.sha256(weights).hexdigest())
