@@ -24,7 +24,8 @@ test: $(STAMP)
 # The main job on built-in sample data: kernels sized for the tiny preset's
 # 80-px crops -> synthetic pairs -> a short training of the tiny preset mixed
 # 2:1 with a GoPro-layout sample -> eval of the last generator on the held-out
-# frames (not best.pt, which validation on those same frames picked), deblur.
+# frames (not best.pt, which validation on those same frames picked), its export as a
+# model folder (safetensors, config.json, model card: docs/export.md), deblur through that folder.
 # The run's settings are configs/tiny.yaml (preset tiny, mix 2:1, 300 steps,
 # validation every 100); the paths are given again so that DEMO=... moves them.
 # The tiny preset's content loss is on pixels (the per-image PSNR): the paper's
@@ -44,7 +45,8 @@ demo: $(STAMP)
 	    --out $(DEMO)/run
 	$(VENV)/bin/trainer curves $(DEMO)/run
 	$(VENV)/bin/trainer eval --checkpoint $(DEMO)/run/last.pt --gopro $(DEMO)/GOPRO_Large --gopro-scale 0.5 --png $(DEMO)/report.png
-	$(VENV)/bin/trainer deblur --checkpoint $(DEMO)/run/last.pt $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite
+	$(VENV)/bin/trainer export --checkpoint $(DEMO)/run/last.pt --model-folder $(DEMO)/model --overwrite
+	$(VENV)/bin/trainer deblur --model $(DEMO)/model $(DEMO)/GOPRO_Large/test/*/blur --out $(DEMO)/deblurred --overwrite
 
 bench: $(STAMP)
 	$(PY) bench/kernels.py

@@ -24,7 +24,8 @@ Layout of a training checkpoint (``kind == "training"``)::
 A generator checkpoint (``kind == "generator"``, the run's best.pt) holds only
 generator, config, step, the validation scores and data {"config"} (since
 issue 12; ``trainer eval`` validates as the run did); ``trainer eval`` and
-``trainer deblur`` take either kind.
+``trainer deblur`` take either kind, and a model folder (``trainer.model_folder``:
+the generator as safetensors, for shipping; ``trainer.weights`` reads both forms).
 """
 from __future__ import annotations
 
@@ -183,11 +184,19 @@ def generator_state(*, step: int, generator: nn.Module, config: dict, scores: di
 
 
 def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """(Generator in eval mode on ``device``, checkpoint dict) from either kind of checkpoint."""
+    """(Generator in eval mode on ``device``, checkpoint dict) from either kind of checkpoint
+    file (a model folder too: ``trainer.weights.load``)."""
+    state = load(path)
+    return generator_from(state, path, device), state
+
+
+def generator_from(state: dict, path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The Generator (eval mode, on ``device``) that ``state["config"]`` (TrainConfig
+    fields) describes, with the weights ``state["generator"]``; CheckpointError naming
+    ``path`` when they do not fit."""
     from trainer.config import generator_settings, train_config_from
     from trainer.models import Generator
 
-    state = load(path)
     cfg = train_config_from(state.get("config", {}))
     generator = Generator(**generator_settings(cfg))
     try:
@@ -195,4 +204,4 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu"):
     except (KeyError, RuntimeError) as e:
         first = str(e).splitlines()[0] if str(e) else "no generator weights"
         raise CheckpointError(f"{path}: generator weights do not fit its config ({first})") from None
-    return generator.to(device).eval(), state
+    return generator.to(device).eval()

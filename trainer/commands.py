@@ -38,12 +38,18 @@ def _trainer_message(exc: Exception) -> str:
 
 
 def _generator_on(checkpoint_path, device_name):
-    from trainer.checkpoint import load_generator
     from trainer.device import resolve_device
+    from trainer.weights import load
 
     device = resolve_device(device_name)
-    generator, state = load_generator(checkpoint_path, device)
+    generator, state = load(checkpoint_path, device)
     return generator, state, device
+
+
+def _weights_option(command):
+    """``--checkpoint`` (also ``--model``): a checkpoint file or a model folder."""
+    return click.option("--checkpoint", "--model", "checkpoint_path", type=click.Path(), required=True,
+                        help="last.pt or best.pt of a run, or a model folder (trainer export --model-folder).")(command)
 
 
 def _presets_help() -> str:
@@ -243,8 +249,7 @@ def launch_cmd(arguments):
 
 
 @trainer.command("eval")
-@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
-              help="last.pt or best.pt of a run.")
+@_weights_option
 @click.option("--benchmark", type=(str, click.Path(file_okay=False)), default=None, metavar="NAME ROOT",
               cls=ListingOption, help=_benchmarks_help)
 @click.option("--pairs", "folders", type=(click.Path(file_okay=False), click.Path(file_okay=False)), default=None,
@@ -378,8 +383,7 @@ def _echo_eval_report(scores, bands, seconds, described, description, step, dev,
 
 @trainer.command("deblur")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
-              help="last.pt or best.pt of a run.")
+@_weights_option
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the restored PNGs.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--tile", type=int, default=2048, show_default=True, help="Larger images are restored in tiles of this side.")
@@ -433,25 +437,36 @@ def deblur_cmd(inputs, checkpoint_path, out, device, tile, overlap, overwrite, s
 
 
 @trainer.command("export")
-@click.option("--checkpoint", "checkpoint_path", type=click.Path(dir_okay=False), required=True,
-              help="last.pt or best.pt of a run.")
+@_weights_option
 @click.option("--onnx", "onnx_path", type=click.Path(dir_okay=False), default=None,
               help="Write the generator as ONNX (needs the onnx and onnxscript packages).")
 @click.option("--torchscript", "torchscript_path", type=click.Path(dir_okay=False), default=None,
               help="Write the generator as TorchScript (deprecated upstream; for libtorch).")
-@click.option("--overwrite", is_flag=True, help="Replace existing output files.")
-def export_cmd(checkpoint_path, onnx_path, torchscript_path, overwrite):
-    """The bare generator for inference: float32 (N, 3, H, W) RGB in [-1, 1] in and out,
-    H and W multiples of 4 (docs/export.md)."""
+@click.option("--model-folder", "folder", type=click.Path(file_okay=False), default=None,
+              help="Write a model folder: model.safetensors, config.json and a model card README.md "
+                   "(loaded without unpickling; docs/export.md).")
+@click.option("--overwrite", is_flag=True, help="Replace existing output files (a model folder only if it is one).")
+def export_cmd(checkpoint_path, onnx_path, torchscript_path, folder, overwrite):
+    """The generator for inference: a model folder of safetensors weights, config and model card, or the bare
+    network as ONNX or TorchScript: float32 (N, 3, H, W) RGB in [-1, 1] in and out, H and W multiples of 4
+    (docs/export.md)."""
     from trainer.export import export_onnx, export_torchscript, onnx_difference
 
-    if not onnx_path and not torchscript_path:
-        raise UserError("give --onnx FILE and/or --torchscript FILE")
+    if not onnx_path and not torchscript_path and not folder:
+        raise UserError("give --model-folder DIR, --onnx FILE and/or --torchscript FILE")
     for path in (onnx_path, torchscript_path):   # before the export's work, not after it
         if path:
             check_output(path, overwrite)
+    if folder:
+        _check_model_folder_output(folder, overwrite)
     try:
         generator, state, _ = _generator_on(checkpoint_path, "cpu")
+        if folder:
+            from trainer import model_folder
+
+            model_folder.write(folder, state, checkpoint_path)
+            click.echo(f"wrote {folder}/ ({model_folder.WEIGHTS}, {model_folder.CONFIG}, {model_folder.CARD}; "
+                       f"generator of step {state['step']})")
         if onnx_path:
             try:
                 export_onnx(generator, onnx_path)
@@ -467,8 +482,33 @@ def export_cmd(checkpoint_path, onnx_path, torchscript_path, overwrite):
             click.echo(f"wrote {torchscript_path} (generator of step {state['step']})")
     except _trainer_errors() as exc:
         raise UserError(_trainer_message(exc)) from None
-    click.echo('input "blurred" and output "restored": float32 (N, 3, H, W), RGB in [-1, 1], '
-               "H and W multiples of 4")
+    if onnx_path or torchscript_path:
+        click.echo('input "blurred" and output "restored": float32 (N, 3, H, W), RGB in [-1, 1], '
+                   "H and W multiples of 4")
+
+
+def _check_model_folder_output(folder, overwrite: bool) -> None:
+    """Refuse, before any work, a model folder's path that exists (without --overwrite), that
+    holds something other than a model folder (even with it: --overwrite replaces the folder
+    whole), or whose parent is missing or not writable."""
+    import os
+    from pathlib import Path
+
+    from trainer.model_folder import is_model_folder
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} is a file; give a folder name")
+    if folder.is_dir():
+        if not overwrite:
+            raise UserError(f"{folder} exists; pass --overwrite to replace it")
+        if any(folder.iterdir()) and not is_model_folder(folder):
+            raise UserError(f"{folder} holds files and is not a model folder: not replaced (give another name)")
+    parent = folder.parent if str(folder.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{parent}: no such folder")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"{parent}: not writable")
 
 
 @trainer.command("curves")

@@ -18,13 +18,15 @@ from trainer.run_folder import LAST
 
 def training_data(checkpoint_path: str | Path, state: dict) -> dict | None:
     """The DataConfig fields (as saved) of the run that trained the checkpoint:
-    its own record (last.pt), else that of the run's last.pt beside it (best.pt
-    holds the generator alone), else None."""
+    its own record (last.pt, a model folder's config.json), else that of the run's
+    last.pt beside a best.pt of an older version, else None."""
     record = (state.get("data") or {}).get("config")
     if record is not None:
         return record
     beside = Path(checkpoint_path).with_name(LAST)
-    if beside.resolve() == Path(checkpoint_path).resolve() or not beside.is_file():
+    # Only a best.pt has a run folder around it (a model folder's data settings are its own).
+    if state.get("kind") != "generator" or beside.resolve() == Path(checkpoint_path).resolve() \
+            or not beside.is_file():
         return None
     try:
         return (checkpoint.load(beside).get("data") or {}).get("config")

@@ -60,6 +60,43 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
             os.close(fd)
 
 
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary folder to fill; it becomes ``path`` when the block ends.
+
+    An existing ``path`` is swapped out and removed only then: no reader ever
+    sees a half-written folder under the name.  If the block raises, the
+    temporary folder is removed and ``path`` is untouched; an OSError on a file
+    inside the temporary names the file under ``path`` (a full disk on
+    ``path/x``, not on ``.path.tmp-PID/x``).
+    """
+    import shutil
+
+    path = Path(path)
+    tmp = temporary_name(path)
+    shutil.rmtree(tmp, ignore_errors=True)   # a leftover of this pid's earlier, killed self
+    try:
+        try:
+            tmp.mkdir()
+            yield tmp
+        except OSError as exc:
+            named = None if exc.filename is None else Path(exc.filename)
+            if named == tmp:
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
+            if named is None or named.parent != tmp:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(path / named.name)) from None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_text(path: str | os.PathLike, text: str, errors: str = "strict") -> None:
     """Write ``text`` to ``path`` atomically, as UTF-8 (``errors`` as for ``str.encode``)."""
     with atomic_path(path) as tmp:
