@@ -1,0 +1,264 @@
+"""A rolling shutter: every image row exposed over its own window of the camera's motion.
+
+A CMOS sensor starts and reads its rows one after the other.  Time ``t`` is
+measured in exposures (each row integrates light for a time 1); the readout
+fraction ``R`` is the time from the start of the sample's first row to the start
+of its last.  Row ``y`` of a sample of ``h`` rows (the crop, or the whole image
+with ``--full``; not the full sensor: a crop of a taller frame whose readout is
+``R_f`` sees ``R = R_f (h - 1) / (H - 1)``) integrates over
+
+    [d_y, d_y + 1],    d_y = R * y / (h - 1)    (d = 0 for a single row),
+
+so the camera's motion must be known over [0, 1 + R].  The motion models
+continue their walk past the exposure's end: a Boracchi & Foi trajectory is
+the same random walk, with the same step and the same random stream, drawn
+for ``(1 + R)`` times as many samples (:func:`extended_samples`), so the first
+row sees exactly the global-shutter trajectory and the later rows its
+continuation.
+
+**The sharp target** is the scene at the camera's mean position over the
+*centre row's* window [R/2, R/2 + 1] (the centroid of that row's motion; the
+continuous row (h - 1)/2, so also for an even h): what the blurred image's
+centre row shows, blurred about its own place, as the global-shutter modes
+centre their kernels on the motion's mean.  Every row's motion is measured
+from that position, so the sharp image stays the photo itself (never
+resampled) and a model trained on the pairs learns to undo the skew as well
+as the blur.  R = 0 is the global shutter, exactly.
+
+Uniform translation (:func:`band_psfs`, :func:`blur_bands`).  A row's blur is
+the trajectory's positions over its window, splatted as a PSF (relative to the
+sharp target, so not centred on its own mean).  Rows are blurred in bands
+that share the PSF of the band's middle row.  A row whose delay differs by
+``δ`` from its band's sees every sample of its window displaced by at most
+``v δ`` px (v: the walk's constant speed, px per exposure), so the bands are
+made narrow enough that ``v δ <= BAND_SHIFT`` px for every row; with R = 0
+there is one band, the global-shutter blur.
+
+Non-uniform shake (:func:`average_rows`).  Each pose of the (extended) walk is
+warped once, onto the rows whose windows hold it, so row y averages exactly
+the ``count`` consecutive poses of its own window: the same number as a global
+shutter, with no banding (time is quantised at one pose, which moves no point
+more than the shake's ``step``).
+
+Numpy only at import: the command lines import this module (through the modes)
+as they start; OpenCV and SciPy are imported where images are blurred.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Stream tag of a sample's readout (ASCII "ROLL"): sample (image i, crop c) draws its readout
+#: from ``default_rng([seed, ROLLING_TAG, i, c])`` in every mode, so its other streams (crop,
+#: kernel, shake, effects, camera) draw what they drew without a rolling shutter.
+ROLLING_TAG = 0x524F4C4C
+
+#: Largest readout fraction taken: the motion then spans three exposures, and the crop's
+#: margin grows with it (:func:`reach`).
+MAX_READOUT = 2.0
+
+#: Most pixels a row's blur is displaced by sharing its band's PSF (uniform mode).
+BAND_SHIFT = 0.25
+
+
+@dataclass(frozen=True)
+class RollingShutter:
+    """How to draw a rolling shutter (``synthesize --rolling-shutter LO-HI``): each sample's
+    readout fraction uniformly in [lo, hi] (exposures: the time between the start of its first
+    and of its last row, in units of a row's exposure time)."""
+
+    lo: float = 0.0
+    hi: float = 0.0
+
+    def __post_init__(self):
+        if not 0 <= self.lo <= self.hi <= MAX_READOUT:
+            raise ValueError(f"--rolling-shutter must be LO-HI with 0 <= LO <= HI <= {MAX_READOUT:g} (readout as a "
+                             f"fraction of the exposure), got {self.lo:g}-{self.hi:g}")
+
+    @property
+    def active(self) -> bool:
+        """Whether any sample can have a readout: with HI = 0 every sample is the global shutter's."""
+        return self.hi > 0
+
+    def draw(self, seed: int, image: int, crop: int) -> float:
+        """The readout fraction of sample (``image``, ``crop``), from its own stream (:data:`ROLLING_TAG`)."""
+        return float(np.random.default_rng([seed, ROLLING_TAG, image, crop]).uniform(self.lo, self.hi))
+
+    def arguments(self) -> list[float]:
+        """As a manifest records it: ``[lo, hi]``."""
+        return [self.lo, self.hi]
+
+
+def row_delays(rows: int, readout: float) -> np.ndarray:
+    """(rows,) float64: the start ``d_y = readout * y / (rows - 1)`` of each row's window, exposures."""
+    if rows < 2:
+        return np.zeros(rows)
+    return readout * np.arange(rows) / (rows - 1)
+
+
+# --- uniform translation (a Boracchi & Foi trajectory) -----------------------------------------
+
+
+def extended_samples(exposed: int, readout: float) -> int:
+    """Trajectory samples a rolling shutter of ``readout`` reads when a window holds ``exposed``
+    samples (sample j at time j / exposed): the last row's window ends at sample
+    ``readout * exposed + exposed - 1``, plus one for the interpolation between samples."""
+    return math.ceil(exposed * (1 + readout)) + 1
+
+
+def extended_tracks(seeds: np.ndarray, fraction: np.ndarray, spec, readout: float) -> list[np.ndarray]:
+    """The trajectories of fresh kernels (``seeds`` (n,) uint64, their exposure ``fraction``
+    (n,), drawn with the KernelSpec ``spec``) continued for a readout up to ``readout``: kernel
+    j's (N_j,) complex64 samples, of which its exposure sees the first
+    ``psf.exposed_samples(spec.iters, fraction[j])``.  Drawn in one batch per exposure, as
+    ``make_kernels`` draws them, so their first samples are the kernels' own."""
+    from blurgen.physics import psf as _psf
+    from blurgen.physics.trajectory import random_trajectories
+
+    exposed = _psf.exposed_samples(spec.iters, fraction)
+    tracks: list[np.ndarray] = [np.zeros(0, np.complex64)] * len(seeds)
+    for n in np.unique(exposed):
+        group = np.flatnonzero(exposed == n)
+        traj = random_trajectories(np.asarray(seeds, np.uint64)[group], spec.iters, spec.max_len, spec.expl,
+                                   samples=extended_samples(int(n), readout))
+        for column, j in enumerate(group):
+            tracks[j] = traj.points[:, column]
+    return tracks
+
+
+def reach(max_len: float, iters: int, readout: float) -> float:
+    """Farthest (px) any row's trajectory sample lies from the sharp target, for walks of
+    ``max_len`` px over ``iters`` samples and a readout up to ``readout``.
+
+    The walk moves at the constant speed v = max_len / (iters - 1) px a sample, at most
+    ``iters`` samples an exposure.  The target c is the mean of the centre row's window W
+    (length 1); a sample at time t lies within v * mean_{s in W} |t - s| of c, which is at
+    most v (tau + 1/2) for t at a distance tau from W, and tau <= readout / 2 on [0, 1 + readout].
+    """
+    return max_len * iters / (iters - 1) * (1 + readout) / 2
+
+
+def grid_side(max_len: float, iters: int, readout: float) -> int:
+    """Odd side of the PSF grid (and so of the crop's margin, ``blur.margins``) that holds
+    every row's PSF of :func:`band_psfs`: the reach plus one pixel for bilinear splatting."""
+    return 2 * math.ceil(reach(max_len, iters, readout)) + 3
+
+
+def positions(points: np.ndarray, start: np.ndarray, exposed: int) -> np.ndarray:
+    """(exposed, m) complex128: the trajectory at sample indices ``start[i] + k`` (k = 0 ..
+    exposed - 1), linearly interpolated between the samples ``points`` (N,) complex (the walk is
+    a polyline through them).  ``start`` (m,) float64, >= 0."""
+    p = np.asarray(points, np.complex128)
+    index = np.asarray(start, np.float64)[None, :] + np.arange(exposed)[:, None]
+    lo = np.minimum(np.floor(index).astype(np.int64), len(p) - 2)
+    frac = index - lo
+    return p[lo] + frac * (p[lo + 1] - p[lo])
+
+
+def bands(rows: int, readout: float, speed: float) -> list[tuple[int, int]]:
+    """[(first, stop)] row ranges, equal in size, that share one PSF: narrow enough that a row's
+    delay differs from its band's middle row's by at most ``BAND_SHIFT / speed`` exposures
+    (``speed``: px per exposure), so no sample of its window moves more than :data:`BAND_SHIFT` px."""
+    span = readout * speed  # px every sample moves between the first row and the last
+    if rows < 2 or span <= 0:
+        return [(0, rows)]
+    per_band = int(2 * BAND_SHIFT * (rows - 1) / span) + 1  # (per_band - 1) / 2 rows either side of the middle
+    count = math.ceil(rows / per_band)
+    edges = np.linspace(0, rows, count + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def centre_window(points: np.ndarray, exposed: int, readout: float) -> np.ndarray:
+    """(exposed,) complex128: the centre row's window of the trajectory (delay readout / 2)."""
+    return positions(points, np.array([readout / 2 * exposed]), exposed)[:, 0]
+
+
+def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int, size: int,
+              speed: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The PSFs of a rolling shutter's row bands, relative to the sharp target.
+
+    points : (N,) complex, the trajectory's samples x + iy in px (at least
+        :func:`extended_samples` of them); exposed : samples a row's window holds;
+    rows : the sample's rows; size : the grid's side (:func:`grid_side`);
+    speed : px per exposure (:func:`bands`).
+    Returns ((B, size, size) float32, each summing to 1, the target on pixel (size // 2, size // 2);
+    the B bands' row ranges).
+    """
+    from blurgen.physics import psf as _psf
+
+    spans = bands(rows, readout, speed)
+    delays = row_delays(rows, readout)
+    middle = np.array([(delays[a] + delays[b - 1]) / 2 for a, b in spans])
+    target = centre_window(points, exposed, readout).mean()
+    windows = positions(points, middle * exposed, exposed)
+    return _psf.rasterize(windows, size, anchor=np.full(len(spans), target)), spans
+
+
+def trim_bands(region: np.ndarray, psfs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(region, psfs)`` cut down to the box the PSFs' taps reach together, as
+    ``blur.trim_to_support`` does for one PSF (views): region (h + K - 1, w + K - 1[, C]),
+    psfs (B, K, K) -> (h + a - 1, w + b - 1[, C]), (B, a, b)."""
+    from blurgen.physics import blur
+
+    sub, _ = blur.trim_to_support(region, psfs.sum(axis=0))
+    support = psfs.any(axis=0)
+    rows, cols = np.flatnonzero(support.any(axis=1)), np.flatnonzero(support.any(axis=0))
+    return sub, psfs[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def blur_bands(region: np.ndarray, psfs: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Each band of rows blurred by its own PSF (valid convolution, ``blur.convolve_valid``).
+
+    region : (h + a - 1, w + b - 1, C) float32, the output window plus the PSFs' margins;
+    psfs : (B, a, b); spans : the bands' (first, stop) output rows.  Returns (h, w, C) float32.
+    """
+    from blurgen.physics import blur
+
+    a, b = psfs.shape[-2:]
+    h, w = region.shape[0] - (a - 1), region.shape[1] - (b - 1)
+    out = np.empty((h, w, *region.shape[2:]), np.float32)
+    for kernel, (first, stop) in zip(psfs, spans):
+        out[first:stop] = blur.convolve_valid(region[first : stop + a - 1], kernel)
+    return out
+
+
+# --- non-uniform shake (homographies) -----------------------------------------------------------
+
+
+def row_windows(rows: int, readout: float, per_exposure: int) -> np.ndarray:
+    """(rows,) int64: the first pose of each row's window, poses spaced 1 / ``per_exposure``
+    exposures apart (row y averages poses ``first[y] .. first[y] + per_exposure``)."""
+    return np.rint(row_delays(rows, readout) * per_exposure).astype(np.int64)
+
+
+def average_rows(region: np.ndarray, H: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, int],
+                 first: np.ndarray, count: int) -> np.ndarray:
+    """Row y of the output: the mean of the sharp image warped by ``H[first[y] : first[y] + count]``.
+
+    region, H, origin, box as ``blurgen.physics.shake.average_warps`` (bilinear, edges
+    replicated); first : (rows,) non-decreasing int64 (:func:`row_windows`), the last window
+    within ``H``.  Each pose is warped once, onto the rows whose windows hold it.
+    Returns (y1 - y0, x1 - x0, C) float32.
+    """
+    import cv2
+
+    y0, x0, y1, x1 = box
+    oy, ox = origin
+    if first[-1] + count > len(H):
+        raise ValueError(f"the last row's window needs {first[-1] + count} poses, got {len(H)}")
+    to_region = np.array([[1.0, 0, -ox], [0, 1.0, -oy], [0, 0, 1.0]])
+    acc = np.zeros((y1 - y0, x1 - x0, region.shape[2]), np.float32)
+    src = np.ascontiguousarray(region, dtype=np.float32)
+    for i, h in enumerate(H):
+        lo = int(np.searchsorted(first, i - count, side="right"))  # rows with first > i - count ...
+        hi = int(np.searchsorted(first, i, side="right"))  # ... and first <= i
+        if lo >= hi:
+            continue
+        to_photo = np.array([[1.0, 0, x0], [0, 1.0, y0 + lo], [0, 0, 1.0]])  # output rows lo.. -> photo
+        M = to_region @ np.linalg.inv(h) @ to_photo
+        acc[lo:hi] += cv2.warpPerspective(src, M, (x1 - x0, hi - lo), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                          borderMode=cv2.BORDER_REPLICATE).reshape(hi - lo, x1 - x0, -1)
+    acc *= np.float32(1 / count)
+    return acc
