@@ -245,7 +245,9 @@ def rolling_bands(track: np.ndarray, fraction: float, readout: float, rows: int,
     exposed = int(_psf.exposed_samples(spec.iters, np.array([fraction]))[0])
     speed = exposed * spec.max_len / (spec.iters - 1)  # Boracchi & Foi's walk: constant speed
     psfs, spans = rolling_physics.band_psfs(track, exposed, readout, rows, side, speed)
-    centre = _psf.rasterize(rolling_physics.centre_window(track, exposed, readout)[:, None], spec.size)[0]
+    window = rolling_physics.centre_window(track, exposed, readout)
+    window = (window - window.mean()).astype(np.complex64)  # centred on its mean, as make_kernels' are
+    centre = _psf.rasterize(window[:, None], spec.size)[0]
     return (psfs, spans), centre
 
 

@@ -171,7 +171,8 @@ def bands(rows: int, readout: float, speed: float) -> list[tuple[int, int]]:
 
 
 def centre_window(points: np.ndarray, exposed: int, readout: float) -> np.ndarray:
-    """(exposed,) complex128: the centre row's window of the trajectory (delay readout / 2)."""
+    """(exposed,) complex128: the centre row's window of the trajectory (delay readout / 2); its
+    mean is the sharp target."""
     return positions(points, np.array([readout / 2 * exposed]), exposed)[:, 0]
 
 
@@ -192,8 +193,9 @@ def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int, size:
     delays = row_delays(rows, readout)
     middle = np.array([(delays[a] + delays[b - 1]) / 2 for a, b in spans])
     target = centre_window(points, exposed, readout).mean()
-    windows = positions(points, middle * exposed, exposed)
-    return _psf.rasterize(windows, size, anchor=np.full(len(spans), target)), spans
+    # Offsets from the target in float64, then float32 (rasterize's type): to ~1e-5 px.
+    windows = (positions(points, middle * exposed, exposed) - target).astype(np.complex64)
+    return _psf.rasterize(windows, size, anchor=np.zeros(len(spans))), spans
 
 
 def trim_bands(region: np.ndarray, psfs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
