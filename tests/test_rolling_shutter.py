@@ -53,10 +53,10 @@ def test_a_pan_shears_a_vertical_edge_by_speed_times_readout(speed, readout):
     # the bottom one, and the centre row's is where the sharp edge is.
     h, w, exposed = 41, 80, 400
     k = rolling.grid_side(speed * (exposed - 1) / exposed, exposed, readout)
-    psfs, spans = rolling.band_psfs(pan(speed, exposed, readout), exposed, readout, h, k, speed)
+    psfs, spans = rolling.band_psfs(pan(speed, exposed, readout), exposed, readout, h, speed)
     before = k - 1 - k // 2  # blur.margins(k)[0]
     region = edge_image(h + k - 1, w + k - 1, before + 30)
-    blurred = rolling.blur_bands(*rolling.trim_bands(region, psfs), spans)[..., 0]
+    blurred = rolling.blur_bands(*rolling.trim_bands(region, psfs, k), spans)[..., 0]
     top, middle, bottom = crossing(blurred[0]), crossing(blurred[h // 2]), crossing(blurred[-1])
     assert abs((bottom - top) - speed * readout) <= 0.5, (top, bottom)
     assert abs(middle - 29.5) <= 0.5  # the sharp edge: pixel 30 is the first at 1, the 50 % mark half a px left
@@ -85,11 +85,11 @@ def test_no_motion_gives_the_sharp_image(readout):
     h, w, exposed = 24, 30, 100
     k = rolling.grid_side(1.0, exposed, readout)
     still = np.zeros(rolling.extended_samples(exposed, readout), np.complex64)
-    psfs, spans = rolling.band_psfs(still, exposed, readout, h, k, speed=0.0)
+    psfs, spans = rolling.band_psfs(still, exposed, readout, h, speed=0.0)
     region = rng.random((h + k - 1, w + k - 1, 3), dtype=np.float32)
     before = k - 1 - k // 2
     sharp = region[before : before + h, before : before + w]
-    np.testing.assert_array_equal(rolling.blur_bands(*rolling.trim_bands(region, psfs), spans), sharp)
+    np.testing.assert_array_equal(rolling.blur_bands(*rolling.trim_bands(region, psfs, k), spans), sharp)
     H = np.tile(np.eye(3), (int(50 * (1 + readout)) + 1, 1, 1))
     first = rolling.row_windows(h, readout, 50)
     got = rolling.average_rows(region, H, (0, 0), (before, before, before + h, before + w), first, 51)
@@ -107,13 +107,13 @@ def test_bands_stay_within_their_bound_of_the_exact_per_row_blur(monkeypatch):
     y, x = np.mgrid[: h + k - 1, : w + k - 1]
     region = (0.5 + 0.5 * np.sin(x / 5.0) * np.cos(y / 7.0)).astype(np.float32)[..., None]
     gradient = 0.5 * np.hypot(1 / 5.0, 1 / 7.0)  # the largest slope of the image, per px
-    psfs, spans = rolling.band_psfs(points, exposed, readout, h, k, speed)
+    psfs, spans = rolling.band_psfs(points, exposed, readout, h, speed)
     assert 1 < len(spans) < h
-    banded = rolling.blur_bands(*rolling.trim_bands(region, psfs), spans)
+    banded = rolling.blur_bands(*rolling.trim_bands(region, psfs, k), spans)
     monkeypatch.setattr(rolling, "BAND_SHIFT", 1e-9)
-    psfs, spans = rolling.band_psfs(points, exposed, readout, h, k, speed)
+    psfs, spans = rolling.band_psfs(points, exposed, readout, h, speed)
     assert len(spans) == h
-    exact = rolling.blur_bands(*rolling.trim_bands(region, psfs), spans)
+    exact = rolling.blur_bands(*rolling.trim_bands(region, psfs, k), spans)
     diff = np.abs(banded - exact).max()
     assert 0 < diff <= gradient * 0.25 + 1e-4
 
@@ -122,10 +122,13 @@ def test_zero_readout_through_the_rolling_path_is_the_global_blur():
     # The row machinery itself at a vanishing readout: one band, today's centred PSF.
     seeds = np.array([3], np.uint64)
     points = random_trajectories(seeds, 200, 10.0, samples=rolling.extended_samples(200, 1e-12)).points[:, 0]
-    psfs, spans = rolling.band_psfs(points, 200, 1e-12, 32, 15, speed=10.0)
+    psfs, spans = rolling.band_psfs(points, 200, 1e-12, 32, speed=10.0)
     assert spans == [(0, 32)]
     today = rasterize(random_trajectories(seeds, 200, 10.0).points, 15)[0]
-    np.testing.assert_allclose(psfs[0], today, atol=1e-6)
+    s = psfs.shape[-1]
+    assert s <= 15
+    np.testing.assert_allclose(psfs[0], today[7 - s // 2 : 8 + s // 2, 7 - s // 2 : 8 + s // 2], atol=1e-6)
+    assert today.sum() - today[7 - s // 2 : 8 + s // 2, 7 - s // 2 : 8 + s // 2].sum() < 1e-6
     # and the shake's: every row the same window, as average_warps.
     rng = np.random.default_rng(1)
     region = rng.random((60, 70, 3), dtype=np.float32)
@@ -264,3 +267,21 @@ def test_what_it_refuses_is_a_one_line_error(tmp_path, extra, message):
     assert res.exit_code != 0 and message in res.output, res.output
     errors = [line for line in res.output.splitlines() if not line.startswith("warning:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in res.output
+
+
+def test_kernels_with_their_tracks_are_todays_kernels():
+    from blurgen.physics.kernels import KernelSpec, kernel_seeds, make_kernels, make_kernels_with_tracks
+    from blurgen.physics.psf import exposed_samples
+
+    spec = KernelSpec(size=15, iters=200, max_len=10.0)
+    seeds = kernel_seeds(9, 7)
+    today = make_kernels(seeds, spec)
+    kernels, tracks = make_kernels_with_tracks(seeds, spec, 0.5)
+    for name, value in today.params().items():
+        np.testing.assert_array_equal(getattr(kernels, name), value, err_msg=name)
+    np.testing.assert_array_equal(kernels.psf, today.psf)
+    for j, track in enumerate(tracks):
+        n = int(exposed_samples(200, today.fraction[j : j + 1])[0])
+        assert len(track) == rolling.extended_samples(n, 0.5)
+        np.testing.assert_allclose(np.abs(np.diff(track.astype(complex))), 10.0 / 199, rtol=1e-3)  # one walk
+        np.testing.assert_array_equal(track, random_trajectories(seeds[j : j + 1], 200, 10.0, samples=len(track)).points[:, 0])

@@ -41,7 +41,7 @@ from blurgen.modes import rolling as _rolling
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
 from blurgen.physics import rolling as rolling_physics
 from blurgen.physics.defocus import DefocusSpec
-from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, read_bank
+from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, make_kernels_with_tracks, read_bank
 from blurgen.physics.realism import parse_range
 from blurgen.plumbing.caches import FileCache
 from blurgen.runs.shard_run import SynthError
@@ -69,7 +69,7 @@ class UniformSpec:
 class ShardKernels(NamedTuple):
     """What a shard's samples share: its fresh kernels or the bank (the other None), and with
     a rolling shutter the fresh kernels' trajectories continued past the exposure (one
-    (N_j,) complex64 array per sample, ``rolling.extended_tracks``)."""
+    (N_j,) complex64 array per sample, ``kernels.make_kernels_with_tracks``)."""
 
     fresh: KernelBatch | None
     bank: KernelBatch | None
@@ -154,10 +154,10 @@ class Uniform(BlurMode):
             return ShardKernels(None, bank(cfg.kernel_bank))
         per = cfg.samples_per_image
         count = (task.stop_image - task.first_image) * per
-        fresh = make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * per), cfg.kernel_spec)
+        seeds = kernel_seeds(cfg.seed, count, start=task.first_image * per)
         if not rolling_on(cfg):
-            return ShardKernels(fresh, None)
-        tracks = rolling_physics.extended_tracks(fresh.seed, fresh.fraction, cfg.kernel_spec, rolling_of(cfg).hi)
+            return ShardKernels(make_kernels(seeds, cfg.kernel_spec), None)
+        fresh, tracks = make_kernels_with_tracks(seeds, cfg.kernel_spec, rolling_of(cfg).hi)
         return ShardKernels(fresh, None, tracks)
 
     def prepare(self, photo: Photo, cfg, shared) -> Photo:
@@ -238,17 +238,18 @@ def defocused(kernel: tuple, cfg, image: int, crop: int) -> tuple:
 
 def rolling_bands(track: np.ndarray, fraction: float, readout: float, rows: int, side: int,
                   spec) -> tuple[tuple[np.ndarray, list], np.ndarray]:
-    """((band PSFs (B, side, side), their row ranges), the centre row's PSF (k, k) float32) of a
-    sample whose fresh kernel's continued trajectory is ``track`` (``ShardKernels.tracks``)."""
+    """((band PSFs (B, s, s), their row ranges, ``side``: the grid the crop's margins are for), the
+    centre row's PSF (k, k) float32) of a sample whose fresh kernel's continued trajectory is
+    ``track`` (``ShardKernels.tracks``)."""
     from blurgen.physics import psf as _psf
 
     exposed = int(_psf.exposed_samples(spec.iters, np.array([fraction]))[0])
     speed = exposed * spec.max_len / (spec.iters - 1)  # Boracchi & Foi's walk: constant speed
-    psfs, spans = rolling_physics.band_psfs(track, exposed, readout, rows, side, speed)
+    psfs, spans = rolling_physics.band_psfs(track, exposed, readout, rows, speed)
     window = rolling_physics.centre_window(track, exposed, readout)
     window = (window - window.mean()).astype(np.complex64)  # centred on its mean, as make_kernels' are
     centre = _psf.rasterize(window[:, None], spec.size)[0]
-    return (psfs, spans), centre
+    return (psfs, spans, side), centre
 
 
 def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, int, int, int], cfg,
@@ -266,7 +267,7 @@ def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, i
     if bands is None:
         blurred = realism.blur(region, psf, rng, effects, cam)
     else:
-        sub, psfs = rolling_physics.trim_bands(region, bands[0])  # convert only the pixels the blur reads
+        sub, psfs = rolling_physics.trim_bands(region, bands[0], bands[2])  # convert only the pixels the blur reads
         blurred = realism.finish(rolling_physics.blur_bands(realism.working(sub, effects, cam), psfs, bands[1]),
                                  rng, effects, cam)
     sharp = realism.sharp(sharp, cam)

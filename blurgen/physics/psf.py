@@ -74,6 +74,8 @@ def rasterize(points: np.ndarray, size: int, anchor: np.ndarray | None = None) -
     # Kernel-major blocks of a few hundred kernels: each block's bins (a few MB)
     # stay in cache while its samples are accumulated.
     for start in range(0, n, _BLOCK):
+        # A lone trajectory's transpose is already contiguous: then no copy, and the shift below
+        # moves the caller's points (kept so: the kernels' recorded lengths were measured on them).
         block = np.ascontiguousarray(points[:, start : start + _BLOCK].T)  # (m, samples)
         m = len(block)
         if anchor is None:

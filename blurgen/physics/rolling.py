@@ -108,26 +108,6 @@ def extended_samples(exposed: int, readout: float) -> int:
     return math.ceil(exposed * (1 + readout)) + 1
 
 
-def extended_tracks(seeds: np.ndarray, fraction: np.ndarray, spec, readout: float) -> list[np.ndarray]:
-    """The trajectories of fresh kernels (``seeds`` (n,) uint64, their exposure ``fraction``
-    (n,), drawn with the KernelSpec ``spec``) continued for a readout up to ``readout``: kernel
-    j's (N_j,) complex64 samples, of which its exposure sees the first
-    ``psf.exposed_samples(spec.iters, fraction[j])``.  Drawn in one batch per exposure, as
-    ``make_kernels`` draws them, so their first samples are the kernels' own."""
-    from blurgen.physics import psf as _psf
-    from blurgen.physics.trajectory import random_trajectories
-
-    exposed = _psf.exposed_samples(spec.iters, fraction)
-    tracks: list[np.ndarray] = [np.zeros(0, np.complex64)] * len(seeds)
-    for n in np.unique(exposed):
-        group = np.flatnonzero(exposed == n)
-        traj = random_trajectories(np.asarray(seeds, np.uint64)[group], spec.iters, spec.max_len, spec.expl,
-                                   samples=extended_samples(int(n), readout))
-        for column, j in enumerate(group):
-            tracks[j] = traj.points[:, column]
-    return tracks
-
-
 def reach(max_len: float, iters: int, readout: float) -> float:
     """Farthest (px) any row's trajectory sample lies from the sharp target, for walks of
     ``max_len`` px over ``iters`` samples and a readout up to ``readout``.
@@ -149,12 +129,14 @@ def grid_side(max_len: float, iters: int, readout: float) -> int:
 def positions(points: np.ndarray, start: np.ndarray, exposed: int) -> np.ndarray:
     """(exposed, m) complex128: the trajectory at sample indices ``start[i] + k`` (k = 0 ..
     exposed - 1), linearly interpolated between the samples ``points`` (N,) complex (the walk is
-    a polyline through them).  ``start`` (m,) float64, >= 0."""
+    a polyline through them).  ``start`` (m,) float64, >= 0, with ``start + exposed`` < N."""
     p = np.asarray(points, np.complex128)
-    index = np.asarray(start, np.float64)[None, :] + np.arange(exposed)[:, None]
-    lo = np.minimum(np.floor(index).astype(np.int64), len(p) - 2)
-    frac = index - lo
-    return p[lo] + frac * (p[lo + 1] - p[lo])
+    out = np.empty((exposed, len(start)), np.complex128)
+    for i, s in enumerate(np.asarray(start, np.float64)):
+        first = min(int(s), len(p) - exposed - 1)
+        frac = s - first  # the same for every k of the window: slices, not fancy indexing
+        out[:, i] = p[first : first + exposed] + frac * (p[first + 1 : first + exposed + 1] - p[first : first + exposed])
+    return out
 
 
 def bands(rows: int, readout: float, speed: float) -> list[tuple[int, int]]:
@@ -176,16 +158,15 @@ def centre_window(points: np.ndarray, exposed: int, readout: float) -> np.ndarra
     return positions(points, np.array([readout / 2 * exposed]), exposed)[:, 0]
 
 
-def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int, size: int,
+def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int,
               speed: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The PSFs of a rolling shutter's row bands, relative to the sharp target.
 
     points : (N,) complex, the trajectory's samples x + iy in px (at least
         :func:`extended_samples` of them); exposed : samples a row's window holds;
-    rows : the sample's rows; size : the grid's side (:func:`grid_side`);
-    speed : px per exposure (:func:`bands`).
-    Returns ((B, size, size) float32, each summing to 1, the target on pixel (size // 2, size // 2);
-    the B bands' row ranges).
+    rows : the sample's rows; speed : px per exposure (:func:`bands`).
+    Returns ((B, s, s) float32, each summing to 1, the target on pixel (s // 2, s // 2), s odd
+    and the smallest that holds them (at most :func:`grid_side`'s); the B bands' row ranges).
     """
     from blurgen.physics import psf as _psf
 
@@ -195,15 +176,21 @@ def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int, size:
     target = centre_window(points, exposed, readout).mean()
     # Offsets from the target in float64, then float32 (rasterize's type): to ~1e-5 px.
     windows = (positions(points, middle * exposed, exposed) - target).astype(np.complex64)
-    return _psf.rasterize(windows, size, anchor=np.zeros(len(spans))), spans
+    far = max(float(np.abs(windows.real).max()), float(np.abs(windows.imag).max()))
+    return _psf.rasterize(windows, 2 * math.ceil(far) + 3, anchor=np.zeros(len(spans))), spans
 
 
-def trim_bands(region: np.ndarray, psfs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def trim_bands(region: np.ndarray, psfs: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     """``(region, psfs)`` cut down to the box the PSFs' taps reach together, as
-    ``blur.trim_to_support`` does for one PSF (views): region (h + K - 1, w + K - 1[, C]),
-    psfs (B, K, K) -> (h + a - 1, w + b - 1[, C]), (B, a, b)."""
+    ``blur.trim_to_support`` does for one PSF (views): region (h + side - 1, w + side - 1[, C])
+    (the margins of a grid of odd ``side``), psfs (B, s, s) on a centred grid of odd s <= side
+    -> (h + a - 1, w + b - 1[, C]), (B, a, b)."""
     from blurgen.physics import blur
 
+    if psfs.shape[-1] > side:
+        raise ValueError(f"PSFs of side {psfs.shape[-1]} reach beyond the margins of a {side}-px grid")
+    o = (side - psfs.shape[-1]) // 2  # the region's margins beyond the PSFs' grid
+    region = region[o : region.shape[0] - o, o : region.shape[1] - o]
     sub, _ = blur.trim_to_support(region, psfs.sum(axis=0))
     support = psfs.any(axis=0)
     rows, cols = np.flatnonzero(support.any(axis=1)), np.flatnonzero(support.any(axis=0))
