@@ -285,3 +285,17 @@ def test_kernels_with_their_tracks_are_todays_kernels():
         assert len(track) == rolling.extended_samples(n, 0.5)
         np.testing.assert_allclose(np.abs(np.diff(track.astype(complex))), 10.0 / 199, rtol=1e-3)  # one walk
         np.testing.assert_array_equal(track, random_trajectories(seeds[j : j + 1], 200, 10.0, samples=len(track)).points[:, 0])
+
+
+def test_the_bands_by_fft_are_each_bands_own_convolution():
+    from blurgen.physics import blur
+
+    rng = np.random.default_rng(5)
+    psfs = rng.random((4, 13, 17), dtype=np.float32)
+    psfs /= psfs.sum(axis=(1, 2), keepdims=True)
+    spans = [(0, 3), (3, 10), (10, 11), (11, 30)]
+    region = rng.random((30 + 12, 41 + 16, 3), dtype=np.float32)
+    want = np.concatenate([blur._fft_convolve_valid(region[a : b + 12], k) for k, (a, b) in zip(psfs, spans)])
+    got = rolling.blur_bands(region, psfs, spans)
+    assert got.dtype == np.float32 and got.shape == (30, 41, 3)
+    np.testing.assert_allclose(got, want, atol=2e-6)

@@ -198,19 +198,45 @@ def trim_bands(region: np.ndarray, psfs: np.ndarray, side: int) -> tuple[np.ndar
 
 
 def blur_bands(region: np.ndarray, psfs: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
-    """Each band of rows blurred by its own PSF (valid convolution, ``blur.convolve_valid``).
+    """Each band of rows blurred by its own PSF: ``blur.convolve_valid`` of the band's rows.
 
     region : (h + a - 1, w + b - 1, C) float32, the output window plus the PSFs' margins;
     psfs : (B, a, b); spans : the bands' (first, stop) output rows.  Returns (h, w, C) float32.
+    Small supports are filtered directly band by band; larger ones through FFTs, the rows'
+    transform along x taken once for all bands (:func:`_fft_bands`).
     """
     from blurgen.physics import blur
 
     a, b = psfs.shape[-2:]
+    if a * b > blur.DIRECT_MAX_TAPS and len(spans) > 1:
+        return _fft_bands(region, psfs, spans)
     h, w = region.shape[0] - (a - 1), region.shape[1] - (b - 1)
     out = np.empty((h, w, *region.shape[2:]), np.float32)
     for kernel, (first, stop) in zip(psfs, spans):
         out[first:stop] = blur.convolve_valid(region[first : stop + a - 1], kernel)
     return out
+
+
+def _fft_bands(region: np.ndarray, psfs: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """:func:`blur_bands` by FFTs: every row's real FFT along x once, then per band an FFT along
+    y of its rows (plus a - 1), the product with its PSF's spectrum and the inverse along y
+    (circular, of a length >= the rows read: the valid rows never wrap), and one inverse along x
+    for all rows.  A band costs its y-transforms only, not a whole 2-D one."""
+    from scipy import fft
+
+    a, b = psfs.shape[-2:]
+    h, w = region.shape[0] - (a - 1), region.shape[1] - (b - 1)
+    width = fft.next_fast_len(region.shape[1], real=True)
+    rows = fft.rfft(region, width, axis=1)  # (h + a - 1, F, C)
+    kernels = fft.rfft(psfs, width, axis=2)  # (B, a, F)
+    out = np.empty((h, *rows.shape[1:]), rows.dtype)
+    for kernel, (first, stop) in zip(kernels, spans):
+        read = stop - first + a - 1
+        length = fft.next_fast_len(read)
+        spectrum = fft.fft(rows[first : first + read], length, axis=0)
+        spectrum *= fft.fft(kernel, length, axis=0)[..., None]
+        out[first:stop] = fft.ifft(spectrum, axis=0, overwrite_x=True)[a - 1 : a - 1 + stop - first]
+    return fft.irfft(out, width, axis=1)[:, b - 1 : b - 1 + w].astype(np.float32, copy=False)
 
 
 # --- non-uniform shake (homographies) -----------------------------------------------------------
