@@ -299,3 +299,16 @@ def test_the_bands_by_fft_are_each_bands_own_convolution():
     got = rolling.blur_bands(region, psfs, spans)
     assert got.dtype == np.float32 and got.shape == (30, 41, 3)
     np.testing.assert_allclose(got, want, atol=2e-6)
+
+
+def test_window_psfs_are_the_rasterised_windows():
+    # Against psf.rasterize (the kernels' splat), one window at a time, anchored on the grid's centre.
+    points = random_trajectories(np.array([11], np.uint64), 200, 10.0, samples=320).points[:, 0].astype(complex)
+    offsets = points - points[150]
+    starts = np.array([0, 37, 38, 120])
+    got = rolling.window_psfs(offsets, starts, 200, 25)
+    for psf, s in zip(got, starts):
+        want = rasterize(offsets[s : s + 200, None].astype(np.complex64), 25, anchor=np.zeros(1))[0]
+        np.testing.assert_allclose(psf, want, atol=1e-6)
+    with pytest.raises(ValueError):
+        rolling.window_psfs(offsets, starts, 200, 9)

@@ -165,19 +165,47 @@ def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int,
     points : (N,) complex, the trajectory's samples x + iy in px (at least
         :func:`extended_samples` of them); exposed : samples a row's window holds;
     rows : the sample's rows; speed : px per exposure (:func:`bands`).
+    A band's window starts at the sample nearest its middle row's delay (time quantised at
+    one sample, 1 / exposed of an exposure: a displacement of one walk step, 0.03 px for the
+    default kernels) and holds ``exposed`` samples, splatted as :func:`window_psfs` does.
     Returns ((B, s, s) float32, each summing to 1, the target on pixel (s // 2, s // 2), s odd
     and the smallest that holds them (at most :func:`grid_side`'s); the B bands' row ranges).
     """
-    from blurgen.physics import psf as _psf
-
     spans = bands(rows, readout, speed)
     delays = row_delays(rows, readout)
-    middle = np.array([(delays[a] + delays[b - 1]) / 2 for a, b in spans])
-    target = centre_window(points, exposed, readout).mean()
-    # Offsets from the target in float64, then float32 (rasterize's type): to ~1e-5 px.
-    windows = (positions(points, middle * exposed, exposed) - target).astype(np.complex64)
-    far = max(float(np.abs(windows.real).max()), float(np.abs(windows.imag).max()))
-    return _psf.rasterize(windows, 2 * math.ceil(far) + 3, anchor=np.zeros(len(spans))), spans
+    starts = np.rint([(delays[a] + delays[b - 1]) / 2 * exposed for a, b in spans]).astype(np.int64)
+    offsets = np.asarray(points, np.complex128) - centre_window(points, exposed, readout).mean()
+    seen = offsets[starts.min() : starts.max() + exposed]
+    far = max(float(np.abs(seen.real).max()), float(np.abs(seen.imag).max()))
+    return window_psfs(offsets, starts, exposed, 2 * math.ceil(far) + 3), spans
+
+
+def window_psfs(offsets: np.ndarray, starts: np.ndarray, exposed: int, size: int) -> np.ndarray:
+    """(B, size, size) float32: the bilinear splat (as ``psf.rasterize``'s) of the samples
+    ``offsets[starts[b] : starts[b] + exposed]`` (px from the grid's centre pixel size // 2),
+    each summing to 1.
+
+    Windows of nearby rows share most of their samples, so every sample is splatted once: into
+    the segment between two consecutive window ends that holds it; a window's PSF is then the
+    difference of two cumulative sums over the segments."""
+    mid = size // 2
+    edges = np.unique(np.concatenate([starts, starts + exposed]))
+    xy = offsets[edges[0] : edges[-1]] + complex(mid, mid)
+    x, y = xy.real, xy.imag
+    if min(x.min(), y.min()) < 0 or max(x.max(), y.max()) >= size - 1:
+        raise ValueError(f"a window does not fit a {size}x{size} PSF")
+    ix, iy = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = x - ix, y - iy
+    segment = np.searchsorted(edges, np.arange(edges[0], edges[-1]), side="right") - 1
+    cell = segment * (size * size) + iy * size + ix
+    count = (len(edges) - 1) * size * size
+    acc = np.zeros(count)
+    for shift, weight in ((0, (1 - fx) * (1 - fy)), (1, fx * (1 - fy)), (size, (1 - fx) * fy), (size + 1, fx * fy)):
+        acc += np.bincount(cell + shift, weights=weight, minlength=count)
+    cumulative = np.zeros((len(edges), size * size))
+    np.cumsum(acc.reshape(-1, size * size), axis=0, out=cumulative[1:])
+    first, last = np.searchsorted(edges, starts), np.searchsorted(edges, starts + exposed)
+    return ((cumulative[last] - cumulative[first]) * (1 / exposed)).reshape(-1, size, size).astype(np.float32)
 
 
 def trim_bands(region: np.ndarray, psfs: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
