@@ -246,24 +246,26 @@ def blur_bands(region: np.ndarray, psfs: np.ndarray, spans: list[tuple[int, int]
 
 
 def _fft_bands(region: np.ndarray, psfs: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
-    """:func:`blur_bands` by FFTs: every row's real FFT along x once, then per band an FFT along
-    y of its rows (plus a - 1), the product with its PSF's spectrum and the inverse along y
-    (circular, of a length >= the rows read: the valid rows never wrap), and one inverse along x
-    for all rows.  A band costs its y-transforms only, not a whole 2-D one."""
+    """:func:`blur_bands` by FFTs: every row's real FFT along x once; then, for all bands in one
+    batch, an FFT along y of the rows each band reads (its rows plus a - 1), the product with
+    its PSF's spectrum and the inverse along y; one inverse along x for all rows.  The y
+    transforms are circular, of a length L >= the rows a band reads: a valid output row never
+    wraps, and the rows gathered past a band's own (to fill L) are never read by them."""
     from scipy import fft
 
     a, b = psfs.shape[-2:]
     h, w = region.shape[0] - (a - 1), region.shape[1] - (b - 1)
     width = fft.next_fast_len(region.shape[1], real=True)
     rows = fft.rfft(region, width, axis=1)  # (h + a - 1, F, C)
-    kernels = fft.rfft(psfs, width, axis=2)  # (B, a, F)
+    length = fft.next_fast_len(max(stop - first for first, stop in spans) + a - 1)
+    firsts = np.array([first for first, _ in spans])
+    gather = np.minimum(firsts[:, None] + np.arange(length), len(rows) - 1)  # (B, L)
+    spectrum = fft.fft(rows[gather], axis=1, overwrite_x=True)  # (B, L, F, C)
+    spectrum *= fft.fft(fft.rfft(psfs, width, axis=2), length, axis=1)[..., None]
+    full = fft.ifft(spectrum, axis=1, overwrite_x=True)
     out = np.empty((h, *rows.shape[1:]), rows.dtype)
-    for kernel, (first, stop) in zip(kernels, spans):
-        read = stop - first + a - 1
-        length = fft.next_fast_len(read)
-        spectrum = fft.fft(rows[first : first + read], length, axis=0)
-        spectrum *= fft.fft(kernel, length, axis=0)[..., None]
-        out[first:stop] = fft.ifft(spectrum, axis=0, overwrite_x=True)[a - 1 : a - 1 + stop - first]
+    for band, (first, stop) in enumerate(spans):
+        out[first:stop] = full[band, a - 1 : a - 1 + stop - first]
     return fft.irfft(out, width, axis=1)[:, b - 1 : b - 1 + w].astype(np.float32, copy=False)
 
 
