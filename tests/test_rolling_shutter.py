@@ -202,11 +202,15 @@ def test_samples_record_their_readout_and_are_deterministic(tmp_path, mode):
     src = corpus(tmp_path / "src", n=2, size=(112, 120))
     args = ["synthesize", "--src", src, *SMALL, "--crops-per-image", 2, "--seed", 9, "--rolling-shutter", "0.1-0.5",
             *mode]
-    one, two, plain = tmp_path / "one", tmp_path / "two", tmp_path / "plain"
+    one, two, split, plain = tmp_path / "one", tmp_path / "two", tmp_path / "split", tmp_path / "plain"
     res = run(*args, "--out", one)
     assert res.exit_code == 0, res.output
     assert run(*args, "--out", two).exit_code == 0
     assert folder_hash(one) == folder_hash(two)
+    # Shards of one photo: other kernel batches, the same samples (each walk depends on its seed alone).
+    assert run(*args, "--out", split, "--shard-size", 2).exit_code == 0
+    for a, b in zip(samples(one), samples(split), strict=True):
+        assert a.keys() == b.keys() and all(np.array_equal(a[key], b[key]) for key in a)
     assert run("synthesize", "--src", src, *SMALL, "--crops-per-image", 2, "--seed", 9, *mode,
                "--out", plain).exit_code == 0
     made, before = samples(one), samples(plain)

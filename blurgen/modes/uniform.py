@@ -77,10 +77,12 @@ class ShardKernels(NamedTuple):
 
 
 def defocus_of(cfg) -> DefocusSpec | None:
+    """The run's defocus settings (``--defocus``), or None."""
     return None if cfg.spec is None else cfg.spec.defocus
 
 
 def rolling_of(cfg) -> rolling_physics.RollingShutter | None:
+    """The run's rolling shutter (``--rolling-shutter``), or None."""
     return None if cfg.spec is None else cfg.spec.rolling
 
 
