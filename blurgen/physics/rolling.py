@@ -31,8 +31,9 @@ sharp target, so not centred on its own mean).  Rows are blurred in bands
 that share the PSF of the band's middle row.  A row whose delay differs by
 ``δ`` from its band's sees every sample of its window displaced by at most
 ``v δ`` px (v: the walk's constant speed, px per exposure), so the bands are
-made narrow enough that ``v δ <= BAND_SHIFT`` px for every row; with R = 0
-there is one band, the global-shutter blur.
+made narrow enough that ``v δ <= BAND_SHIFT`` px for every row (plus at most half
+a walk step, 0.015 px for the default kernels: a band's window starts at the
+sample nearest its delay); with R = 0 there is one band, the global-shutter blur.
 
 Non-uniform shake (:func:`average_rows`).  Each pose of the (extended) walk is
 warped once, onto the rows whose windows hold it, so row y averages exactly
@@ -166,8 +167,8 @@ def band_psfs(points: np.ndarray, exposed: int, readout: float, rows: int,
         :func:`extended_samples` of them); exposed : samples a row's window holds;
     rows : the sample's rows; speed : px per exposure (:func:`bands`).
     A band's window starts at the sample nearest its middle row's delay (time quantised at
-    one sample, 1 / exposed of an exposure: a displacement of one walk step, 0.03 px for the
-    default kernels) and holds ``exposed`` samples, splatted as :func:`window_psfs` does.
+    one sample, 1 / exposed of an exposure: a displacement of at most half a walk step, 0.015
+    px for the default kernels) and holds ``exposed`` samples, splatted as :func:`window_psfs` does.
     Returns ((B, s, s) float32, each summing to 1, the target on pixel (s // 2, s // 2), s odd
     and the smallest that holds them (at most :func:`grid_side`'s); the B bands' row ranges).
     """
