@@ -260,7 +260,6 @@ def test_a_still_scene_row_by_row_matches_the_shake_with_no_rotation(tmp_path):
     (["--rolling-shutter", "0.1-0.2", "--objects", "ann.json"], "--rolling-shutter applies to the uniform and shake "
                                                                "modes: it cannot be combined with --objects"),
     (["--rolling-shutter", "0.1-0.2", "--sharp-only"], "cannot be combined with --sharp-only"),
-    (["--rolling-shutter", "0.1-0.2", "--defocus", "1-2"], "cannot be combined with --defocus"),
     (["--rolling-shutter", "0.1-0.2", "--kernels", "bank.h5"], "not --kernels"),
 ])
 def test_what_it_refuses_is_a_one_line_error(tmp_path, extra, message):
@@ -324,17 +323,21 @@ def along(walk: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.interp(t, index, walk.real) + 1j * np.interp(t, index, walk.imag)
 
 
-def test_a_uniform_sample_is_each_rows_own_blur(tmp_path, monkeypatch):
+@pytest.mark.parametrize("defocus", [None, 2], ids=["in-focus", "defocus"])
+def test_a_uniform_sample_is_each_rows_own_blur(tmp_path, monkeypatch, defocus):
     # End to end against a reference built here: each row's PSF from the kernel's walk (regenerated
     # from its recorded seed, continued), over the row's own window, relative to the centre row's
-    # mean position, convolved with the source window.  Every row its own band (BAND_SHIFT tiny).
+    # mean position, convolved with the source window (first through the disk with --defocus).
+    # Every row its own band (BAND_SHIFT tiny).
     from blurgen.physics import blur
+    from blurgen.physics.defocus import defocus_psf, disk_psf
     from blurgen.sources import load_rgb
 
     monkeypatch.setattr(rolling, "BAND_SHIFT", 1e-9)
     src = corpus(tmp_path / "src", n=2, size=(112, 120))
     out = tmp_path / "out"
-    res = run("synthesize", "--src", src, "--out", out, *SMALL, "--fraction", 1, "--rolling-shutter", "0.3-0.9")
+    extra = [] if defocus is None else ["--defocus", f"{defocus}-{defocus}"]
+    res = run("synthesize", "--src", src, "--out", out, *SMALL, "--fraction", 1, "--rolling-shutter", "0.3-0.9", *extra)
     assert res.exit_code == 0, res.output
     for s in samples(out):
         readout, n = float(s["rolling_readout"]), 200
@@ -342,12 +345,18 @@ def test_a_uniform_sample_is_each_rows_own_blur(tmp_path, monkeypatch):
                                    samples=rolling.extended_samples(n, 0.9)).points[:, 0].astype(complex)
         target = along(walk, readout / 2 * n + np.arange(n)).mean()
         k = rolling.grid_side(10.0, 200, 0.9)
-        before, after = blur.margins(k)
+        d = 1 if defocus is None else 2 * defocus + 1
+        before, after = blur.margins(k + d - 1)
         y0, x0, y1, x1 = s["crop_box"]
         window = load_rgb(src / s["source"])[y0 - before : y1 + after, x0 - before : x1 + after].astype(np.float32) / 255
+        if defocus is not None:
+            window = blur.convolve_valid(window, disk_psf(defocus))
+            centre = (along(walk, readout / 2 * n + np.arange(n)) - target).astype(np.complex64)
+            motion = rasterize((centre - centre.mean())[:, None], 15)[0]
+            np.testing.assert_allclose(s["kernel"], defocus_psf(motion, defocus), atol=1e-6)
         for y in range(0, 32, 5):
-            d = readout * y / 31
-            row = (along(walk, round(d * n) + np.arange(n)) - target).astype(np.complex64)
+            delay = readout * y / 31
+            row = (along(walk, round(delay * n) + np.arange(n)) - target).astype(np.complex64)
             psf = rasterize(row[:, None], k, anchor=np.zeros(1))[0]
             want = blur.to_uint8(blur.convolve_valid(window[y : y + k], psf))[0]
             assert np.abs(s["blurred"][y].astype(int) - want.astype(int)).max() <= 1, y

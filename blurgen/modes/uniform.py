@@ -24,8 +24,9 @@ The rolling shutter (``--rolling-shutter LO-HI``, issue 24.1) is a setting of th
 > 0 its rows are blurred by the bands of :mod:`blurgen.physics.rolling` (the kernel's
 trajectory continued past the exposure, drawn for the shard in one batch); the crop's margin
 grows to that motion's reach (``rolling.grid_side``), the stored kernel is the centre row's
-PSF.  With fresh kernels only (a bank holds PSFs, not their trajectories), without
-``--defocus``.  A readout range of 0 (``--rolling-shutter 0``) gives today's pixels exactly,
+PSF.  With fresh kernels only (a bank holds PSFs, not their trajectories); with ``--defocus``
+the scene goes through the disk before the rows' motion (margin and stored kernel grow by
+``2 * ceil(HI)`` as without it).  A readout range of 0 (``--rolling-shutter 0``) gives today's pixels exactly,
 plus the field ``rolling_readout``.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 from blurgen.modes import rolling as _rolling
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
 from blurgen.physics import rolling as rolling_physics
-from blurgen.physics.defocus import DefocusSpec
+from blurgen.physics.defocus import DefocusSpec, disk_psf
 from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, make_kernels_with_tracks, read_bank
 from blurgen.physics.realism import parse_range
 from blurgen.plumbing.caches import FileCache
@@ -125,8 +126,6 @@ class Uniform(BlurMode):
             raise SynthError(f"the uniform mode's settings are a UniformSpec or None, got {type(cfg.spec).__name__}")
         if rolling_on(cfg) and cfg.kernel_bank is not None:
             raise SynthError("--rolling-shutter needs the kernels' trajectories: it takes fresh kernels, not --kernels")
-        if rolling_on(cfg) and defocus_of(cfg) is not None:
-            raise SynthError("--rolling-shutter cannot be combined with --defocus (not implemented)")
 
     def arguments(self, cfg) -> dict:
         args = {"kernel_spec": None} if cfg.kernel_bank is not None else {}
@@ -145,8 +144,9 @@ class Uniform(BlurMode):
         shard's own kernels (per photo and per sample, without asking the bank's cache, a stat
         of its file, again), or with a rolling shutter the grid of its rows' PSFs."""
         if rolling_on(cfg):
-            spec = cfg.kernel_spec
-            return rolling_physics.grid_side(spec.max_len, spec.iters, rolling_of(cfg).hi)
+            spec, defocus = cfg.kernel_spec, defocus_of(cfg)
+            side = rolling_physics.grid_side(spec.max_len, spec.iters, rolling_of(cfg).hi)
+            return side if defocus is None else defocus.grow(side)
         k = (shared.fresh if shared.fresh is not None else shared.bank).psf.shape[-1]
         return k if defocus_of(cfg) is None else defocus_of(cfg).grow(k)
 
@@ -188,10 +188,14 @@ class Uniform(BlurMode):
         kernel = defocused(draw_kernel(rng, j, shared.fresh, shared.bank), cfg, i, crop)
         region = pixels[y0 - before : y1 + after, x0 - before : x1 + after]
         readout = _rolling.draw_readout(rolling_of(cfg), cfg.seed, i, crop)
-        if readout:  # > 0: the rows' bands, their centre row's PSF stored
-            bands, centre = rolling_bands(shared.tracks[j], shared.fresh.fraction[j], readout, y1 - y0,
-                                          region.shape[0] - (y1 - y0) + 1, cfg.kernel_spec)
-            kernel = (centre, *kernel[1:])
+        if readout:  # > 0: the rows' bands, their centre row's PSF stored (through the disk with --defocus)
+            defocus, radius = defocus_of(cfg), kernel[3]
+            disk = None if radius is None else disk_psf(radius, defocus.disk_size)
+            side = region.shape[0] - (y1 - y0) + 1 - (0 if disk is None else len(disk) - 1)
+            bands, centre = rolling_bands(shared.tracks[j], shared.fresh.fraction[j], readout, y1 - y0, side,
+                                          cfg.kernel_spec)
+            bands = (*bands, disk)
+            kernel = (centre if disk is None else defocus.apply(centre, radius), *kernel[1:])
         else:
             bands = None
         return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo, crop,
@@ -260,8 +264,9 @@ def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, i
     """(blurred, sharp, psf, meta) of a crop.  ``region``: the window ``box`` (y0, x0, y1, x1)
     plus the PSF's margins (``blur.margins``); ``kernel``: :func:`defocused`'s; the realism
     levels are drawn from ``rng`` now, the camera's settings from the sample's camera stream.
-    ``bands``: a rolling shutter's (PSFs, row ranges) (:func:`rolling_bands`), applied to
-    ``region`` in place of the one PSF, between the same realism steps; ``readout``: recorded."""
+    ``bands``: a rolling shutter's (PSFs, row ranges, their grid's side, the defocus disk or None)
+    (:func:`rolling_bands`), applied to ``region`` in place of the one PSF, between the same
+    realism steps; ``readout``: recorded."""
     psf, params, bank_index, radius = kernel
     realism = cfg.realism
     effects = realism.draw(rng)
@@ -269,9 +274,18 @@ def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, i
     if bands is None:
         blurred = realism.blur(region, psf, rng, effects, cam)
     else:
-        sub, psfs = rolling_physics.trim_bands(region, bands[0], bands[2])  # convert only the pixels the blur reads
-        blurred = realism.finish(rolling_physics.blur_bands(realism.working(sub, effects, cam), psfs, bands[1]),
-                                 rng, effects, cam)
+        psfs, spans, side, disk = bands
+        if disk is None:
+            sub, psfs = rolling_physics.trim_bands(region, psfs, side)  # convert only the pixels the blur reads
+            sub = realism.working(sub, effects, cam)
+        else:
+            # Out of focus: the lens blurs the scene the rows then see moving (both shift-invariant
+            # on the sensor), so the disk first, then each row's motion.
+            from blurgen.physics import blur
+
+            sub, psfs = rolling_physics.trim_bands(blur.convolve_valid(realism.working(region, effects, cam), disk),
+                                                   psfs, side)
+        blurred = realism.finish(rolling_physics.blur_bands(sub, psfs, spans), rng, effects, cam)
     sharp = realism.sharp(sharp, cam)
     meta = {"source": photo.rel, "crop_box": np.array(box, np.int32), "kernel_index": bank_index,
             "linear": realism.in_linear_light, **{f"kernel_{k}": v for k, v in params.items()}, **effects,
