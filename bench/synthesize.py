@@ -15,8 +15,10 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
   the format's "uncompressed" was chosen;
 * the cost of each realism option per 256x256 crop (blur and camera only);
 * with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
-  synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera,
-  --shake nonuniform, --objects).
+  synthesis mode (plain, --defocus, --rolling-shutter, --linear, --saturate, --noise,
+  --jpeg-quality, --camera, --shake nonuniform with and without --rolling-shutter,
+  --objects); a setting that extends a mode is also timed against that mode, round by
+  round (``BASES``); ``--only ROW`` (repeatable) times those rows and plain alone.
 * `blurgen average` (pairs from video, docs/video.md), 1 worker: pairs/s on a
   synthetic 640x480 clip of PNG frames (a camera panning over a sample photo),
   without and with flow interpolation.  ``--only-video`` runs this part alone.
