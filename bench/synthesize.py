@@ -15,8 +15,10 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
   the format's "uncompressed" was chosen;
 * the cost of each realism option per 256x256 crop (blur and camera only);
 * with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
-  synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera,
-  --shake nonuniform, --objects).
+  synthesis mode (plain, --defocus, --rolling-shutter, --linear, --saturate, --noise,
+  --jpeg-quality, --camera, --shake nonuniform with and without --rolling-shutter,
+  --objects); a setting that extends a mode is also timed against that mode, round by
+  round (``BASES``); ``--only ROW`` (repeatable) times those rows and plain alone.
 * `blurgen average` (pairs from video, docs/video.md), 1 worker: pairs/s on a
   synthetic 640x480 clip of PNG frames (a camera panning over a sample photo),
   without and with flow interpolation.  ``--only-video`` runs this part alone.
@@ -45,6 +47,8 @@ from blurgen.physics.defocus import DefocusSpec  # noqa: E402
 from blurgen.physics.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.physics.objects import ObjectSpec  # noqa: E402
 from blurgen.physics.realism import Realism  # noqa: E402
+from blurgen.physics.rolling import RollingShutter  # noqa: E402
+from blurgen.modes.uniform import UniformSpec  # noqa: E402
 from blurgen.physics.shake import ShakeSpec  # noqa: E402
 from blurgen.runs.shard_run import _single_threaded, available_cores  # noqa: E402
 from blurgen.runs.synthesize import SynthConfig, synthesize  # noqa: E402
@@ -148,11 +152,15 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
 
 
 MODE_NAMES = ("uniform", "shake", "objects")  # keys of MODES' options that name a blur mode (blurgen.modes)
-MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": DefocusSpec(1, 4)}), ("--linear", {"linear": True}),
+MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": UniformSpec(defocus=DefocusSpec(1, 4))}),
+         ("--rolling-shutter 0.1-0.5", {"uniform": UniformSpec(rolling=RollingShutter(0.1, 0.5))}),
+         ("--linear", {"linear": True}),
          ("--saturate", {"saturate": True}),
          ("--noise", {"noise": True}), ("--jpeg-quality 60-95", {"jpeg_quality": (60, 95)}),
          ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}),
          ("--shake nonuniform (1 deg)", {"shake": ShakeSpec(max_angle=1.0)}),
+         ("--shake nonuniform (1 deg) --rolling-shutter 0.1-0.5",
+          {"shake": ShakeSpec(max_angle=1.0, rolling=RollingShutter(0.1, 0.5))}),
          ("--shake nonuniform (3 deg)", {"shake": ShakeSpec(max_angle=3.0)}),
          ("--objects --linear", {"objects": True, "linear": True}))
 
@@ -170,13 +178,20 @@ def write_annotations(src: Path, path: Path) -> Path:
     return path
 
 
-def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str, list[float]]]:
-    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved."""
+#: Rows timed against another row than plain: a setting against the mode it extends.
+BASES = {"--rolling-shutter 0.1-0.5": "plain (DeblurGAN)",
+         "--shake nonuniform (1 deg) --rolling-shutter 0.1-0.5": "--shake nonuniform (1 deg)"}
+
+
+def mode_rates(src: Path, tmp: Path, crop: int, repeats: int, only: list[str] | None = None) -> list[tuple[str, list[float]]]:
+    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved;
+    ``only``: the rows named (plain always first)."""
     _single_threaded()
     n = len(find_images(src))
-    rates = {name: [] for name, _ in MODES}
+    modes = [(name, options) for name, options in MODES if not only or name in only or name == MODES[0][0]]
+    rates = {name: [] for name, _ in modes}
     for _ in range(repeats):
-        for name, options in MODES:
+        for name, options in modes:
             out = tmp / "out-mode"
             if options.get("objects") is True:
                 options = {**options, "objects": ObjectSpec(write_annotations(src, tmp / "instances.json"))}
@@ -195,12 +210,18 @@ def print_modes(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_photos(["--out", str(tmp / "photos"), "-n", str(args.photos), "--seed", "0"])
-        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats)
+        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats, args.only)
     print(f"machine: {os.cpu_count()} cores; {args.photos} photos 640x480 JPEG, {args.crop}x{args.crop} crops, "
           f"fresh 64x64 kernels, 1 worker; best of {args.repeats} interleaved runs")
     plain = max(rows[0][1])
+    rates = dict(rows)
     for name, r in rows:
-        print(f"  {name:32s} {max(r):7.1f} pairs/s (runs {min(r):.0f}-{max(r):.0f}, {max(r) / plain:4.2f}x plain)")
+        line = f"  {name:32s} {max(r):7.1f} pairs/s (runs {min(r):.0f}-{max(r):.0f}, {max(r) / plain:4.2f}x plain)"
+        base = BASES.get(name)
+        if base in rates:  # time per pair against its base's, round by round and best against best
+            ratios = ", ".join(f"{b / a:.2f}" for a, b in zip(r, rates[base]))
+            line += f"; {max(rates[base]) / max(r):.2f}x the time of {base} (rounds: {ratios})"
+        print(line)
 def video_rates(folder: Path, frames: int = 60, repeats: int = 3) -> list[tuple[str, int, float]]:
     """(setting, pairs, best pairs/s) of ``blurgen average`` with 1 worker on one synthetic clip.
 
@@ -245,6 +266,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")
     ap.add_argument("--modes", action="store_true", help="only time synthesize in each synthesis mode, 1 worker")
+    ap.add_argument("--only", action="append", default=None, metavar="ROW",
+                    help="with --modes: time only this row (its name as printed; repeatable; plain is always timed)")
     ap.add_argument("--only-video", action="store_true", help="only the `blurgen average` rates")
     args = ap.parse_args()
     if args.modes:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from blurgen.modes import rolling
 from blurgen.modes.base import BlurMode, Photo
 from blurgen.modes.objects import OBJECTS
 from blurgen.modes.shake import SHAKE
@@ -26,6 +27,9 @@ from blurgen.runs.shard_run import SynthError
 #: Every mode by name, the default first, in the order ``synthesize --help`` lists their options.
 MODES: dict[str, BlurMode] = {mode.name: mode for mode in (UNIFORM, SHAKE, OBJECTS, SHARP_ONLY)}
 DEFAULT_MODE = UNIFORM.name
+#: Settings that several modes take (not asking for a mode of their own): parameter name ->
+#: (flag, click option).  A mode takes those its :attr:`BlurMode.settings` names.
+SHARED_SETTINGS = {rolling.SETTING: (rolling.FLAG, rolling.OPTION)}
 #: The modes ``trainer fit --online`` offers: those that blur a window of one photo.
 ONLINE_MODES: tuple[str, ...] = tuple(name for name, mode in MODES.items() if mode.online)
 
@@ -42,7 +46,9 @@ def get_mode(name: str) -> BlurMode:
 
 
 def mode_options(command):
-    """Decorator: every mode's options, added to a command (``synthesize``)."""
+    """Decorator: every mode's options and the shared settings, added to a command (``synthesize``)."""
+    for _, option in reversed(SHARED_SETTINGS.values()):
+        command = option(command)
     for mode in reversed(MODES.values()):
         for option in reversed(mode.options):
             command = option(command)
@@ -51,15 +57,23 @@ def mode_options(command):
 
 def mode_from_options(values: dict) -> tuple[str, object]:
     """(mode name, its settings) that a command line's option ``values`` ask for: the one
-    mode whose options are given, else the default.  SynthError if two are."""
-    asked = [(mode, spec) for mode in MODES.values() if (spec := mode.spec_from(values)) is not None]
+    mode whose own options are given, else the default; its settings include the shared ones
+    (:data:`SHARED_SETTINGS`), which ask for no mode.  SynthError if two modes are asked for,
+    or a shared setting is given to a mode that does not take it."""
+    own = {name: value for name, value in values.items() if name not in SHARED_SETTINGS}
+    asked = [mode for mode in MODES.values() if mode.spec_from(own) is not None]
     if len(asked) > 1:
-        (first, _), (second, _) = asked[:2]
+        first, second = asked[:2]
         if first.name == DEFAULT_MODE:  # asked for by a setting of the default mode (--defocus)
             raise SynthError(f"{first.flag} is a setting of the {first.name} mode: it cannot be combined with "
                              f"{second.flag}")
         raise SynthError(f"{second.flag} cannot be combined with {first.flag}: one blur mode per run")
-    return (asked[0][0].name, asked[0][1]) if asked else (DEFAULT_MODE, None)
+    mode = asked[0] if asked else MODES[DEFAULT_MODE]
+    for name, (flag, _) in SHARED_SETTINGS.items():
+        if values.get(name) is not None and name not in mode.settings:
+            takers = " and ".join(m.name for m in MODES.values() if name in m.settings)
+            raise SynthError(f"{flag} applies to the {takers} modes: it cannot be combined with {mode.flag}")
+    return mode.name, mode.spec_from(values)
 
 
 def recorded_mode(args: dict) -> BlurMode:

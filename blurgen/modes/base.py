@@ -59,6 +59,9 @@ class BlurMode:
     options: tuple[Callable, ...] = ()
     #: The option that asks for the mode (named when two are asked for).
     flag: str = ""
+    #: The shared settings it takes (parameter names of ``blurgen.modes.SHARED_SETTINGS``, e.g.
+    #: ``rolling_shutter``), read by its :meth:`spec_from`; the registry refuses the others.
+    settings: tuple[str, ...] = ()
     #: Whether ``trainer fit --online`` can blur a window of one photo with it (:meth:`blur_window`).
     online: bool = False
     #: Whether its online blur takes the draw's uniform kernel (made in batches, ``blurgen.runs.online``).
@@ -66,7 +69,9 @@ class BlurMode:
 
     def spec_from(self, values: dict):
         """The mode's settings from ``synthesize``'s option values (by parameter name), or
-        None where the command line does not ask for this mode."""
+        None where the command line does not ask for this mode.  The registry asks first
+        without the shared settings (whether the mode is asked for), then, of the mode it
+        chose, with them."""
         return None
 
     def check(self, cfg) -> None:

@@ -5,6 +5,11 @@ the blur differs across the image, the kernel stored is the PSF at the crop's ce
 Sample (image i, crop c) draws from ``default_rng([seed, SHAKE_TAG, i, c])``, in this order:
 the three path lengths, the crop position, the realism levels; its three Boracchi & Foi walks
 from :func:`shake_seeds`.  The uniform mode's draws are untouched.
+
+With ``--rolling-shutter`` (a field of its ShakeSpec, :mod:`blurgen.modes.rolling`) the
+sample's readout comes from a stream of its own; with a readout > 0 the walks go on past the
+exposure and each row averages the poses of its own window
+(:func:`blurgen.physics.rolling.average_rows`).
 """
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from dataclasses import asdict
 import click
 import numpy as np
 
+from blurgen.modes import rolling as _rolling
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
+from blurgen.physics import rolling as rolling_physics
 from blurgen.runs.shard_run import SynthError
 
 # blurgen.physics.shake (OpenCV) is imported where it is used: the command lines import the modes,
@@ -37,20 +44,23 @@ class Shake(BlurMode):
                      help="--shake: largest translation path, px."),
     )
     flag = "--shake"
+    settings = (_rolling.SETTING,)
 
     def spec_from(self, values: dict):
         if not values.get("shake"):
             return None
         from blurgen.physics import shake as _shake
 
-        return _shake.ShakeSpec(max_angle=values["max_angle"], focal=values["focal"], max_shift=values["max_shift"])
+        return _shake.ShakeSpec(max_angle=values["max_angle"], focal=values["focal"], max_shift=values["max_shift"],
+                                rolling=_rolling.rolling_from(values))
 
     def check(self, cfg) -> None:
         if cfg.kernel_bank is not None:
             raise SynthError("--kernels does not apply to --shake nonuniform (its blur is drawn per sample)")
 
     def arguments(self, cfg) -> dict:
-        return {"shake": asdict(cfg.spec)}
+        shake = {key: value for key, value in asdict(cfg.spec).items() if key != "rolling"}
+        return {"shake": shake, **_rolling.rolling_arguments(cfg.spec.rolling)}
 
     def sample(self, photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
         return shake_pair(photo.pixels, photo.rel, photo.index, crop, cfg)
@@ -80,7 +90,7 @@ class Shake(BlurMode):
         focal = f"{sh['focal']:g} px" if sh["focal"] else "= the longer side"
         return (f"non-uniform camera shake (Whyte et al.): rotation paths up to {sh['max_angle']:g} deg, "
                 f"translation up to {sh['max_shift']:g} px, focal {focal}, {sh['knots']} knots; "
-                "kernel = the PSF at the crop's centre")
+                "kernel = the PSF at the crop's centre" + _rolling.describe_rolling(args))
 
 
 SHAKE = Shake()
@@ -104,7 +114,8 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg) -> tu
     spec, realism = cfg.spec, cfg.realism
     rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
     seeds = shake_seeds(cfg.seed, image, crop)
-    drawn = _shake.draw_shake(seeds, spec, rng)
+    readout = _rolling.draw_readout(spec.rolling, cfg.seed, image, crop)
+    drawn = _shake.draw_shake(seeds, spec, rng, readout or 0.0)
     original = photo.shape[:2]
     photo, factor, focal, H, m = _fit_shake(photo, drawn, cfg)
     h, w = photo.shape[:2]
@@ -116,25 +127,55 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg) -> tu
     effects = realism.draw(rng)
     cam = realism.draw_camera(realism.camera_rng([cfg.seed, SHAKE_TAG, image, crop]))
     region = realism.working(photo[y0 - m : y1 + m, x0 - m : x1 + m], effects, cam)
-    blurred = realism.finish(_shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1)), rng, effects, cam)
     centre = ((x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2)
     corners = _shake.probe_points(x0, y0, x1 - 1, y1 - 1)[[0, 2, 6, 8]]
-    traj = np.concatenate([drawn.angles, drawn.shifts], axis=1).astype(np.float32)
+    if readout:  # > 0: each row its own window of poses; the centre row's and the corners' rows' own
+        rows = rolling_rows(drawn, H, spec, readout, y1 - y0)
+        blurred = rolling_physics.average_rows(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1), *rows)
+        first, count = rows
+        middle = int(np.rint(readout / 2 * (count - 1)))
+        seen = {"centre": H[middle : middle + count], "top": H[: count], "bottom": H[first[-1] : first[-1] + count]}
+        knots = _centre_knots(drawn, spec.knots, readout)
+    else:
+        blurred = _shake.average_warps(region, H, (y0 - m, x0 - m), (y0, x0, y1, x1))
+        seen = dict.fromkeys(("centre", "top", "bottom"), H)
+        knots = np.concatenate([drawn.angles, drawn.shifts], axis=1)
+    blurred = realism.finish(blurred, rng, effects, cam)
+    corner_rows = ("top", "top", "bottom", "bottom")
     meta = {"source": source, "crop_box": np.array([y0, x0, y1, x1], np.int32), "linear": realism.in_linear_light,
             **effects,
-            "shake_focal": focal, "shake_poses": len(H), "shake_margin": m,
+            "shake_focal": focal, "shake_poses": len(seen["centre"]), "shake_margin": m,
             "shake_oop_angle": drawn.oop_angle, "shake_roll_angle": drawn.roll_angle,
             "shake_shift_length": drawn.shift_length,
-            "shake_angle_range": np.degrees(np.ptp(drawn.angles, axis=0)),
-            "shake_blur_centre": _shake.streak_length(H, centre),
-            "shake_blur_corner": max(_shake.streak_length(H, tuple(p)) for p in corners),
-            "shake_seeds": seeds, "shake_trajectory": traj}
+            "shake_angle_range": np.degrees(np.ptp(knots[:, :3], axis=0)),
+            "shake_blur_centre": _shake.streak_length(seen["centre"], centre),
+            "shake_blur_corner": max(_shake.streak_length(seen[r], tuple(p)) for r, p in zip(corner_rows, corners)),
+            "shake_seeds": seeds, "shake_trajectory": knots.astype(np.float32)}
     sharp = realism.sharp(photo[y0:y1, x0:x1], cam)
     if cam is not None:
         meta.update(cam.draw.meta())
     if cfg.small == "upscale":  # a field only then, as in the uniform mode
         meta["upscale"] = np.float32(factor)
-    return blurred, sharp, _shake.point_psf(H, centre, cfg.kernel_spec.size), meta
+    meta.update(_rolling.rolling_meta(readout))  # with --rolling-shutter only, likewise
+    return blurred, sharp, _shake.point_psf(seen["centre"], centre, cfg.kernel_spec.size), meta
+
+
+def rolling_rows(drawn, H: np.ndarray, spec, readout: float, rows: int) -> tuple[np.ndarray, int]:
+    """(first pose of each row's window (rows,) int64, poses a window holds) of a rolling shutter
+    over the poses ``H`` of a walk continued past the exposure (``draw_shake(..., readout)``):
+    ``poses`` subdivides each of its knot segments into the same m poses, so an exposure
+    (``spec.knots - 1`` segments) spans P = m (knots - 1) pose steps, P + 1 poses."""
+    per_segment = (len(H) - 1) // (len(drawn.angles) - 1)
+    per_exposure = per_segment * (spec.knots - 1)
+    return rolling_physics.row_windows(rows, readout, per_exposure), per_exposure + 1
+
+
+def _centre_knots(drawn, knots: int, readout: float) -> np.ndarray:
+    """(knots, 5) float64: pitch, yaw, roll, shift x, y at the knots of the centre row's window
+    (from knot ``readout / 2 * (knots - 1)`` on, interpolated), as ``shake_trajectory`` records them."""
+    at = readout / 2 * (knots - 1) + np.arange(knots)
+    path = np.concatenate([drawn.angles, drawn.shifts], axis=1)
+    return np.stack([np.interp(at, np.arange(len(path)), path[:, i]) for i in range(path.shape[1])], axis=1)
 
 
 #: ``--small upscale`` with ``--shake``: enlargements tried before a photo is skipped.  The

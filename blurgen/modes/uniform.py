@@ -17,17 +17,32 @@ a disk of a radius drawn from the sample's own stream
 the stored kernel, and so the crop's margin, grows by ``2 * ceil(HI)`` px, and
 the sample records ``defocus_radius``.  Without it nothing is drawn, stored or
 recorded that was not before.
+
+The rolling shutter (``--rolling-shutter LO-HI``, issue 24.1) is a setting of this mode too
+(and of the shake mode: :mod:`blurgen.modes.rolling`), a field of the mode's settings
+(:class:`UniformSpec`): each sample draws its readout from its own stream, and with a readout
+> 0 its rows are blurred by the bands of :mod:`blurgen.physics.rolling` (the kernel's
+trajectory continued past the exposure, drawn for the shard in one batch); the crop's margin
+grows to that motion's reach (``rolling.grid_side``), the stored kernel is the centre row's
+PSF.  With fresh kernels only (a bank holds PSFs, not their trajectories); with ``--defocus``
+the scene goes through the disk before the rows' motion (margin and stored kernel grow by
+``2 * ceil(HI)`` as without it).  A readout range of 0 (``--rolling-shutter 0``) gives today's pixels exactly,
+plus the field ``rolling_readout``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 import numpy as np
 
+from blurgen.modes import rolling as _rolling
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
-from blurgen.physics.defocus import DefocusSpec
-from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, read_bank
+from blurgen.physics import rolling as rolling_physics
+from blurgen.physics.defocus import DefocusSpec, disk_psf
+from blurgen.physics.kernels import KernelBatch, kernel_seeds, make_kernels, make_kernels_with_tracks, read_bank
 from blurgen.physics.realism import parse_range
 from blurgen.plumbing.caches import FileCache
 from blurgen.runs.shard_run import SynthError
@@ -43,6 +58,41 @@ def bank(path: Path) -> KernelBatch:
     return _BANKS.get(path, lambda: read_bank(path)[0])
 
 
+@dataclass(frozen=True)
+class UniformSpec:
+    """The uniform mode's settings (``cfg.spec``; None when it has none): defocus
+    (``--defocus``) and the rolling shutter (``--rolling-shutter``), each None when not given."""
+
+    defocus: DefocusSpec | None = None
+    rolling: rolling_physics.RollingShutter | None = None
+
+
+class ShardKernels(NamedTuple):
+    """What a shard's samples share: its fresh kernels or the bank (the other None), and with
+    a rolling shutter the fresh kernels' trajectories continued past the exposure (one
+    (N_j,) complex64 array per sample, ``kernels.make_kernels_with_tracks``)."""
+
+    fresh: KernelBatch | None
+    bank: KernelBatch | None
+    tracks: list | None = None
+
+
+def defocus_of(cfg) -> DefocusSpec | None:
+    """The run's defocus settings (``--defocus``), or None."""
+    return None if cfg.spec is None else cfg.spec.defocus
+
+
+def rolling_of(cfg) -> rolling_physics.RollingShutter | None:
+    """The run's rolling shutter (``--rolling-shutter``), or None."""
+    return None if cfg.spec is None else cfg.spec.rolling
+
+
+def rolling_on(cfg) -> bool:
+    """Whether samples may have a readout > 0 (a range with HI > 0)."""
+    rolling = rolling_of(cfg)
+    return rolling is not None and rolling.active
+
+
 def fresh_line(spec: dict) -> str:
     """How fresh kernels were drawn, in words (``inspect``), from a manifest's ``kernel_spec``."""
     drawn = lambda v: "drawn" if v is None else f"{v:g}"  # noqa: E731
@@ -54,6 +104,7 @@ class Uniform(BlurMode):
     name = "uniform"
     summary = "one uniform kernel per sample, fresh (Boracchi & Foi) or from a --kernels bank (DeblurGAN)"
     online = online_kernel = True
+    settings = (_rolling.SETTING,)
     options = (
         click.option("--defocus", default=None, metavar="LO-HI",
                      help="Defocus with the motion: each kernel convolved with a disk (circle of confusion) of a "
@@ -63,41 +114,53 @@ class Uniform(BlurMode):
     flag = "--defocus"
 
     def spec_from(self, values: dict):
-        """A DefocusSpec with ``--defocus``, else None (the default mode all the same)."""
-        if values.get("defocus") is None:
-            return None
-        lo, hi = parse_range(values["defocus"], "defocus", "1-4")
-        return DefocusSpec(lo, hi)
+        """A UniformSpec with ``--defocus`` or ``--rolling-shutter``, else None (the default mode all the same)."""
+        defocus = None
+        if values.get("defocus") is not None:
+            defocus = DefocusSpec(*parse_range(values["defocus"], "defocus", "1-4"))
+        rolling = _rolling.rolling_from(values)
+        return None if defocus is None and rolling is None else UniformSpec(defocus, rolling)
 
     def check(self, cfg) -> None:
-        if cfg.spec is not None and not isinstance(cfg.spec, DefocusSpec):
-            raise SynthError(f"the uniform mode's settings are a DefocusSpec or None, got {type(cfg.spec).__name__}")
+        if cfg.spec is not None and not isinstance(cfg.spec, UniformSpec):
+            raise SynthError(f"the uniform mode's settings are a UniformSpec or None, got {type(cfg.spec).__name__}")
+        if rolling_on(cfg) and cfg.kernel_bank is not None:
+            raise SynthError("--rolling-shutter needs the kernels' trajectories: it takes fresh kernels, not --kernels")
 
     def arguments(self, cfg) -> dict:
         args = {"kernel_spec": None} if cfg.kernel_bank is not None else {}
-        if cfg.spec is not None:  # a key only with --defocus: other manifests keep their bytes
-            args["defocus"] = [cfg.spec.lo, cfg.spec.hi]
-        return args
+        defocus = defocus_of(cfg)
+        if defocus is not None:  # a key only with --defocus: other manifests keep their bytes
+            args["defocus"] = [defocus.lo, defocus.hi]
+        return {**args, **_rolling.rolling_arguments(rolling_of(cfg))}
 
     def kernel_size(self, cfg) -> int:
         k = cfg.kernel_spec.size if cfg.kernel_bank is None else bank(cfg.kernel_bank).psf.shape[-1]
-        return k if cfg.spec is None else cfg.spec.grow(k)
+        return k if defocus_of(cfg) is None else defocus_of(cfg).grow(k)
 
     @staticmethod
     def _side(cfg, shared) -> int:
-        """:meth:`kernel_size` from the shard's own kernels: per photo and per sample, without
-        asking the bank's cache (a stat of its file) again."""
-        fresh, from_bank = shared
-        k = (fresh if fresh is not None else from_bank).psf.shape[-1]
-        return k if cfg.spec is None else cfg.spec.grow(k)
+        """The side whose margins (``blur.margins``) a crop needs: :meth:`kernel_size` from the
+        shard's own kernels (per photo and per sample, without asking the bank's cache, a stat
+        of its file, again), or with a rolling shutter the grid of its rows' PSFs."""
+        if rolling_on(cfg):
+            spec, defocus = cfg.kernel_spec, defocus_of(cfg)
+            side = rolling_physics.grid_side(spec.max_len, spec.iters, rolling_of(cfg).hi)
+            return side if defocus is None else defocus.grow(side)
+        k = (shared.fresh if shared.fresh is not None else shared.bank).psf.shape[-1]
+        return k if defocus_of(cfg) is None else defocus_of(cfg).grow(k)
 
-    def shard(self, cfg, task) -> tuple[KernelBatch | None, KernelBatch | None]:
-        """(the shard's fresh kernels, None) or (None, the bank)."""
+    def shard(self, cfg, task) -> ShardKernels:
+        """The shard's fresh kernels (with a rolling shutter, and their continued trajectories), or the bank."""
         if cfg.kernel_bank is not None:
-            return None, bank(cfg.kernel_bank)
+            return ShardKernels(None, bank(cfg.kernel_bank))
         per = cfg.samples_per_image
         count = (task.stop_image - task.first_image) * per
-        return make_kernels(kernel_seeds(cfg.seed, count, start=task.first_image * per), cfg.kernel_spec), None
+        seeds = kernel_seeds(cfg.seed, count, start=task.first_image * per)
+        if not rolling_on(cfg):
+            return ShardKernels(make_kernels(seeds, cfg.kernel_spec), None)
+        fresh, tracks = make_kernels_with_tracks(seeds, cfg.kernel_spec, rolling_of(cfg).hi)
+        return ShardKernels(fresh, None, tracks)
 
     def prepare(self, photo: Photo, cfg, shared) -> Photo:
         k = self._side(cfg, shared)
@@ -122,9 +185,21 @@ class Uniform(BlurMode):
         before, after = blur.margins(self._side(cfg, shared))
         rng = np.random.default_rng([cfg.seed, i, crop])
         y0, x0, y1, x1 = crop_box(rng, *pixels.shape[:2], cfg.crop, cfg.full, before, after)
-        kernel = defocused(draw_kernel(rng, j, *shared), cfg, i, crop)
+        kernel = defocused(draw_kernel(rng, j, shared.fresh, shared.bank), cfg, i, crop)
         region = pixels[y0 - before : y1 + after, x0 - before : x1 + after]
-        return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo, crop)
+        readout = _rolling.draw_readout(rolling_of(cfg), cfg.seed, i, crop)
+        if readout:  # > 0: the rows' bands, their centre row's PSF stored (through the disk with --defocus)
+            defocus, radius = defocus_of(cfg), kernel[3]
+            disk = None if radius is None else disk_psf(radius, defocus.disk_size)
+            side = region.shape[0] - (y1 - y0) + 1 - (0 if disk is None else len(disk) - 1)
+            bands, centre = rolling_bands(shared.tracks[j], shared.fresh.fraction[j], readout, y1 - y0, side,
+                                          cfg.kernel_spec)
+            bands = (*bands, disk)
+            kernel = (centre if disk is None else defocus.apply(centre, radius), *kernel[1:])
+        else:
+            bands = None
+        return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo, crop,
+                    readout=readout, bands=bands)
 
     def blur_window(self, window, psf, margins, spec, realism, rng, effects, cam) -> tuple[np.ndarray, dict]:
         return realism.blur(window, psf, rng, effects, cam), {}
@@ -140,7 +215,7 @@ class Uniform(BlurMode):
         if args.get("defocus") is not None:
             lo, hi = args["defocus"]
             line += f", each through a disk of defocus radius {lo}-{hi} px"
-        return line
+        return line + _rolling.describe_rolling(args)
 
 
 def draw_kernel(rng: np.random.Generator, j: int, fresh: KernelBatch | None,
@@ -160,22 +235,58 @@ def defocused(kernel: tuple, cfg, image: int, crop: int) -> tuple:
     with ``--defocus`` (``cfg.spec``) the motion PSF through the disk of the sample's radius
     (drawn from its own stream) on the run's grid; else the kernel as it was, radius None."""
     psf, params, index = kernel
-    if cfg.spec is None:
+    defocus = defocus_of(cfg)
+    if defocus is None:
         return psf, params, index, None
-    radius = cfg.spec.draw(cfg.seed, image, crop)
-    return cfg.spec.apply(psf, radius), params, index, radius
+    radius = defocus.draw(cfg.seed, image, crop)
+    return defocus.apply(psf, radius), params, index, radius
+
+
+def rolling_bands(track: np.ndarray, fraction: float, readout: float, rows: int, side: int,
+                  spec) -> tuple[tuple[np.ndarray, list], np.ndarray]:
+    """((band PSFs (B, s, s), their row ranges, ``side``: the grid the crop's margins are for), the
+    centre row's PSF (k, k) float32) of a sample whose fresh kernel's continued trajectory is
+    ``track`` (``ShardKernels.tracks``)."""
+    from blurgen.physics import psf as _psf
+
+    exposed = int(_psf.exposed_samples(spec.iters, np.array([fraction]))[0])
+    speed = exposed * spec.max_len / (spec.iters - 1)  # Boracchi & Foi's walk: constant speed
+    psfs, spans = rolling_physics.band_psfs(track, exposed, readout, rows, speed)
+    window = rolling_physics.centre_window(track, exposed, readout)
+    window = (window - window.mean()).astype(np.complex64)  # centred on its mean, as make_kernels' are
+    centre = _psf.rasterize(window[:, None], spec.size)[0]
+    return (psfs, spans, side), centre
 
 
 def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, int, int, int], cfg,
-         rng: np.random.Generator, photo: Photo, crop: int) -> tuple:
+         rng: np.random.Generator, photo: Photo, crop: int, readout: float | None = None,
+         bands: tuple | None = None) -> tuple:
     """(blurred, sharp, psf, meta) of a crop.  ``region``: the window ``box`` (y0, x0, y1, x1)
     plus the PSF's margins (``blur.margins``); ``kernel``: :func:`defocused`'s; the realism
-    levels are drawn from ``rng`` now, the camera's settings from the sample's camera stream."""
+    levels are drawn from ``rng`` now, the camera's settings from the sample's camera stream.
+    ``bands``: a rolling shutter's (PSFs, row ranges, their grid's side, the defocus disk or None)
+    (:func:`rolling_bands`), applied to ``region`` in place of the one PSF, between the same
+    realism steps; ``readout``: recorded."""
     psf, params, bank_index, radius = kernel
     realism = cfg.realism
     effects = realism.draw(rng)
     cam = realism.draw_camera(realism.camera_rng([cfg.seed, photo.index, crop]))
-    blurred, sharp = realism.blur(region, psf, rng, effects, cam), realism.sharp(sharp, cam)
+    if bands is None:
+        blurred = realism.blur(region, psf, rng, effects, cam)
+    else:
+        psfs, spans, side, disk = bands
+        if disk is None:
+            sub, psfs = rolling_physics.trim_bands(region, psfs, side)  # convert only the pixels the blur reads
+            sub = realism.working(sub, effects, cam)
+        else:
+            # Out of focus: the lens blurs the scene the rows then see moving (both shift-invariant
+            # on the sensor), so the disk first, then each row's motion.
+            from blurgen.physics import blur
+
+            sub, psfs = rolling_physics.trim_bands(blur.convolve_valid(realism.working(region, effects, cam), disk),
+                                                   psfs, side)
+        blurred = realism.finish(rolling_physics.blur_bands(sub, psfs, spans), rng, effects, cam)
+    sharp = realism.sharp(sharp, cam)
     meta = {"source": photo.rel, "crop_box": np.array(box, np.int32), "kernel_index": bank_index,
             "linear": realism.in_linear_light, **{f"kernel_{k}": v for k, v in params.items()}, **effects,
             **({} if cam is None else cam.draw.meta())}
@@ -183,6 +294,7 @@ def pair(region: np.ndarray, sharp: np.ndarray, kernel: tuple, box: tuple[int, i
         meta["upscale"] = np.float32(photo.factor)
     if radius is not None:  # with --defocus only, likewise
         meta["defocus_radius"] = np.float32(radius)
+    meta.update(_rolling.rolling_meta(readout))  # with --rolling-shutter only, likewise
     return blurred, sharp, psf, meta
 
 
@@ -191,7 +303,7 @@ def within_reach(cfg, h: int, w: int) -> bool:
     still give crops with the margin its drawn kernels reach (:func:`reach_sample`): crops, not
     ``--full``, with ``--small skip`` (``upscale`` enlarges such photos, as before), when it
     holds a crop at all."""
-    return not (cfg.full or cfg.small != "skip") and min(h, w) >= cfg.crop
+    return not (cfg.full or cfg.small != "skip" or rolling_on(cfg)) and min(h, w) >= cfg.crop
 
 
 def reach_sample(photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
@@ -204,7 +316,7 @@ def reach_sample(photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
 
     pixels, side = photo.pixels, cfg.crop
     rng = np.random.default_rng([cfg.seed, photo.index, crop])
-    kernel = defocused(draw_kernel(rng, j, *shared), cfg, photo.index, crop)
+    kernel = defocused(draw_kernel(rng, j, shared.fresh, shared.bank), cfg, photo.index, crop)
     before, after = blur.margins(kernel[0].shape[0])
     top, bottom, left, right = blur.support_margins(kernel[0])
     h, w = pixels.shape[:2]
@@ -218,7 +330,9 @@ def reach_sample(photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
     # margin that `region` must span is padding it never reads.
     padded = np.pad(pixels, ((before, after), (before, after), (0, 0)), mode="edge")
     region = padded[y0 : y1 + before + after, x0 : x1 + before + after]
-    return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo._replace(factor=1.0), crop)
+    readout = _rolling.draw_readout(rolling_of(cfg), cfg.seed, photo.index, crop)  # 0: the reach path is global
+    return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo._replace(factor=1.0), crop,
+                readout=readout)
 
 
 UNIFORM = Uniform()

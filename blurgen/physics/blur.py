@@ -17,7 +17,7 @@ from scipy import fft
 # DFT path above ~128 taps.  Measured on 256x256x3 crops, one core: 11x11 or
 # 4x30 direct ~1.2 ms, 12x12 through filter2D's DFT 5.6 ms, our FFT ~1.9 ms
 # for any support up to 64x64 (scipy.signal.fftconvolve 4.7 ms).
-_DIRECT_MAX_TAPS = 121
+DIRECT_MAX_TAPS = 121
 
 
 def margins(k: int) -> tuple[int, int]:
@@ -60,7 +60,7 @@ def convolve_valid(region: np.ndarray, psf: np.ndarray) -> np.ndarray:
     sub, support = trim_to_support(region, psf)
     sub = np.ascontiguousarray(sub, dtype=np.float32)
     support = np.ascontiguousarray(support, dtype=np.float32)
-    if support.size <= _DIRECT_MAX_TAPS:
+    if support.size <= DIRECT_MAX_TAPS:
         # Direct filtering: filter2D correlates, and correlating with the
         # flipped kernel anchored at its top-left tap is the convolution above.
         out = cv2.filter2D(sub, cv2.CV_32F, support[::-1, ::-1].copy(), anchor=(0, 0),

@@ -17,6 +17,7 @@ import numpy as np
 
 from blurgen.errors import BlurgenError
 from blurgen.physics import psf as _psf
+from blurgen.physics import rolling
 from blurgen.physics import streams
 from blurgen.physics.trajectory import draw_fraction, random_trajectories
 from blurgen.plumbing import files, stopping
@@ -133,19 +134,36 @@ def kernel_seeds(seed: int, n: int, start: int = 0) -> np.ndarray:
 
 def make_kernels(seeds: np.ndarray, spec: KernelSpec = KernelSpec()) -> KernelBatch:
     """One random-trajectory kernel per seed (see :class:`KernelBatch`)."""
+    return _make_kernels(seeds, spec)
+
+
+def make_kernels_with_tracks(seeds: np.ndarray, spec: KernelSpec, readout: float) -> tuple[KernelBatch, list]:
+    """:func:`make_kernels`'s kernels (the same, byte for byte) and each one's trajectory
+    continued past its exposure for a rolling shutter's readout up to ``readout``
+    (:mod:`blurgen.physics.rolling`): kernel j's (N_j,) complex64 samples, of which its
+    exposure sees the first ``psf.exposed_samples(spec.iters, fraction[j])``.  One walk per
+    kernel: the kernel is rasterised from its first samples."""
+    tracks: list = []
+    return _make_kernels(seeds, spec, tracks, readout), tracks
+
+
+def _make_kernels(seeds: np.ndarray, spec: KernelSpec, tracks: list | None = None, readout: float = 0.0) -> KernelBatch:
     seeds = np.atleast_1d(np.asarray(seeds, dtype=np.uint64))
     # One output array, filled batch by batch: a concatenation at the end
     # would allocate and copy every PSF a second time (a third of the run
     # time for 8,192 kernels, profiled).
     psf = np.empty((len(seeds), spec.size, spec.size), np.float32)
-    parts = [_make_batch(seeds[i : i + _BATCH], spec, psf[i : i + _BATCH]) for i in range(0, len(seeds), _BATCH)]
+    parts = [_make_batch(seeds[i : i + _BATCH], spec, psf[i : i + _BATCH], tracks, readout)
+             for i in range(0, len(seeds), _BATCH)]
     if len(parts) <= 1:
         return parts[0] if parts else _make_batch(seeds, spec, psf)
     return KernelBatch(psf=psf, **{name: np.concatenate([getattr(b, name) for b in parts]) for name in parts[0].params()})
 
 
-def _make_batch(seeds: np.ndarray, spec: KernelSpec, psf: np.ndarray) -> KernelBatch:
-    """Kernels of ``seeds``, their PSFs written into ``psf`` (len(seeds), size, size) float32."""
+def _make_batch(seeds: np.ndarray, spec: KernelSpec, psf: np.ndarray, tracks: list | None = None,
+                readout: float = 0.0) -> KernelBatch:
+    """Kernels of ``seeds``, their PSFs written into ``psf`` (len(seeds), size, size) float32;
+    with ``tracks`` (a list), their trajectories continued for ``readout`` appended to it."""
     n = len(seeds)
     fraction = draw_fraction(seeds, spec.fraction)
     exposed = _psf.exposed_samples(spec.iters, fraction)
@@ -157,21 +175,29 @@ def _make_batch(seeds: np.ndarray, spec: KernelSpec, psf: np.ndarray) -> KernelB
         "big_shakes": np.zeros(n, np.int32),
     }
     params = {}
+    continued = [None] * n
     # Kernels of one exposure share a trajectory length, so each group is one
-    # rectangular batch, and no step past the exposure is ever simulated.
+    # rectangular batch, and no step past the exposure is ever simulated (but
+    # for a rolling shutter's, with ``tracks``).
     for samples in np.unique(exposed):
         group = np.flatnonzero(exposed == samples)
-        traj = random_trajectories(seeds[group], spec.iters, spec.max_len, spec.expl, samples=int(samples))
-        out["psf"][group] = _psf.rasterize(traj.points, spec.size)
-        out["length"][group] = np.abs(np.diff(traj.points, axis=0)).sum(axis=0, dtype=np.float64)
-        width = np.ptp(traj.points.real, axis=0)
-        height = np.ptp(traj.points.imag, axis=0)
+        drawn = int(samples) if tracks is None else rolling.extended_samples(int(samples), readout)
+        traj = random_trajectories(seeds[group], spec.iters, spec.max_len, spec.expl, samples=drawn)
+        points = traj.points[: int(samples)]
+        for column, j in enumerate(group if tracks is not None else ()):
+            continued[j] = traj.points[:, column].copy()  # before rasterize shifts a lone one in place
+        out["psf"][group] = _psf.rasterize(points, spec.size)
+        out["length"][group] = np.abs(np.diff(points, axis=0)).sum(axis=0, dtype=np.float64)
+        width = np.ptp(points.real, axis=0)
+        height = np.ptp(points.imag, axis=0)
         out["extent"][group] = np.maximum(width, height)
-        out["big_shakes"][group] = traj.big_shake.sum(axis=0)
+        out["big_shakes"][group] = traj.big_shake[: int(samples) - 1].sum(axis=0)
         for name in ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "init_angle"):
             params.setdefault(name, np.zeros(n))[group] = getattr(traj, name)
     if n == 0:
         params = {name: np.zeros(0) for name in ("expl", "centripetal", "prob_big_shake", "gaussian_shake", "init_angle")}
+    if tracks is not None:
+        tracks.extend(continued)
     return KernelBatch(seed=seeds, fraction=fraction, **out, **params)
 
 

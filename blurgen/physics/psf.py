@@ -41,7 +41,7 @@ def max_extent(size: int) -> float:
     return float(min(2 * c, 2 * (size - 1 - c) - 1))
 
 
-def rasterize(points: np.ndarray, size: int) -> np.ndarray:
+def rasterize(points: np.ndarray, size: int, anchor: np.ndarray | None = None) -> np.ndarray:
     """Splat every sample of each trajectory onto a centred ``size``×``size`` grid.
 
     Parameters
@@ -51,12 +51,17 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
         :attr:`blurgen.physics.trajectory.Trajectories.points`).
     size : int
         Side of the PSF in pixels.
+    anchor : (n,) complex or None
+        The point of each trajectory put on the centre pixel; None: its mean
+        (the centred PSF).  A rolling shutter's rows share one anchor, so that
+        their PSFs keep their offsets from each other.
 
     Returns
     -------
     (n, size, size) float32
         Non-negative PSFs that sum to 1, rows = y, columns = x, each with its
-        centre of mass at pixel (size // 2, size // 2).
+        centre of mass at pixel (size // 2, size // 2) (with ``anchor``: its
+        anchor there).
 
     Raises
     ------
@@ -69,9 +74,14 @@ def rasterize(points: np.ndarray, size: int) -> np.ndarray:
     # Kernel-major blocks of a few hundred kernels: each block's bins (a few MB)
     # stay in cache while its samples are accumulated.
     for start in range(0, n, _BLOCK):
+        # A lone trajectory's transpose is already contiguous: then no copy, and the shift below
+        # moves the caller's points (kept so: the kernels' recorded lengths were measured on them).
         block = np.ascontiguousarray(points[:, start : start + _BLOCK].T)  # (m, samples)
         m = len(block)
-        mean = block.mean(axis=1, dtype=np.complex128, keepdims=True)
+        if anchor is None:
+            mean = block.mean(axis=1, dtype=np.complex128, keepdims=True)
+        else:
+            mean = np.asarray(anchor, np.complex128)[start : start + m, None]
         # Offsets from the mean are small (< size / 2), so float32 keeps them to ~1e-6 px.
         block += (complex(mid, mid) - mean).astype(np.complex64)
         xy = block.view(np.float32).reshape(m, samples, 2)  # (x, y) pairs, no copy

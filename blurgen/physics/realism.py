@@ -72,15 +72,16 @@ class RealismError(BlurgenError):
                                    prefix=f"--{prefix}")
 
 
-def parse_range(text, option: str = "range", example: str = "60-95") -> tuple[int, int] | None:
+def parse_range(text, option: str = "range", example: str = "60-95", kind: type = int) -> tuple | None:
     """``"60-95"`` (or ``"90"``, or a pair, or None) -> (60, 95) / (90, 90) / None: the one
     LO-HI parser of both command lines (``--jpeg-quality``, ``--online-jpeg-quality``,
-    ``--frames``).  RealismError naming ``option`` (and ``example``) on bad text."""
+    ``--frames``, ``--rolling-shutter``), its ends converted by ``kind`` (int, or float for
+    ``0.1-0.5``).  RealismError naming ``option`` (and ``example``) on bad text."""
     if text is None:
         return None
     try:
         lo, hi = (text.partition("-")[0], text.partition("-")[2] or text) if isinstance(text, str) else text
-        return int(lo), int(hi)
+        return kind(lo), kind(hi)
     except (TypeError, ValueError):
         raise RealismError(option, f"{{option}} must look like LO-HI (e.g. {example}), got {text!r}") from None
 

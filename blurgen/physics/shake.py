@@ -62,6 +62,8 @@ class ShakeSpec:
     max_shift : pixels — the translation walk's length is drawn in [0, max_shift]
         (0: rotation only).
     step : most pixels any point of the photo moves between consecutive poses.
+    rolling : a rolling shutter (``blurgen.physics.rolling.RollingShutter``), or None
+        (recorded apart from the other fields: the manifests of runs without it stay as they were).
     """
 
     max_angle: float = 1.0
@@ -69,6 +71,7 @@ class ShakeSpec:
     knots: int = 64
     max_shift: float = 0.0
     step: float = 0.5
+    rolling: object = None
 
     def __post_init__(self):
         if not 0 <= self.max_angle <= 30:
@@ -139,18 +142,40 @@ class Shake:
     shift_length: float
 
 
-def draw_shake(seeds: np.ndarray, spec: ShakeSpec, rng: np.random.Generator) -> Shake:
+def draw_shake(seeds: np.ndarray, spec: ShakeSpec, rng: np.random.Generator, readout: float = 0.0) -> Shake:
     """Draw a shake: three Boracchi & Foi walks of unit length from ``seeds`` (3,) uint64, scaled by
-    path lengths drawn from ``rng`` (three uniforms, in this order: out-of-plane, roll, shift)."""
+    path lengths drawn from ``rng`` (three uniforms, in this order: out-of-plane, roll, shift).
+
+    ``readout`` > 0 (a rolling shutter, :mod:`blurgen.physics.rolling`): the walks go on past the
+    exposure, with the same step and streams, to :func:`rolling_knots` knots (covering
+    1 + readout exposures), and are centred on the centre row's window (knots
+    ``readout / 2 * (knots - 1)`` on) instead of on the whole exposure.
+    """
     oop = rng.uniform(0, spec.max_angle)
     roll = rng.uniform(0, spec.max_angle)
     shift = rng.uniform(0, spec.max_shift)
-    walks = random_trajectories(np.asarray(seeds, np.uint64), iters=spec.knots, max_len=1.0).points.astype(np.complex128)
-    walks -= walks.mean(axis=0)  # the mean pose is the identity (see the module's docstring)
+    seeds = np.asarray(seeds, np.uint64)
+    if readout == 0:  # the global shutter, as it always was
+        walks = random_trajectories(seeds, iters=spec.knots, max_len=1.0).points.astype(np.complex128)
+        walks -= walks.mean(axis=0)  # the mean pose is the identity (see the module's docstring)
+    else:
+        from blurgen.physics import rolling
+
+        walks = random_trajectories(seeds, iters=spec.knots, max_len=1.0,
+                                    samples=rolling_knots(spec.knots, readout)).points.astype(np.complex128)
+        start = np.full(3, readout / 2 * (spec.knots - 1))
+        walks -= np.stack([rolling.positions(walks[:, i], start[i : i + 1], spec.knots)[:, 0] for i in range(3)],
+                          axis=1).mean(axis=0)
     a, r = math.radians(oop), math.radians(roll)
     angles = np.stack([a * walks[:, 0].imag, a * walks[:, 0].real, r * walks[:, 1].real], axis=1)
     shifts = np.stack([shift * walks[:, 2].real, shift * walks[:, 2].imag], axis=1)
     return Shake(angles=angles, shifts=shifts, oop_angle=oop, roll_angle=roll, shift_length=shift)
+
+
+def rolling_knots(knots: int, readout: float) -> int:
+    """Knots of a walk that spans 1 + ``readout`` exposures at ``knots`` knots an exposure (its
+    knot j at time j / (knots - 1)), plus one for interpolating between knots."""
+    return math.ceil((knots - 1) * (1 + readout)) + 2
 
 
 def probe_points(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:

@@ -188,9 +188,11 @@ def random_trajectories(
         Anxiety; ``None`` draws it per trajectory from :data:`EXPL_CHOICES`,
         0 gives straight lines.
     samples : int or None
-        Compute only the first ``samples`` (2 .. iters) samples — all an
-        exposure fraction sees; they equal the first samples of the full
-        trajectory.  ``None``: all ``iters``.
+        Compute only the first ``samples`` (>= 2) samples — all an exposure
+        fraction sees; they equal the first samples of the full trajectory.
+        More than ``iters`` continue the walk past its end with the same step
+        and the same random stream (a rolling shutter's rows see past the
+        exposure, :mod:`blurgen.physics.rolling`).  ``None``: all ``iters``.
 
     Returns
     -------
@@ -201,8 +203,8 @@ def random_trajectories(
     if iters < 2:
         raise ValueError(f"iters must be >= 2, got {iters}")
     samples = iters if samples is None else samples
-    if not 2 <= samples <= iters:
-        raise ValueError(f"samples must be in [2, iters], got {samples}")
+    if samples < 2:
+        raise ValueError(f"samples must be >= 2, got {samples}")
     params = draw_parameters(seeds, expl)
     step = max_len / (iters - 1)
     shake_threshold, kick_scale, pull, v = _walk_start(params, step)
