@@ -62,6 +62,8 @@ class ShakeSpec:
     max_shift : pixels — the translation walk's length is drawn in [0, max_shift]
         (0: rotation only).
     step : most pixels any point of the photo moves between consecutive poses.
+    gyro : a :class:`blurgen.physics.gyro.GyroSpec` — the rotations from gyroscope logs instead of
+        the random walks (``max_angle`` then unused) — or None.
     """
 
     max_angle: float = 1.0
@@ -69,6 +71,7 @@ class ShakeSpec:
     knots: int = 64
     max_shift: float = 0.0
     step: float = 0.5
+    gyro: object = None
 
     def __post_init__(self):
         if not 0 <= self.max_angle <= 30:
