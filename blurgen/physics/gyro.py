@@ -29,9 +29,10 @@ the phone's (x, -y, -z): ``axes="x,-y,-z"``, the default.
 **Integration.** Angular velocity is taken as linear between samples.  The
 window's knot times and the samples inside it make one grid; on each of its
 intervals the rotation is the exponential of the mean rate times the interval
-(the trapezoid rule; exact for a rotation about a fixed axis), and the
-intervals' rotations are composed (quaternions, body frame), not summed.  The
-poses are then centred on their mean orientation, as the random walks are.
+(the trapezoid rule; exact for a rotation about a fixed axis) plus Magnus'
+second term h²/12 · ω_a × ω_b (for an axis that turns within the interval), and
+the intervals' rotations are composed (quaternions, body frame), not summed.
+The poses are then centred on their mean orientation, as the random walks are.
 
 Pure functions of numpy arrays, plus the readers at the edge and one cache of
 read logs per process.
@@ -405,7 +406,10 @@ def orientations(log: GyroLog, times: np.ndarray) -> np.ndarray:
     inside = log.t[(log.t > times[0]) & (log.t < times[-1])]
     grid = np.union1d(times, inside)
     rate = np.stack([np.interp(grid, log.t, log.omega[:, i]) for i in range(3)], axis=1)
-    steps = quat_exp((rate[1:] + rate[:-1]) / 2 * np.diff(grid)[:, None])  # trapezoid rule per interval
+    h = np.diff(grid)[:, None]
+    # Magnus' expansion for a rate linear in time over each interval: the trapezoid rule, plus the
+    # term of an axis that turns (0 about a fixed axis); what it leaves is of 5th order in h.
+    steps = quat_exp((rate[1:] + rate[:-1]) / 2 * h + h**2 / 12 * np.cross(rate[:-1], rate[1:]))
     running = cumulative_product(np.concatenate([[[1.0, 0, 0, 0]], steps]))
     return running[np.searchsorted(grid, times)]
 
