@@ -16,7 +16,8 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
 * the cost of each realism option per 256x256 crop (blur and camera only);
 * with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
   synthesis mode (plain, --linear, --saturate, --noise, --jpeg-quality, --camera,
-  --shake nonuniform, --objects).
+  --shake nonuniform, --shake --gyro on the example log, --objects); ``--only TEXT`` keeps plain
+  and the rows named with TEXT.
 * `blurgen average` (pairs from video, docs/video.md), 1 worker: pairs/s on a
   synthetic 640x480 clip of PNG frames (a camera panning over a sample photo),
   without and with flow interpolation.  ``--only-video`` runs this part alone.
@@ -42,6 +43,7 @@ from make_sample_photos import main as make_photos  # noqa: E402
 from blurgen import shards  # noqa: E402
 from blurgen.physics import camera, cameras  # noqa: E402
 from blurgen.physics.defocus import DefocusSpec  # noqa: E402
+from blurgen.physics.gyro import GyroSpec  # noqa: E402
 from blurgen.physics.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.physics.objects import ObjectSpec  # noqa: E402
 from blurgen.physics.realism import Realism  # noqa: E402
@@ -147,6 +149,8 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
     return rows
 
 
+#: The example gyroscope log of docs/modes.md (synthetic: data/make_gyro_log.py).
+GYRO_LOG = ROOT / "data" / "gyro-example.csv"
 MODE_NAMES = ("uniform", "shake", "objects")  # keys of MODES' options that name a blur mode (blurgen.modes)
 MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": DefocusSpec(1, 4)}), ("--linear", {"linear": True}),
          ("--saturate", {"saturate": True}),
@@ -154,6 +158,8 @@ MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": DefocusSpec(1,
          ("--camera (a7r3)", {"camera": "a7r3"}), ("--camera --jpeg-quality 60-95", {"camera": "a7r3", "jpeg_quality": (60, 95)}),
          ("--shake nonuniform (1 deg)", {"shake": ShakeSpec(max_angle=1.0)}),
          ("--shake nonuniform (3 deg)", {"shake": ShakeSpec(max_angle=3.0)}),
+         ("--shake --gyro (example, 1/30 s)", {"shake": ShakeSpec(gyro=GyroSpec(str(GYRO_LOG)))}),
+         ("--shake --gyro (example, 1/10-1/4)", {"shake": ShakeSpec(gyro=GyroSpec(str(GYRO_LOG), (0.1, 0.25)))}),
          ("--objects --linear", {"objects": True, "linear": True}))
 
 
@@ -170,13 +176,16 @@ def write_annotations(src: Path, path: Path) -> Path:
     return path
 
 
-def mode_rates(src: Path, tmp: Path, crop: int, repeats: int) -> list[tuple[str, list[float]]]:
-    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved."""
+def mode_rates(src: Path, tmp: Path, crop: int, repeats: int, only: tuple[str, ...] = ()) -> list[tuple[str, list[float]]]:
+    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved; the
+    plain mode and the rows whose name holds one of ``only`` (all rows without it)."""
     _single_threaded()
     n = len(find_images(src))
-    rates = {name: [] for name, _ in MODES}
+    rows = [(name, options) for i, (name, options) in enumerate(MODES) if i == 0 or not only
+            or any(text in name for text in only)]
+    rates = {name: [] for name, _ in rows}
     for _ in range(repeats):
-        for name, options in MODES:
+        for name, options in rows:
             out = tmp / "out-mode"
             if options.get("objects") is True:
                 options = {**options, "objects": ObjectSpec(write_annotations(src, tmp / "instances.json"))}
@@ -195,7 +204,7 @@ def print_modes(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_photos(["--out", str(tmp / "photos"), "-n", str(args.photos), "--seed", "0"])
-        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats)
+        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats, tuple(args.only or ()))
     print(f"machine: {os.cpu_count()} cores; {args.photos} photos 640x480 JPEG, {args.crop}x{args.crop} crops, "
           f"fresh 64x64 kernels, 1 worker; best of {args.repeats} interleaved runs")
     plain = max(rows[0][1])
@@ -246,6 +255,8 @@ def main():
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")
     ap.add_argument("--modes", action="store_true", help="only time synthesize in each synthesis mode, 1 worker")
     ap.add_argument("--only-video", action="store_true", help="only the `blurgen average` rates")
+    ap.add_argument("--only", action="append", metavar="TEXT",
+                    help="with --modes: plain and the rows whose name holds TEXT (repeatable), e.g. --only shake")
     args = ap.parse_args()
     if args.modes:
         return print_modes(args)
