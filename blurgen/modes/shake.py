@@ -124,7 +124,9 @@ class Shake(BlurMode):
             gy = args["gyro"]
             lo, hi = gy["exposure"]
             return (f"non-uniform camera shake (Whyte et al.) recorded by the gyroscope logs {gy['path']}: exposure "
-                    f"{lo:.4g}" + (f"-{hi:.4g}" if hi != lo else "") + f" s, rates {gy['units']}, axes {gy['axes']}; "
+                    f"{lo:.4g}" + (f"-{hi:.4g}" if hi != lo else "") + " s, rates in "
+                    + ("the header's unit, else rad/s" if gy["units"] == "auto" else gy["units"])
+                    + f", axes {gy['axes']}; "
                     f"translation up to {sh['max_shift']:g} px, focal {focal}, {sh['knots']} knots; "
                     "kernel = the PSF at the crop's centre")
         return (f"non-uniform camera shake (Whyte et al.): rotation paths up to {sh['max_angle']:g} deg, "
