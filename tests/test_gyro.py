@@ -307,6 +307,9 @@ def test_the_gyro_draws_come_from_the_mode_stream_in_order(monkeypatch):
     np.testing.assert_allclose(drawn.shifts.mean(axis=0), 0, atol=1e-12)
     path = np.abs(np.diff(drawn.shifts[:, 0] + 1j * drawn.shifts[:, 1])).sum()
     assert path == pytest.approx(shift, rel=1e-5)
+    # The translation is the walk the shake draws without --gyro (its third), at the drawn length.
+    unit = shake.draw_shake(shake_seeds(0, 1, 2), shake.ShakeSpec(max_shift=1.0), np.random.default_rng(0))
+    np.testing.assert_allclose(drawn.shifts / shift, unit.shifts / unit.shift_length, atol=1e-9)
 
 
 def test_without_gyro_the_manifest_and_inputs_are_as_before(tmp_path):

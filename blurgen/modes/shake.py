@@ -79,14 +79,14 @@ class Shake(BlurMode):
         return {"shake": shake, "gyro": {**gyro, "path": str(Path(gyro["path"]).resolve())}}
 
     def inputs(self, cfg) -> dict:
-        if getattr(cfg.spec, "gyro", None) is None:
+        if cfg.spec.gyro is None:
             return {}
         from blurgen.physics import gyro as _gyro
 
         return {"gyro": _gyro.logs_checksum(cfg.spec.gyro.path)}
 
     def check_inputs(self, cfg) -> None:
-        if getattr(cfg.spec, "gyro", None) is not None:
+        if cfg.spec.gyro is not None:
             from blurgen.physics import gyro as _gyro
 
             try:
