@@ -17,8 +17,9 @@ images, then times, for 256x256 crops (one per photo, fresh 64x64 kernels):
 * with ``--modes``, only this: whole ``synthesize`` runs, 1 worker, in each
   synthesis mode (plain, --defocus, --rolling-shutter, --linear, --saturate, --noise,
   --jpeg-quality, --camera, --shake nonuniform with and without --rolling-shutter,
-  --objects); a setting that extends a mode is also timed against that mode, round by
-  round (``BASES``); ``--only ROW`` (repeatable) times those rows and plain alone.
+  --shake --gyro on the example log, --objects); a setting that extends a mode is also
+  timed against that mode, round by round (``BASES``); ``--only TEXT`` (repeatable) times
+  plain and the rows whose name holds TEXT.
 * `blurgen average` (pairs from video, docs/video.md), 1 worker: pairs/s on a
   synthetic 640x480 clip of PNG frames (a camera panning over a sample photo),
   without and with flow interpolation.  ``--only-video`` runs this part alone.
@@ -44,6 +45,7 @@ from make_sample_photos import main as make_photos  # noqa: E402
 from blurgen import shards  # noqa: E402
 from blurgen.physics import camera, cameras  # noqa: E402
 from blurgen.physics.defocus import DefocusSpec  # noqa: E402
+from blurgen.physics.gyro import GyroSpec  # noqa: E402
 from blurgen.physics.kernels import kernel_seeds, make_kernels  # noqa: E402
 from blurgen.physics.objects import ObjectSpec  # noqa: E402
 from blurgen.physics.realism import Realism  # noqa: E402
@@ -151,6 +153,8 @@ def realism_costs(crops: np.ndarray, crop: int) -> list[tuple[str, float]]:
     return rows
 
 
+#: The example gyroscope log of docs/modes.md (synthetic: data/make_gyro_log.py).
+GYRO_LOG = ROOT / "data" / "gyro-example.csv"
 MODE_NAMES = ("uniform", "shake", "objects")  # keys of MODES' options that name a blur mode (blurgen.modes)
 MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": UniformSpec(defocus=DefocusSpec(1, 4))}),
          ("--rolling-shutter 0.1-0.5", {"uniform": UniformSpec(rolling=RollingShutter(0.1, 0.5))}),
@@ -162,6 +166,8 @@ MODES = (("plain (DeblurGAN)", {}), ("--defocus 1-4", {"uniform": UniformSpec(de
          ("--shake nonuniform (1 deg) --rolling-shutter 0.1-0.5",
           {"shake": ShakeSpec(max_angle=1.0, rolling=RollingShutter(0.1, 0.5))}),
          ("--shake nonuniform (3 deg)", {"shake": ShakeSpec(max_angle=3.0)}),
+         ("--shake --gyro (example, 1/30 s)", {"shake": ShakeSpec(gyro=GyroSpec(str(GYRO_LOG)))}),
+         ("--shake --gyro (example, 1/10-1/4)", {"shake": ShakeSpec(gyro=GyroSpec(str(GYRO_LOG), (0.1, 0.25)))}),
          ("--objects --linear", {"objects": True, "linear": True}))
 
 
@@ -180,15 +186,18 @@ def write_annotations(src: Path, path: Path) -> Path:
 
 #: Rows timed against another row than plain: a setting against the mode it extends.
 BASES = {"--rolling-shutter 0.1-0.5": "plain (DeblurGAN)",
-         "--shake nonuniform (1 deg) --rolling-shutter 0.1-0.5": "--shake nonuniform (1 deg)"}
+         "--shake nonuniform (1 deg) --rolling-shutter 0.1-0.5": "--shake nonuniform (1 deg)",
+         "--shake --gyro (example, 1/30 s)": "--shake nonuniform (1 deg)",
+         "--shake --gyro (example, 1/10-1/4)": "--shake nonuniform (1 deg)"}
 
 
-def mode_rates(src: Path, tmp: Path, crop: int, repeats: int, only: list[str] | None = None) -> list[tuple[str, list[float]]]:
-    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved;
-    ``only``: the rows named (plain always first)."""
+def mode_rates(src: Path, tmp: Path, crop: int, repeats: int, only: tuple[str, ...] = ()) -> list[tuple[str, list[float]]]:
+    """(mode, pairs/s of each round) of whole synthesize runs with 1 worker, rounds interleaved; the
+    plain mode and the rows whose name holds one of ``only`` (all rows without it)."""
     _single_threaded()
     n = len(find_images(src))
-    modes = [(name, options) for name, options in MODES if not only or name in only or name == MODES[0][0]]
+    modes = [(name, options) for i, (name, options) in enumerate(MODES) if i == 0 or not only
+             or any(text in name for text in only)]
     rates = {name: [] for name, _ in modes}
     for _ in range(repeats):
         for name, options in modes:
@@ -210,7 +219,7 @@ def print_modes(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         make_photos(["--out", str(tmp / "photos"), "-n", str(args.photos), "--seed", "0"])
-        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats, args.only)
+        rows = mode_rates(tmp / "photos", tmp, args.crop, args.repeats, tuple(args.only or ()))
     print(f"machine: {os.cpu_count()} cores; {args.photos} photos 640x480 JPEG, {args.crop}x{args.crop} crops, "
           f"fresh 64x64 kernels, 1 worker; best of {args.repeats} interleaved runs")
     plain = max(rows[0][1])
@@ -266,9 +275,9 @@ def main():
     ap.add_argument("--repeats", type=int, default=3,
                     help="interleaved rounds of floor / 1 worker / all workers; the best of each is reported")
     ap.add_argument("--modes", action="store_true", help="only time synthesize in each synthesis mode, 1 worker")
-    ap.add_argument("--only", action="append", default=None, metavar="ROW",
-                    help="with --modes: time only this row (its name as printed; repeatable; plain is always timed)")
     ap.add_argument("--only-video", action="store_true", help="only the `blurgen average` rates")
+    ap.add_argument("--only", action="append", metavar="TEXT",
+                    help="with --modes: plain and the rows whose name holds TEXT (repeatable), e.g. --only shake")
     args = ap.parse_args()
     if args.modes:
         return print_modes(args)

@@ -4,16 +4,19 @@ the blur differs across the image, the kernel stored is the PSF at the crop's ce
 
 Sample (image i, crop c) draws from ``default_rng([seed, SHAKE_TAG, i, c])``, in this order:
 the three path lengths, the crop position, the realism levels; its three Boracchi & Foi walks
-from :func:`shake_seeds`.  The uniform mode's draws are untouched.
+from :func:`shake_seeds`.  With ``--gyro`` (recorded shake, :func:`gyro_shake`) the exposure, the
+window's place in the logs and the translation's path length take the path lengths' place.  The
+uniform mode's draws are untouched.
 
 With ``--rolling-shutter`` (a field of its ShakeSpec, :mod:`blurgen.modes.rolling`) the
-sample's readout comes from a stream of its own; with a readout > 0 the walks go on past the
-exposure and each row averages the poses of its own window
+sample's readout comes from a stream of its own; with a readout > 0 the walks (or the gyroscope
+window) go on past the exposure and each row averages the poses of its own window
 (:func:`blurgen.physics.rolling.average_rows`).
 """
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import click
 import numpy as np
@@ -42,25 +45,62 @@ class Shake(BlurMode):
                      help="--shake: focal length, px. [default: the photo's longer side]"),
         click.option("--max-shift", type=float, default=0.0, show_default=True,
                      help="--shake: largest translation path, px."),
+        click.option("--gyro", type=click.Path(), default=None,
+                     help="--shake: rotations from a gyroscope log (CSV: time,gx,gy,gz) or a folder of them "
+                          "instead of random walks (docs/modes.md)."),
+        click.option("--exposure", default="1/30", show_default=True, metavar="S|LO-HI",
+                     help="--gyro: exposure, seconds, or a range drawn per sample (e.g. 1/60-1/15)."),
+        click.option("--gyro-units", type=click.Choice(["auto", "rad/s", "deg/s"]), default="auto", show_default=True,
+                     help="--gyro: angular velocity unit (auto: the header's, else rad/s)."),
+        click.option("--gyro-axes", default="x,-y,-z", show_default=True,
+                     help="--gyro: the gyro axes along the camera's x (right), y (down), z (forward); "
+                          "the default is a phone's rear camera held upright."),
     )
     flag = "--shake"
     settings = (_rolling.SETTING,)
 
     def spec_from(self, values: dict):
         if not values.get("shake"):
+            if values.get("gyro"):
+                raise SynthError("--gyro is a setting of --shake nonuniform: give both")
             return None
         from blurgen.physics import shake as _shake
 
+        gyro = None
+        if values.get("gyro"):
+            from blurgen.physics import gyro as _gyro
+
+            gyro = _gyro.GyroSpec(str(values["gyro"]), _gyro.parse_exposure(values.get("exposure") or "1/30"),
+                                  values.get("gyro_units") or "auto", values.get("gyro_axes") or _gyro.PHONE_AXES)
         return _shake.ShakeSpec(max_angle=values["max_angle"], focal=values["focal"], max_shift=values["max_shift"],
-                                rolling=_rolling.rolling_from(values))
+                                rolling=_rolling.rolling_from(values), gyro=gyro)
 
     def check(self, cfg) -> None:
         if cfg.kernel_bank is not None:
             raise SynthError("--kernels does not apply to --shake nonuniform (its blur is drawn per sample)")
 
     def arguments(self, cfg) -> dict:
-        shake = {key: value for key, value in asdict(cfg.spec).items() if key != "rolling"}
-        return {"shake": shake, **_rolling.rolling_arguments(cfg.spec.rolling)}
+        shake = {key: value for key, value in asdict(cfg.spec).items() if key not in ("rolling", "gyro")}
+        gyro = asdict(cfg.spec).get("gyro")  # a key only with --gyro: the manifests of other shake runs keep their bytes
+        if gyro is not None:
+            gyro = {"gyro": {**gyro, "path": str(Path(gyro["path"]).resolve())}}
+        return {"shake": shake, **(gyro or {}), **_rolling.rolling_arguments(cfg.spec.rolling)}
+
+    def inputs(self, cfg) -> dict:
+        if cfg.spec.gyro is None:
+            return {}
+        from blurgen.physics import gyro as _gyro
+
+        return {"gyro": _gyro.logs_checksum(cfg.spec.gyro.path)}
+
+    def check_inputs(self, cfg) -> None:
+        if cfg.spec.gyro is not None:
+            from blurgen.physics import gyro as _gyro
+
+            try:  # every log in full, before any work
+                _gyro.load_logs(cfg.spec.gyro, _gyro.window_span(cfg.spec.knots, _longest_readout(cfg.spec)))
+            except _gyro.GyroError as exc:
+                raise SynthError(str(exc)) from None
 
     def sample(self, photo: Photo, crop: int, j: int, cfg, shared) -> tuple:
         return shake_pair(photo.pixels, photo.rel, photo.index, crop, cfg)
@@ -88,6 +128,15 @@ class Shake(BlurMode):
     def describe(self, args: dict) -> str:
         sh = args["shake"]
         focal = f"{sh['focal']:g} px" if sh["focal"] else "= the longer side"
+        if args.get("gyro"):
+            gy = args["gyro"]
+            lo, hi = gy["exposure"]
+            return (f"non-uniform camera shake (Whyte et al.) recorded by the gyroscope logs {gy['path']}: exposure "
+                    f"{lo:.4g}" + (f"-{hi:.4g}" if hi != lo else "") + " s, rates in "
+                    + ("the header's unit, else rad/s" if gy["units"] == "auto" else gy["units"])
+                    + f", axes {gy['axes']}; "
+                    f"translation up to {sh['max_shift']:g} px, focal {focal}, {sh['knots']} knots; "
+                    "kernel = the PSF at the crop's centre")
         return (f"non-uniform camera shake (Whyte et al.): rotation paths up to {sh['max_angle']:g} deg, "
                 f"translation up to {sh['max_shift']:g} px, focal {focal}, {sh['knots']} knots; "
                 "kernel = the PSF at the crop's centre" + _rolling.describe_rolling(args))
@@ -115,7 +164,10 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg) -> tu
     rng = np.random.default_rng([cfg.seed, SHAKE_TAG, image, crop])
     seeds = shake_seeds(cfg.seed, image, crop)
     readout = _rolling.draw_readout(spec.rolling, cfg.seed, image, crop)
-    drawn = _shake.draw_shake(seeds, spec, rng, readout or 0.0)
+    if spec.gyro is None:
+        drawn, recorded = _shake.draw_shake(seeds, spec, rng, readout or 0.0), {}
+    else:
+        drawn, recorded = gyro_shake(seeds, spec, rng, readout or 0.0)
     original = photo.shape[:2]
     photo, factor, focal, H, m = _fit_shake(photo, drawn, cfg)
     h, w = photo.shape[:2]
@@ -150,7 +202,7 @@ def shake_pair(photo: np.ndarray, source: str, image: int, crop: int, cfg) -> tu
             "shake_angle_range": np.degrees(np.ptp(knots[:, :3], axis=0)),
             "shake_blur_centre": _shake.streak_length(seen["centre"], centre),
             "shake_blur_corner": max(_shake.streak_length(seen[r], tuple(p)) for r, p in zip(corner_rows, corners)),
-            "shake_seeds": seeds, "shake_trajectory": knots.astype(np.float32)}
+            "shake_seeds": seeds, "shake_trajectory": knots.astype(np.float32), **recorded}
     sharp = realism.sharp(photo[y0:y1, x0:x1], cam)
     if cam is not None:
         meta.update(cam.draw.meta())
@@ -244,3 +296,31 @@ def shake_window(window: np.ndarray, margins: tuple[int, int], spec, realism, rn
     blurred = realism.finish(_shake.average_warps(region, H, (0, 0), box), rng, effects, cam)
     return blurred, {"shake_oop_angle": drawn.oop_angle, "shake_roll_angle": drawn.roll_angle,
                      "shake_shift_length": drawn.shift_length, "shake_scale": scale}
+
+
+def gyro_shake(seeds: np.ndarray, spec, rng: np.random.Generator, readout: float = 0.0) -> tuple:
+    """A shake recorded by ``spec.gyro``'s logs (:mod:`blurgen.physics.gyro`): (the Shake, the sample's
+    ``gyro_*`` fields).  Draws from ``rng``, in this order: the exposure, the window's place in the
+    logs, the translation's path length (its walk: the third of ``seeds``, as without --gyro).
+    ``readout`` > 0 (a rolling shutter): the window, and the translation's walk, go on past the
+    exposure as the random walks do (:func:`blurgen.physics.shake.centred_walks`)."""
+    from blurgen.physics import gyro as _gyro
+    from blurgen.physics import shake as _shake
+
+    logs = _gyro.load_logs(spec.gyro, _gyro.window_span(spec.knots, _longest_readout(spec)))
+    window = _gyro.draw_window(logs, spec.gyro.exposure, rng, _gyro.window_span(spec.knots, readout))
+    angles = _gyro.knot_angles(logs[window.log], window.start, window.exposure, spec.knots, readout)
+    shift = float(rng.uniform(0, spec.max_shift))
+    shifts = np.zeros((len(angles), 2))
+    if shift > 0:
+        walk = _shake.centred_walks(seeds[2:], spec.knots, readout)[:, 0]
+        shifts = np.stack([shift * walk.real, shift * walk.imag], axis=1)
+    oop = float(np.degrees(np.abs(np.diff(angles[:, 0] + 1j * angles[:, 1])).sum()))
+    roll = float(np.degrees(np.abs(np.diff(angles[:, 2])).sum()))
+    recorded = {"gyro_log": logs[window.log].name, "gyro_start": window.start, "gyro_exposure": window.exposure}
+    return _shake.Shake(angles, shifts, oop, roll, shift), recorded
+
+
+def _longest_readout(spec) -> float:
+    """The largest readout ``spec``'s rolling shutter draws (0 without one)."""
+    return 0.0 if spec.rolling is None else float(spec.rolling.hi)

@@ -64,6 +64,8 @@ class ShakeSpec:
     step : most pixels any point of the photo moves between consecutive poses.
     rolling : a rolling shutter (``blurgen.physics.rolling.RollingShutter``), or None
         (recorded apart from the other fields: the manifests of runs without it stay as they were).
+    gyro : a :class:`blurgen.physics.gyro.GyroSpec` — the rotations from gyroscope logs instead of
+        the random walks (``max_angle`` then unused) — or None.
     """
 
     max_angle: float = 1.0
@@ -72,6 +74,7 @@ class ShakeSpec:
     max_shift: float = 0.0
     step: float = 0.5
     rolling: object = None
+    gyro: object = None
 
     def __post_init__(self):
         if not 0 <= self.max_angle <= 30:
@@ -145,31 +148,38 @@ class Shake:
 def draw_shake(seeds: np.ndarray, spec: ShakeSpec, rng: np.random.Generator, readout: float = 0.0) -> Shake:
     """Draw a shake: three Boracchi & Foi walks of unit length from ``seeds`` (3,) uint64, scaled by
     path lengths drawn from ``rng`` (three uniforms, in this order: out-of-plane, roll, shift).
-
-    ``readout`` > 0 (a rolling shutter, :mod:`blurgen.physics.rolling`): the walks go on past the
-    exposure, with the same step and streams, to :func:`rolling_knots` knots (covering
-    1 + readout exposures), and are centred on the centre row's window (knots
-    ``readout / 2 * (knots - 1)`` on) instead of on the whole exposure.
+    ``readout`` > 0: a rolling shutter's walks, continued past the exposure (:func:`centred_walks`).
     """
     oop = rng.uniform(0, spec.max_angle)
     roll = rng.uniform(0, spec.max_angle)
     shift = rng.uniform(0, spec.max_shift)
-    seeds = np.asarray(seeds, np.uint64)
-    if readout == 0:  # the global shutter, as it always was
-        walks = random_trajectories(seeds, iters=spec.knots, max_len=1.0).points.astype(np.complex128)
-        walks -= walks.mean(axis=0)  # the mean pose is the identity (see the module's docstring)
-    else:
-        from blurgen.physics import rolling
-
-        walks = random_trajectories(seeds, iters=spec.knots, max_len=1.0,
-                                    samples=rolling_knots(spec.knots, readout)).points.astype(np.complex128)
-        start = np.full(3, readout / 2 * (spec.knots - 1))
-        walks -= np.stack([rolling.positions(walks[:, i], start[i : i + 1], spec.knots)[:, 0] for i in range(3)],
-                          axis=1).mean(axis=0)
+    walks = centred_walks(seeds, spec.knots, readout)
     a, r = math.radians(oop), math.radians(roll)
     angles = np.stack([a * walks[:, 0].imag, a * walks[:, 0].real, r * walks[:, 1].real], axis=1)
     shifts = np.stack([shift * walks[:, 2].real, shift * walks[:, 2].imag], axis=1)
     return Shake(angles=angles, shifts=shifts, oop_angle=oop, roll_angle=roll, shift_length=shift)
+
+
+def centred_walks(seeds: np.ndarray, knots: int, readout: float = 0.0) -> np.ndarray:
+    """(n, len(seeds)) complex128: Boracchi & Foi walks of unit length from ``seeds`` (uint64), one
+    column each, centred so that the mean pose is the identity (see the module's docstring).
+
+    ``readout`` 0: ``knots`` knots, centred on their mean.  ``readout`` > 0 (a rolling shutter,
+    :mod:`blurgen.physics.rolling`): the walks go on past the exposure, with the same step and
+    streams, to :func:`rolling_knots` knots (covering 1 + readout exposures), and are centred on
+    the centre row's window (knots ``readout / 2 * (knots - 1)`` on) instead of the whole exposure.
+    """
+    seeds = np.asarray(seeds, np.uint64)
+    if readout == 0:  # the global shutter, as it always was
+        walks = random_trajectories(seeds, iters=knots, max_len=1.0).points.astype(np.complex128)
+        return walks - walks.mean(axis=0)
+    from blurgen.physics import rolling
+
+    walks = random_trajectories(seeds, iters=knots, max_len=1.0,
+                                samples=rolling_knots(knots, readout)).points.astype(np.complex128)
+    start = np.array([readout / 2 * (knots - 1)])
+    return walks - np.stack([rolling.positions(walks[:, i], start, knots)[:, 0] for i in range(walks.shape[1])],
+                            axis=1).mean(axis=0)
 
 
 def rolling_knots(knots: int, readout: float) -> int:

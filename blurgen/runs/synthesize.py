@@ -279,7 +279,8 @@ def photo_sets(out: Path, cfg: SynthConfig, images: list[str], manifest: dict, b
         manifest["inputs"] = inputs
     before = manifest["inputs"]
     if started:
-        for key, what in (("kernel_bank", "the --kernels bank"), ("objects", "the --objects annotations")):
+        for key, what in (("kernel_bank", "the --kernels bank"), ("objects", "the --objects annotations"),
+                          ("gyro", "the --gyro logs")):
             if before.get(key) != inputs.get(key):
                 raise SynthError(f"{what} changed since {out} was started; pass --overwrite to start afresh, "
                                  "or choose another --out")
