@@ -28,7 +28,8 @@ def test_blur_settings_reads_mode_and_realism_options_as_synthesize_does():
     got = blur_settings(["--shake", "nonuniform", "--max-angle", "2", "--camera", "a7r3", "--jpeg-quality", "80-90"])
     assert got["mode"] == "shake" and isinstance(got["spec"], ShakeSpec) and got["spec"].max_angle == 2.0
     assert got["realism"] == Realism(camera="a7r3", jpeg_quality=(80, 90))
-    assert blur_settings(["--defocus", "1-3"])["spec"].hi == 3
+    assert blur_settings(["--defocus", "1-3"])["spec"].defocus.hi == 3
+    assert blur_settings(["--rolling-shutter", "0.1-0.5"])["spec"].rolling.hi == 0.5
 
 
 @pytest.mark.parametrize("arguments, says", [
