@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from test_shake import write_photos
-from test_synthesize import datasets
+from test_synthesize import datasets, one_run_equals_two_parts
 
 from blurgen.modes.shake import gyro_shake, shake_seeds
 from blurgen.physics import gyro, shake
@@ -252,13 +252,7 @@ def test_deterministic_resumable_recorded_and_shown(tmp_path):
     write_log(logs / "a.csv", *wobbly(1.0, seed=4))
     write_log(logs / "walk" / "b.csv", *wobbly(2.0, seed=5))
     args = ["synthesize", "--src", src, "--gyro", logs, *GYRO_ARGS, "--linear", "--noise"]
-    assert run(*args, "--out", tmp_path / "a").exit_code == 0
-    assert run(*args, "--out", tmp_path / "b", "--part", "0/2").exit_code == 0
-    assert run(*args, "--out", tmp_path / "b", "--part", "1/2").exit_code == 0
-    a, b = datasets(tmp_path / "a"), datasets(tmp_path / "b")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
+    a = one_run_equals_two_parts(run, args, tmp_path)
     names = np.concatenate([a[(s, "gyro_log")] for s, k in a if k == "gyro_log"]).astype(str)
     assert set(names) == {"a.csv", "walk/b.csv"}  # relative to the folder; both drawn
     starts = np.concatenate([a[(s, "gyro_start")] for s, k in a if k == "gyro_start"])

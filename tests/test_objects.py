@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from test_shake import write_photos
-from test_synthesize import datasets
+from test_synthesize import datasets, one_run_equals_two_parts
 
 from blurgen.physics import objects
 from blurgen.physics.blur import convolve_valid
@@ -227,13 +227,7 @@ def test_synthesize_objects_is_deterministic_and_records_its_parameters(tmp_path
     ann = write_annotations(tmp_path / "ann.json", src)
     args = ["synthesize", "--src", src, "--objects", ann, *SMALL, "--crops-per-image", "2", "--shard-size", "4",
             "--workers", "1", "--linear"]
-    assert run(*args, "--out", tmp_path / "a").exit_code == 0
-    assert run(*args, "--out", tmp_path / "b", "--part", "0/2").exit_code == 0
-    assert run(*args, "--out", tmp_path / "b", "--part", "1/2").exit_code == 0
-    a, b = datasets(tmp_path / "a"), datasets(tmp_path / "b")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
+    a = one_run_equals_two_parts(run, args, tmp_path)
     shard = {name: a[("shard-00000.h5", name)] for (s, name) in a if s == "shard-00000.h5"}
     assert set(shard["object_id"]) <= {7, 8, 9} and len(set(shard["object_id"])) > 1
     assert (shard["object_area"] > 0).all() and (shard["object_length"] >= 0).all()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_synthesize import datasets
+from test_synthesize import datasets, one_run_equals_two_parts
 
 from blurgen import modes
 from blurgen.modes.shake import shake_seeds
@@ -133,13 +133,7 @@ def test_shake_mode_is_deterministic_recorded_and_verifiable(tmp_path):
     src = write_photos(tmp_path / "src", 3)
     args = ["synthesize", "--src", src, "--shake", "nonuniform", "--max-angle", "3", "--max-shift", "2",
             "--crop", "40", "--kernel-size", "25", "--crops-per-image", "2", "--shard-size", "4", "--workers", "1"]
-    assert run(*args, "--out", tmp_path / "a").exit_code == 0
-    assert run(*args, "--out", tmp_path / "b", "--part", "0/2").exit_code == 0
-    assert run(*args, "--out", tmp_path / "b", "--part", "1/2").exit_code == 0
-    a, b = datasets(tmp_path / "a"), datasets(tmp_path / "b")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert np.array_equal(a[key], b[key]), key
+    a = one_run_equals_two_parts(run, args, tmp_path)
     blurred, sharp = a[("shard-00000.h5", "blurred")], a[("shard-00000.h5", "sharp")]
     assert all(np.abs(blurred[i].astype(int) - sharp[i]).mean() > 0 for i in range(len(blurred)))
     traj = a[("shard-00000.h5", "shake_trajectory")]

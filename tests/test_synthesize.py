@@ -53,6 +53,20 @@ def datasets(folder: Path) -> dict:
     return out
 
 
+def one_run_equals_two_parts(run, args: list, tmp_path: Path) -> dict:
+    """``synthesize ARGS`` in one run (into tmp_path/a) and as parts 0/2 + 1/2 (into tmp_path/b):
+    asserts that both give the same datasets byte for byte; returns the one run's (``datasets``).
+    ``run``: the test module's CLI runner, ``run(*args) -> click Result``."""
+    for out, part in (("a", []), ("b", ["--part", "0/2"]), ("b", ["--part", "1/2"])):
+        result = run(*args, "--out", tmp_path / out, *part)
+        assert result.exit_code == 0, result.output
+    a, b = datasets(tmp_path / "a"), datasets(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+    return a
+
+
 def listed_shards(folder: Path) -> dict:
     """The shards manifest.json lists so far ({} while there is none)."""
     try:

@@ -491,9 +491,9 @@ def _check_model_folder_output(folder, overwrite: bool) -> None:
     """Refuse, before any work, a model folder's path that exists (without --overwrite), that
     holds something other than a model folder (even with it: --overwrite replaces the folder
     whole), or whose parent is missing or not writable."""
-    import os
     from pathlib import Path
 
+    from blurgen.plumbing.command_line import check_parent
     from trainer.model_folder import is_model_folder
 
     folder = Path(folder)
@@ -504,11 +504,7 @@ def _check_model_folder_output(folder, overwrite: bool) -> None:
             raise UserError(f"{folder} exists; pass --overwrite to replace it")
         if any(folder.iterdir()) and not is_model_folder(folder):
             raise UserError(f"{folder} holds files and is not a model folder: not replaced (give another name)")
-    parent = folder.parent if str(folder.parent) else Path(".")
-    if not parent.is_dir():
-        raise UserError(f"{parent}: no such folder")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{parent}: not writable")
+    check_parent(folder)
 
 
 @trainer.command("curves")

@@ -82,7 +82,6 @@ def warn_ignored(names: list[str], why: str) -> None:
 
 def check_output(path, overwrite: bool) -> None:
     """Refuse an existing output (without --overwrite) or an unwritable folder, before any work."""
-    import os
     from pathlib import Path
 
     path = Path(path)
@@ -90,7 +89,15 @@ def check_output(path, overwrite: bool) -> None:
         raise UserError(f"{path} is a folder; give a file name")
     if path.exists() and not overwrite:
         raise UserError(f"{path} exists; pass --overwrite to replace it")
-    parent = path.parent if str(path.parent) else Path(".")
+    check_parent(path)
+
+
+def check_parent(path) -> None:
+    """Refuse an output whose folder is missing or not writable, before any work."""
+    import os
+    from pathlib import Path
+
+    parent = Path(path).parent if str(Path(path).parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"{parent}: no such folder")
     if not os.access(parent, os.W_OK):
