@@ -347,8 +347,10 @@ def test_online_mode_errors_are_one_line(sharp_shards):
         _cfg(sharp_shards, online_mode="shake", online_mode_settings="angle=2")
     with pytest.raises(DataError, match="KEY=VALUE"):
         _cfg(sharp_shards, online_mode="shake", online_mode_settings="max_angle")
-    with pytest.raises(DataError, match="uniform mode takes no settings"):
+    with pytest.raises(DataError, match="uniform mode has no online setting 'max_angle'"):
         _cfg(sharp_shards, online_mode_settings="max_angle=2")
+    with pytest.raises(DataError, match="defocus must look like LO-HI"):
+        _cfg(sharp_shards, online_mode_settings="defocus=wide")
     with pytest.raises(DataError, match="online blur mode must be one of uniform, shake"):
         _cfg(sharp_shards, online_mode="objects")
 
@@ -365,3 +367,40 @@ def test_fit_trains_with_online_shake_and_says_so(sharp_shards, photos, tmp_path
     assert res.exit_code == 0, res.output
     assert ("blurred on the fly by non-uniform camera shake: rotations averaged as homographies (Whyte et al.) "
             "per draw, inside a 4-px margin") in res.stderr
+
+
+def test_online_defocus_is_the_window_through_the_draws_kernel_and_a_disk(sharp_shards):
+    """--online-mode-settings defocus=LO-HI: the window grows by the disk, each draw's kernel goes
+    through a disk of a radius it draws, and the blurred crop is the window convolved with that
+    combined kernel (an independent 2-D convolution); radius 0 is the plain online blur."""
+    from blurgen.physics.defocus import defocus_psf
+
+    plain = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=7))
+    zero = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=7, online_mode_settings="defocus=0-0"))
+    cfg = _cfg(sharp_shards, flip=False, online_kernel_size=7, online_mode_settings="defocus=2-3")
+    dataset = build_dataset(cfg)
+    assert (plain.online.margin, zero.online.margin, dataset.online.margin) == (6, 6, 12)
+    for j in range(4):
+        for a, b in zip(plain[j], zero[j]):
+            np.testing.assert_array_equal(a, b)
+        d = dataset.draw(j)
+        blurred, sharp, _ = dataset[j]
+        assert d.box[2] - d.box[0] == CROP + 12 and blurred.shape == sharp.shape == (CROP, CROP, 3)
+        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
+        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
+            whole = reader.read_sharp(local)
+        y0, x0, y1, x1 = d.box
+        window = whole[y0:y1, x0:x1].astype(np.float64)
+        psf = dataset.online.kernels(cfg.seed, [(j, 0)]).psf[0]
+        again, _, meta = dataset.online.blur(whole[y0:y1, x0:x1], psf, dataset.online.rng(cfg.seed, j))
+        np.testing.assert_array_equal(again, blurred)
+        radius = meta["defocus_radius"]
+        assert 2 <= radius <= 3
+        combined = defocus_psf(psf, radius, 7)
+        expected = np.stack([convolve2d(window[..., c], combined, mode="valid") for c in range(3)], axis=-1)
+        assert np.abs(blurred.astype(np.float64) - expected).max() <= 0.51   # uint8 rounding
+        np.testing.assert_array_equal(sharp, whole[y0 + 6:y1 - 6, x0 + 6:x1 - 6])
+    from trainer.data import describe_sources
+
+    header = " ".join(describe_sources(cfg, (dataset.sources[SYNTHETIC], None)))
+    assert "a fresh 7-px kernel per draw through a defocus disk of radius 2-3 px" in header

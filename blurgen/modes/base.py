@@ -115,6 +115,12 @@ class BlurMode:
             raise ValueError(f"the {self.name} mode takes no settings, got {', '.join(settings)}")
         return None
 
+    def online_margin(self, kernel_size: int, spec) -> int:
+        """Extra source pixels per side of an online crop, in all, for a ``kernel_size`` px kernel
+        and the mode's online settings ``spec``: k - 1 (the kernel's reach), unless the mode's
+        blur reaches further."""
+        return kernel_size - 1
+
     def blur_window(self, window: np.ndarray, psf: np.ndarray | None, margins: tuple[int, int], spec, realism,
                     rng: np.random.Generator, effects: dict, cam) -> tuple[np.ndarray, dict]:
         """``trainer fit --online``: (the blurred crop (c, c, 3) uint8, the draw's own meta) of a

@@ -201,8 +201,32 @@ class Uniform(BlurMode):
         return pair(region, pixels[y0:y1, x0:x1], kernel, (y0, x0, y1, x1), cfg, rng, photo, crop,
                     readout=readout, bands=bands)
 
+    def online_spec(self, settings: dict):
+        """``defocus=LO-HI`` (px), the one online setting: the rolling shutter needs the walks
+        continued past the exposure, which the online kernels do not keep."""
+        from blurgen.physics.realism import RealismError
+
+        unknown = sorted(set(settings) - {"defocus"})
+        if unknown:
+            raise ValueError(f"the uniform mode has no online setting {unknown[0]!r} (it has defocus)")
+        if "defocus" not in settings:
+            return None
+        try:
+            return UniformSpec(defocus=DefocusSpec(*parse_range(settings["defocus"], "defocus", "1-4")))
+        except RealismError:
+            raise ValueError(f"uniform setting defocus must look like LO-HI (e.g. 1-4), got "
+                             f"{settings['defocus']!r}") from None
+
+    def online_margin(self, kernel_size: int, spec) -> int:
+        defocus = None if spec is None else spec.defocus
+        return (kernel_size if defocus is None else defocus.grow(kernel_size)) - 1
+
     def blur_window(self, window, psf, margins, spec, realism, rng, effects, cam) -> tuple[np.ndarray, dict]:
-        return realism.blur(window, psf, rng, effects, cam), {}
+        defocus = None if spec is None else spec.defocus
+        if defocus is None:
+            return realism.blur(window, psf, rng, effects, cam), {}
+        radius = float(rng.uniform(defocus.lo, defocus.hi))  # after the effects and the camera, before the noise
+        return realism.blur(window, defocus.apply(psf, radius), rng, effects, cam), {"defocus_radius": radius}
 
     def recorded(self, args: dict) -> bool:
         return True  # the mode of any synthesize folder that records no other

@@ -55,7 +55,9 @@ class OnlineBlur:
     mode : a blur mode of ``blurgen.modes.ONLINE_MODES`` (one that blurs a window of one
         photo): ``uniform``, the draw's kernel; ``shake``, non-uniform camera shake
         inside the window (its margin is the kernel's, k - 1).
-    spec : the mode's settings (``blurgen.physics.shake.ShakeSpec`` for ``shake``), None for its defaults.
+    spec : the mode's settings (``blurgen.physics.shake.ShakeSpec`` for ``shake``; for ``uniform`` a
+        ``UniformSpec`` with defocus: each draw's kernel through a disk of a radius drawn from
+        the draw's generator), None for its defaults.
     """
 
     kernel_size: int
@@ -79,8 +81,9 @@ class OnlineBlur:
 
     @property
     def margin(self) -> int:
-        """Extra source pixels per side of a crop, in all (k - 1)."""
-        return self.kernel_size - 1
+        """Extra source pixels per side of a crop, in all: k - 1, or what the mode's blur reaches
+        (``--online-mode-settings defocus=LO-HI``: the kernel grown by the disk)."""
+        return self.blur_mode.online_margin(self.kernel_size, self.spec)
 
     def kernel_seeds(self, seed: int, draws) -> np.ndarray:
         """(n,) uint64 kernel seeds of ``draws`` [(j, attempt), ...] of the stream ``seed``."""
@@ -106,7 +109,7 @@ class OnlineBlur:
     def blur(self, window: np.ndarray, psf: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
         """(blurred, sharp, effects) of one draw.
 
-        window : (c + k - 1, c + k - 1, 3) uint8 RGB, the sharp crop plus the PSF's margins.
+        window : (c + m, c + m, 3) uint8 RGB, the sharp crop plus the blur's margins, m = :attr:`margin`.
         psf : (k, k) float32, the draw's kernel (None for a mode that needs none).
         rng : the draw's generator (:meth:`rng`); the effect levels are drawn first.
 
@@ -114,7 +117,7 @@ class OnlineBlur:
         """
         realism = self.realism
         effects = realism.draw(rng)
-        before, after = blur.margins(self.kernel_size)
+        before, after = blur.margins(self.margin + 1)
         sharp = np.ascontiguousarray(window[before:window.shape[0] - after, before:window.shape[1] - after])
         # The camera's settings and noise come after the effect levels, from the same generator:
         # draw j stays a pure function of (seed, j, attempt).
