@@ -404,3 +404,41 @@ def test_online_defocus_is_the_window_through_the_draws_kernel_and_a_disk(sharp_
 
     header = " ".join(describe_sources(cfg, (dataset.sources[SYNTHETIC], None)))
     assert "a fresh 7-px kernel per draw through a defocus disk of radius 2-3 px" in header
+
+
+def test_online_shake_with_a_rolling_shutter(sharp_shards):
+    """--online-mode-settings rolling=LO-HI: readout 0 gives the global-shutter draw exactly, no
+    motion gives the sharp crop at any readout, a readout changes the blurred crop
+    deterministically, and the draw records it."""
+    settings = "max_angle=2,focal=300"
+    base = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=11, online_mode="shake",
+                              online_mode_settings=settings))
+    zero = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=11, online_mode="shake",
+                              online_mode_settings=settings + ",rolling=0-0"))
+    cfg = _cfg(sharp_shards, flip=False, online_kernel_size=11, online_mode="shake",
+               online_mode_settings=settings + ",rolling=0.5-0.5")
+    rolling, again = build_dataset(cfg), build_dataset(cfg)
+    still = build_dataset(_cfg(sharp_shards, flip=False, online_kernel_size=11, online_mode="shake",
+                               online_mode_settings="max_angle=0,rolling=0.5-0.5"))
+    changed = 0
+    for j in range(4):
+        np.testing.assert_array_equal(base[j][0], zero[j][0])
+        np.testing.assert_array_equal(rolling[j][0], again[j][0])
+        np.testing.assert_array_equal(rolling[j][1], base[j][1])
+        np.testing.assert_array_equal(still[j][0], still[j][1])
+        changed += int(not np.array_equal(rolling[j][0], base[j][0]))
+        d = rolling.draw(j)
+        shard, local = rolling.sources[SYNTHETIC].locate(d.sample)
+        with shard_format.ShardReader(rolling.sources[SYNTHETIC].paths[shard]) as reader:
+            window = reader.read_sharp(local)[d.box[0]:d.box[2], d.box[1]:d.box[3]]
+        _, _, meta = rolling.online.blur(window, None, rolling.online.rng(cfg.seed, j))
+        assert meta["rolling_readout"] == 0.5
+    assert changed >= 3
+    from trainer.data import describe_sources
+
+    assert "a rolling shutter (readout 0.5-0.5 exposures)" in " ".join(
+        describe_sources(cfg, (rolling.sources[SYNTHETIC], None)))
+    with pytest.raises(DataError, match="rolling"):
+        _cfg(sharp_shards, online_mode="shake", online_mode_settings="rolling=fast")
+    with pytest.raises(DataError, match="rolling-shutter must be LO-HI"):
+        _cfg(sharp_shards, online_mode="shake", online_mode_settings="rolling=0.5-3")

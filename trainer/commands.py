@@ -108,7 +108,7 @@ def _benchmarks_help() -> str:
               help="Online blur mode: uniform, a kernel per draw; shake, non-uniform camera shake (docs/modes.md).  "
                    "[default: uniform]")
 @click.option("--online-mode-settings", default=None, metavar="KEY=VALUE,...",
-              help="The online mode's settings, e.g. max_angle=2,max_shift=1 for shake, defocus=1-3 for uniform.")
+              help="The online mode's settings, e.g. max_angle=2,max_shift=1,rolling=0.1-0.5 for shake, defocus=1-3 for uniform.")
 @click.option("--sharp-fraction", type=float, default=None,
               help="Share of draws trained as identity pairs (blurred := sharp), in [0, 1).  [default: 0; tiny 0.2]")
 @click.option("--content-loss", type=Names("trainer.losses:CONTENT_LOSSES"), default=None,

@@ -627,9 +627,11 @@ def describe_sources(cfg: DataConfig, sources: tuple) -> list[str]:
             effects = online.realism.labels()
             how = (f"a fresh {online.kernel_size}-px kernel per draw" if online.mode == "uniform" else
                    f"{online.blur_mode.summary} per draw, inside a {online.margin}-px margin")
-            defocus = getattr(online.spec, "defocus", None)
+            defocus, rolling = getattr(online.spec, "defocus", None), getattr(online.spec, "rolling", None)
             if defocus is not None:
                 how += f" through a defocus disk of radius {defocus.lo}-{defocus.hi} px"
+            if rolling is not None:
+                how += f", a rolling shutter (readout {rolling.lo:g}-{rolling.hi:g} exposures)"
             blur = ", ".join([f"blurred on the fly by {how}", *effects])
         n = len(synthetic.paths)
         lines.append(f"  synthetic: {len(synthetic)} pairs in {n} shard{'' if n == 1 else 's'} of "

@@ -24,6 +24,7 @@ import numpy as np
 from blurgen.modes import rolling as _rolling
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
 from blurgen.physics import rolling as rolling_physics
+from blurgen.errors import BlurgenError
 from blurgen.runs.shard_run import SynthError
 
 # blurgen.physics.shake (OpenCV) is imported where it is used: the command lines import the modes,
@@ -31,6 +32,8 @@ from blurgen.runs.shard_run import SynthError
 
 #: Stream tag: ASCII "SHAK".
 SHAKE_TAG = 0x5348414B
+#: Keeps an online draw's readout stream apart from the rest of its draws.
+ROLLING_ONLINE_TAG = 0x524F4F4E
 
 
 class Shake(BlurMode):
@@ -111,13 +114,20 @@ class Shake(BlurMode):
         from blurgen.physics import shake as _shake
 
         kinds = {"max_angle": float, "focal": float, "knots": int, "max_shift": float, "step": float}
-        unknown = sorted(set(settings) - set(kinds))
+        unknown = sorted(set(settings) - set(kinds) - {"rolling"})
         if unknown:
-            raise ValueError(f"the shake mode has no setting {unknown[0]!r} (it has {', '.join(kinds)})")
+            raise ValueError(f"the shake mode has no setting {unknown[0]!r} (it has {', '.join(kinds)}, rolling)")
         try:
-            return _shake.ShakeSpec(**{key: kinds[key](value) for key, value in settings.items()})
+            rolling = None
+            if "rolling" in settings:
+                rolling = _rolling.rolling_from({_rolling.SETTING: settings["rolling"]})
+            return _shake.ShakeSpec(**{key: kinds[key](value) for key, value in settings.items() if key != "rolling"},
+                                    rolling=rolling)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"shake setting: {exc}") from None
+        except BlurgenError as exc:  # a bad LO-HI
+            raise ValueError(f"shake setting rolling: must look like LO-HI (e.g. 0.1-0.5), got "
+                             f"{settings['rolling']!r}") from exc
 
     def blur_window(self, window, psf, margins, spec, realism, rng, effects, cam) -> tuple[np.ndarray, dict]:
         return shake_window(window, margins, spec or self.online_spec({}), realism, rng, effects, cam)
@@ -270,14 +280,21 @@ def shake_window(window: np.ndarray, margins: tuple[int, int], spec, realism, rn
     ``margins`` px, before and after, around the crop) is scaled down until it does not, so
     that no pixel of the blurred crop comes from outside the window; the scale is recorded
     (``shake_scale``, 1 if it fitted).  Draws from ``rng``: the three walks' seeds, then the
-    path lengths.  Returns the blurred crop (H - b - a, W - b - a, 3) uint8 and its meta.
+    path lengths.  With ``spec.rolling`` (``--online-mode-settings rolling=LO-HI``) the readout
+    is drawn from a stream of the draw's first seed, the walks go on past the exposure, and each
+    row averages the poses of its own window, as ``synthesize`` does (the shrinking above then
+    bounds the reach of every pose of the continued walk).  Returns the blurred crop
+    (H - b - a, W - b - a, 3) uint8 and its meta.
     """
     from blurgen.physics import shake as _shake
 
     h, w = window.shape[:2]
     before, after = margins
     seeds = rng.integers(0, 2**63, size=3, dtype=np.uint64)
-    drawn = _shake.draw_shake(seeds, spec, rng)
+    # The readout from a stream of the draw's own seeds: no draw of ``rng`` moves with it.
+    readout = None if spec.rolling is None else float(
+        np.random.default_rng([int(seeds[0]), ROLLING_ONLINE_TAG]).uniform(spec.rolling.lo, spec.rolling.hi))
+    drawn = _shake.draw_shake(seeds, spec, rng, readout or 0.0)
     K = _shake.intrinsics(float(spec.focal or max(h, w)), w, h)
     box = (before, before, h - after, w - after)
     probes = _shake.probe_points(box[1], box[0], box[3] - 1, box[2] - 1)
@@ -293,9 +310,15 @@ def shake_window(window: np.ndarray, margins: tuple[int, int], spec, realism, rn
                              drawn.roll_angle * shrink, drawn.shift_length * shrink)
         H = _shake.poses(drawn, K, w, h, spec.step)
     region = realism.working(window, effects, cam)
-    blurred = realism.finish(_shake.average_warps(region, H, (0, 0), box), rng, effects, cam)
+    if readout:  # > 0: each row averages the poses of its own window
+        rows = rolling_rows(drawn, H, spec, readout, box[2] - box[0])
+        blurred = rolling_physics.average_rows(region, H, (0, 0), box, *rows)
+    else:
+        blurred = _shake.average_warps(region, H, (0, 0), box)
+    blurred = realism.finish(blurred, rng, effects, cam)
     return blurred, {"shake_oop_angle": drawn.oop_angle, "shake_roll_angle": drawn.roll_angle,
-                     "shake_shift_length": drawn.shift_length, "shake_scale": scale}
+                     "shake_shift_length": drawn.shift_length, "shake_scale": scale,
+                     **_rolling.rolling_meta(readout)}
 
 
 def gyro_shake(seeds: np.ndarray, spec, rng: np.random.Generator, readout: float = 0.0) -> tuple:
