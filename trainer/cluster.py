@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from blurgen.plumbing.stopping import StopFlag, die_with_parent, stop_on_signals
-from trainer import device
+import trainer.device as device
 from trainer.errors import TrainerError
 
 

@@ -280,7 +280,7 @@ def eval_cmd(checkpoint_path, benchmark, folders, gopro, shards, gopro_scale, go
     """Every metric of restored vs sharp, next to blurred vs sharp (whole image, range 255)."""
     import json
 
-    from trainer import eval_settings
+    import trainer.eval_settings as eval_settings
     from trainer.benchmarks import open_eval_set
     from trainer.evaluate import mean_scores, score_pairs, scores_by_band, seconds_per_image
     from trainer.metrics import DESCRIPTIONS, parse_metrics
@@ -462,7 +462,7 @@ def export_cmd(checkpoint_path, onnx_path, torchscript_path, folder, overwrite):
     try:
         generator, state, _ = _generator_on(checkpoint_path, "cpu")
         if folder:
-            from trainer import model_folder
+            import trainer.model_folder as model_folder
 
             model_folder.write(folder, state, checkpoint_path)
             click.echo(f"wrote {folder}/ ({model_folder.WEIGHTS}, {model_folder.CONFIG}, {model_folder.CARD}; "

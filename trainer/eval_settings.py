@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer import checkpoint
+import trainer.checkpoint as checkpoint
 from trainer.checkpoint import CheckpointError
 from trainer.run_folder import LAST
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer import checkpoint
+import trainer.checkpoint as checkpoint
 from trainer.run_folder import LAST
 
 

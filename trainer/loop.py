@@ -40,7 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from blurgen.plumbing.terminal import fit_to_terminal
-from trainer import checkpoint
+import trainer.checkpoint as checkpoint
 from trainer.checkpoint import unwrap
 from trainer.cluster import StopRequest, check_not_slurm_copies, die_with_launcher, distributed_from_env, resolve_device
 from trainer.config import (

@@ -18,7 +18,7 @@ from trainer.errors import TrainerError
 def recorded_fingerprints(checkpoint_path: str | os.PathLike, state: dict) -> dict | None:
     """{folder: fingerprint} the run recorded (trainer.provenance): the checkpoint's own
     (last.pt), else those of the last.pt beside a best.pt, else None."""
-    from trainer import checkpoint
+    import trainer.checkpoint as checkpoint
     from trainer.run_folder import LAST
 
     prints = (state.get("data") or {}).get("fingerprints")

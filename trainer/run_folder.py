@@ -189,7 +189,7 @@ class RunFolder:
         """The training state in last.pt (trainer.checkpoint.load_training); a
         CheckpointError if it is not one, RunError if another number of
         processes wrote it (each rank's data share would differ)."""
-        from trainer import checkpoint
+        import trainer.checkpoint as checkpoint
 
         state = checkpoint.load_training(self.last, map_location=map_location)
         if state["data"]["world_size"] != self.world_size:
@@ -207,7 +207,7 @@ class RunFolder:
     def save_checkpoint(self, progress: Progress, gan, schedule: dict) -> None:
         """Write last.pt (atomically) for a run that has done ``progress.step``
         steps; the data stream goes on at batch ``progress.step``."""
-        from trainer import checkpoint
+        import trainer.checkpoint as checkpoint
         from trainer.config import to_primitive
 
         data = {"config": to_primitive(self.data_cfg), "next_batch": progress.step,
@@ -220,7 +220,7 @@ class RunFolder:
     def save_best(self, step: int, generator, scores: dict) -> None:
         """Write best.pt: the generator alone, its scores, and the data settings
         it was validated with (so that ``trainer eval`` scores as the run did)."""
-        from trainer import checkpoint
+        import trainer.checkpoint as checkpoint
         from trainer.config import to_primitive
 
         checkpoint.save(self.best, checkpoint.generator_state(

@@ -15,7 +15,7 @@ import os
 
 from torch import nn
 
-from trainer import checkpoint
+import trainer.checkpoint as checkpoint
 from trainer.checkpoint import CheckpointError
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from trainer import checkpoint, model_folder
+import trainer.checkpoint as checkpoint
+import trainer.model_folder as model_folder
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blurgen.modes import rolling
+import blurgen.modes.rolling as rolling
 from blurgen.modes.base import BlurMode, Photo
 from blurgen.modes.objects import OBJECTS
 from blurgen.modes.shake import SHAKE

@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from blurgen.modes import rolling as _rolling
+import blurgen.modes.rolling as _rolling
 from blurgen.modes.base import BlurMode, Photo, crop_box, too_small, upscale_to
 from blurgen.physics import rolling as rolling_physics
 from blurgen.errors import BlurgenError
