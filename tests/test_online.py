@@ -54,6 +54,13 @@ def _cfg(shards, gopro=None, **kw):
     return DataConfig(shards=(shards,), gopro=gopro, **kw)
 
 
+def _whole_sharp(dataset, d) -> np.ndarray:
+    """The whole stored sharp image that training draw ``d`` (``dataset.draw(j)``) crops its window from."""
+    shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
+    with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
+        return reader.read_sharp(local)
+
+
 # --- the online draws -----------------------------------------------------------------
 
 
@@ -98,9 +105,7 @@ def test_online_blurred_crop_is_the_sharp_window_convolved_with_the_draws_kernel
         d = dataset.draw(j)
         blurred, sharp, _ = dataset[j]
         assert d.online and d.box[2] - d.box[0] == CROP + 6
-        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
-        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
-            whole = reader.read_sharp(local)
+        whole = _whole_sharp(dataset, d)
         y0, x0, y1, x1 = d.box
         window = whole[y0:y1, x0:x1].astype(np.float64)
         psf = dataset.online.kernels(cfg.seed, [(j, 0)]).psf[0]
@@ -276,9 +281,7 @@ def test_online_camera_blurs_through_rsblurs_pipeline_per_draw(sharp_shards):
     for j in range(3):
         d = dataset.draw(j)
         blurred, sharp, _ = dataset[j]
-        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
-        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
-            whole = reader.read_sharp(local)
+        whole = _whole_sharp(dataset, d)
         y0, x0, y1, x1 = d.box
         window = whole[y0:y1, x0:x1]
         psf = dataset.online.kernels(cfg.seed, [(j, 0)]).psf[0]
@@ -329,9 +332,7 @@ def test_online_shake_is_a_pure_function_of_the_draw_and_stays_inside_its_window
         np.testing.assert_array_equal(sharp, uniform[j][1])            # the same crops as the uniform mode
         changed += int(not np.array_equal(blurred, sharp))
         d = dataset.draw(j)
-        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
-        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
-            window = reader.read_sharp(local)[d.box[0]:d.box[2], d.box[1]:d.box[3]]
+        window = _whole_sharp(dataset, d)[d.box[0]:d.box[2], d.box[1]:d.box[3]]
         _, _, meta = dataset.online.blur(window, None, dataset.online.rng(cfg.seed, j))
         scales.append(meta["shake_scale"])
         assert 0 < meta["shake_scale"] <= 1 and meta["shake_oop_angle"] <= 3 * meta["shake_scale"] + 1e-9
@@ -386,9 +387,7 @@ def test_online_defocus_is_the_window_through_the_draws_kernel_and_a_disk(sharp_
         d = dataset.draw(j)
         blurred, sharp, _ = dataset[j]
         assert d.box[2] - d.box[0] == CROP + 12 and blurred.shape == sharp.shape == (CROP, CROP, 3)
-        shard, local = dataset.sources[SYNTHETIC].locate(d.sample)
-        with shard_format.ShardReader(dataset.sources[SYNTHETIC].paths[shard]) as reader:
-            whole = reader.read_sharp(local)
+        whole = _whole_sharp(dataset, d)
         y0, x0, y1, x1 = d.box
         window = whole[y0:y1, x0:x1].astype(np.float64)
         psf = dataset.online.kernels(cfg.seed, [(j, 0)]).psf[0]
@@ -428,9 +427,7 @@ def test_online_shake_with_a_rolling_shutter(sharp_shards):
         np.testing.assert_array_equal(still[j][0], still[j][1])
         changed += int(not np.array_equal(rolling[j][0], base[j][0]))
         d = rolling.draw(j)
-        shard, local = rolling.sources[SYNTHETIC].locate(d.sample)
-        with shard_format.ShardReader(rolling.sources[SYNTHETIC].paths[shard]) as reader:
-            window = reader.read_sharp(local)[d.box[0]:d.box[2], d.box[1]:d.box[3]]
+        window = _whole_sharp(rolling, d)[d.box[0]:d.box[2], d.box[1]:d.box[3]]
         _, _, meta = rolling.online.blur(window, None, rolling.online.rng(cfg.seed, j))
         assert meta["rolling_readout"] == 0.5
     assert changed >= 3
