@@ -56,3 +56,15 @@ def small_disk(tmp_path):
     yield mount
     for folder in mounted:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture(scope="module")
+def learning_bench():
+    """``bench/learning.py`` as a module (a script, not a package), loaded afresh per test module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "learning.py"
+    spec = importlib.util.spec_from_file_location("learning_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

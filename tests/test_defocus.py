@@ -8,8 +8,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_mode_hashes import SMALL as HASH_SMALL
-from test_mode_hashes import corpus, folder_hash
+from test_mode_hashes import corpus, folder_hash, with_zero_setting
 from test_video import samples
 
 from blurgen.physics import blur
@@ -164,22 +163,10 @@ def test_fresh_kernels_through_the_disk_keep_the_crop_margin_valid(tmp_path):
 
 
 def test_zero_radius_gives_exactly_todays_output(tmp_path):
-    src = corpus(tmp_path / "src")
-    plain, zero = tmp_path / "plain", tmp_path / "zero"
-    assert run("synthesize", "--src", src, "--out", plain, *HASH_SMALL).exit_code == 0
-    res = run("synthesize", "--src", src, "--out", zero, *HASH_SMALL, "--defocus", "0")
-    assert res.exit_code == 0, res.output
-    names = sorted(p.name for p in plain.glob("shard-*.h5"))
-    assert names == sorted(p.name for p in zero.glob("shard-*.h5")) and names
-    for name in names:
-        with h5py.File(plain / name) as a, h5py.File(zero / name) as b:
-            assert set(b) == set(a) | {"defocus_radius"}
-            assert not b["defocus_radius"][()].any()
-            for key in a:
-                assert np.array_equal(a[key][()], b[key][()]), (name, key)
-            args_a, args_b = json.loads(a.attrs["arguments"]), json.loads(b.attrs["arguments"])
-            assert args_b.pop("defocus") == [0, 0] and args_b == args_a
-            assert list(args_b) == list(args_a)  # the keys before it in their order: defocus comes last
+    for added, args_a, args_b in with_zero_setting(tmp_path, [], ["--defocus", "0"]):
+        assert set(added) == {"defocus_radius"} and not added["defocus_radius"].any()
+        assert args_b.pop("defocus") == [0, 0] and args_b == args_a
+        assert list(args_b) == list(args_a)  # the keys before it in their order: defocus comes last
 
 
 @pytest.mark.parametrize("extra", [["--camera", "a7r3", "--jpeg-quality", "70-90"], ["--linear", "--noise"]])

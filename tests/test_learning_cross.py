@@ -1,6 +1,5 @@
 """bench/learning.py --train-mode / --held-out-mode / --cross: pairs made with any mode's
 options, and the cross-mode table (every run scored on every mode's held-out pairs)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,15 +11,11 @@ from blurgen.physics.realism import Realism
 from blurgen.physics.shake import ShakeSpec
 from blurgen.plumbing.command_line import UserError
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("learning_bench_cross", ROOT / "bench" / "learning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(learning_bench):
+    return learning_bench
 
 
 def test_blur_settings_reads_mode_and_realism_options_as_synthesize_does():

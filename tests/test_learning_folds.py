@@ -1,19 +1,13 @@
 """bench/learning.py --folds K: which photos each fold holds out, and what the folds say together."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("learning_bench", ROOT / "bench" / "learning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(learning_bench):
+    return learning_bench
 
 
 @pytest.mark.parametrize("folds", [2, 4, 5, 17])

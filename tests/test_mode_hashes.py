@@ -39,6 +39,31 @@ def corpus(folder: Path, n: int = 3, size=(96, 112)) -> Path:
     return folder
 
 
+def with_zero_setting(tmp_path: Path, base: list, zero: list) -> list[tuple[dict, dict, dict]]:
+    """``synthesize`` the corpus with ``base`` options, then with ``base + zero`` (a new setting
+    at zero: ``--defocus 0``), and assert that both hold the same shards and that every dataset
+    of the first is byte-identical in the second.  Returns per shard (the datasets only the
+    second has, {name: array}; the first's and the second's manifest arguments)."""
+    src = corpus(tmp_path / "src")
+    out = []
+    for name, options in (("plain", base), ("zero", base + zero)):
+        result = CliRunner().invoke(blurgen, ["synthesize", "--src", str(src), "--out", str(tmp_path / name),
+                                              *SMALL, *options], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        out.append(tmp_path / name)
+    plain, zero_out = out
+    names = sorted(p.name for p in plain.glob("shard-*.h5"))
+    assert names == sorted(p.name for p in zero_out.glob("shard-*.h5")) and names
+    shards = []
+    for name in names:
+        with h5py.File(plain / name) as a, h5py.File(zero_out / name) as b:
+            for key in a:
+                assert np.array_equal(a[key][()], b[key][()]), (name, key)
+            shards.append(({key: b[key][()] for key in set(b) - set(a)},
+                           json.loads(a.attrs["arguments"]), json.loads(b.attrs["arguments"])))
+    return shards
+
+
 def dataset_names(f: h5py.File) -> list[str]:
     """Every dataset's path in ``f``, sorted (whole images, ``--full``, sit in groups)."""
     names = []

@@ -6,8 +6,7 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_mode_hashes import SMALL as HASH_SMALL
-from test_mode_hashes import corpus, folder_hash
+from test_mode_hashes import corpus, folder_hash, with_zero_setting
 from test_video import samples
 
 from blurgen.physics import rolling, shake
@@ -180,21 +179,10 @@ def test_the_readout_spec():
 
 @pytest.mark.parametrize("mode", [[], SHAKE], ids=["uniform", "shake"])
 def test_zero_readout_gives_exactly_todays_output(tmp_path, mode):
-    src = corpus(tmp_path / "src")
-    plain, zero = tmp_path / "plain", tmp_path / "zero"
-    assert run("synthesize", "--src", src, "--out", plain, *HASH_SMALL, *mode).exit_code == 0
-    res = run("synthesize", "--src", src, "--out", zero, *HASH_SMALL, *mode, "--rolling-shutter", "0")
-    assert res.exit_code == 0, res.output
-    names = sorted(p.name for p in plain.glob("shard-*.h5"))
-    assert names == sorted(p.name for p in zero.glob("shard-*.h5")) and names
-    for name in names:
-        with h5py.File(plain / name) as a, h5py.File(zero / name) as b:
-            assert set(b) == set(a) | {"rolling_readout"}
-            assert b["rolling_readout"].dtype == np.float64 and not b["rolling_readout"][()].any()
-            for key in a:
-                assert np.array_equal(a[key][()], b[key][()]), (name, key)
-            args_a, args_b = json.loads(a.attrs["arguments"]), json.loads(b.attrs["arguments"])
-            assert args_b.pop("rolling_shutter") == [0, 0] and args_b == args_a
+    for added, args_a, args_b in with_zero_setting(tmp_path, mode, ["--rolling-shutter", "0"]):
+        assert set(added) == {"rolling_readout"}
+        assert added["rolling_readout"].dtype == np.float64 and not added["rolling_readout"].any()
+        assert args_b.pop("rolling_shutter") == [0, 0] and args_b == args_a
 
 
 @pytest.mark.parametrize("mode", [[], SHAKE], ids=["uniform", "shake"])
